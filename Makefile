@@ -1,0 +1,39 @@
+# The two commands a user needs: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PIP     = $(BIN)/python -m pip
+STAMP   = $(VENV)/.installed
+DEMO    = examples/breast_cancer
+
+.PHONY: demo test test-all lint bench clean install
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e ".[dev]" --config-settings editable_mode=strict
+	$(PIP) install -q --disable-pip-version-check --no-deps -e examples/plugin
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)  ## create .venv, install, run the flagship audit, write the report
+	$(BIN)/python $(DEMO)/prepare.py
+	$(BIN)/auditkit run $(DEMO)/audit.yaml -o $(DEMO)/out; code=$$?; \
+	  echo "report: $(DEMO)/out/report.pdf (exit code $$code)"; \
+	  test $$code -le 1
+
+test: $(STAMP)  ## the test suite (slow tests deselected; a fast test covers each of their paths)
+	$(BIN)/python -m pytest -q -p no:randomly --timeout=600
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow or not slow" --timeout=1200
+
+lint: $(STAMP)
+	$(BIN)/ruff check auditkit checks tests benchmarks examples
+	$(BIN)/mypy auditkit checks
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache examples/*/out examples/*/data

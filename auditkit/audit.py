@@ -1,0 +1,263 @@
+"""One audit end to end: spec → plan → artifacts → checks → results → gate → bundle.
+
+``run_audit`` is the Python API behind ``auditkit run``. Every spec and input problem is raised
+(exit code 2) before the first check runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import platform
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from auditkit import __version__
+from auditkit.artifacts import Artifacts
+from auditkit.bundle import atomic_dir, build_manifest, input_entries, write_json
+from auditkit.errors import AuditkitError, InputError
+from auditkit.gate import decide
+from auditkit.registry import build_registry
+from auditkit.results import SCHEMA_VERSION, AuditResults, dumps
+from auditkit.runner import Selection, plan, progress_enabled, run_planned
+from auditkit.spec import AuditSpec, LoadedSpec, load_spec, parse_spec
+
+LIBRARIES = (
+    "torch", "adversarial-robustness-toolbox", "great-expectations", "weasyprint", "jinja2", "click",
+    "pydantic", "numpy", "pandas", "scipy", "scikit-learn", "faiss-cpu", "safetensors",
+)  # fmt: skip
+
+
+@dataclass
+class Overrides:
+    """Command-line overrides of the spec."""
+
+    select: Sequence[str] = ()
+    ignore: Sequence[str] = ()
+    enable: Sequence[str] = ()
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fail_on: str | None = None
+    baseline: str | Path | None = None
+    seed: int | None = None
+    formats: Sequence[str] | None = None
+    plugin_autoload: bool | None = None
+
+
+def _load(spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec) -> LoadedSpec:
+    if isinstance(spec, LoadedSpec):
+        return spec
+    if isinstance(spec, AuditSpec):
+        return parse_spec(spec.model_dump(mode="json", exclude_none=True))
+    if isinstance(spec, Mapping):
+        return parse_spec(dict(spec))
+    return load_spec(spec)
+
+
+def environment(artifacts: Artifacts) -> dict[str, Any]:
+    libs = {}
+    for name in LIBRARIES:
+        try:
+            libs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            libs[name] = None
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "libraries": libs,
+        "device": None,
+        "threads": None,
+    }
+    if "torch" in sys.modules:
+        import torch
+
+        env["threads"] = torch.get_num_threads()
+        env["cuda_available"] = bool(torch.cuda.is_available())
+        model = artifacts._cache.get("model")
+        if model is not None and hasattr(model, "device"):
+            env["device"] = str(model.device)
+            if model.device.type == "cuda":
+                env["gpu"] = torch.cuda.get_device_name(model.device)
+    return env
+
+
+def _run_id(loaded: LoadedSpec, subject: dict[str, Any], seed: int) -> str:
+    h = hashlib.sha256()
+    h.update(loaded.sha256.encode())
+    for name, fp in sorted(subject.get("datasets", {}).items()):
+        h.update(f"{name}:{fp['sha256']}".encode())
+    h.update(f"{seed}:{__version__}".encode())
+    return h.hexdigest()[:16]
+
+
+def _load_baseline(loaded: LoadedSpec, override: str | Path | None) -> tuple[dict[str, Any] | None, str | None]:
+    rel = override if override is not None else loaded.spec.gate.baseline
+    if rel is None:
+        return None, None
+    path = Path(rel) if override is not None else loaded.resolve(str(rel))
+    if not path.is_file():
+        raise InputError(f"gate.baseline: file not found: {rel}")
+    base = AuditResults.load(path)
+    return base.doc, str(rel)
+
+
+def run_audit(
+    spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec,
+    *,
+    output: str | Path | None = None,
+    overrides: Overrides | None = None,
+    quiet: bool = True,
+    argv: Sequence[str] | None = None,
+    artifacts: Artifacts | None = None,
+    today: dt.date | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> AuditResults:
+    """Run an audit and return its results; with ``output``, also write the evidence bundle.
+
+    Parameters
+    ----------
+    spec: a path to audit.yaml, a mapping with the same keys, or a validated spec.
+    output: bundle folder to write (atomically); None keeps everything in memory.
+    overrides: command-line style overrides (select, params, fail_on, baseline, seed, formats).
+    quiet: no progress bar.
+    artifacts: pre-built inputs (in-memory datasets or model) instead of the spec's files.
+    """
+    started = time.time()
+    loaded = _load(spec)
+    ov = overrides or Overrides()
+    s = loaded.spec
+    seed = ov.seed if ov.seed is not None else s.seed
+    fail_on = ov.fail_on or s.gate.fail_on
+    formats = list(ov.formats) if ov.formats is not None else list(s.report.formats)
+    autoload = ov.plugin_autoload if ov.plugin_autoload is not None else s.checks.plugin_autoload
+    registry = build_registry(
+        autoload=autoload,
+        require_plugins=s.checks.require_plugins,
+        paths=[loaded.resolve(p) for p in s.checks.paths],
+    )
+    merged_params = {k: dict(v) for k, v in s.checks.params.items()}
+    for cid, kv in ov.params.items():
+        merged_params.setdefault(cid, {}).update(kv)
+    selection = Selection(
+        select=list(ov.select) or s.checks.select,
+        ignore=list(s.checks.ignore) + list(ov.ignore),
+        enable=list(s.checks.enable) + list(ov.enable),
+        params=merged_params,
+        severity=dict(s.checks.severity),
+    )
+    planned = plan(registry, selection)
+    if formats:
+        from auditkit.render import get_renderer
+
+        for fmt in formats:
+            if fmt != "json":
+                get_renderer(fmt)  # unknown or unavailable formats fail before anything runs
+    baseline, baseline_ref = _load_baseline(loaded, ov.baseline)
+    arts = artifacts or Artifacts(loaded)
+    arts.datasets()  # input errors (exit 2) surface here, before any check runs
+    if s.model is not None and s.model.source != "builtin":
+        arts.model()  # a model file that cannot be loaded is an input error too
+    if "torch" in sys.modules:
+        from auditkit.model import set_thread_policy
+
+        set_thread_policy()
+
+    def execute(bundle_dir: Path | None) -> AuditResults:
+        records = run_planned(
+            planned, arts, run_seed=seed, bundle_dir=bundle_dir,
+            progress=progress_enabled(quiet), on_record=on_record,
+        )  # fmt: skip
+        gate = decide(
+            records,
+            fail_on=fail_on,
+            waivers=[w.model_dump(mode="json") for w in s.gate.waivers],
+            baseline=baseline,
+            today=today,
+        )
+        gate["baseline"] = baseline_ref
+        subject = {"name": s.name, "description": s.description, **arts.subject()}
+        finished = time.time()
+        doc: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "tool": {"name": "auditkit", "version": __version__},
+            "run": {
+                "id": _run_id(loaded, subject, seed),
+                "started_at": _iso(started),
+                "finished_at": _iso(finished),
+                "duration_s": round(finished - started, 3),
+                "seed": seed,
+                "argv": list(argv) if argv is not None else None,
+                "spec_path": str(loaded.path) if loaded.path else None,
+                "spec_sha256": loaded.sha256,
+                "formats": formats,
+            },
+            "subject": subject,
+            "environment": environment(arts),
+            "plugins": registry.plugins,
+            "spec": s.model_dump(mode="json"),
+            "checks": records,
+            "gate": gate,
+            "rmf": {"attestations": _attestations(s)},
+        }
+        results = AuditResults(doc)
+        if bundle_dir is not None:
+            write_bundle(bundle_dir, results, arts, formats)
+        return results
+
+    if output is None:
+        return execute(None)
+    with atomic_dir(Path(output)) as tmp:
+        return execute(tmp)
+
+
+def _attestations(s: AuditSpec) -> dict[str, Any]:
+    if s.card is None:
+        return {}
+    return {k: v.model_dump(mode="json") for k, v in s.card.attestations.items()}
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, tz=dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_bundle(root: Path, results: AuditResults, arts: Artifacts, formats: Sequence[str]) -> None:
+    """results.json, the engine's own outputs (e.g. a trained model), the reports, the manifest."""
+    (root / "results.json").write_text(results.dumps(), encoding="utf-8")
+    for rel, content in sorted(getattr(arts, "outputs", {}).items()):
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content)
+    inputs = input_entries(arts.input_files(), arts.loaded.base if arts.loaded else None)
+    attachments = {
+        "results.json": results.dumps().encode("utf-8"),
+        "manifest.json": dumps(build_manifest(root, inputs)).encode("utf-8"),
+    }
+    errors = render_formats(results.doc, root, [f for f in formats if f != "json"], attachments)
+    if errors:
+        results.doc["gate"]["render_errors"] = errors
+        (root / "results.json").write_text(results.dumps(), encoding="utf-8")
+    write_json(root / "manifest.json", build_manifest(root, inputs))
+
+
+def render_formats(
+    doc: dict[str, Any], out_dir: Path, formats: Sequence[str], attachments: dict[str, bytes]
+) -> list[dict[str, str]]:
+    """Render each format; a renderer that crashes is reported, the others still render."""
+    from auditkit.render import get_renderer
+
+    errors = []
+    for fmt in formats:
+        try:
+            get_renderer(fmt)(doc, out_dir, attachments=attachments)
+        except AuditkitError:
+            raise
+        except Exception as exc:
+            errors.append({"format": fmt, "error": f"{type(exc).__name__}: {exc}"})
+            print(f"auditkit: the {fmt} report failed to render: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return errors

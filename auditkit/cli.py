@@ -1,0 +1,329 @@
+"""The ``auditkit`` command line (click). Heavy libraries are imported only inside commands.
+
+Errors: auditkit's own exceptions print one line ``auditkit: error: ...`` and exit with their code
+(2 for spec, input and usage errors); no traceback unless ``-v``/``AUDITKIT_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from auditkit import __version__
+from auditkit.errors import AuditkitError, UsageError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Interrupted(BaseException):
+    """Raised from SIGTERM so that cleanup (removing the temporary bundle) runs as for SIGINT."""
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    click.echo(f"auditkit: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _split_csv(values: tuple[str, ...]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _parse_params(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in values:
+        key, eq, raw = item.partition("=")
+        cid, dot, name = key.rpartition(".")
+        if not eq or not dot or not cid or not name:
+            raise UsageError(f"--param {item!r}: expected CHECK-ID.name=value, e.g. AK-LEAK-001.max_overlap_ratio=0.01")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        out.setdefault(cid, {})[name] = value
+    return out
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(no_color=bool(os.environ.get("NO_COLOR")) or None, highlight=False, soft_wrap=True)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="auditkit")
+def cli() -> None:
+    """Audit a PyTorch model and its data before deployment.
+
+    \b
+    auditkit run audit.yaml -o audit-out     run an audit, write the evidence bundle
+    auditkit checks                          list the checks
+    auditkit verify audit-out                recompute the bundle's hashes
+    """
+
+
+@cli.command("run", context_settings=CONTEXT)
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Bundle folder (default: audit-out next to the spec).")
+@click.option("--select", multiple=True, help="Check ids or prefixes to run (comma separated, repeatable).")
+@click.option("--ignore", multiple=True, help="Check ids or prefixes to leave out.")
+@click.option("--enable", multiple=True, help="Off-by-default checks to run.")
+@click.option("--param", "params", multiple=True, metavar="ID.NAME=VALUE", help="Set a check parameter.")
+@click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical"]), default=None,
+              help="Lowest severity that fails the gate (overrides gate.fail_on).")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="An approved results.json: fail on regressions against it.")
+@click.option("--seed", type=int, default=None, help="Run seed (overrides the spec).")
+@click.option("--format", "formats", multiple=True,
+              help="Report formats: json, html, pdf, model_card, junit, sarif (default: report.formats).")
+@click.option("--no-plugin-autoload", is_flag=True, help="Do not load entry-point plugins.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table.")
+@click.option("-v", "--verbose", count=True, help="More logging; -vv shows tracebacks of auditkit errors.")
+def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tuple[str, ...],
+            enable: tuple[str, ...], params: tuple[str, ...], fail_on: str | None, baseline: Path | None,
+            seed: int | None, formats: tuple[str, ...], no_plugin_autoload: bool, quiet: bool,
+            verbose: int) -> None:  # fmt: skip
+    """Run the audit described by SPEC and write the evidence bundle.
+
+    Exit codes: 0 gate passed, 1 gate failed, 2 spec/input/usage error, 3 a check errored,
+    4 no check ran.
+    """
+    import logging
+
+    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), format="%(name)s: %(message)s")
+    from auditkit.audit import Overrides, run_audit
+
+    out = output or (spec.parent / "audit-out")
+    overrides = Overrides(
+        select=_split_csv(select),
+        ignore=_split_csv(ignore),
+        enable=_split_csv(enable),
+        params=_parse_params(params),
+        fail_on=fail_on,
+        baseline=baseline,
+        seed=seed,
+        formats=_split_csv(formats) or None,
+        plugin_autoload=False if no_plugin_autoload else None,
+    )
+    results = run_audit(spec, output=out, overrides=overrides, quiet=quiet, argv=["auditkit", *sys.argv[1:]])
+    if not quiet:
+        _print_summary(results.doc, out)
+    sys.exit(results.exit_code)
+
+
+def _print_summary(doc: dict[str, Any], out: Path) -> None:
+    from rich.table import Table
+
+    console = _console()
+    styles = {"passed": "green", "failed": "red", "error": "yellow", "skipped": "dim", "not_applicable": "dim"}
+    table = Table(title=f"auditkit — {doc['subject']['name']}", show_lines=False)
+    for col in ("check", "status", "severity", "summary"):
+        table.add_column(col, overflow="fold")
+    for rec in doc["checks"]:
+        if rec["status"] == "skipped" and (rec.get("skip_reason") or "").startswith("not selected"):
+            continue
+        summary = rec.get("summary") or rec.get("skip_reason") or ""
+        table.add_row(rec["id"], f"[{styles[rec['status']]}]{rec['status']}[/]", rec["severity"], summary)
+    console.print(table)
+    gate = doc["gate"]
+    colour = "green" if gate["decision"] == "pass" else "red"
+    console.print(f"gate: [bold {colour}]{gate['decision'].upper()}[/] (exit {gate['exit_code']}): {gate['reason']}")
+    for w in gate.get("waived", []):
+        console.print(f"  waived: {w['check']} {w.get('key') or ''} — {w['message']}")
+    for r in gate.get("regressions", []):
+        console.print(f"  regression: {r['message']}")
+    pdf = out / "report.pdf"
+    console.print(f"bundle: {out}" + (f"  report: {pdf}" if pdf.exists() else ""))
+
+
+@cli.group("checks", invoke_without_command=True, context_settings=CONTEXT)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--no-plugin-autoload", is_flag=True, help="Do not load entry-point plugins.")
+@click.pass_context
+def checks_cmd(ctx: click.Context, fmt: str, no_plugin_autoload: bool) -> None:
+    """List the available checks (built-in and plugins)."""
+    ctx.obj = {"autoload": not no_plugin_autoload}
+    if ctx.invoked_subcommand is not None:
+        return
+    from auditkit.registry import build_registry
+
+    registry = build_registry(autoload=not no_plugin_autoload)
+    infos = registry.sorted()
+    if fmt == "json":
+        click.echo(json.dumps([_info_dict(i) for i in infos], indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for col in ("id", "title", "severity", "needs", "default", "cost"):
+        table.add_column(col, overflow="fold")
+    for i in infos:
+        table.add_row(i.id, i.title, i.severity, ", ".join(i.requires), "on" if i.default_enabled else "off", i.cost)
+    _console().print(table)
+
+
+def _info_dict(i: Any) -> dict[str, Any]:
+    return {
+        "id": i.id, "title": i.title, "description": i.description, "severity": i.severity,
+        "requires": list(i.requires), "nist_ai_rmf": list(i.nist_ai_rmf), "tags": list(i.tags),
+        "default_enabled": i.default_enabled, "version": i.version, "cost": i.cost, "source": i.source,
+        "params": [{"name": p.name, "default": p.default, "type": _type_name(p.annotation), "doc": p.doc}
+                   for p in i.params],
+    }  # fmt: skip
+
+
+def _type_name(ann: Any) -> str:
+    return getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+
+
+@checks_cmd.command("show", context_settings=CONTEXT)
+@click.argument("check_id")
+@click.pass_context
+def checks_show(ctx: click.Context, check_id: str) -> None:
+    """Show one check: what it finds, its parameters, severity and NIST AI RMF mapping."""
+    import difflib
+
+    from auditkit.registry import build_registry
+
+    registry = build_registry(autoload=ctx.obj["autoload"])
+    info = registry.get(check_id.upper())
+    if info is None:
+        close = difflib.get_close_matches(check_id.upper(), list(registry.checks), n=1)
+        raise UsageError(f"unknown check {check_id!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+    d = _info_dict(info)
+    console = _console()
+    console.print(f"[bold]{d['id']}[/] — {d['title']}")
+    console.print(d["description"])
+    console.print(f"severity: {d['severity']}   default: {'on' if d['default_enabled'] else 'off'}   cost: {d['cost']}")
+    console.print(f"needs: {', '.join(d['requires']) or '-'}")
+    console.print(f"NIST AI RMF (evidence for): {', '.join(d['nist_ai_rmf']) or '-'}")
+    console.print(f"source: {d['source']}   version: {d['version']}")
+    if d["params"]:
+        console.print("parameters:")
+        for p in d["params"]:
+            console.print(f"  {p['name']} ({p['type']}, default {p['default']!r}): {p['doc']}")
+
+
+@cli.command("verify", context_settings=CONTEXT)
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-inputs", is_flag=True, help="Check only the outputs (inputs may live elsewhere).")
+def verify_cmd(bundle: Path, no_inputs: bool) -> None:
+    """Recompute the sha256 of every file the bundle's manifest lists; exit 1 on any mismatch."""
+    from auditkit.bundle import verify
+
+    problems = verify(bundle, check_inputs=not no_inputs)
+    if problems:
+        for p in problems:
+            click.echo(f"MISMATCH {p}")
+        click.echo(f"auditkit: verify: {len(problems)} problem(s) in {bundle}", err=True)
+        sys.exit(1)
+    click.echo(f"OK: every file listed in {bundle / 'manifest.json'} matches its sha256")
+
+
+@cli.command("schema", context_settings=CONTEXT)
+@click.option("--results", is_flag=True, help="Print the results.json schema instead of the audit.yaml one.")
+def schema_cmd(results: bool) -> None:
+    """Print the JSON Schema of audit.yaml (for editors), or of results.json."""
+    if results:
+        from auditkit.results import results_schema
+
+        click.echo(json.dumps(results_schema(), indent=2))
+        return
+    from auditkit.spec import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@cli.command("init", context_settings=CONTEXT)
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("audit.yaml"),
+              help="Where to write the spec (default: audit.yaml).")
+@click.option("--label", default=None, help="Target column (default: guessed).")
+@click.option("--force", is_flag=True, help="Overwrite an existing spec.")
+def init_cmd(files: tuple[Path, ...], output: Path, label: str | None, force: bool) -> None:
+    """Write a commented audit.yaml for the given data files (train first, then test, ...)."""
+    from auditkit.init import write_spec
+
+    if output.exists() and not force:
+        raise UsageError(f"{output} exists; pass --force to overwrite")
+    text = write_spec(list(files), output, label=label)
+    click.echo(f"wrote {output} ({len(text.splitlines())} lines); edit it, then: auditkit run {output}")
+
+
+@cli.command("report", context_settings=CONTEXT)
+@click.argument("results_path", metavar="RESULTS.json", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "formats", multiple=True, default=("pdf", "html", "model_card", "junit"),
+              help="Formats to render (comma separated or repeated).")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("report-out"))
+def report_cmd(results_path: Path, formats: tuple[str, ...], output: Path) -> None:
+    """Render reports from an existing results.json (never re-runs a check)."""
+    from auditkit.audit import render_formats
+    from auditkit.results import AuditResults
+
+    results = AuditResults.load(results_path)
+    output.mkdir(parents=True, exist_ok=True)
+    fmts = [f for f in _split_csv(formats) if f != "json"]
+    manifest = results_path.parent / "manifest.json"
+    attachments = {"results.json": results_path.read_bytes()}
+    if manifest.is_file():
+        attachments["manifest.json"] = manifest.read_bytes()
+    errors = render_formats(results.doc, output, fmts, attachments)
+    if errors:
+        sys.exit(3)
+    click.echo(f"wrote {', '.join(fmts)} to {output}")
+
+
+@cli.command("diff", context_settings=CONTEXT)
+@click.argument("base", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table")
+def diff_cmd(base: Path, new: Path, fmt: str) -> None:
+    """What changed between two audits: status changes and metric changes with intervals."""
+    from auditkit.diff import diff_results, render_diff
+    from auditkit.results import AuditResults
+
+    d = diff_results(AuditResults.load(base).doc, AuditResults.load(new).doc)
+    if fmt == "json":
+        click.echo(json.dumps(d, indent=2))
+    elif fmt == "markdown":
+        click.echo(render_diff(d, markdown=True))
+    else:
+        render_diff(d, console=_console())
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Interrupted()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps auditkit errors to one-line messages and exit codes."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    debug = os.environ.get("AUDITKIT_DEBUG") == "1" or "-vv" in (argv or sys.argv)
+    try:
+        cli.main(args=argv, prog_name="auditkit", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("auditkit: interrupted; no bundle was written", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        _fail(e.format_message(), 2)
+    except AuditkitError as e:
+        if debug:
+            raise
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, e.exit_code)
+    except (KeyboardInterrupt, Interrupted):
+        click.echo("auditkit: interrupted; no bundle was written", err=True)
+        sys.exit(130 if not isinstance(sys.exc_info()[1], Interrupted) else 143)
+
+
+if __name__ == "__main__":
+    main()

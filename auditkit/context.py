@@ -1,0 +1,131 @@
+"""RunContext: what one check sees. One per check run; checks are pure functions of it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from auditkit.artifacts import Artifacts, Predictions
+from auditkit.check import CheckInfo, jsonable
+
+if TYPE_CHECKING:
+    from auditkit.data import Dataset
+    from auditkit.model import ModelAdapter
+
+T = TypeVar("T")
+
+
+def derive_seed(run_seed: int, check_id: str) -> int:
+    """A per-check seed from the run seed and the check id: adding a check never moves another."""
+    digest = hashlib.sha256(f"{run_seed}:{check_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+class RunContext:
+    """The inputs of one check run.
+
+    ``dataset(name)``, ``model()``, ``training_runs()``, ``predictions(split)`` and
+    ``embeddings(split)`` are computed once per audit and shared; asking for one that the audit
+    lacks raises ``NotApplicable``. ``seed``/``rng()`` are derived from the run seed and the check
+    id. ``write()`` stores a file in the bundle (under ``artifacts/<check id>/``) and records it.
+    """
+
+    def __init__(
+        self,
+        info: CheckInfo,
+        artifacts: Artifacts,
+        *,
+        run_seed: int = 0,
+        params: dict[str, Any] | None = None,
+        workdir: Path | None = None,
+        device: str = "auto",
+    ) -> None:
+        self.info = info
+        self.artifacts = artifacts
+        self.seed = derive_seed(run_seed, info.id)
+        self.run_seed = run_seed
+        self.params = dict(params or {})
+        self._workdir = workdir
+        self._device = device
+        self.log = logging.getLogger(f"auditkit.check.{info.id}")
+        self.written: list[str] = []
+
+    @property
+    def spec(self) -> Any:
+        """The validated AuditSpec (read only), or None for in-memory audits."""
+        return self.artifacts.spec
+
+    @property
+    def device(self) -> str:
+        spec = self.spec
+        if spec is not None and spec.model is not None:
+            return str(spec.model.device)
+        return self._device
+
+    @property
+    def model_input(self) -> Any:
+        """The spec's ``model.input`` (kind, range, immutable features), or its defaults."""
+        from auditkit.spec import InputSpec
+
+        spec = self.spec
+        if spec is not None and spec.model is not None:
+            return spec.model.input
+        return InputSpec(kind=self.artifacts.input_kind())  # type: ignore[arg-type]
+
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed)
+
+    def has(self, requirement: str) -> bool:
+        return self.artifacts.satisfies(requirement)[0]
+
+    def dataset(self, name: str) -> Dataset:
+        return self.artifacts.dataset(name)
+
+    def splits(self) -> list[str]:
+        """Names of the splits this audit has, in canonical order."""
+        return list(self.artifacts.datasets())
+
+    def model(self) -> ModelAdapter:
+        return self.artifacts.model()
+
+    def training_runs(self) -> list[Any]:
+        return self.artifacts.training_runs()
+
+    def predictions(self, split: str) -> Predictions:
+        return self.artifacts.predictions(split)
+
+    def embeddings(self, split: str) -> np.ndarray:
+        return self.artifacts.embeddings(split)
+
+    def cached(self, key: str, factory: Callable[[], T]) -> T:
+        """Share an expensive intermediate result between checks (keyed globally)."""
+        return self.artifacts.cached(key, factory)
+
+    @property
+    def workdir(self) -> Path:
+        if self._workdir is None:
+            import tempfile
+
+            self._workdir = Path(tempfile.mkdtemp(prefix=f"auditkit-{self.info.id}-"))
+        self._workdir.mkdir(parents=True, exist_ok=True)
+        return self._workdir
+
+    def write(self, name: str, content: bytes | str | dict[str, Any] | list[Any]) -> Path:
+        """Write a file into this check's folder of the bundle; JSON for dicts and lists."""
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"artefact name {name!r} must be a plain file name")
+        path = self.workdir / name
+        if isinstance(content, (dict, list)):
+            path.write_text(json.dumps(jsonable(content), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        elif isinstance(content, str):
+            path.write_text(content, encoding="utf-8")
+        else:
+            path.write_bytes(content)
+        self.written.append(name)
+        return path

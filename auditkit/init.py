@@ -1,0 +1,73 @@
+"""``auditkit init``: a commented audit.yaml for the data files a user has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from auditkit.data import read_table
+
+SPLITS = ("train", "test", "production", "ood")
+LABEL_GUESSES = ("label", "target", "y", "class", "outcome")
+
+
+def write_spec(files: list[Path], output: Path, *, label: str | None = None) -> str:
+    """Write a spec naming each file as a split (train, test, production, ood in that order)."""
+    from auditkit.errors import UsageError
+
+    if not files:
+        raise UsageError("give at least one data file: auditkit init train.csv test.csv")
+    if len(files) > len(SPLITS):
+        raise UsageError(f"at most {len(SPLITS)} files ({', '.join(SPLITS)})")
+    frame, array = read_table(files[0], where=str(files[0]))
+    cols = [str(c) for c in frame.columns]
+    if label is None:
+        label = "y" if array is not None else next((c for c in cols if c.lower() in LABEL_GUESSES), cols[-1])
+    if label not in cols:
+        raise UsageError(f"label column {label!r} is not in {files[0].name} (columns: {', '.join(cols[:10])})")
+    base = output.resolve().parent
+    rel = [Path(f).resolve() for f in files]
+    split_lines = "\n".join(
+        f"    {name}: {_rel(p, base)}" for name, p in zip(SPLITS, rel, strict=False)
+    )
+    text = f"""# auditkit audit spec. Reference: README.md ("audit.yaml reference"); schema: auditkit schema
+version: 1
+name: {output.resolve().parent.name or 'my-model'}        # subject of the audit
+seed: 0
+data:
+  label: {label}                  # target column
+  features: auto                 # or a list; auto = all columns but label/id/group/time
+  # categorical: [colour]        # inferred from dtype when absent
+  # id: customer_id              # entity id: entity leakage, per-entity time order
+  # group: household_id          # grouping: group leakage
+  # time: created_at             # timestamp: temporal leakage
+  # sensitive: [sex]             # slices and fairness
+  splits:
+{split_lines}
+# model:                         # exactly one source; without a model only data checks run
+#   builtin: mlp                 # mlp | cnn, trained by auditkit from `training`
+#   # torchscript: model.pt
+#   task: classification
+# training:
+#   optimizer: {{name: AdamW, lr: 0.001, weight_decay: 0.01}}
+#   schedule: {{name: cosine, warmup_epochs: 1}}
+#   epochs: 20
+#   seeds: [0, 1, 2]
+checks:
+  select: []                     # id prefixes, e.g. [AK-LEAK, AK-BAL]; empty = all applicable
+  ignore: []
+  params: {{}}                     # e.g. {{AK-LEAK-001: {{max_overlap_ratio: 0.0}}}}
+gate:
+  fail_on: high                  # info | low | medium | high | critical
+  waivers: []                    # - {{check: AK-BAL-001, reason: "...", expires: 2027-01-31}}
+report:
+  formats: [json, html, pdf, model_card, junit]
+"""
+    output.write_text(text, encoding="utf-8")
+    return text
+
+
+def _rel(p: Path, base: Path) -> str:
+    try:
+        return p.relative_to(base).as_posix()
+    except ValueError:
+        return p.as_posix()

@@ -1,0 +1,235 @@
+"""Plan and run checks: selection, parameter validation, isolation, timing, progress.
+
+Planning finds every spec problem (unknown ids, parameters, types) before the first check runs.
+A check that raises becomes status ``error`` with its traceback; the run goes on.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from auditkit.artifacts import Artifacts
+from auditkit.check import CheckInfo, NotApplicable, Outcome, Skipped, jsonable
+from auditkit.context import RunContext, derive_seed
+from auditkit.errors import SpecError
+from auditkit.registry import Registry
+
+
+@dataclass
+class Planned:
+    info: CheckInfo
+    params: dict[str, Any]
+    severity: str
+    selected: bool
+    skip_reason: str | None = None
+
+
+@dataclass
+class Selection:
+    select: Sequence[str] = ()
+    ignore: Sequence[str] = ()
+    enable: Sequence[str] = ()
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    severity: dict[str, str] = field(default_factory=dict)
+
+
+def _matches(check_id: str, pattern: str) -> bool:
+    return check_id == pattern or check_id.startswith(pattern.rstrip("-") + "-")
+
+
+def _known(pattern: str, ids: Iterable[str], where: str) -> None:
+    ids = list(ids)
+    if any(_matches(i, pattern) for i in ids):
+        return
+    close = difflib.get_close_matches(pattern, ids, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise SpecError(f"unknown check id or prefix {pattern!r}{hint}", location=where)
+
+
+def validate_params(info: CheckInfo, given: dict[str, Any], where: str) -> dict[str, Any]:
+    """Check a parameter mapping against the check's signature; return defaults merged with it."""
+    out = info.defaults()
+    names = [p.name for p in info.params]
+    for name, value in given.items():
+        param = info.param(name)
+        if param is None:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else (f"; parameters: {', '.join(names)}" if names else "; it takes none")
+            raise SpecError(f"unknown parameter of {info.id}{hint}", location=f"{where}.{name}")
+        try:
+            out[name] = TypeAdapter(param.annotation).validate_python(value)
+        except ValidationError as err:
+            msg = err.errors()[0]["msg"]
+            raise SpecError(f"{msg} (got {value!r})", location=f"{where}.{name}") from None
+    return jsonable(out)  # type: ignore[no-any-return]
+
+
+def plan(registry: Registry, sel: Selection) -> list[Planned]:
+    ids = list(registry.checks)
+    for i, p in enumerate(sel.select):
+        _known(p, ids, f"checks.select.{i}")
+    for i, p in enumerate(sel.ignore):
+        _known(p, ids, f"checks.ignore.{i}")
+    for i, p in enumerate(sel.enable):
+        _known(p, ids, f"checks.enable.{i}")
+    for cid in sel.params:
+        if cid not in registry.checks:
+            _known(cid, ids, f"checks.params.{cid}")
+            raise SpecError("parameters are set per full check id", location=f"checks.params.{cid}")
+    for cid in sel.severity:
+        _known(cid, ids, f"checks.severity.{cid}")
+    planned = []
+    for info in registry.sorted():
+        explicitly = any(info.id == p for p in list(sel.select) + list(sel.enable))
+        enabled = info.default_enabled or explicitly or any(_matches(info.id, p) for p in sel.enable)
+        in_select = not sel.select or any(_matches(info.id, p) for p in sel.select)
+        ignored = any(_matches(info.id, p) for p in sel.ignore)
+        reason = None
+        if ignored:
+            reason = "not selected: ignored by checks.ignore"
+        elif not in_select:
+            reason = "not selected: outside checks.select"
+        elif not enabled:
+            reason = f"not selected: off by default (cost: {info.cost}); add it to checks.enable"
+        params = validate_params(info, sel.params.get(info.id, {}), f"checks.params.{info.id}")
+        severity = next((v for k, v in sel.severity.items() if _matches(info.id, k)), info.severity)
+        planned.append(Planned(info, params, severity, reason is None, reason))
+    return planned
+
+
+def _record(p: Planned, status: str, **extra: Any) -> dict[str, Any]:
+    info = p.info
+    return {
+        "id": info.id,
+        "version": info.version,
+        "title": info.title,
+        "description": info.description,
+        "source": info.source,
+        "status": status,
+        "params": p.params,
+        "severity": p.severity,
+        "default_severity": info.severity,
+        "nist_ai_rmf": list(info.nist_ai_rmf),
+        "tags": list(info.tags),
+        "requires": list(info.requires),
+        "metrics": [],
+        "findings": [],
+        "summary": "",
+        "evidence": {},
+        "artifacts": [],
+        "duration_s": 0.0,
+        "seed": None,
+        "skip_reason": None,
+        "error": None,
+        **extra,
+    }
+
+
+def run_one(
+    p: Planned,
+    artifacts: Artifacts,
+    *,
+    run_seed: int,
+    workdir: Path | None,
+) -> dict[str, Any]:
+    """Run one planned check in isolation and return its results record."""
+    info = p.info
+    if not p.selected:
+        return _record(p, "skipped", skip_reason=p.skip_reason)
+    for req in info.requires:
+        ok, why = artifacts.satisfies(req)
+        if not ok:
+            return _record(p, "not_applicable", skip_reason=why)
+    ctx = RunContext(info, artifacts, run_seed=run_seed, params=p.params, workdir=workdir)
+    start = time.perf_counter()
+    try:
+        outcome = info.func(ctx, **p.params)
+        if not isinstance(outcome, Outcome):
+            raise TypeError(f"{info.id} returned {type(outcome).__name__}, not an Outcome")
+        status = outcome.resolved_status()
+        rec = _record(
+            p,
+            status,
+            metrics=[m.to_dict() for m in outcome.metrics],
+            findings=[f.to_dict(p.severity) for f in outcome.findings],  # type: ignore[arg-type]
+            summary=outcome.summary,
+            evidence=jsonable(outcome.evidence),
+        )
+        if status == "passed" and any(f["severity"] != "info" for f in rec["findings"]):
+            rec["status"] = "failed"
+    except NotApplicable as exc:
+        rec = _record(p, "not_applicable", skip_reason=str(exc) or "does not apply")
+    except Skipped as exc:
+        rec = _record(p, "skipped", skip_reason=str(exc) or "skipped")
+    except Exception as exc:
+        rec = _record(
+            p,
+            "error",
+            error={
+                "type": type(exc).__name__,
+                "message": str(exc)[:2000],
+                "traceback": traceback.format_exc(limit=30)[-20000:],
+            },
+            summary=f"{type(exc).__name__}: {str(exc)[:200]}",
+        )
+    rec["duration_s"] = round(time.perf_counter() - start, 6)
+    rec["seed"] = derive_seed(run_seed, info.id)
+    rec["artifacts"] = [f"artifacts/{info.id}/{name}" for name in ctx.written]
+    return rec
+
+
+def run_planned(
+    planned: list[Planned],
+    artifacts: Artifacts,
+    *,
+    run_seed: int,
+    bundle_dir: Path | None,
+    progress: bool = False,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every planned check in order (selected ones get a progress bar on stderr)."""
+    records: list[dict[str, Any]] = []
+    todo = [p for p in planned if p.selected]
+
+    def workdir(p: Planned) -> Path | None:
+        return bundle_dir / "artifacts" / p.info.id if bundle_dir else None
+
+    if progress and todo:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(stderr=True)
+        with Progress(
+            TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("auditing", total=len(todo))
+            for p in planned:
+                if p.selected:
+                    bar.update(task, description=p.info.id)
+                rec = run_one(p, artifacts, run_seed=run_seed, workdir=workdir(p))
+                records.append(rec)
+                if on_record:
+                    on_record(rec)
+                if p.selected:
+                    bar.advance(task)
+    else:
+        for p in planned:
+            rec = run_one(p, artifacts, run_seed=run_seed, workdir=workdir(p))
+            records.append(rec)
+            if on_record:
+                on_record(rec)
+    return records
+
+
+def progress_enabled(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()

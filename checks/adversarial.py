@@ -1,0 +1,1 @@
+"""Built-in checks: adversarial. (Being written; see the catalogue in the README.)"""

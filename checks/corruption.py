@@ -1,0 +1,1 @@
+"""Built-in checks: corruption. (Being written; see the catalogue in the README.)"""

@@ -1,0 +1,1 @@
+"""Built-in checks: drift. (Being written; see the catalogue in the README.)"""

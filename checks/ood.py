@@ -1,0 +1,1 @@
+"""Built-in checks: ood. (Being written; see the catalogue in the README.)"""

@@ -1,0 +1,1 @@
+"""Built-in checks: poisoning. (Being written; see the catalogue in the README.)"""

@@ -1,0 +1,1 @@
+"""Built-in checks: training. (Being written; see the catalogue in the README.)"""
