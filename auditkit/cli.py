@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     debug = os.environ.get("AUDITKIT_DEBUG") == "1" or "-vv" in (argv or sys.argv)
     try:
         cli.main(args=argv, prog_name="auditkit", standalone_mode=False)
+        sys.exit(0)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.Abort:
