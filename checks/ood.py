@@ -1,1 +1,708 @@
-"""Built-in checks: ood. (Being written; see the catalogue in the README.)"""
+"""Built-in checks: out-of-distribution detection (AK-OOD-001) and behaviour under shift (AK-OOD-002).
+
+Score convention used throughout: every detector returns an *OOD score*, higher = more likely
+out-of-distribution. AUROC and AUPR-Out treat OOD as the positive class; AUPR-In treats
+in-distribution (ID) as positive with the score negated. AUROC does not depend on that choice
+(flipping the positive class and the score sign together leaves it unchanged). FPR at 95% TPR
+does, so the convention is a parameter and is written into every result.
+
+Heavy libraries (torch, faiss, scipy) are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from auditkit import Finding, Metric, NotApplicable, Outcome, check
+
+if TYPE_CHECKING:
+    from auditkit import RunContext
+    from auditkit.data import Dataset
+    from auditkit.model import ModelAdapter
+
+ALL_DETECTORS = ("msp", "max_logit", "energy", "mahalanobis", "knn")
+FEATURE_DETECTORS = ("mahalanobis", "knn")
+IMAGE_SETS = ("uniform_noise", "gaussian_noise", "inverted", "pixel_shuffled")
+TABULAR_SETS = ("uniform_box", "column_shuffled", "scaled_outliers")
+# Synthetic shifts for AK-OOD-002 and their magnitude at severity 1..5.
+IMAGE_SHIFTS: dict[str, tuple[float, ...]] = {
+    "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),  # sd, as a share of the value range (ImageNet-C)
+    "contrast": (0.4, 0.3, 0.2, 0.1, 0.05),  # factor towards each image's mean (ImageNet-C)
+    "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),  # offset, as a share of the value range, clipped
+}
+TABULAR_SHIFTS: dict[str, tuple[float, ...]] = {
+    "gaussian_noise": (0.1, 0.25, 0.5, 1.0, 2.0),  # noise sd in train standard deviations
+    "mean_shift": (0.1, 0.25, 0.5, 1.0, 2.0),  # offset in train sds, seeded sign per feature
+    "scale": (0.1, 0.25, 0.5, 1.0, 2.0),  # spread around the train mean multiplied by 1 + s
+}
+_MAX_BOOT_CELLS = 4_000_000  # bootstrap rows × points processed at once (memory bound)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics: one vectorised pass over sorted scores, for the point estimate and every bootstrap
+# resample at once (resamples are count weights, so ties and sklearn's conventions are kept).
+# ---------------------------------------------------------------------------------------------
+
+
+def detection_metrics(
+    s_in: np.ndarray,
+    s_out: np.ndarray,
+    *,
+    w_in: np.ndarray | None = None,
+    w_out: np.ndarray | None = None,
+    tpr: float = 0.95,
+) -> dict[str, np.ndarray]:
+    """AUROC, AUPR-In, AUPR-Out and FPR at ``tpr`` under both conventions, per weight row.
+
+    ``s_in``/``s_out`` are OOD scores (higher = more OOD) of ID and OOD points; ``w_in`` (B, n_in)
+    and ``w_out`` (B, n_out) are non-negative weights (bootstrap counts), default one row of ones.
+    AUROC is the trapezoidal area under the ROC with tied scores as one threshold (as sklearn's
+    ``roc_auc_score``); AUPR is average precision (as sklearn's ``average_precision_score``).
+    ``fpr_in``: ID positive, the threshold keeps ``tpr`` of ID, share of OOD accepted.
+    ``fpr_out``: OOD positive, the threshold catches ``tpr`` of OOD, share of ID flagged.
+    """
+    s_in = np.asarray(s_in, dtype=np.float64)
+    s_out = np.asarray(s_out, dtype=np.float64)
+    n_in, n_out = len(s_in), len(s_out)
+    w_in = np.ones((1, n_in)) if w_in is None else np.atleast_2d(np.asarray(w_in, dtype=np.float64))
+    w_out = np.ones((1, n_out)) if w_out is None else np.atleast_2d(np.asarray(w_out, dtype=np.float64))
+    pooled = np.concatenate([s_in, s_out])
+    order = np.argsort(-pooled, kind="stable")
+    sorted_scores = pooled[order]
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    is_out = order >= n_in
+    b = w_in.shape[0]
+    pos = np.zeros((b, n_in + n_out))
+    neg = np.zeros((b, n_in + n_out))
+    pos[:, is_out] = w_out[:, order[is_out] - n_in]
+    neg[:, ~is_out] = w_in[:, order[~is_out]]
+    # Per distinct score (descending): weight of OOD (positives) and ID (negatives).
+    gp = np.add.reduceat(pos, starts, axis=1)
+    gn = np.add.reduceat(neg, starts, axis=1)
+    tp, fp = np.cumsum(gp, axis=1), np.cumsum(gn, axis=1)
+    p_tot, n_tot = tp[:, -1:], fp[:, -1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr_out = np.concatenate([np.zeros((b, 1)), tp / p_tot], axis=1)
+        fpr_out = np.concatenate([np.zeros((b, 1)), fp / n_tot], axis=1)
+        auroc = np.sum(np.diff(fpr_out, axis=1) * (tpr_out[:, 1:] + tpr_out[:, :-1]) / 2, axis=1)
+        aupr_out = np.sum(gp / p_tot * tp / (tp + fp), axis=1)
+        # ID positive: walk the thresholds from the lowest OOD score up.
+        tp_in = np.cumsum(gn[:, ::-1], axis=1)
+        fp_in = np.cumsum(gp[:, ::-1], axis=1)
+        aupr_in = np.sum(gn[:, ::-1] / n_tot * tp_in / (tp_in + fp_in), axis=1)
+        fpr_in_at = _first_reaching(tp_in / n_tot, fp_in / p_tot, tpr)
+        fpr_out_at = _first_reaching(tp / p_tot, fp / n_tot, tpr)
+    return {"auroc": auroc, "aupr_in": aupr_in, "aupr_out": aupr_out, "fpr_in": fpr_in_at, "fpr_out": fpr_out_at}
+
+
+def _first_reaching(tpr_curve: np.ndarray, fpr_curve: np.ndarray, target: float) -> np.ndarray:
+    """FPR at the first threshold whose TPR reaches ``target`` (row-wise)."""
+    reached = tpr_curve >= target - 1e-12
+    idx = np.argmax(reached, axis=1)
+    out = fpr_curve[np.arange(len(idx)), idx]
+    return np.where(reached.any(axis=1), out, np.nan)
+
+
+def _boot_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n) multinomial resample counts: a bootstrap resample as weights."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+
+
+def detection_metrics_ci(
+    s_in: np.ndarray, s_out: np.ndarray, *, n_boot: int, rng: np.random.Generator, tpr: float = 0.95
+) -> dict[str, tuple[float, tuple[float, float] | None]]:
+    """Point estimates and 95% percentile intervals (ID and OOD resampled separately)."""
+    point = {k: float(v[0]) for k, v in detection_metrics(s_in, s_out, tpr=tpr).items()}
+    chunks: dict[str, list[np.ndarray]] = {k: [] for k in point}
+    if n_boot > 0:
+        w_in_all = _boot_weights(len(s_in), n_boot, rng)
+        w_out_all = _boot_weights(len(s_out), n_boot, rng)
+        step = max(1, _MAX_BOOT_CELLS // max(1, len(s_in) + len(s_out)))
+        for lo in range(0, n_boot, step):
+            part = detection_metrics(s_in, s_out, w_in=w_in_all[lo : lo + step], w_out=w_out_all[lo : lo + step], tpr=tpr)
+            for k, v in part.items():
+                chunks[k].append(v)
+    out: dict[str, tuple[float, tuple[float, float] | None]] = {}
+    for k, v in point.items():
+        boots = np.concatenate(chunks[k]) if chunks[k] else np.array([])
+        boots = boots[np.isfinite(boots)]
+        ci = (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))) if len(boots) else None
+        out[k] = (v, ci)
+    return out
+
+
+def expected_calibration_error(
+    conf: np.ndarray, correct: np.ndarray, *, n_bins: int = 15, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """ECE with equal-width confidence bins, per weight row: Σ_b |Σ w(conf − correct)| / Σ w."""
+    conf = np.asarray(conf, dtype=np.float64)
+    gap = conf - np.asarray(correct, dtype=np.float64)
+    w = np.ones((1, len(conf))) if weights is None else np.atleast_2d(weights)
+    bins = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
+    onehot = np.zeros((len(conf), n_bins))
+    onehot[np.arange(len(conf)), bins] = 1.0
+    per_bin = (w * gap) @ onehot
+    return np.asarray(np.abs(per_bin).sum(axis=1) / w.sum(axis=1))
+
+
+def _quantile_ci(values: np.ndarray) -> tuple[float, float] | None:
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return None
+    return (float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Detectors
+# ---------------------------------------------------------------------------------------------
+
+
+def logit_scores(logits: np.ndarray) -> dict[str, np.ndarray]:
+    """OOD scores from logits: negative max softmax probability, negative max logit, energy."""
+    z = np.asarray(logits, dtype=np.float64)
+    m = z.max(axis=1)
+    lse = m + np.log(np.exp(z - m[:, None]).sum(axis=1))
+    msp = np.exp(m - lse)
+    return {"msp": -msp, "max_logit": -m, "energy": -lse}
+
+
+@dataclass
+class Mahalanobis:
+    """Class-conditional Gaussians with one shared covariance (Lee et al. 2018), fitted on train.
+
+    The score is the smallest squared Mahalanobis distance to a class mean. The covariance gets a
+    small ridge (``ridge`` × mean variance) so that rank-deficient ReLU features stay invertible.
+    """
+
+    whiten: np.ndarray
+    means_w: np.ndarray
+    classes: list[int]
+
+    @classmethod
+    def fit(cls, emb: np.ndarray, y: np.ndarray, ridge: float = 1e-6) -> Mahalanobis:
+        x = np.asarray(emb, dtype=np.float64)
+        classes = sorted(int(c) for c in np.unique(y) if c >= 0)
+        if not classes:
+            raise NotApplicable("no labelled training rows to fit class means on")
+        keep = y >= 0
+        x, y = x[keep], y[keep]
+        means = np.stack([x[y == c].mean(axis=0) for c in classes])
+        centred = x - means[np.searchsorted(classes, y)]
+        cov = centred.T @ centred / max(1, len(x))
+        cov += np.eye(len(cov)) * (ridge * max(float(np.trace(cov)) / len(cov), 1e-12))
+        vals, vecs = np.linalg.eigh(cov)
+        whiten = vecs / np.sqrt(np.maximum(vals, 1e-12))[None, :]
+        return cls(whiten=whiten.astype(np.float32), means_w=(means @ whiten).astype(np.float32), classes=classes)
+
+    def score(self, emb: np.ndarray, batch: int = 8192) -> np.ndarray:
+        out = np.empty(len(emb), dtype=np.float64)
+        m2 = (self.means_w.astype(np.float64) ** 2).sum(axis=1)
+        for lo in range(0, len(emb), batch):
+            zw = (np.asarray(emb[lo : lo + batch], dtype=np.float32) @ self.whiten).astype(np.float64)
+            d = (zw**2).sum(axis=1)[:, None] - 2 * zw @ self.means_w.T.astype(np.float64) + m2[None, :]
+            out[lo : lo + batch] = d.min(axis=1)
+        return out
+
+
+def _l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12), dtype=np.float32)
+
+
+@dataclass
+class KNN:
+    """Distance to the k-th nearest training embedding after L2 normalisation (Sun et al. 2022).
+
+    Exact search: faiss ``IndexFlatIP`` when faiss is installed, else blocked torch matrix products.
+    """
+
+    bank: np.ndarray
+    k: int
+    _index: Any = field(default=None, repr=False)
+
+    @classmethod
+    def fit(cls, emb: np.ndarray, k: int) -> KNN:
+        if k < 1:
+            raise ValueError("knn_k must be at least 1")
+        bank = _l2_normalise(emb)
+        if len(bank) == 0:
+            raise NotApplicable("no training embeddings for the kNN detector")
+        obj = cls(bank=bank, k=min(k, len(bank)))
+        try:
+            import faiss
+
+            index = faiss.IndexFlatIP(bank.shape[1])
+            index.add(bank)
+            obj._index = index
+        except ImportError:  # pragma: no cover - faiss is a dependency; the fallback keeps it optional
+            obj._index = None
+        return obj
+
+    def score(self, emb: np.ndarray) -> np.ndarray:
+        q = _l2_normalise(emb)
+        if len(q) == 0:
+            return np.zeros(0)
+        if self._index is not None:
+            sims, _ = self._index.search(q, self.k)
+            kth = sims[:, -1].astype(np.float64)
+        else:
+            import torch
+
+            bank = torch.from_numpy(self.bank)
+            parts = []
+            for lo in range(0, len(q), 4096):
+                s = torch.from_numpy(q[lo : lo + 4096]) @ bank.T
+                parts.append(torch.topk(s, self.k, dim=1).values[:, -1].double().numpy())
+            kth = np.concatenate(parts)
+        return np.sqrt(np.maximum(0.0, 2.0 - 2.0 * kth))
+
+
+@dataclass
+class Fitted:
+    """Detectors fitted on train and the held-out ID scores that set thresholds."""
+
+    detectors: list[str]
+    mahalanobis: Mahalanobis | None
+    knn: KNN | None
+    holdout_source: str
+    holdout_scores: dict[str, np.ndarray]
+    notes: list[str]
+
+    def scores(self, logits: np.ndarray, emb: np.ndarray | None) -> dict[str, np.ndarray]:
+        base = logit_scores(logits)
+        out = {d: base[d] for d in self.detectors if d in base}
+        if emb is not None and self.mahalanobis is not None:
+            out["mahalanobis"] = self.mahalanobis.score(emb)
+        if emb is not None and self.knn is not None:
+            out["knn"] = self.knn.score(emb)
+        return {d: out[d] for d in self.detectors if d in out}
+
+
+def _safe_embeddings(fn: Any) -> np.ndarray | None:
+    """Embeddings, or None when the model has no linear head to hook (feature detectors skipped)."""
+    try:
+        emb = np.asarray(fn(), dtype=np.float32)
+    except ValueError:
+        return None
+    if emb.ndim != 2 or emb.shape[1] == 0:
+        return None
+    return np.nan_to_num(emb, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def fit_detectors(
+    ctx: RunContext,
+    detectors: list[str],
+    *,
+    knn_k: int,
+    holdout_fraction: float,
+    rng: np.random.Generator,
+) -> Fitted:
+    """Fit the feature-space detectors on train and score held-out ID data for thresholds.
+
+    Held-out ID data: the ``validation`` split when the audit has one; otherwise a seeded
+    ``holdout_fraction`` of train that is left out of the Mahalanobis/kNN fit.
+    """
+    unknown = [d for d in detectors if d not in ALL_DETECTORS]
+    if unknown or not detectors:
+        raise ValueError(f"detectors: unknown {unknown or '(empty list)'}; known: {list(ALL_DETECTORS)}")
+    if not 0.0 < holdout_fraction < 1.0:
+        raise ValueError("holdout_fraction must be between 0 and 1")
+    model = ctx.model()
+    train = ctx.dataset("train")
+    train_logits = ctx.predictions("train").logits
+    notes: list[str] = []
+    need_features = any(d in FEATURE_DETECTORS for d in detectors)
+    train_emb = _safe_embeddings(lambda: ctx.embeddings("train")) if need_features else None
+    if need_features and train_emb is None:
+        notes.append("the model has no linear head to take penultimate features from: Mahalanobis and kNN skipped")
+    has_validation = "validation" in ctx.splits() and len(ctx.dataset("validation")) > 0
+    n = len(train)
+    if has_validation:
+        fit_idx = np.arange(n)
+        val = ctx.dataset("validation")
+        hold_logits = ctx.predictions("validation").logits
+        hold_emb = _safe_embeddings(lambda: ctx.embeddings("validation")) if train_emb is not None else None
+        source = f"validation split ({len(val)} rows)"
+    else:
+        perm = rng.permutation(n)
+        n_hold = int(round(n * holdout_fraction))
+        if n_hold < 1 or n - n_hold < 2:
+            raise NotApplicable(f"train has {n} rows: too few to hold some out for thresholds")
+        hold_idx, fit_idx = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
+        hold_logits = train_logits[hold_idx]
+        hold_emb = train_emb[hold_idx] if train_emb is not None else None
+        source = (
+            f"seeded {holdout_fraction:.0%} of train ({n_hold} rows) left out of the detector fit; the model "
+            "itself saw these rows, so thresholds may be stricter than on unseen ID data"
+        )
+    maha = knn = None
+    if train_emb is not None:
+        fit_emb = train_emb[fit_idx]
+        y = train.y
+        if "mahalanobis" in detectors:
+            if y is None or not np.any(y[fit_idx] >= 0):
+                notes.append("train has no labels: Mahalanobis skipped")
+            else:
+                maha = Mahalanobis.fit(fit_emb, y[fit_idx])
+        if "knn" in detectors:
+            knn = KNN.fit(fit_emb, knn_k)
+    fitted = Fitted(list(detectors), maha, knn, source, {}, notes)
+    fitted.holdout_scores = fitted.scores(hold_logits, hold_emb)
+    fitted.detectors = [d for d in detectors if d in fitted.holdout_scores]
+    return fitted
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic OOD sets and shifts
+# ---------------------------------------------------------------------------------------------
+
+
+def _value_range(ctx: RunContext, train: Dataset) -> tuple[float, float]:
+    rng_spec = getattr(ctx.model_input, "range", None)
+    if rng_spec is not None:
+        return float(rng_spec[0]), float(rng_spec[1])
+    x = train.x
+    return float(np.nanmin(x)), float(np.nanmax(x))
+
+
+def synthetic_ood_sets(
+    ctx: RunContext, kind: str, base: np.ndarray, train: Dataset, names: list[str], rng: np.random.Generator,
+    *, outlier_scale: float,
+) -> dict[str, np.ndarray]:
+    """Synthetic OOD inputs shaped like ``base`` (ID test rows): one array per requested set."""
+    n = len(base)
+    out: dict[str, np.ndarray] = {}
+    if kind == "image":
+        lo, hi = _value_range(ctx, train)
+        flat_train = train.x.reshape(len(train), -1)
+        mu, sd = float(np.nanmean(flat_train)), float(np.nanstd(flat_train))
+        for name in names:
+            if name == "uniform_noise":
+                out[name] = rng.uniform(lo, hi, size=base.shape)
+            elif name == "gaussian_noise":
+                out[name] = np.clip(rng.normal(mu, max(sd, 1e-6), size=base.shape), lo, hi)
+            elif name == "inverted":
+                out[name] = (hi + lo) - base
+            elif name == "pixel_shuffled":
+                flat = base.reshape(n, -1)
+                perm = np.argsort(rng.random(flat.shape), axis=1)
+                out[name] = np.take_along_axis(flat, perm, axis=1).reshape(base.shape)
+            else:
+                raise ValueError(f"synthetic set {name!r} does not apply to images; known: {list(IMAGE_SETS)}")
+    else:
+        xt = train.x2d.astype(np.float64)
+        cat_idx = [i for i, f in enumerate(train.features) if f in train.categorical]
+        num_idx = [i for i in range(xt.shape[1]) if i not in cat_idx]
+        lo_f, hi_f = np.nanmin(xt, axis=0), np.nanmax(xt, axis=0)
+        mean_f = np.nanmean(xt, axis=0)
+        for name in names:
+            if name == "uniform_box":
+                x = rng.uniform(lo_f, hi_f, size=(n, xt.shape[1]))
+                for i in cat_idx:  # categorical codes stay valid codes
+                    codes = np.unique(xt[:, i][np.isfinite(xt[:, i])])
+                    x[:, i] = rng.choice(codes, size=n) if len(codes) else -1
+            elif name == "column_shuffled":
+                x = base.reshape(n, -1).astype(np.float64).copy()
+                for i in range(x.shape[1]):
+                    x[:, i] = x[rng.permutation(n), i]
+            elif name == "scaled_outliers":
+                x = base.reshape(n, -1).astype(np.float64).copy()
+                x[:, num_idx] = mean_f[num_idx] + outlier_scale * (x[:, num_idx] - mean_f[num_idx])
+            else:
+                raise ValueError(f"synthetic set {name!r} does not apply to tabular data; known: {list(TABULAR_SETS)}")
+            out[name] = x
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
+
+
+def apply_shift(
+    kind: str, name: str, severity: int, x: np.ndarray, train: Dataset, value_range: tuple[float, float],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A covariate shift of ``x`` at severity 1..5 (magnitudes in IMAGE_SHIFTS / TABULAR_SHIFTS)."""
+    table = IMAGE_SHIFTS if kind == "image" else TABULAR_SHIFTS
+    if name not in table:
+        raise ValueError(f"shift {name!r} does not apply to {kind} inputs; known: {list(table)}")
+    if not 1 <= severity <= 5:
+        raise ValueError("severities are integers from 1 to 5")
+    s = table[name][severity - 1]
+    x = np.asarray(x, dtype=np.float64)
+    if kind == "image":
+        lo, hi = value_range
+        width = hi - lo
+        if name == "gaussian_noise":
+            y = x + rng.normal(0.0, s * width, size=x.shape)
+        elif name == "contrast":
+            m = x.reshape(len(x), -1).mean(axis=1).reshape((-1,) + (1,) * (x.ndim - 1))
+            y = (x - m) * s + m
+        else:
+            y = x + s * width
+        return np.clip(y, lo, hi).astype(np.float32)
+    xt = train.x2d.astype(np.float64)
+    num = np.array([f not in train.categorical for f in train.features])
+    sd = np.nan_to_num(np.nanstd(xt, axis=0))
+    mean = np.nan_to_num(np.nanmean(xt, axis=0))
+    y = x.reshape(len(x), -1).copy()
+    if name == "gaussian_noise":
+        delta = rng.normal(0.0, 1.0, size=y.shape) * (s * sd)
+    elif name == "mean_shift":
+        sign = np.where(np.random.default_rng(12345).random(y.shape[1]) < 0.5, -1.0, 1.0)  # fixed direction
+        delta = np.broadcast_to(s * sd * sign, y.shape)
+    else:
+        delta = (y - mean) * s
+    y[:, num] = y[:, num] + delta[:, num]
+    return y.astype(np.float32)
+
+
+def _subsample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
+    if cap <= 0 or n <= cap:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=cap, replace=False))
+
+
+def _curve_points(s_in: np.ndarray, s_out: np.ndarray, max_points: int = 200) -> tuple[list[float], list[float]]:
+    """ROC points (FPR, TPR; OOD positive), thinned to at most ``max_points`` for the report."""
+    from sklearn.metrics import roc_curve
+
+    labels = np.r_[np.zeros(len(s_in)), np.ones(len(s_out))]
+    fpr, tpr, _ = roc_curve(labels, np.r_[s_in, s_out])
+    if len(fpr) > max_points:
+        keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(int))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return [round(float(v), 5) for v in fpr], [round(float(v), 5) for v in tpr]
+
+
+def _r(x: float | None, digits: int = 4) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), digits)
+
+
+# ---------------------------------------------------------------------------------------------
+# AK-OOD-001
+# ---------------------------------------------------------------------------------------------
+
+
+@check(
+    id="AK-OOD-001",
+    title="Out-of-distribution detection: MSP, max logit, energy, Mahalanobis and kNN",
+    requires=("model", "train", "test", "classification"),
+    severity="medium",
+    nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.6", "MAP 2.3", "MANAGE 2.3"),
+    tags=("ood", "robustness", "model"),
+    cost="moderate",
+)
+def ood_detection(
+    ctx: RunContext,
+    /,
+    *,
+    detectors: list[str] = ["msp", "max_logit", "energy", "mahalanobis", "knn"],  # noqa: B006
+    gate_detector: str | None = "mahalanobis",
+    min_auroc: float = 0.8,
+    synthetic: list[str] | None = None,
+    fpr_convention: str = "in",
+    tpr: float = 0.95,
+    knn_k: int = 10,
+    outlier_scale: float = 5.0,
+    holdout_fraction: float = 0.2,
+    max_samples: int = 5000,
+    n_boot: int = 200,
+) -> Outcome:
+    """How well the model's scores separate in-distribution test inputs from out-of-distribution ones.
+
+    Five detectors, each an OOD score (higher = more OOD): maximum softmax probability, max logit,
+    energy (−logsumexp of the logits), Mahalanobis (class-conditional Gaussians with a shared
+    covariance on penultimate features fitted on train) and kNN (distance to the k-th nearest
+    L2-normalised train embedding). OOD data: the ``ood`` split when the audit has one; otherwise
+    synthetic sets fitted to the input kind, each reported on its own (images: uniform noise,
+    Gaussian noise with the train pixel mean/sd, inverted and pixel-shuffled test images; tabular:
+    uniform samples in the train box, test rows with every column shuffled independently, test rows
+    scaled away from the train mean). Metrics per set and detector: AUROC and AUPR-Out (OOD
+    positive), AUPR-In (ID positive) and FPR at ``tpr`` TPR, with 95% bootstrap intervals (ID and
+    OOD resampled separately). Deployment thresholds are set on held-out ID data only (the
+    ``validation`` split, else a seeded part of train left out of the detector fit) so that
+    ``tpr`` of it is kept; the share of test ID kept and of OOD accepted at them is reported.
+    Gate: for each OOD set, the lower 95% bound of the declared detector's AUROC must reach
+    ``min_auroc`` (conservative bound). The detector is declared in advance, never picked on the
+    test OOD sets.
+
+    Parameters
+    ----------
+    detectors: detectors to run, any of msp, max_logit, energy, mahalanobis, knn.
+    gate_detector: the detector whose AUROC is gated (one of ``detectors``); null reports without a gate.
+    min_auroc: smallest acceptable lower 95% bound of the gated detector's AUROC on each OOD set.
+    synthetic: synthetic OOD sets to build when there is no ``ood`` split; default all for the input
+        kind (images: uniform_noise, gaussian_noise, inverted, pixel_shuffled; tabular: uniform_box,
+        column_shuffled, scaled_outliers).
+    fpr_convention: "in" (ID positive, ODIN/Energy papers: share of OOD accepted when ``tpr`` of ID
+        is kept) or "out" (OOD positive, OpenOOD: share of ID flagged when ``tpr`` of OOD is caught).
+    tpr: true-positive rate for FPR@TPR and for the held-out deployment threshold.
+    knn_k: which nearest neighbour's distance is the kNN score.
+    outlier_scale: factor by which the scaled_outliers set moves numeric features away from the train mean.
+    holdout_fraction: share of train held out (seeded) for thresholds when there is no validation split.
+    max_samples: at most this many ID test rows and OOD rows per set are scored (seeded subsample, reported).
+    n_boot: bootstrap resamples for the intervals.
+    """
+    if fpr_convention not in ("in", "out"):
+        raise ValueError("fpr_convention must be 'in' or 'out'")
+    if not 0.0 < tpr < 1.0:
+        raise ValueError("tpr must be between 0 and 1")
+    if gate_detector is not None and gate_detector not in detectors:
+        raise ValueError(f"gate_detector {gate_detector!r} is not among detectors {detectors}")
+    model = ctx.model()
+    train, test = ctx.dataset("train"), ctx.dataset("test")
+    if len(test) < 2:
+        raise NotApplicable(f"the test split has {len(test)} rows: nothing to measure detection on")
+    test_logits = ctx.predictions("test").logits
+    if test_logits.ndim != 2 or test_logits.shape[1] < 2:
+        raise NotApplicable("the model has a single output: softmax-based detectors need class logits")
+    rng = ctx.rng()
+    fitted = fit_detectors(ctx, detectors, knn_k=knn_k, holdout_fraction=holdout_fraction, rng=rng)
+    features = fitted.mahalanobis is not None or fitted.knn is not None
+
+    idx = _subsample(len(test), max_samples, rng)
+    test_emb = _safe_embeddings(lambda: ctx.embeddings("test")) if features else None
+    id_scores = fitted.scores(test_logits[idx], test_emb[idx] if test_emb is not None else None)
+
+    kind = ctx.model_input.kind
+    notes = list(fitted.notes)
+    if "ood" in ctx.splits():
+        ood = ctx.dataset("ood")
+        if len(ood) == 0:
+            raise NotApplicable("the ood split is empty")
+        o_idx = _subsample(len(ood), max_samples, rng)
+        o_logits = ctx.predictions("ood").logits[o_idx]
+        o_emb = _safe_embeddings(lambda: ctx.embeddings("ood")) if features else None
+        sets = {"ood": fitted.scores(o_logits, o_emb[o_idx] if o_emb is not None else None)}
+        sizes = {"ood": (len(o_idx), len(ood))}
+        source = "the audit's ood split"
+    else:
+        names = synthetic if synthetic is not None else list(IMAGE_SETS if kind == "image" else TABULAR_SETS)
+        if not names:
+            raise NotApplicable("no ood split and no synthetic sets requested")
+        arrays = synthetic_ood_sets(ctx, kind, test.x[idx], train, names, rng, outlier_scale=outlier_scale)
+        sets, sizes = {}, {}
+        for name, x in arrays.items():
+            emb = _safe_embeddings(lambda x=x: model.embeddings(x)) if features else None
+            sets[name] = fitted.scores(model.logits(x), emb)
+            sizes[name] = (len(x), len(x))
+        source = f"synthetic sets for {kind} inputs (no ood split)"
+    if len(idx) < len(test):
+        notes.append(f"scored a seeded subsample of {len(idx)} of {len(test)} test rows (max_samples)")
+    for name, (used, total) in sizes.items():
+        if used < total:
+            notes.append(f"scored a seeded subsample of {used} of {total} rows of {name} (max_samples)")
+
+    # Deployment thresholds from held-out ID data.
+    thresholds = {d: float(np.quantile(fitted.holdout_scores[d], tpr)) for d in fitted.detectors}
+    fpr_key = "fpr_in" if fpr_convention == "in" else "fpr_out"
+    from auditkit.stats import wilson
+
+    rows: list[list[Any]] = []
+    metrics: list[Metric] = []
+    findings: list[Finding] = []
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for set_name, ood_scores in sets.items():
+        results[set_name] = {}
+        for det in fitted.detectors:
+            s_in, s_out = id_scores[det], ood_scores[det]
+            m = detection_metrics_ci(s_in, s_out, n_boot=n_boot, rng=rng, tpr=tpr)
+            accepted = int(np.sum(s_out <= thresholds[det]))
+            results[set_name][det] = {**{k: v for k, v in m.items()}, "accepted": accepted}
+            au, au_ci = m["auroc"]
+            fpr, fpr_ci = m[fpr_key]
+            rows.append([
+                set_name, det, _r(au), _r(au_ci[0]) if au_ci else None, _r(au_ci[1]) if au_ci else None,
+                _r(m["aupr_in"][0]), _r(m["aupr_out"][0]), _r(fpr), _r(accepted / len(s_out)), len(s_in), len(s_out),
+            ])  # fmt: skip
+        if gate_detector in fitted.detectors:
+            g = results[set_name][gate_detector]
+            n_in, n_out = len(id_scores[gate_detector]), len(ood_scores[gate_detector])
+            details = {"detector": gate_detector, "set": set_name, "n_id": n_in, "n_ood": n_out}
+            metrics += [
+                Metric(f"auroc:{set_name}", g["auroc"][0], ci=g["auroc"][1], n=n_in + n_out, threshold=min_auroc,
+                       direction="higher", bound="conservative", details=details,
+                       description=f"AUROC of {gate_detector} separating test ID from {set_name} (OOD positive)"),
+                Metric(f"aupr_in:{set_name}", g["aupr_in"][0], ci=g["aupr_in"][1], n=n_in + n_out, direction="higher",
+                       details=details, description="average precision with ID as positive (score negated)"),
+                Metric(f"aupr_out:{set_name}", g["aupr_out"][0], ci=g["aupr_out"][1], n=n_in + n_out,
+                       direction="higher", details=details, description="average precision with OOD as positive"),
+                Metric(f"fpr_at_{round(tpr * 100)}tpr:{set_name}", g[fpr_key][0], ci=g[fpr_key][1], n=n_in + n_out,
+                       direction="lower", details={**details, "convention": fpr_convention},
+                       description=("share of OOD accepted when the threshold keeps "
+                                    f"{tpr:.0%} of ID (ID positive)") if fpr_convention == "in" else
+                                   f"share of ID flagged when the threshold catches {tpr:.0%} of OOD (OOD positive)"),
+                Metric(f"ood_accepted_at_threshold:{set_name}", g["accepted"] / n_out,
+                       ci=wilson(g["accepted"], n_out), n=n_out, direction="lower", details=details,
+                       description="share of OOD accepted at the threshold set on held-out ID data"),
+            ]  # fmt: skip
+    if gate_detector is not None and gate_detector not in fitted.detectors:
+        findings.append(Finding(
+            f"the declared gate detector {gate_detector} could not run ({'; '.join(fitted.notes) or 'unavailable'}),"
+            " so detection is not evidenced", key=f"unavailable:{gate_detector}",
+        ))  # fmt: skip
+    id_rows = []
+    for det in fitted.detectors:
+        kept = int(np.sum(id_scores[det] <= thresholds[det]))
+        id_rows.append([det, _r(thresholds[det], 6), _r(kept / len(idx)), len(idx)])
+        if det == gate_detector:
+            metrics.append(Metric(
+                "id_kept_at_threshold", kept / len(idx), ci=wilson(kept, len(idx)), n=len(idx), direction="higher",
+                details={"detector": det, "target": tpr},
+                description=f"share of test ID inputs kept at the threshold set to keep {tpr:.0%} of held-out ID",
+            ))  # fmt: skip
+
+    # Best detector per set as a note (reporting only: the gate uses the declared detector).
+    best = {s: max(r, key=lambda d: r[d]["auroc"][0]) for s, r in results.items() if r}
+    for s, d in best.items():
+        if gate_detector and d != gate_detector and gate_detector in results[s]:
+            findings.append(Finding(
+                f"on {s}, {d} separates better (AUROC {results[s][d]['auroc'][0]:.3f}) than the gated "
+                f"{gate_detector} ({results[s][gate_detector]['auroc'][0]:.3f})", severity="info", key=f"best:{s}",
+            ))  # fmt: skip
+    for note in notes:
+        findings.append(Finding(note, severity="info", key="note:" + note.split(":")[0][:40]))
+
+    convention = {
+        "score": "higher = more out-of-distribution (MSP and max logit negated; energy = −logsumexp)",
+        "auroc": "OOD positive (unchanged if the positive class and score sign flip together)",
+        "aupr_out": "OOD positive", "aupr_in": "ID positive, score negated",
+        "fpr_at_tpr": (f"{fpr_convention}: " + ("ID positive (ODIN/Energy): share of OOD accepted when "
+                       f"{tpr:.0%} of ID is kept" if fpr_convention == "in" else "OOD positive (OpenOOD): share of"
+                       f" ID flagged when {tpr:.0%} of OOD is caught")),
+        "thresholds": f"set on held-out ID data only: {fitted.holdout_source}",
+        "intervals": f"95% percentile bootstrap, {n_boot} resamples, ID and OOD resampled separately",
+    }  # fmt: skip
+    evidence: dict[str, Any] = {
+        "convention": convention,
+        "ood_source": source,
+        "detection": {
+            "columns": ["ood set", "detector", "auroc", "auroc lo", "auroc hi", "aupr_in", "aupr_out",
+                        f"fpr@{round(tpr * 100)}tpr ({fpr_convention})", "ood accepted at threshold", "n id", "n ood"],
+            "rows": rows,
+        },  # fmt: skip
+        "thresholds": {"columns": ["detector", "threshold", "test ID kept", "n"], "rows": id_rows},
+        "plots": [
+            {"type": "bar", "title": "AUROC by detector and OOD set", "x_label": "OOD set", "y_label": "AUROC",
+             "categories": list(sets), "series": [
+                 {"name": d, "values": [_r(results[s][d]["auroc"][0]) for s in sets]} for d in fitted.detectors]},
+        ],
+    }  # fmt: skip
+    if gate_detector in fitted.detectors:
+        curves = []
+        for s, sc in sets.items():
+            fx, fy = _curve_points(id_scores[gate_detector], sc[gate_detector])
+            curves.append({"name": s, "x": fx, "y": fy})
+        evidence["plots"].append({
+            "type": "line", "title": f"ROC of {gate_detector} (OOD positive)", "x_label": "false positive rate (ID flagged)",
+            "y_label": "true positive rate (OOD caught)", "series": curves, "diagonal": True,
+        })  # fmt: skip
+    summary_bits = [
+        f"{s}: best {best[s]} AUROC {results[s][best[s]]['auroc'][0]:.3f}"
+        + (f", gated {gate_detector} {results[s][gate_detector]['auroc'][0]:.3f}" if gate_detector in results[s] else "")
+        for s in sets
+    ]
+    return Outcome.from_metrics(
+        metrics, summary=f"OOD detection vs {source}: " + "; ".join(summary_bits), findings=findings, evidence=evidence
+    )
