@@ -22,7 +22,6 @@ from auditkit import Finding, Metric, NotApplicable, Outcome, check
 if TYPE_CHECKING:
     from auditkit import RunContext
     from auditkit.data import Dataset
-    from auditkit.model import ModelAdapter
 
 ALL_DETECTORS = ("msp", "max_logit", "energy", "mahalanobis", "knn")
 FEATURE_DETECTORS = ("mahalanobis", "knn")
@@ -96,7 +95,13 @@ def detection_metrics(
         aupr_in = np.sum(gn[:, ::-1] / n_tot * tp_in / (tp_in + fp_in), axis=1)
         fpr_in_at = _first_reaching(tp_in / n_tot, fp_in / p_tot, tpr)
         fpr_out_at = _first_reaching(tp / p_tot, fp / n_tot, tpr)
-    return {"auroc": auroc, "aupr_in": aupr_in, "aupr_out": aupr_out, "fpr_in": fpr_in_at, "fpr_out": fpr_out_at}
+    return {
+        "auroc": auroc,
+        "aupr_in": aupr_in,
+        "aupr_out": aupr_out,
+        "fpr_in": fpr_in_at,
+        "fpr_out": fpr_out_at,
+    }
 
 
 def _first_reaching(tpr_curve: np.ndarray, fpr_curve: np.ndarray, target: float) -> np.ndarray:
@@ -123,7 +128,9 @@ def detection_metrics_ci(
         w_out_all = _boot_weights(len(s_out), n_boot, rng)
         step = max(1, _MAX_BOOT_CELLS // max(1, len(s_in) + len(s_out)))
         for lo in range(0, n_boot, step):
-            part = detection_metrics(s_in, s_out, w_in=w_in_all[lo : lo + step], w_out=w_out_all[lo : lo + step], tpr=tpr)
+            part = detection_metrics(
+                s_in, s_out, w_in=w_in_all[lo : lo + step], w_out=w_out_all[lo : lo + step], tpr=tpr
+            )
             for k, v in part.items():
                 chunks[k].append(v)
     out: dict[str, tuple[float, tuple[float, float] | None]] = {}
@@ -196,7 +203,9 @@ class Mahalanobis:
         cov += np.eye(len(cov)) * (ridge * max(float(np.trace(cov)) / len(cov), 1e-12))
         vals, vecs = np.linalg.eigh(cov)
         whiten = vecs / np.sqrt(np.maximum(vals, 1e-12))[None, :]
-        return cls(whiten=whiten.astype(np.float32), means_w=(means @ whiten).astype(np.float32), classes=classes)
+        return cls(
+            whiten=whiten.astype(np.float32), means_w=(means @ whiten).astype(np.float32), classes=classes
+        )
 
     def score(self, emb: np.ndarray, batch: int = 8192) -> np.ndarray:
         out = np.empty(len(emb), dtype=np.float64)
@@ -210,7 +219,9 @@ class Mahalanobis:
 
 def _l2_normalise(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
-    return np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12), dtype=np.float32)
+    return np.ascontiguousarray(
+        x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12), dtype=np.float32
+    )
 
 
 @dataclass
@@ -311,14 +322,15 @@ def fit_detectors(
         raise ValueError(f"detectors: unknown {unknown or '(empty list)'}; known: {list(ALL_DETECTORS)}")
     if not 0.0 < holdout_fraction < 1.0:
         raise ValueError("holdout_fraction must be between 0 and 1")
-    model = ctx.model()
     train = ctx.dataset("train")
     train_logits = ctx.predictions("train").logits
     notes: list[str] = []
     need_features = any(d in FEATURE_DETECTORS for d in detectors)
     train_emb = _safe_embeddings(lambda: ctx.embeddings("train")) if need_features else None
     if need_features and train_emb is None:
-        notes.append("the model has no linear head to take penultimate features from: Mahalanobis and kNN skipped")
+        notes.append(
+            "the model has no linear head to take penultimate features from: Mahalanobis and kNN skipped"
+        )
     has_validation = "validation" in ctx.splits() and len(ctx.dataset("validation")) > 0
     n = len(train)
     if has_validation:
@@ -370,8 +382,14 @@ def _value_range(ctx: RunContext, train: Dataset) -> tuple[float, float]:
 
 
 def synthetic_ood_sets(
-    ctx: RunContext, kind: str, base: np.ndarray, train: Dataset, names: list[str], rng: np.random.Generator,
-    *, outlier_scale: float,
+    ctx: RunContext,
+    kind: str,
+    base: np.ndarray,
+    train: Dataset,
+    names: list[str],
+    rng: np.random.Generator,
+    *,
+    outlier_scale: float,
 ) -> dict[str, np.ndarray]:
     """Synthetic OOD inputs shaped like ``base`` (ID test rows): one array per requested set."""
     n = len(base)
@@ -392,7 +410,9 @@ def synthetic_ood_sets(
                 perm = np.argsort(rng.random(flat.shape), axis=1)
                 out[name] = np.take_along_axis(flat, perm, axis=1).reshape(base.shape)
             else:
-                raise ValueError(f"synthetic set {name!r} does not apply to images; known: {list(IMAGE_SETS)}")
+                raise ValueError(
+                    f"synthetic set {name!r} does not apply to images; known: {list(IMAGE_SETS)}"
+                )
     else:
         xt = train.x2d.astype(np.float64)
         cat_idx = [i for i, f in enumerate(train.features) if f in train.categorical]
@@ -413,13 +433,20 @@ def synthetic_ood_sets(
                 x = base.reshape(n, -1).astype(np.float64).copy()
                 x[:, num_idx] = mean_f[num_idx] + outlier_scale * (x[:, num_idx] - mean_f[num_idx])
             else:
-                raise ValueError(f"synthetic set {name!r} does not apply to tabular data; known: {list(TABULAR_SETS)}")
+                raise ValueError(
+                    f"synthetic set {name!r} does not apply to tabular data; known: {list(TABULAR_SETS)}"
+                )
             out[name] = x
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in out.items()}
 
 
 def apply_shift(
-    kind: str, name: str, severity: int, x: np.ndarray, train: Dataset, value_range: tuple[float, float],
+    kind: str,
+    name: str,
+    severity: int,
+    x: np.ndarray,
+    train: Dataset,
+    value_range: tuple[float, float],
     rng: np.random.Generator,
 ) -> np.ndarray:
     """A covariate shift of ``x`` at severity 1..5 (magnitudes in IMAGE_SHIFTS / TABULAR_SHIFTS)."""
@@ -463,7 +490,9 @@ def _subsample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=cap, replace=False))
 
 
-def _curve_points(s_in: np.ndarray, s_out: np.ndarray, max_points: int = 200) -> tuple[list[float], list[float]]:
+def _curve_points(
+    s_in: np.ndarray, s_out: np.ndarray, max_points: int = 200
+) -> tuple[list[float], list[float]]:
     """ROC points (FPR, TPR; OOD positive), thinned to at most ``max_points`` for the report."""
     from sklearn.metrics import roc_curve
 
@@ -700,9 +729,377 @@ def ood_detection(
         })  # fmt: skip
     summary_bits = [
         f"{s}: best {best[s]} AUROC {results[s][best[s]]['auroc'][0]:.3f}"
-        + (f", gated {gate_detector} {results[s][gate_detector]['auroc'][0]:.3f}" if gate_detector in results[s] else "")
+        + (
+            f", gated {gate_detector} {results[s][gate_detector]['auroc'][0]:.3f}"
+            if gate_detector in results[s]
+            else ""
+        )
         for s in sets
     ]
     return Outcome.from_metrics(
-        metrics, summary=f"OOD detection vs {source}: " + "; ".join(summary_bits), findings=findings, evidence=evidence
+        metrics,
+        summary=f"OOD detection vs {source}: " + "; ".join(summary_bits),
+        findings=findings,
+        evidence=evidence,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# AK-OOD-002
+# ---------------------------------------------------------------------------------------------
+
+
+def risk_coverage(
+    scores: np.ndarray, errors: np.ndarray, weights: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Selective risk when the most OOD-looking inputs are abstained on first.
+
+    Inputs are accepted in increasing score order; ``risk[k]`` is the error rate among the first
+    k+1 accepted, ``coverage[k]`` their share. AURC is the mean risk over all coverages (per row of
+    ``weights``, bootstrap counts: the weighted analogue).
+    """
+    order = np.argsort(np.asarray(scores, dtype=np.float64), kind="stable")
+    err = np.asarray(errors, dtype=np.float64)[order]
+    w = np.ones((1, len(err))) if weights is None else np.atleast_2d(weights)[:, order]
+    cw = np.cumsum(w, axis=1)
+    ce = np.cumsum(w * err, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        risk = np.where(cw > 0, ce / np.maximum(cw, 1e-300), 0.0)
+    aurc = (w * risk).sum(axis=1) / w.sum(axis=1)
+    return {"coverage": cw / cw[:, -1:], "risk": risk, "aurc": aurc}
+
+
+def _risk_at(scores: np.ndarray, errors: np.ndarray, coverage: float) -> tuple[int, int]:
+    """(errors, accepted) when the ``coverage`` share with the lowest OOD scores is accepted."""
+    k = max(1, int(math.ceil(coverage * len(scores))))
+    order = np.argsort(np.asarray(scores, dtype=np.float64), kind="stable")[:k]
+    return int(np.sum(np.asarray(errors)[order])), k
+
+
+def _thin(x: np.ndarray, y: np.ndarray, max_points: int = 200) -> tuple[list[float], list[float]]:
+    keep = np.unique(np.linspace(0, len(x) - 1, min(max_points, len(x))).round().astype(int))
+    return [round(float(v), 5) for v in x[keep]], [round(float(v), 5) for v in y[keep]]
+
+
+@check(
+    id="AK-OOD-002",
+    title="Accuracy, calibration and selective prediction under distribution shift",
+    requires=("model", "test", "label", "classification"),
+    severity="medium",
+    nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.6", "MEASURE 2.4", "MANAGE 2.3"),
+    tags=("ood", "shift", "calibration", "robustness", "model"),
+    cost="moderate",
+)
+def shift_behaviour(
+    ctx: RunContext,
+    /,
+    *,
+    shifts: list[str] | None = None,
+    severities: list[int] = [1, 2, 3, 4, 5],  # noqa: B006
+    gate_severity: int = 2,
+    max_accuracy_drop: float | None = 0.1,
+    max_ece: float | None = 0.15,
+    use_production: bool = True,
+    n_bins: int = 15,
+    detectors: list[str] = ["msp", "max_logit", "energy", "mahalanobis", "knn"],  # noqa: B006
+    coverage: float = 0.8,
+    max_selective_risk: float | None = None,
+    knn_k: int = 10,
+    holdout_fraction: float = 0.2,
+    max_samples: int = 5000,
+    n_boot: int = 200,
+) -> Outcome:
+    """Accuracy and calibration when inputs shift, and what abstaining on OOD-looking inputs buys.
+
+    Shifted data: a labelled ``production`` split when the audit has one (and ``use_production``);
+    otherwise synthetic covariate shifts of the test inputs at severities 1–5 (images: Gaussian
+    noise with sd 0.08–0.38 of the value range, contrast reduced to 0.4–0.05 of each image's
+    spread, brightness +0.1–0.5 of the range, clipped; tabular, numeric features in train standard
+    deviations: Gaussian noise 0.1–2 sd, a mean shift of 0.1–2 sd in a fixed direction, spread
+    scaled by 1.1–3). For each: accuracy (Wilson interval), accuracy drop against the clean test
+    set (paired bootstrap for synthetic shifts) and expected calibration error (equal-width bins,
+    bootstrap interval). Gate: at ``gate_severity`` (or on production) the drop must stay within
+    ``max_accuracy_drop`` and ECE within ``max_ece`` (point estimates). Selective prediction: every
+    detector of AK-OOD-001 ranks inputs; the best is chosen by area under the risk–coverage curve
+    (AURC) on the validation split, or on a seeded half of the test set when there is none (the
+    curve is then reported on the other half); its risk at ``coverage`` and AURC are reported on
+    clean test data and on the shifted data (at ``gate_severity``, all shifts pooled).
+
+    Parameters
+    ----------
+    shifts: synthetic shifts to apply; default all for the input kind (images: gaussian_noise,
+        contrast, brightness; tabular: gaussian_noise, mean_shift, scale).
+    severities: severities (integers 1–5) at which each synthetic shift is measured.
+    gate_severity: severity whose accuracy drop and ECE are gated (must be among ``severities``).
+    max_accuracy_drop: largest acceptable accuracy drop from clean test to shifted data; null: no gate.
+    max_ece: largest acceptable expected calibration error on shifted data; null: no gate.
+    use_production: use a labelled production split as the shifted data when there is one.
+    n_bins: equal-width confidence bins for ECE.
+    detectors: detectors compared for selective prediction (as in AK-OOD-001).
+    coverage: share of inputs kept when reporting selective risk.
+    max_selective_risk: largest acceptable error rate at ``coverage`` on shifted data; null: reported only.
+    knn_k: which nearest neighbour's distance is the kNN score.
+    holdout_fraction: share of train held out of the detector fit when there is no validation split.
+    max_samples: at most this many labelled test rows are used (seeded subsample, reported).
+    n_boot: bootstrap resamples for the intervals.
+    """
+    from auditkit.stats import wilson
+
+    if not 0.0 < coverage <= 1.0:
+        raise ValueError("coverage must be in (0, 1]")
+    if n_bins < 1:
+        raise ValueError("n_bins must be at least 1")
+    model = ctx.model()
+    train, test = ctx.dataset("train"), ctx.dataset("test")
+    y_test = test.y
+    if y_test is None or not np.any(y_test >= 0):
+        raise NotApplicable("the test split has no labels: accuracy under shift cannot be measured")
+    rng = ctx.rng()
+    labelled = np.flatnonzero(y_test >= 0)
+    idx = labelled[_subsample(len(labelled), max_samples, rng)]
+    test_logits = ctx.predictions("test").logits
+    if test_logits.shape[1] < 2:
+        raise NotApplicable(
+            "the model has a single output: accuracy and calibration need class probabilities"
+        )
+    kind = ctx.model_input.kind
+    notes: list[str] = []
+    if len(idx) < len(labelled):
+        notes.append(
+            f"used a seeded subsample of {len(idx)} of {len(labelled)} labelled test rows (max_samples)"
+        )
+
+    def stats(logits: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        z = logits - logits.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        return {"correct": (p.argmax(axis=1) == y).astype(np.float64), "conf": p.max(axis=1)}
+
+    y0 = y_test[idx]
+    clean = stats(test_logits[idx], y0)
+    w_clean = _boot_weights(len(idx), n_boot, rng) if n_boot > 0 else None
+    clean_acc = float(clean["correct"].mean())
+    clean_ece = float(expected_calibration_error(clean["conf"], clean["correct"], n_bins=n_bins)[0])
+    clean_ece_ci = (
+        _quantile_ci(expected_calibration_error(clean["conf"], clean["correct"], n_bins=n_bins, weights=w_clean))
+        if w_clean is not None else None
+    )  # fmt: skip
+    k0 = int(clean["correct"].sum())
+    metrics: list[Metric] = [
+        Metric("accuracy:clean", clean_acc, ci=wilson(k0, len(idx)), n=len(idx), direction="higher",
+               description="accuracy on the (unshifted) test set"),
+        Metric("ece:clean", clean_ece, ci=clean_ece_ci, n=len(idx), direction="lower",
+               description=f"expected calibration error on the test set ({n_bins} equal-width bins)"),
+    ]  # fmt: skip
+
+    # Shifted data: production, or synthetic shifts of the same test rows (paired).
+    value_range = _value_range(ctx, train)
+    rows: list[list[Any]] = []
+    # name -> (embeddings of the shifted inputs (lazy), logits, labels): the data selective risk is reported on.
+    gated: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
+    prod = ctx.dataset("production") if use_production and "production" in ctx.splits() else None
+    prod_labelled = prod is not None and prod.y is not None and bool(np.any(prod.y >= 0))
+    curves_acc: list[dict[str, Any]] = []
+    curves_ece: list[dict[str, Any]] = []
+    if prod_labelled:
+        assert prod is not None and prod.y is not None
+        p_lab = np.flatnonzero(prod.y >= 0)
+        p_idx = p_lab[_subsample(len(p_lab), max_samples, rng)]
+        p_logits = ctx.predictions("production").logits[p_idx]
+        yp = prod.y[p_idx]
+        st = stats(p_logits, yp)
+        kp = int(st["correct"].sum())
+        acc = kp / len(p_idx)
+        wp = _boot_weights(len(p_idx), n_boot, rng) if n_boot > 0 else None
+        ece = float(expected_calibration_error(st["conf"], st["correct"], n_bins=n_bins)[0])
+        ece_ci = (
+            _quantile_ci(expected_calibration_error(st["conf"], st["correct"], n_bins=n_bins, weights=wp))
+            if wp is not None
+            else None
+        )
+        drop_ci = None
+        if wp is not None and w_clean is not None:  # unpaired: resample each split on its own
+            boot_drop = (w_clean @ clean["correct"]) / w_clean.sum(1) - (wp @ st["correct"]) / wp.sum(1)
+            drop_ci = _quantile_ci(boot_drop)
+        details = {"shift": "production", "n_clean": len(idx)}
+        metrics += [
+            Metric("accuracy:production", acc, ci=wilson(kp, len(p_idx)), n=len(p_idx), direction="higher", details=details),
+            Metric("accuracy_drop:production", clean_acc - acc, ci=drop_ci, n=len(p_idx), threshold=max_accuracy_drop,
+                   direction="lower", details=details, description="clean test accuracy minus production accuracy"),
+            Metric("ece:production", ece, ci=ece_ci, n=len(p_idx), threshold=max_ece, direction="lower", details=details),
+        ]  # fmt: skip
+        rows.append(["production", None, _r(acc), _r(clean_acc - acc), _r(ece), len(p_idx)])
+        gated["production"] = (lambda: ctx.embeddings("production")[p_idx], p_logits, yp)
+        source = f"the labelled production split ({len(p_idx)} rows)"
+    else:
+        table = IMAGE_SHIFTS if kind == "image" else TABULAR_SHIFTS
+        names = shifts if shifts is not None else list(table)
+        bad = [s for s in severities if not isinstance(s, int) or not 1 <= s <= 5]
+        if bad or not severities:
+            raise ValueError(f"severities must be integers from 1 to 5, got {severities}")
+        if gate_severity not in severities:
+            raise ValueError(f"gate_severity {gate_severity} is not among severities {severities}")
+        if not names:
+            raise NotApplicable("no labelled production split and no synthetic shifts requested")
+        x0 = test.x[idx]
+        for name in names:
+            accs, los, his, eces = (
+                [clean_acc],
+                [wilson(k0, len(idx))[0]],
+                [wilson(k0, len(idx))[1]],
+                [clean_ece],
+            )
+            for sev in sorted(severities):
+                xs = apply_shift(kind, name, sev, x0, train, value_range, rng)
+                logits = model.logits(xs)
+                st = stats(logits, y0)
+                k = int(st["correct"].sum())
+                acc, drop = k / len(idx), clean_acc - k / len(idx)
+                ece = float(expected_calibration_error(st["conf"], st["correct"], n_bins=n_bins)[0])
+                accs.append(acc)
+                lo, hi = wilson(k, len(idx))
+                los.append(lo)
+                his.append(hi)
+                eces.append(ece)
+                rows.append([name, sev, _r(acc), _r(drop), _r(ece), len(idx)])
+                if sev != gate_severity:
+                    continue
+                drop_ci = ece_ci = None
+                if w_clean is not None:  # paired: the same resampled rows, clean and shifted
+                    drop_ci = _quantile_ci((w_clean @ (clean["correct"] - st["correct"])) / w_clean.sum(1))
+                    ece_ci = _quantile_ci(
+                        expected_calibration_error(st["conf"], st["correct"], n_bins=n_bins, weights=w_clean)
+                    )
+                key = f"{name}@{sev}"
+                details = {"shift": name, "severity": sev, "magnitude": table[name][sev - 1]}
+                metrics += [
+                    Metric(f"accuracy:{key}", acc, ci=(lo, hi), n=len(idx), direction="higher", details=details),
+                    Metric(f"accuracy_drop:{key}", drop, ci=drop_ci, n=len(idx), threshold=max_accuracy_drop,
+                           direction="lower", details=details,
+                           description="clean accuracy minus shifted accuracy on the same rows"),
+                    Metric(f"ece:{key}", ece, ci=ece_ci, n=len(idx), threshold=max_ece, direction="lower",
+                           details=details),
+                ]  # fmt: skip
+                gated[key] = (lambda xs=xs: model.embeddings(xs), logits, y0)
+            xs_axis = [0, *sorted(severities)]
+            curves_acc.append({"name": name, "x": xs_axis, "y": [_r(a) for a in accs],
+                               "lo": [_r(v) for v in los], "hi": [_r(v) for v in his]})  # fmt: skip
+            curves_ece.append({"name": name, "x": xs_axis, "y": [_r(e) for e in eces]})
+        source = f"synthetic {kind} shifts of the test inputs at severities {sorted(severities)} (no labelled production split)"
+
+    # Selective prediction: choose the detector on held-out data, report on test and shifted data.
+    fitted = fit_detectors(ctx, detectors, knn_k=knn_k, holdout_fraction=holdout_fraction, rng=rng)
+    features = fitted.mahalanobis is not None or fitted.knn is not None
+    test_emb = _safe_embeddings(lambda: ctx.embeddings("test")) if features else None
+    scores_test = fitted.scores(test_logits[idx], test_emb[idx] if test_emb is not None else None)
+    err_test = 1.0 - clean["correct"]
+    val = ctx.dataset("validation") if "validation" in ctx.splits() else None
+    if val is not None and val.y is not None and np.any(val.y >= 0):
+        v_lab = np.flatnonzero(val.y >= 0)
+        v_logits = ctx.predictions("validation").logits[v_lab]
+        v_emb = _safe_embeddings(lambda: ctx.embeddings("validation")) if features else None
+        sel_scores = fitted.scores(v_logits, v_emb[v_lab] if v_emb is not None else None)
+        sel_err = (v_logits.argmax(axis=1) != val.y[v_lab]).astype(np.float64)
+        report = np.arange(len(idx))
+        how = f"chosen by AURC on the validation split ({len(v_lab)} labelled rows)"
+    else:
+        perm = rng.permutation(len(idx))
+        half = len(idx) // 2
+        sel, report = np.sort(perm[:half]), np.sort(perm[half:])
+        if len(sel) == 0 or len(report) == 0:
+            raise NotApplicable("too few labelled test rows to choose a detector and report selective risk")
+        sel_scores = {d: s[sel] for d, s in scores_test.items()}
+        sel_err = err_test[sel]
+        how = f"chosen by AURC on a seeded half of the test rows ({len(sel)}); curves on the other half ({len(report)})"
+    aurcs = {d: float(risk_coverage(s, sel_err)["aurc"][0]) for d, s in sel_scores.items()}
+    best = min(aurcs, key=lambda d: (aurcs[d], fitted.detectors.index(d)))
+
+    shifted_scores: list[np.ndarray] = []
+    shifted_err: list[np.ndarray] = []
+    for get_emb, logits, y in gated.values():
+        emb = _safe_embeddings(get_emb) if features and best in FEATURE_DETECTORS else None
+        shifted_scores.append(fitted.scores(logits, emb)[best])
+        shifted_err.append((logits.argmax(axis=1) != y).astype(np.float64))
+    sel_rows = []
+    plot_series = []
+    for label, s, e in (
+        ("clean test", scores_test[best][report], err_test[report]),
+        (
+            "shifted" if not prod_labelled else "production",
+            np.concatenate(shifted_scores),
+            np.concatenate(shifted_err),
+        ),
+    ):
+        errs, kept = _risk_at(s, e, coverage)
+        rc = risk_coverage(s, e)
+        aurc_ci = (
+            _quantile_ci(risk_coverage(s, e, _boot_weights(len(s), n_boot, rng))["aurc"])
+            if n_boot > 0
+            else None
+        )
+        suffix = (
+            "clean"
+            if label == "clean test"
+            else ("production" if prod_labelled else f"shifted@{gate_severity}")
+        )
+        metrics += [
+            Metric(f"selective_risk@{coverage:g}:{suffix}", errs / kept, ci=wilson(errs, kept), n=kept,
+                   threshold=max_selective_risk if suffix != "clean" else None, direction="lower",
+                   details={"detector": best, "coverage": coverage, "full_coverage_risk": float(e.mean())},
+                   description=f"error rate on the {coverage:.0%} of inputs {best} finds least OOD"),
+            Metric(f"aurc:{suffix}", float(rc["aurc"][0]), ci=aurc_ci, n=len(s), direction="lower",
+                   details={"detector": best}, description="area under the risk–coverage curve"),
+        ]  # fmt: skip
+        sel_rows.append([label, best, _r(float(e.mean())), _r(errs / kept), _r(float(rc["aurc"][0])), len(s)])
+        cx, cy = _thin(rc["coverage"][0], rc["risk"][0])
+        plot_series.append({"name": f"{best} — {label}", "x": cx, "y": cy})
+        if best != "msp" and "msp" in scores_test and label == "clean test":
+            rc_msp = risk_coverage(scores_test["msp"][report], e)
+            mx, my = _thin(rc_msp["coverage"][0], rc_msp["risk"][0])
+            plot_series.append({"name": f"msp — {label}", "x": mx, "y": my})
+
+    findings = [Finding(n, severity="info", key="note:" + n.split(":")[0][:40]) for n in notes + fitted.notes]
+    evidence: dict[str, Any] = {
+        "shift_source": source,
+        "under shift": {
+            "columns": ["shift", "severity", "accuracy", "accuracy drop", "ece", "n"],
+            "rows": rows,
+        },
+        "selective prediction": {
+            "columns": [
+                "data",
+                "detector",
+                "risk at full coverage",
+                f"risk at {coverage:g} coverage",
+                "aurc",
+                "n",
+            ],
+            "rows": sel_rows,
+        },
+        "detector choice": {
+            "columns": ["detector", "aurc (selection data)"],
+            "rows": [[d, _r(a, 5)] for d, a in aurcs.items()],
+        },
+        "selection": how,
+        "ece": f"{n_bins} equal-width bins on the top-class probability",
+        "plots": [],
+    }
+    if curves_acc:
+        evidence["plots"] += [
+            {"type": "line", "title": "Accuracy under shift (severity 0 = clean)", "x_label": "severity",
+             "y_label": "accuracy", "series": curves_acc},
+            {"type": "line", "title": "Expected calibration error under shift", "x_label": "severity",
+             "y_label": "ECE", "series": curves_ece},
+        ]  # fmt: skip
+    evidence["plots"].append({
+        "type": "line", "title": f"Risk–coverage, abstaining with {best}", "x_label": "coverage",
+        "y_label": "selective risk (error rate)", "series": plot_series,
+    })  # fmt: skip
+    worst = max(rows, key=lambda r: r[3] if r[3] is not None else -1) if rows else None
+    summary = f"clean accuracy {clean_acc:.3f}, ECE {clean_ece:.3f}; shifts: {source}"
+    if worst:
+        summary += (
+            f"; largest drop {worst[3]:.3f} ({worst[0]}{'' if worst[1] is None else ' @' + str(worst[1])})"
+        )
+    summary += f"; abstaining with {best}: risk {sel_rows[0][3]:.3f} at {coverage:.0%} coverage on clean test"
+    return Outcome.from_metrics(metrics, summary=summary, findings=findings, evidence=evidence)
