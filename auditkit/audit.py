@@ -59,7 +59,7 @@ def _load(spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec) -> Load
 
 
 def environment(artifacts: Artifacts) -> dict[str, Any]:
-    libs = {}
+    libs: dict[str, str | None] = {}
     for name in LIBRARIES:
         try:
             libs[name] = metadata.version(name)

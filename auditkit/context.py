@@ -76,7 +76,7 @@ class RunContext:
         spec = self.spec
         if spec is not None and spec.model is not None:
             return spec.model.input
-        return InputSpec(kind=self.artifacts.input_kind())  # type: ignore[arg-type]
+        return InputSpec.model_validate({"kind": self.artifacts.input_kind()})
 
     def rng(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)

@@ -43,7 +43,7 @@ def apply_waivers(records: list[dict[str, Any]], waivers: list[dict[str, Any]], 
 
 def _is_waived(finding: dict[str, Any]) -> bool:
     w = finding.get("waiver")
-    return bool(w) and not w.get("expired", False)
+    return isinstance(w, dict) and not w.get("expired", False)
 
 
 def regressions(records: list[dict[str, Any]], baseline: dict[str, Any]) -> list[dict[str, Any]]:
@@ -104,7 +104,8 @@ def decide(
     today = today or dt.date.today()
     apply_waivers(records, list(waivers or []), today)
     threshold = severity_rank(fail_on)
-    blocking, waived = [], []
+    blocking: list[dict[str, Any]] = []
+    waived: list[dict[str, Any]] = []
     for rec in records:
         for f in rec.get("findings", []):
             if severity_rank(f["severity"]) < threshold or f["severity"] == "info":

@@ -131,7 +131,7 @@ def wrap(
         last = _last_linear(module)
         if last is None:
             raise ValueError("pass n_classes: the model has no nn.Linear head to read it from")
-        n_classes = int(last.out_features)  # type: ignore[union-attr]
+        n_classes = int(last.out_features)  # type: ignore[union-attr,arg-type]
     return ModelAdapter(
         module=module,
         n_classes=n_classes,

@@ -199,10 +199,11 @@ class CardSpec(_Strict):
 
 
 ReportFormat = Literal["json", "html", "pdf", "model_card", "junit", "sarif"]
+DEFAULT_FORMATS: tuple[ReportFormat, ...] = ("json", "html", "pdf", "model_card", "junit")
 
 
 class ReportSpec(_Strict):
-    formats: list[ReportFormat] = Field(default_factory=lambda: ["json", "html", "pdf", "model_card", "junit"])
+    formats: list[ReportFormat] = Field(default_factory=lambda: list(DEFAULT_FORMATS))
     title: str = "Pre-deployment audit"
     organisation: str | None = None
 

@@ -24,7 +24,7 @@ from auditkit.rmf import validate_subcategory_ids
 from auditkit.runner import Planned, run_one, validate_params
 from auditkit.spec import parse_spec
 
-Split = pd.DataFrame | tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
+Split = Any  # a DataFrame, or (x, y) / (x, y, {name: 1-D array}) numpy arrays
 
 
 def make_artifacts(

@@ -6,8 +6,8 @@ import datetime as dt
 from typing import Any
 
 import pytest
-
 from auditkit.checks.governance import model_card_completeness, rmf_attestations
+
 from auditkit.rmf import coverage, subcategories
 from auditkit.testing import make_artifacts, run_check
 
