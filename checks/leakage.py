@@ -1,1 +1,722 @@
-"""Built-in checks: leakage. (Being written; see the catalogue in the README.)"""
+"""Built-in checks: leakage between splits (AK-LEAK-001..005).
+
+All of them look at data only (no model), so a team can gate on data before training.
+
+Row identity (AK-LEAK-001, AK-DQ-003) is a 64-bit hash of the *canonicalised feature values* of a
+row, never the label, id, group or time: numbers are parsed as float64, rounded to ``decimals``
+places, ``-0.0`` becomes ``0.0`` and every NaN is the same NaN; categorical values are compared by
+their text (``str(v)``: ``1`` and ``"1"`` are the same category) and missing ones are one value.
+With 64-bit hashes the chance of any collision among 10 million rows is below 3e-6.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from auditkit import Finding, Metric, NotApplicable, Outcome, check
+
+if TYPE_CHECKING:
+    from auditkit import RunContext
+    from auditkit.data import Dataset
+
+MAX_ROWS = 50  # evidence tables are capped; the cap and the total are stated
+_NA_TEXT = "\x00<NA>"
+
+
+# --------------------------------------------------------------------------------------------
+# shared helpers (also used by checks.quality)
+# --------------------------------------------------------------------------------------------
+def _threads() -> int:
+    env = os.environ.get("AUDITKIT_THREADS")
+    return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
+
+
+def text_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of a column's values by their text (``1`` and ``"1"`` share a code); -1 = missing.
+
+    Factorizes the raw values first, so ``str`` runs once per distinct value, not once per row.
+    Returns (codes, texts of the codes).
+    """
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    texts = np.array([str(u) for u in uniques], dtype=object)
+    tcodes, tuniq = pd.factorize(texts)
+    out = np.where(codes < 0, -1, tcodes[np.maximum(codes, 0)] if len(tcodes) else -1)
+    return out.astype(np.int64), np.asarray(tuniq, dtype=object)
+
+
+def _hash_text(s: pd.Series) -> np.ndarray:
+    """Hash a categorical column by the text of its values (missing values share one hash)."""
+    codes, texts = text_codes(s)
+    hashed = pd.util.hash_array(np.append(texts, _NA_TEXT).astype(object), categorize=False)
+    return hashed[codes]  # code -1 (missing) picks the last entry, the NA sentinel
+
+
+def canonical_numeric(s: pd.Series, decimals: int) -> np.ndarray:
+    """Float64 values rounded to ``decimals``, -0.0 → 0.0, one canonical NaN."""
+    v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    v = np.round(v, decimals) + 0.0
+    v[np.isnan(v)] = np.nan
+    return v
+
+
+def row_hashes(ds: Dataset, decimals: int = 9) -> np.ndarray:
+    """uint64 hash per row of the canonicalised feature columns (see the module docstring)."""
+    cols: dict[str, np.ndarray] = {}
+    for i, f in enumerate(ds.features):
+        s = ds.frame[f]
+        if f in ds.categorical:
+            cols[f"c{i}"] = _hash_text(s)
+        else:
+            cols[f"c{i}"] = canonical_numeric(s, decimals)
+    table = pd.DataFrame(cols, copy=False)
+    return pd.util.hash_pandas_object(table, index=False).to_numpy()
+
+
+def cached_row_hashes(ctx: RunContext, split: str, decimals: int = 9) -> np.ndarray:
+    return ctx.cached(
+        f"auditkit.data.row_hashes:{split}:{decimals}", lambda: row_hashes(ctx.dataset(split), decimals)
+    )
+
+
+def _pair_hash(h: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A hash of (feature hash, label code)."""
+    mixed = pd.util.hash_array(y.astype(np.int64))
+    return h ^ (mixed * np.uint64(0x9E3779B97F4A7C15))
+
+
+def _labels(ds: Dataset) -> np.ndarray | None:
+    y = ds.y
+    return None if y is None else np.asarray(y)
+
+
+def _show(v: Any) -> Any:
+    if isinstance(v, (float, np.floating)) and np.isnan(v):
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+def _ratio_metric(name: str, k: int, n: int, threshold: float | None, description: str) -> Metric:
+    from auditkit.stats import wilson
+
+    return Metric(
+        name, k / n if n else None, ci=wilson(k, n), n=n, threshold=threshold,
+        direction="lower", description=description, details={"count": int(k)},
+    )  # fmt: skip
+
+
+def _need_rows(ds: Dataset) -> None:
+    if len(ds) == 0:
+        raise NotApplicable(f"the {ds.name} split has no rows")
+
+
+# --------------------------------------------------------------------------------------------
+# AK-LEAK-001
+# --------------------------------------------------------------------------------------------
+@check(
+    id="AK-LEAK-001",
+    title="Test rows that also occur in the training set",
+    requires=("train", "test"),
+    severity="high",
+    nist_ai_rmf=("MAP 2.3", "MEASURE 2.5"),
+    tags=("data", "leakage"),
+)
+def train_test_overlap(
+    ctx: RunContext, /, *, max_overlap_ratio: float = 0.0, max_conflict_ratio: float = 0.0, decimals: int = 9
+) -> Outcome:
+    """Finds test rows whose feature values occur exactly in the training set.
+
+    Rows are compared by a 64-bit hash of their canonicalised features only (numbers rounded to
+    ``decimals`` places, one NaN, categories by text; the label, id, group and time columns are
+    not features), so a leaked row is found even when its label was changed. Those matched rows
+    whose label differs from every matching training row are reported apart as label conflicts.
+    Runs in O(n) with hash tables.
+
+    Parameters
+    ----------
+    max_overlap_ratio: largest acceptable share of test rows whose features occur in train.
+    max_conflict_ratio: largest acceptable share of test rows that match a train row on features
+        but carry a label that none of the matching train rows has.
+    decimals: numbers are rounded to this many decimal places before hashing.
+    """
+    train, test = ctx.dataset("train"), ctx.dataset("test")
+    _need_rows(train)
+    _need_rows(test)
+    h_tr, h_te = cached_row_hashes(ctx, "train", decimals), cached_row_hashes(ctx, "test", decimals)
+    in_train = pd.Index(h_tr).unique()
+    hit = pd.Series(h_te).isin(in_train).to_numpy()
+    k, n = int(hit.sum()), len(h_te)
+    metrics = [_ratio_metric("overlap_ratio", k, n, max_overlap_ratio,
+                             "share of test rows whose features occur exactly in train")]  # fmt: skip
+    y_tr, y_te = _labels(train), _labels(test)
+    conflict = np.zeros(n, dtype=bool)
+    if y_tr is not None and y_te is not None:
+        pairs = pd.Index(_pair_hash(h_tr, y_tr)).unique()
+        conflict = hit & ~pd.Series(_pair_hash(h_te, y_te)).isin(pairs).to_numpy()
+        metrics.append(_ratio_metric(
+            "label_conflict_ratio", int(conflict.sum()), n, max_conflict_ratio,
+            "share of test rows matching train features but with a label no matching train row has",
+        ))  # fmt: skip
+    evidence: dict[str, Any] = {}
+    if k:
+        rows_te = np.flatnonzero(hit)
+        # conflicts first: they are the most telling examples
+        order = np.concatenate([rows_te[conflict[rows_te]], rows_te[~conflict[rows_te]]])[:MAX_ROWS]
+        first_train = pd.Series(np.arange(len(h_tr)), index=h_tr)
+        first_train = first_train[~first_train.index.duplicated()]
+        tr_rows = first_train.loc[h_te[order]].to_numpy()
+        ids_te, ids_tr = test.ids, train.ids
+        lab_te = test.frame[test.label] if test.label and test.label in test.frame else None
+        lab_tr = train.frame[train.label] if train.label and train.label in train.frame else None
+        rows = []
+        for te_i, tr_i in zip(order.tolist(), tr_rows.tolist(), strict=True):
+            rows.append([
+                te_i, tr_i,
+                _show(ids_te.iloc[te_i]) if ids_te is not None else None,
+                _show(ids_tr.iloc[tr_i]) if ids_tr is not None else None,
+                _show(lab_te.iloc[te_i]) if lab_te is not None else None,
+                _show(lab_tr.iloc[tr_i]) if lab_tr is not None else None,
+                bool(conflict[te_i]),
+            ])  # fmt: skip
+        evidence["Test rows found in train"] = {
+            "columns": ["test row", "train row", "test id", "train id", "test label", "train label",
+                        "label conflict"],
+            "rows": rows, "total_rows": k,
+        }  # fmt: skip
+    evidence["method"] = {"hash": "64-bit, canonicalised features", "decimals": decimals,
+                          "features": len(train.features), "distinct_train_rows": int(len(in_train))}  # fmt: skip
+    summary = f"{k} of {n} test rows ({k / n:.2%}) occur in train"
+    if conflict.any():
+        summary += f"; {int(conflict.sum())} of them with a different label"
+    return Outcome.from_metrics(metrics, summary=summary, evidence=evidence)
+
+
+# --------------------------------------------------------------------------------------------
+# AK-LEAK-002
+# --------------------------------------------------------------------------------------------
+_CAT_SCALE = 4.0  # categorical levels are embedded as random 2-d points with this spread (z units)
+
+
+def _embed(
+    train: Dataset, other: Dataset, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Scaled numeric features (train mean/std; NaN → train mean) and categorical codes.
+
+    Returns (train vectors, other vectors, train cat codes, other cat codes, numeric dims). The
+    vectors append a random 2-d embedding per categorical level, so that rows with different
+    categories lie far apart in the index; equality of categories is then checked exactly.
+    """
+    num, cat = train.numeric, train.categorical
+    if train.array is not None and other.array is not None and not cat:
+        a_tr, a_te = train.x2d.astype(np.float64), other.x2d.astype(np.float64)
+    else:
+        a_tr = np.column_stack([pd.to_numeric(train.frame[f], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+                                for f in num]) if num else np.zeros((len(train), 0))  # fmt: skip
+        a_te = np.column_stack([pd.to_numeric(other.frame[f], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+                                for f in num]) if num else np.zeros((len(other), 0))  # fmt: skip
+    with warnings.catch_warnings():  # all-NaN columns: mean/std NaN, replaced below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(a_tr, axis=0) if len(a_tr) else np.zeros(a_tr.shape[1])
+        std = np.nanstd(a_tr, axis=0) if len(a_tr) else np.ones(a_tr.shape[1])
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    z_tr = np.nan_to_num((a_tr - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
+    z_te = np.nan_to_num((a_te - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
+    c_tr = np.zeros((len(train), len(cat)), dtype=np.int64)
+    c_te = np.zeros((len(other), len(cat)), dtype=np.int64)
+    e_tr, e_te = [], []
+    for j, f in enumerate(cat):
+        both = pd.concat([train.frame[f], other.frame[f]], ignore_index=True)
+        codes, uniques = text_codes(both)
+        codes = np.where(codes < 0, len(uniques), codes)
+        c_tr[:, j], c_te[:, j] = codes[: len(train)], codes[len(train) :]
+        points = rng.normal(scale=_CAT_SCALE, size=(len(uniques) + 1, 2))
+        e_tr.append(points[c_tr[:, j]])
+        e_te.append(points[c_te[:, j]])
+    v_tr = np.hstack([z_tr, *e_tr]).astype(np.float32)
+    v_te = np.hstack([z_te, *e_te]).astype(np.float32)
+    return np.ascontiguousarray(v_tr), np.ascontiguousarray(v_te), c_tr, c_te, z_tr.shape[1]
+
+
+def nearest_train(
+    v_tr: np.ndarray, v_q: np.ndarray, *, k: int, seed: int, exact_below: float, nprobe: int
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """k nearest train vectors of each query: exact (flat) when small, else a faiss IVF index."""
+    import faiss
+
+    faiss.omp_set_num_threads(_threads())
+    d = v_tr.shape[1]
+    n = len(v_tr)
+    k = min(k, n)
+    if float(n) * float(len(v_q)) <= exact_below or n < 4096:
+        index = faiss.IndexFlatL2(d)
+        index.add(v_tr)
+        method = "exact (faiss IndexFlatL2)"
+    else:
+        nlist = int(min(4096, max(64, 2 ** round(np.log2(np.sqrt(n))))))
+        sample_n = min(n, 64 * nlist)
+        rng = np.random.default_rng(seed)
+        sample = v_tr[np.sort(rng.choice(n, size=sample_n, replace=False))]
+        quantizer = faiss.IndexFlatL2(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist)
+        cp = faiss.ClusteringParameters()
+        cp.niter, cp.seed, cp.max_points_per_centroid = 10, seed, 64
+        clus = faiss.Clustering(d, nlist, cp)
+        clus.train(sample, quantizer)
+        index.is_trained = True
+        index.add(v_tr)
+        index.nprobe = nprobe
+        method = f"approximate (faiss IVFFlat, nlist={nlist}, nprobe={nprobe}, k={k})"
+    dist, idx = index.search(v_q, k)
+    return dist, idx, method
+
+
+@check(
+    id="AK-LEAK-002",
+    title="Near-duplicate rows shared by train and test",
+    requires=("train", "test"),
+    severity="high",
+    nist_ai_rmf=("MAP 2.3", "MEASURE 2.5"),
+    tags=("data", "leakage"),
+    cost="moderate",
+)
+def near_duplicates(
+    ctx: RunContext,
+    /,
+    *,
+    max_distance: float = 0.01,
+    max_near_duplicate_ratio: float = 0.0,
+    neighbours: int = 4,
+    nprobe: int = 8,
+    exact_below: float = 2e9,
+    decimals: int = 9,
+) -> Outcome:
+    """Finds test rows that are near, but not exact, copies of a training row.
+
+    Each numeric feature is standardised with the *train* mean and standard deviation (NaN → the
+    train mean); the distance between two rows is the root-mean-square difference over the numeric
+    features in those units, and categorical features must be equal. A test row is a near-duplicate
+    when its nearest train row lies within ``max_distance`` (an absolute threshold: 0.01 means the
+    rows differ by 1% of a standard deviation per feature on average). Test rows that are exact
+    copies are AK-LEAK-001's and are not counted here. Only test is searched against train. Small
+    inputs use an exact search; large ones a faiss IVF index (k-means cells, ``nprobe`` cells
+    searched per row), so time grows about linearly; distances of the candidates are recomputed
+    exactly in float64.
+
+    Parameters
+    ----------
+    max_distance: RMS difference per numeric feature, in train standard deviations, below which a
+        pair of rows counts as near-duplicate.
+    max_near_duplicate_ratio: largest acceptable share of test rows with a near-duplicate in train.
+    neighbours: candidate train rows retrieved per test row before the exact comparison.
+    nprobe: index cells searched per test row by the approximate index (more: higher recall, slower).
+    exact_below: use an exact search when train rows × test rows is at most this.
+    decimals: rounding used to recognise exact duplicates (as in AK-LEAK-001).
+    """
+    train, test = ctx.dataset("train"), ctx.dataset("test")
+    _need_rows(train)
+    _need_rows(test)
+    if not train.numeric and train.array is None:
+        raise NotApplicable("no numeric features: near-duplicates are exact duplicates (AK-LEAK-001)")
+    h_tr, h_te = cached_row_hashes(ctx, "train", decimals), cached_row_hashes(ctx, "test", decimals)
+    exact = pd.Series(h_te).isin(pd.Index(h_tr).unique()).to_numpy()
+    rng = ctx.rng()
+    v_tr, v_te, c_tr, c_te, d_num = _embed(train, test, rng)
+    d_num = max(d_num, 1)
+    query = np.flatnonzero(~exact)
+    n = len(test)
+    found = np.zeros(n, dtype=bool)
+    best = np.full(n, np.nan)
+    partner = np.full(n, -1, dtype=np.int64)
+    method = "none (every test row is an exact duplicate)"
+    if len(query):
+        _, idx, method = nearest_train(v_tr, v_te[query], k=neighbours, seed=ctx.seed,
+                                       exact_below=exact_below, nprobe=nprobe)  # fmt: skip
+        # exact float64 RMS distances of the candidates; categorical codes must match
+        valid = idx >= 0
+        safe = np.where(valid, idx, 0)
+        diff = v_te[query][:, None, :d_num].astype(np.float64) - v_tr[safe][:, :, :d_num].astype(np.float64)
+        rms = np.sqrt((diff**2).sum(axis=2) / d_num)
+        if c_tr.shape[1]:
+            same_cat = (c_tr[safe] == c_te[query][:, None, :]).all(axis=2)
+            valid &= same_cat
+        rms = np.where(valid, rms, np.inf)
+        j = rms.argmin(axis=1)
+        dmin = rms[np.arange(len(query)), j]
+        best[query] = np.where(np.isfinite(dmin), dmin, np.nan)
+        partner[query] = np.where(np.isfinite(dmin), safe[np.arange(len(query)), j], -1)
+        found[query] = dmin <= max_distance
+    k = int(found.sum())
+    metric = _ratio_metric("near_duplicate_ratio", k, n, max_near_duplicate_ratio,
+                           f"share of test rows within RMS distance {max_distance} of a train row "
+                           "(exact copies excluded)")  # fmt: skip
+    evidence: dict[str, Any] = {
+        "method": {"search": method, "max_distance": max_distance, "numeric_dims": d_num,
+                   "categorical_features": len(train.categorical), "exact_duplicates_excluded": int(exact.sum()),
+                   "queried_rows": int(len(query))},
+    }  # fmt: skip
+    if k:
+        rows_te = np.flatnonzero(found)
+        rows_te = rows_te[np.argsort(best[rows_te], kind="stable")][:MAX_ROWS]
+        evidence["Near-duplicate pairs"] = {
+            "columns": ["test row", "train row", "RMS distance (train sd)"],
+            "rows": [[int(i), int(partner[i]), float(best[i])] for i in rows_te],
+            "total_rows": k,
+        }
+    finite = best[np.isfinite(best)]
+    if len(finite):
+        qs = np.quantile(finite, [0.0, 0.01, 0.05, 0.5])
+        evidence["nearest_distance_quantiles"] = {"min": qs[0], "p1": qs[1], "p5": qs[2], "median": qs[3]}
+    summary = f"{k} of {n} test rows ({k / n:.2%}) have a near-duplicate in train (RMS ≤ {max_distance} sd)"
+    return Outcome.from_metrics([metric], summary=summary, evidence=evidence)
+
+
+# --------------------------------------------------------------------------------------------
+# AK-LEAK-003
+# --------------------------------------------------------------------------------------------
+def _comparable_keys(a: pd.Series, b: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Compare numbers as numbers; otherwise compare by text so 1 and "1" meet."""
+    if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
+        return a, b
+    return a.map(str, na_action="ignore"), b.map(str, na_action="ignore")
+
+
+@check(
+    id="AK-LEAK-003",
+    title="The same entity or group in train and test",
+    requires=("train", "test", "id|group"),
+    severity="high",
+    nist_ai_rmf=("MAP 2.3", "MEASURE 2.5"),
+    tags=("data", "leakage"),
+)
+def entity_leakage(ctx: RunContext, /, *, max_overlap_ratio: float = 0.0) -> Outcome:
+    """Finds test rows whose entity (``data.id``) or group (``data.group``) also occurs in train.
+
+    Rows of one person, patient, device or household share information beyond their features; a
+    model evaluated on entities it was trained on looks better than it will be on new ones. For
+    each declared role the share of test rows whose value occurs in train is measured (missing
+    values never match).
+
+    Parameters
+    ----------
+    max_overlap_ratio: largest acceptable share of test rows whose id (or group) occurs in train.
+    """
+    train, test = ctx.dataset("train"), ctx.dataset("test")
+    _need_rows(train)
+    _need_rows(test)
+    metrics, evidence, parts = [], {}, []
+    for role, col in (("entity", train.roles.id), ("group", train.roles.group)):
+        if not col or col not in train.frame or col not in test.frame:
+            continue
+        a, b = _comparable_keys(train.frame[col], test.frame[col])
+        shared_mask = b.isin(a.dropna().unique()).to_numpy() & b.notna().to_numpy()
+        k, n = int(shared_mask.sum()), len(b)
+        shared_values = b[shared_mask]
+        n_shared = int(shared_values.nunique())
+        metrics.append(_ratio_metric(f"{role}_overlap_ratio", k, n, max_overlap_ratio,
+                                     f"share of test rows whose {col!r} value occurs in train"))  # fmt: skip
+        metrics[-1].details.update({"column": col, "shared_values": n_shared,
+                                    "test_values": int(b.nunique())})  # fmt: skip
+        parts.append(f"{k} of {n} test rows share their {col!r} with train ({n_shared} distinct values)")
+        if k:
+            top = shared_values.value_counts().head(MAX_ROWS)
+            tr_counts = a.value_counts()
+            evidence[f"Shared {col} values"] = {
+                "columns": [col, "test rows", "train rows"],
+                "rows": [[_show(v), int(c), int(tr_counts.get(v, 0))] for v, c in top.items()],
+                "total_rows": n_shared,
+            }
+    if not metrics:
+        raise NotApplicable("the id/group column is not in both splits")
+    return Outcome.from_metrics(metrics, summary="; ".join(parts), evidence=evidence)
+
+
+# --------------------------------------------------------------------------------------------
+# AK-LEAK-004
+# --------------------------------------------------------------------------------------------
+def _time_values(ds: Dataset) -> pd.Series:
+    t = ds.times
+    if t is None:
+        raise NotApplicable(f"no time column in the {ds.name} split")
+    if pd.api.types.is_datetime64_any_dtype(t):
+        if getattr(t.dt, "tz", None) is None:
+            t = t.dt.tz_localize("UTC")
+        return t
+    return pd.to_numeric(t, errors="coerce")
+
+
+@check(
+    id="AK-LEAK-004",
+    title="Temporal leakage: test rows not after the training period",
+    requires=("train", "test", "time"),
+    severity="high",
+    nist_ai_rmf=("MAP 2.3", "MEASURE 2.5", "MEASURE 2.6"),
+    tags=("data", "leakage", "time"),
+)
+def temporal_leakage(
+    ctx: RunContext, /, *, max_earlier_ratio: float = 0.0, max_entity_earlier_ratio: float = 0.0
+) -> Outcome:
+    """Finds test rows that lie before the end of the training period.
+
+    A model meant to predict the future must be tested on rows later than everything it learned
+    from. Measured: the share of test rows strictly earlier than the latest train row and, when
+    ``data.id`` is declared, the share of test rows strictly earlier than the latest train row of
+    the same entity (the leak of a random split of panel data). Rows without a time are left out
+    and counted.
+
+    Parameters
+    ----------
+    max_earlier_ratio: largest acceptable share of test rows earlier than the latest train row.
+    max_entity_earlier_ratio: largest acceptable share of test rows earlier than the latest train
+        row of their own entity (only when an id column is declared).
+    """
+    train, test = ctx.dataset("train"), ctx.dataset("test")
+    _need_rows(train)
+    _need_rows(test)
+    t_tr, t_te = _time_values(train), _time_values(test)
+    if pd.api.types.is_datetime64_any_dtype(t_tr) != pd.api.types.is_datetime64_any_dtype(t_te):
+        raise ValueError("the time column is a date in one split and a number in the other")
+    ok_te = t_te.notna().to_numpy()
+    n = int(ok_te.sum())
+    if n == 0 or t_tr.notna().sum() == 0:
+        raise NotApplicable("no parsable time values in train or test")
+    latest = t_tr.max()
+    earlier = (t_te < latest).to_numpy() & ok_te
+    k = int(earlier.sum())
+    metrics = [_ratio_metric("earlier_than_train_ratio", k, n, max_earlier_ratio,
+                             "share of test rows earlier than the latest train row")]  # fmt: skip
+    evidence: dict[str, Any] = {
+        "periods": {"train_first": t_tr.min(), "train_last": latest, "test_first": t_te.min(),
+                    "test_last": t_te.max(), "test_rows_without_time": int((~ok_te).sum())},
+    }  # fmt: skip
+    summary = f"{k} of {n} test rows ({k / n:.2%}) are earlier than the latest train row"
+    id_col = train.roles.id
+    if id_col and id_col in train.frame and id_col in test.frame:
+        a, b = _comparable_keys(train.frame[id_col], test.frame[id_col])
+        last_by_entity = pd.Series(t_tr.to_numpy(), index=a.to_numpy()).groupby(level=0).max()
+        ent_last = pd.Series(b.to_numpy()).map(last_by_entity)
+        ent_earlier = (pd.Series(t_te.to_numpy()) < ent_last).to_numpy() & ok_te
+        ke = int(ent_earlier.sum())
+        metrics.append(_ratio_metric(
+            "entity_earlier_than_train_ratio", ke, n, max_entity_earlier_ratio,
+            "share of test rows earlier than the latest train row of the same entity",
+        ))  # fmt: skip
+        summary += f"; {ke} ({ke / n:.2%}) are earlier than their own entity's latest train row"
+        if ke:
+            rows = np.flatnonzero(ent_earlier)[:MAX_ROWS]
+            evidence["Test rows before their entity's last train row"] = {
+                "columns": ["test row", id_col, "test time", "entity's last train time"],
+                "rows": [
+                    [int(i), _show(b.iloc[i]), _show(t_te.iloc[i]), _show(ent_last.iloc[i])] for i in rows
+                ],
+                "total_rows": ke,
+            }
+    return Outcome.from_metrics(metrics, summary=summary, evidence=evidence)
+
+
+# --------------------------------------------------------------------------------------------
+# AK-LEAK-005
+# --------------------------------------------------------------------------------------------
+def _feature_codes(s: pd.Series, categorical: bool, bins: int, max_levels: int) -> np.ndarray:
+    """Integer codes 0..m-1 for a feature: levels for categories and few-valued numbers, quantile
+    bins otherwise; missing values get a code of their own."""
+    if categorical:
+        codes, _ = text_codes(s)
+    else:
+        v = pd.to_numeric(s, errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        finite = v[np.isfinite(v)]
+        uniq = np.unique(finite) if len(finite) else finite
+        # by value only when each level has ~20 rows on average; otherwise out-of-fold encoding
+        # of near-unique values would learn nothing and hide a leak
+        if len(uniq) <= min(max_levels, max(2, len(v) // 20)):
+            codes = np.searchsorted(uniq, v)
+        else:
+            nb = int(min(bins, max(2, len(v) // 20)))
+            edges = np.unique(np.quantile(finite, np.linspace(0, 1, nb + 1)[1:-1]))
+            codes = np.searchsorted(edges, v, side="right")
+        codes = np.where(np.isfinite(v), codes, -1)
+    codes = np.asarray(codes, dtype=np.int64)
+    return np.where(codes < 0, codes.max(initial=0) + 1, codes)
+
+
+def _auc_from_groups(score: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
+    """AUC (ties count 1/2) from per-group scores and positive/negative counts."""
+    order = np.argsort(score, kind="stable")
+    s, p, q = score[order], pos[order], neg[order]
+    uniq, start = np.unique(s, return_index=True)
+    p_g = np.add.reduceat(p, start) if len(s) else p
+    q_g = np.add.reduceat(q, start) if len(s) else q
+    neg_below = np.cumsum(q_g) - q_g
+    total_p, total_q = p_g.sum(), q_g.sum()
+    if total_p == 0 or total_q == 0:
+        return float("nan")
+    return float((p_g * (neg_below + 0.5 * q_g)).sum() / (total_p * total_q))
+
+
+def _hanley_mcneil(auc: float, n_pos: int, n_neg: int) -> tuple[float, float]:
+    """95% interval of an AUC from the Hanley–McNeil standard error."""
+    if not np.isfinite(auc) or n_pos == 0 or n_neg == 0:
+        return (float("nan"), float("nan"))
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (
+        n_pos * n_neg
+    )
+    se = float(np.sqrt(max(var, 0.0)))
+    return (max(0.0, auc - 1.96 * se), min(1.0, auc + 1.96 * se))
+
+
+def oof_feature_auc(
+    codes: np.ndarray, y: np.ndarray, folds: np.ndarray, n_folds: int, smoothing: float = 1.0
+) -> tuple[float, tuple[float, float]]:
+    """Out-of-fold one-vs-rest macro AUC of a target encoding of one coded feature.
+
+    The score of a row is, per class, the smoothed class share among the *other folds'* rows with
+    the same code; the AUC is computed exactly from (fold, code) group counts, so it costs O(n).
+    """
+    m = int(codes.max()) + 1
+    k = int(y.max()) + 1
+    cell = folds * m + codes
+    counts = np.bincount(cell * k + y, minlength=n_folds * m * k).reshape(n_folds, m, k).astype(np.float64)
+    total = counts.sum(axis=0)  # (m, k)
+    prior = np.bincount(y, minlength=k) / len(y)
+    oof = total[None, :, :] - counts  # (folds, m, k): counts of the other folds
+    rate = (oof + smoothing * prior) / (oof.sum(axis=2, keepdims=True) + smoothing)
+    present = counts.sum(axis=2).reshape(-1) > 0
+    aucs, weights, cis = [], [], []
+    classes = range(k) if k > 2 else [1]
+    for c in classes:
+        pos = counts[:, :, c].reshape(-1)[present]
+        neg = (counts.sum(axis=2) - counts[:, :, c]).reshape(-1)[present]
+        a = _auc_from_groups(rate[:, :, c].reshape(-1)[present], pos, neg)
+        if np.isfinite(a):
+            aucs.append(a)
+            weights.append(1.0)
+            cis.append(_hanley_mcneil(a, int(pos.sum()), int(neg.sum())))
+    if not aucs:
+        return float("nan"), (float("nan"), float("nan"))
+    auc = float(np.average(aucs, weights=weights))
+    lo = float(np.mean([c[0] for c in cis]))
+    hi = float(np.mean([c[1] for c in cis]))
+    return auc, (lo, hi)
+
+
+def oof_feature_r2(codes: np.ndarray, y: np.ndarray, folds: np.ndarray, n_folds: int) -> float:
+    """Out-of-fold R² of predicting a numeric label by the other folds' mean per code."""
+    m = int(codes.max()) + 1
+    cell = folds * m + codes
+    s = np.bincount(cell, weights=y, minlength=n_folds * m).reshape(n_folds, m)
+    c = np.bincount(cell, minlength=n_folds * m).reshape(n_folds, m).astype(np.float64)
+    s_o, c_o = s.sum(axis=0)[None] - s, c.sum(axis=0)[None] - c
+    mean_all = y.mean()
+    pred = np.where(c_o > 0, s_o / np.maximum(c_o, 1), mean_all).reshape(-1)[cell]
+    ss_res = float(((y - pred) ** 2).sum())
+    ss_tot = float(((y - mean_all) ** 2).sum())
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+
+
+@check(
+    id="AK-LEAK-005",
+    title="Target leakage: a single feature that predicts the label almost perfectly",
+    requires=("train", "label"),
+    severity="high",
+    nist_ai_rmf=("MAP 2.3", "MEASURE 2.5", "MEASURE 2.9"),
+    tags=("data", "leakage"),
+)
+def target_leakage(
+    ctx: RunContext,
+    /,
+    *,
+    max_auc: float = 0.98,
+    max_r2: float = 0.95,
+    folds: int = 5,
+    bins: int = 32,
+    max_levels: int = 256,
+    max_classes: int = 50,
+) -> Outcome:
+    """Finds features that alone predict the label almost perfectly (a sign of target leakage).
+
+    For each feature, the training rows are split into ``folds`` folds (seeded); each row is
+    scored by a target encoding learnt on the other folds: categories by level, numbers with at
+    most ``max_levels`` distinct values (and about 20 rows per value) by value, other numbers by up
+    to ``bins`` quantile bins of at least about 20 rows, missing values as a level of their own. The out-of-fold AUC (one-vs-rest macro for several classes)
+    or, for a numeric label with more than ``max_classes`` values, R² is reported per feature. A
+    feature is flagged only when the lower end of its 95% interval (Hanley–McNeil) exceeds
+    ``max_auc``, so a small sample does not flag by chance. Every training row is used (no
+    sampling); the cost is O(rows) per feature.
+
+    Parameters
+    ----------
+    max_auc: out-of-fold AUC above which a single feature is considered leaking.
+    max_r2: out-of-fold R² above which a single feature is considered leaking (numeric labels).
+    folds: number of folds for the out-of-fold encoding.
+    bins: quantile bins for numeric features with many distinct values.
+    max_levels: numeric features with at most this many distinct values are encoded by value.
+    max_classes: a label with more distinct values than this (and numeric) is treated as regression.
+    """
+    train = ctx.dataset("train")
+    _need_rows(train)
+    if train.label is None or train.label not in train.frame:
+        raise NotApplicable("no label column in train")
+    if not train.features:
+        raise NotApplicable("no features")
+    raw = train.frame[train.label]
+    keep = raw.notna().to_numpy()
+    n = int(keep.sum())
+    if n < 2 * folds:
+        raise NotApplicable(f"too few labelled train rows ({n}) for {folds}-fold scoring")
+    regression = pd.api.types.is_numeric_dtype(raw) and raw.nunique() > max_classes
+    rng = ctx.rng()
+    fold = np.empty(n, dtype=np.int64)
+    fold[rng.permutation(n)] = np.arange(n) % folds
+    if regression:
+        y = pd.to_numeric(raw[keep]).to_numpy(np.float64)
+    else:
+        y_codes = np.asarray(train.y)[keep]
+        _, y = np.unique(y_codes, return_inverse=True)
+        if y.max(initial=0) < 1:
+            raise NotApplicable("the train split has a single class: no feature can separate it")
+    rows, findings, top_value = [], [], -np.inf
+    score_name = "R²" if regression else "AUC"
+    for f in train.features:
+        codes = _feature_codes(train.frame[f][keep], f in train.categorical, bins, max_levels)
+        if regression:
+            value = oof_feature_r2(codes, y, fold, folds)
+            lo = hi = value
+            flagged = bool(np.isfinite(value) and value > max_r2)
+        else:
+            value, (lo, hi) = oof_feature_auc(codes, y, fold, folds)
+            flagged = bool(np.isfinite(lo) and lo > max_auc)
+        rows.append([f, value, lo, hi, int(codes.max()) + 1, flagged])
+        if np.isfinite(value):
+            top_value = max(top_value, value)
+        if flagged:
+            findings.append(Finding(
+                f"feature {f!r} alone predicts the label with out-of-fold {score_name} {value:.4f} "
+                f"(95% CI {lo:.4f}–{hi:.4f}), above {max_r2 if regression else max_auc}: check whether "
+                "it is derived from the label or only known after the outcome",
+                key=f, metric="leaking_features", evidence={"feature": f, score_name: value},
+            ))  # fmt: skip
+    rows.sort(key=lambda r: -(r[1] if np.isfinite(r[1]) else -1))
+    threshold = max_r2 if regression else max_auc
+    metrics = [
+        Metric("leaking_features", len(findings), n=len(train.features), threshold=0, direction="lower",
+               description=f"features whose out-of-fold {score_name} is significantly above {threshold}"),
+        Metric(f"max_feature_{'r2' if regression else 'auc'}", top_value if np.isfinite(top_value) else None,
+               n=n, direction="lower", description=f"highest single-feature out-of-fold {score_name}",
+               details={"feature": rows[0][0] if rows else None}),
+    ]  # fmt: skip
+    evidence = {
+        f"Single-feature out-of-fold {score_name}": {
+            "columns": ["feature", score_name, "95% low", "95% high", "levels/bins", "flagged"],
+            "rows": rows[:MAX_ROWS], "total_rows": len(rows),
+        },
+        "method": {"rows_used": n, "rows_total": len(train), "sampled": False, "folds": folds,
+                   "task": "regression" if regression else "classification"},
+    }  # fmt: skip
+    summary = (f"{len(findings)} of {len(train.features)} features predict the label alone "
+               f"(highest out-of-fold {score_name} {top_value:.3f}); all {n} labelled rows used")  # fmt: skip
+    return Outcome(metrics=metrics, findings=findings, summary=summary, evidence=evidence)
