@@ -182,7 +182,7 @@ def read_table(path: Path, *, where: str) -> tuple[pd.DataFrame, np.ndarray | No
         return _read_npz(path, where=where)
     except InputError:
         raise
-    except (pd.errors.EmptyDataError,) as err:
+    except pd.errors.EmptyDataError as err:
         raise InputError(f"{where}: {path.name} is empty ({err})") from None
     except Exception as err:  # pandas/pyarrow raise many types for unparseable files
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -213,7 +213,7 @@ def infer_categorical(frame: pd.DataFrame, features: Sequence[str]) -> list[str]
     out = []
     for f in features:
         s = frame[f]
-        if isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(s):
+        if isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(s):  # noqa: SIM114
             out.append(f)
         elif not pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_datetime64_any_dtype(s):
             out.append(f)
