@@ -152,7 +152,7 @@ def run_audit(
         severity=dict(s.checks.severity),
     )
     planned = plan(registry, selection)
-    if formats:
+    if formats and output is not None:
         from auditkit.render import get_renderer
 
         for fmt in formats:
