@@ -1,0 +1,542 @@
+"""The view model every human-readable report is drawn from, built ONLY from results.json.
+
+``build_view(results)`` groups checks into areas (data, training, evaluation, robustness, OOD,
+governance, other), orders findings by severity, formats numbers (results keep full precision;
+rendering rounds), renders evidence plots to SVG and caps evidence tables ("N more rows in
+results.json"). Long strings are cut for display; the full text stays in results.json.
+
+Templates are loaded with Jinja2 from the ``auditkit.report_templates`` package with autoescape on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections import Counter
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from auditkit.check import SEVERITIES
+
+if TYPE_CHECKING:
+    import jinja2
+
+AREAS: tuple[tuple[str, str, str], ...] = (
+    ("data", "Data", "Leakage, balance, quality and drift of the datasets."),
+    ("training", "Training", "How the model was trained: optimizers, schedules, curves, seeds, compute."),
+    ("evaluation", "Evaluation", "Held-out performance, generalisation, calibration, slices and fairness."),
+    (
+        "robustness",
+        "Robustness",
+        "Adversarial evasion, black-box attacks, natural corruptions and poisoning.",
+    ),
+    (
+        "ood",
+        "Out-of-distribution",
+        "Detection of inputs unlike the training data, and behaviour under shift.",
+    ),
+    ("governance", "Governance", "Model card, NIST AI RMF attestations, artefact provenance."),
+    ("other", "Other checks", "Checks from plugins or outside the built-in areas."),
+)
+_PREFIX_AREA = {
+    "AK-LEAK": "data", "AK-BAL": "data", "AK-DQ": "data", "AK-DRIFT": "data",
+    "AK-TRAIN": "training",
+    "AK-PERF": "evaluation", "AK-FAIR": "evaluation",
+    "AK-ADV": "robustness", "AK-POIS": "robustness",
+    "AK-OOD": "ood",
+    "AK-GOV": "governance",
+}  # fmt: skip
+_TAG_AREA = {
+    "data": "data", "leakage": "data", "balance": "data", "quality": "data", "drift": "data",
+    "training": "training", "optimizer": "training",
+    "evaluation": "evaluation", "performance": "evaluation", "fairness": "evaluation", "calibration": "evaluation",
+    "robustness": "robustness", "adversarial": "robustness", "poisoning": "robustness", "corruption": "robustness",
+    "ood": "ood", "shift": "ood",
+    "governance": "governance", "documentation": "governance", "provenance": "governance",
+}  # fmt: skip
+STATUS_ORDER = ("failed", "error", "passed", "not_applicable", "skipped")
+SEV_ORDER = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # critical first
+
+MAX_TEXT = 1500  # a message or card field longer than this is cut for display
+MAX_NAME = 160  # titles, keys, column names, cell values
+
+
+def cut(value: Any, limit: int = MAX_NAME) -> str:
+    """Display text: ``str(value)`` shortened to ``limit`` characters with a note of what was cut."""
+    if value is None:
+        return ""
+    s = value if isinstance(value, str) else str(value)
+    if len(s) <= limit:
+        return s
+    return f"{s[:limit]}… [{len(s) - limit:,} more characters in results.json]"
+
+
+def fmt_num(v: Any) -> str:
+    """Round for display: 4 significant digits, integers exact, None as an em dash."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return f"{v:,}" if abs(v) >= 10000 else str(v)
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return str(v)
+        if v == 0:
+            return "0"
+        if abs(v) >= 1e6 or abs(v) < 1e-4:
+            return f"{v:.3e}"
+        if abs(v) >= 1000:
+            return f"{v:,.1f}"
+        return f"{v:.4g}"
+    return cut(v)
+
+
+def fmt_ci(ci: Any) -> str:
+    if not ci or not isinstance(ci, (list, tuple)) or len(ci) != 2:
+        return ""
+    return f"[{fmt_num(ci[0])}, {fmt_num(ci[1])}]"
+
+
+def fmt_value(v: Any, limit: int = MAX_NAME) -> str:
+    if isinstance(v, (int, float, bool)) or v is None:
+        return fmt_num(v)
+    if isinstance(v, (dict, list)):
+        return cut(json.dumps(v, sort_keys=True, ensure_ascii=False, default=str), limit)
+    return cut(v, limit)
+
+
+def area_of(rec: dict[str, Any]) -> str:
+    cid = str(rec.get("id", ""))
+    for prefix, area in _PREFIX_AREA.items():
+        if cid.startswith(prefix + "-"):
+            return area
+    for tag in rec.get("tags") or []:
+        if tag in _TAG_AREA:
+            return _TAG_AREA[tag]
+    return "other"
+
+
+def deselected(rec: dict[str, Any]) -> bool:
+    return rec.get("status") == "skipped" and str(rec.get("skip_reason") or "").startswith("not selected")
+
+
+def _metric_view(m: dict[str, Any]) -> dict[str, Any]:
+    direction = m.get("direction")
+    thr = m.get("threshold")
+    rule = ""
+    if thr is not None and direction in ("higher", "lower"):
+        rule = ("≥ " if direction == "higher" else "≤ ") + fmt_num(thr)
+        if m.get("bound") == "conservative":
+            rule += " (CI bound)"
+    return {
+        "name": cut(m.get("name")),
+        "value": fmt_num(m.get("value")),
+        "ci": fmt_ci(m.get("ci")),
+        "n": fmt_num(m.get("n")) if m.get("n") is not None else "",
+        "rule": rule,
+        "passed": m.get("passed"),
+        "unit": cut(m.get("unit") or "", 20),
+        "description": cut(m.get("description") or "", 300),
+    }
+
+
+def _is_table(v: Any) -> bool:
+    return isinstance(v, dict) and isinstance(v.get("columns"), list) and isinstance(v.get("rows"), list)
+
+
+def _table_view(title: str, t: dict[str, Any], max_rows: int, max_cols: int = 10) -> dict[str, Any]:
+    cols = t["columns"]
+    rows = [r for r in t["rows"] if isinstance(r, (list, tuple))]
+    total = t.get("total_rows")
+    total = int(total) if isinstance(total, (int, float)) and not isinstance(total, bool) else len(rows)
+    shown = rows[:max_rows]
+    more = max(total - len(shown), 0)
+    return {
+        "title": cut(title.replace("_", " ")),
+        "columns": [cut(c, 60) for c in cols[:max_cols]],
+        "rows": [[fmt_value(c, 120) for c in r[:max_cols]] for r in shown],
+        "more_rows": more,
+        "more_cols": max(len(cols) - max_cols, 0),
+    }
+
+
+def _evidence_view(ev: Any, max_rows: int, max_plots: int) -> dict[str, Any]:
+    from auditkit.render.plots import render_plot
+
+    tables, plots, scalars = [], [], []
+    if not isinstance(ev, dict):
+        return {"tables": [], "plots": [], "scalars": [], "more_plots": 0, "undrawable": 0}
+    raw_plots = ev.get("plots") if isinstance(ev.get("plots"), list) else []
+    undrawable = 0
+    for p in raw_plots[:max_plots]:
+        svg = render_plot(p)
+        if svg is None:
+            undrawable += 1
+        else:
+            plots.append(svg)
+    for key, val in ev.items():
+        if key == "plots":
+            continue
+        if _is_table(val):
+            tables.append(_table_view(str(key), val, max_rows))
+        elif isinstance(val, (str, int, float, bool)) or val is None:
+            scalars.append((cut(str(key).replace("_", " ")), fmt_value(val, 300)))
+        elif isinstance(val, dict) and all(_is_table(v) for v in val.values()) and val:
+            for sub, tv in val.items():
+                tables.append(_table_view(f"{key}: {sub}", tv, max_rows))
+        else:
+            scalars.append((cut(str(key).replace("_", " ")), fmt_value(val, 300)))
+    return {
+        "tables": tables,
+        "plots": plots,
+        "scalars": scalars[:30],
+        "more_plots": max(len(raw_plots) - max_plots, 0),
+        "undrawable": undrawable,
+    }
+
+
+def _finding_view(f: dict[str, Any], check_id: str) -> dict[str, Any]:
+    w = f.get("waiver") or None
+    return {
+        "check": check_id,
+        "severity": f.get("severity") or "info",
+        "message": cut(f.get("message"), MAX_TEXT),
+        "key": cut(f.get("key")) if f.get("key") is not None else "",
+        "waiver": {
+            "reason": cut(w.get("reason"), 500),
+            "expires": cut(w.get("expires"), 40),
+            "approved_by": cut(w.get("approved_by") or "", 200),
+            "expired": bool(w.get("expired")),
+        }
+        if isinstance(w, dict)
+        else None,
+    }
+
+
+def _error_tail(err: Any, lines: int = 25) -> str:
+    if not err:
+        return ""
+    text = err if isinstance(err, str) else json.dumps(err, default=str)
+    tail = text.strip().splitlines()[-lines:]
+    return cut("\n".join(tail), 4000)
+
+
+def _check_view(rec: dict[str, Any], max_rows: int, max_plots: int, max_findings: int) -> dict[str, Any]:
+    findings = [_finding_view(f, rec.get("id", "")) for f in rec.get("findings") or [] if isinstance(f, dict)]
+    findings.sort(key=lambda f: SEV_ORDER.get(f["severity"], 99))
+    cid = str(rec.get("id", ""))
+    return {
+        "id": cut(cid, 80),
+        "anchor": "check-" + hashlib.sha256(cid.encode()).hexdigest()[:12],
+        "title": cut(rec.get("title"), 300),
+        "status": rec.get("status") if rec.get("status") in STATUS_ORDER else "error",
+        "severity": rec.get("severity") or "",
+        "summary": cut(rec.get("summary") or "", MAX_TEXT),
+        "description": cut(rec.get("description") or "", MAX_TEXT),
+        "duration": fmt_num(rec.get("duration_s")),
+        "version": cut(rec.get("version") or "", 20),
+        "source": cut(rec.get("source") or "", 120),
+        "nist": [cut(s, 40) for s in rec.get("nist_ai_rmf") or []],
+        "tags": [cut(t, 40) for t in rec.get("tags") or []],
+        "metrics": [_metric_view(m) for m in (rec.get("metrics") or [])[:40] if isinstance(m, dict)],
+        "more_metrics": max(len(rec.get("metrics") or []) - 40, 0),
+        "findings": findings[:max_findings],
+        "more_findings": max(len(findings) - max_findings, 0),
+        "evidence": _evidence_view(rec.get("evidence"), max_rows, max_plots),
+        "skip_reason": cut(rec.get("skip_reason") or "", 500),
+        "error": _error_tail(rec.get("error")),
+        "artifacts": [
+            cut(a if isinstance(a, str) else json.dumps(a, default=str), 200)
+            for a in rec.get("artifacts") or []
+        ],
+    }
+
+
+def document_date(results: dict[str, Any]) -> dt.datetime:
+    """The report's date: when the audit finished (never the rendering time, for reproducible bytes)."""
+    raw = (results.get("run") or {}).get("finished_at")
+    try:
+        d = dt.datetime.fromisoformat(str(raw))
+    except (TypeError, ValueError):
+        d = dt.datetime(1980, 1, 1, tzinfo=dt.timezone.utc)
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.timezone.utc)
+    return d.astimezone(dt.timezone.utc)
+
+
+def _fingerprints(subject: dict[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    model = subject.get("model")
+    if isinstance(model, dict):
+        details = ", ".join(
+            f"{cut(k, 40)}: {fmt_value(v, 80)}" for k, v in sorted(model.items()) if k != "sha256"
+        )
+        rows.append(
+            {"what": "model", "sha256": cut(model.get("sha256") or "—", 80), "details": cut(details, 400)}
+        )
+    for name, ds in sorted((subject.get("datasets") or {}).items()):
+        if not isinstance(ds, dict):
+            continue
+        counts = ds.get("class_counts") or {}
+        details = f"{fmt_num(ds.get('rows'))} rows, {fmt_num(ds.get('features'))} features"
+        if counts:
+            details += f", {len(counts)} classes"
+        rows.append(
+            {
+                "what": f"dataset {cut(name, 60)}",
+                "sha256": cut(ds.get("sha256") or "—", 80),
+                "details": details,
+            }
+        )
+    return rows
+
+
+def _manifest_view(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not isinstance(manifest, dict):
+        return None
+
+    def rows(entries: Any, role: bool) -> list[dict[str, str]]:
+        out = []
+        for e in entries or []:
+            if isinstance(e, dict):
+                out.append({
+                    "role": cut(e.get("role") or "", 60) if role else "",
+                    "path": cut(e.get("path"), 120),
+                    "sha256": cut(e.get("sha256"), 80),
+                    "bytes": fmt_num(e.get("bytes")),
+                })  # fmt: skip
+        return out
+
+    return {
+        "inputs": rows(manifest.get("inputs"), True)[:200],
+        "outputs": rows(manifest.get("outputs"), False)[:200],
+    }
+
+
+def build_view(
+    results: dict[str, Any],
+    *,
+    attachments: dict[str, bytes] | None = None,
+    max_rows: int = 25,
+    max_plots: int = 6,
+    max_findings: int = 30,
+) -> dict[str, Any]:
+    """Everything the templates show, from the results document (and the manifest attachment)."""
+    from auditkit.rmf import CITATION, coverage
+
+    attachments = attachments or {}
+    run = results.get("run") or {}
+    subject = results.get("subject") or {}
+    spec = results.get("spec") or {}
+    gate = results.get("gate") or {}
+    card = spec.get("card") or {}
+    report_spec = spec.get("report") or {}
+    records = [r for r in results.get("checks") or [] if isinstance(r, dict)]
+
+    manifest = None
+    if "manifest.json" in attachments:
+        try:
+            manifest = json.loads(attachments["manifest.json"])
+        except (ValueError, UnicodeDecodeError):
+            manifest = None
+    if "manifest.json" in attachments:
+        digest_label = "manifest sha256"
+        digest = hashlib.sha256(attachments["manifest.json"]).hexdigest()
+    else:
+        digest_label = "results sha256"
+        raw = attachments.get("results.json")
+        if raw is None:
+            from auditkit.results import dumps
+
+            raw = dumps(results).encode("utf-8")
+        digest = hashlib.sha256(raw).hexdigest()
+
+    ran = [r for r in records if not deselected(r)]
+    areas = []
+    for key, title, blurb in AREAS:
+        recs = [r for r in ran if area_of(r) == key]
+        detailed = [r for r in recs if r.get("status") in ("failed", "error", "passed")]
+        detailed.sort(key=lambda r: (STATUS_ORDER.index(r["status"]), str(r.get("id"))))
+        other = [r for r in recs if r not in detailed]
+        other.sort(key=lambda r: str(r.get("id")))
+        areas.append({
+            "key": key, "title": title, "blurb": blurb, "anchor": f"area-{key}",
+            "checks": [_check_view(r, max_rows, max_plots, max_findings) for r in detailed],
+            "not_run": [{"id": cut(r.get("id"), 80), "title": cut(r.get("title"), 200), "status": r.get("status"),
+                         "reason": cut(r.get("skip_reason") or "", 300)} for r in other],
+            "counts": dict(Counter(r.get("status") for r in recs)),
+        })  # fmt: skip
+
+    status_counts = Counter(r.get("status") for r in ran)
+    failed = []
+    for r in ran:
+        if r.get("status") not in ("failed", "error"):
+            continue
+        fs = [f for f in r.get("findings") or [] if isinstance(f, dict) and f.get("severity") != "info"]
+        fs.sort(key=lambda f: SEV_ORDER.get(f.get("severity"), 99))
+        failed.append({
+            "id": cut(r.get("id"), 80), "title": cut(r.get("title"), 200), "status": r.get("status"),
+            "anchor": "check-" + hashlib.sha256(str(r.get("id", "")).encode()).hexdigest()[:12],
+            "severity": r.get("severity") or "",
+            "why": cut(r.get("summary") or (fs[0].get("message") if fs else "") or
+                       (_error_tail(r.get("error"), 1) if r.get("status") == "error" else ""), 400),
+            "findings": [_finding_view(f, r.get("id", "")) for f in fs[:3]],
+            "more": max(len(fs) - 3, 0),
+        })  # fmt: skip
+    failed.sort(key=lambda f: (0 if f["status"] == "error" else 1, SEV_ORDER.get(f["severity"], 99), f["id"]))
+
+    waivers = []
+    for r in records:
+        for f in r.get("findings") or []:
+            if isinstance(f, dict) and isinstance(f.get("waiver"), dict):
+                waivers.append(_finding_view(f, r.get("id", "")))
+
+    rmf_rows = coverage(records, (results.get("rmf") or {}).get("attestations") or {})
+    functions: list[dict[str, Any]] = []
+    for row in rmf_rows:
+        if not functions or functions[-1]["id"] != row["function"]:
+            functions.append({"id": row["function"], "rows": []})
+        att = row.get("attestation") or None
+        functions[-1]["rows"].append({
+            "id": row["id"],
+            "text": row["text"],
+            "organisational": row["organisational"],
+            "state": row["state"],
+            "checks": [{"id": cut(c["id"], 60), "status": c["status"]} for c in row["checks"]],
+            "attestation": {
+                "status": cut(att.get("status"), 40), "by": cut(att.get("by"), 120),
+                "date": cut(att.get("date"), 30), "evidence": cut(att.get("evidence"), 300),
+            } if isinstance(att, dict) else None,
+        })  # fmt: skip
+    rmf_counts = Counter(r["state"] for r in rmf_rows)
+
+    params = []
+    for r in records:
+        if deselected(r):
+            continue
+        thresholds = [
+            f"{cut(m.get('name'), 60)} {_metric_view(m)['rule']}"
+            for m in r.get("metrics") or []
+            if isinstance(m, dict) and m.get("threshold") is not None
+        ]
+        params.append({
+            "id": cut(r.get("id"), 80),
+            "params": [(cut(k, 60), fmt_value(v, 200)) for k, v in sorted((r.get("params") or {}).items())],
+            "thresholds": thresholds,
+            "severity": r.get("severity") or "",
+            "version": cut(r.get("version") or "", 20),
+        })  # fmt: skip
+
+    env = results.get("environment") or {}
+    libs = env.get("libraries") or {}
+    env_rows = [(cut(k, 40), fmt_value(v, 200)) for k, v in sorted(env.items()) if k != "libraries"]
+    date = document_date(results)
+    owners = [
+        cut(o.get("name") if isinstance(o, dict) else o, 200)
+        + (f" ({cut(o.get('contact'), 120)})" if isinstance(o, dict) and o.get("contact") else "")
+        for o in card.get("owners") or []
+    ]
+    return {
+        "title": cut(report_spec.get("title") or "Pre-deployment audit", 200),
+        "organisation": cut(report_spec.get("organisation") or "", 200),
+        "subject": cut(subject.get("name") or spec.get("name") or "unnamed", 300),
+        "description": cut(subject.get("description") or spec.get("description") or "", MAX_TEXT),
+        "report_id": cut(run.get("id") or "unknown", 64),
+        "digest_label": digest_label,
+        "digest": digest,
+        "date": date.strftime("%Y-%m-%d %H:%M UTC"),
+        "date_iso": date.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tool_version": cut((results.get("tool") or {}).get("version") or "", 40),
+        "seed": fmt_num(run.get("seed")),
+        "duration": fmt_num(run.get("duration_s")),
+        "spec_sha256": cut(run.get("spec_sha256") or "", 80),
+        "argv": cut(" ".join(map(str, run.get("argv") or [])), 500),
+        "fingerprints": _fingerprints(subject),
+        "gate": {
+            "decision": "pass" if gate.get("decision") == "pass" else "fail",
+            "exit_code": gate.get("exit_code"),
+            "reason": cut(gate.get("reason") or "", 500),
+            "fail_on": cut(gate.get("fail_on") or "", 20),
+            "recommendation": "go" if gate.get("recommendation") == "go" else "no-go",
+            "blocking": len(gate.get("blocking") or []),
+            "waived": len(gate.get("waived") or []),
+            "regressions": [
+                cut(x.get("message") if isinstance(x, dict) else x, 400)
+                for x in gate.get("regressions") or []
+            ],
+            "errored": [cut(x, 80) for x in gate.get("errored") or []],
+            "baseline": cut(gate.get("baseline") or "", 200),
+            "render_errors": [cut(json.dumps(x, default=str), 300) for x in gate.get("render_errors") or []],
+        },
+        "status_counts": {s: status_counts.get(s, 0) for s in STATUS_ORDER},
+        "by_severity": [
+            (s, (gate.get("findings_by_severity") or {}).get(s, 0)) for s in reversed(SEVERITIES)
+        ],
+        "failed": failed,
+        "waivers": waivers,
+        "areas": areas,
+        "rmf": {
+            "functions": functions,
+            "counts": {
+                k: rmf_counts.get(k, 0)
+                for k in ("tested and attested", "tested", "attested", "not evidenced")
+            },
+            "total": len(rmf_rows),
+            "citation": CITATION,
+        },  # fmt: skip
+        "card": {
+            "owners": owners,
+            "intended_use": cut(card.get("intended_use") or "", MAX_TEXT),
+            "out_of_scope": cut(card.get("out_of_scope") or "", MAX_TEXT),
+            "limitations": cut(card.get("limitations") or "", MAX_TEXT),
+            "license": cut(card.get("license") or "", 100),
+        },
+        "params": params,
+        "environment": env_rows,
+        "libraries": [(cut(k, 60), cut(v or "not installed", 60)) for k, v in sorted(libs.items())],
+        "plugins": [
+            {k: cut(p.get(k) or "", 120) for k in ("name", "distribution", "version", "value")}
+            for p in results.get("plugins") or []
+            if isinstance(p, dict)
+        ],
+        "manifest": _manifest_view(manifest),
+    }
+
+
+@lru_cache(maxsize=1)
+def jinja_env() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("auditkit.report_templates", "."),
+        autoescape=True,  # every string from results.json is escaped unless marked safe here
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["num"] = fmt_num
+    return env
+
+
+def template_text(name: str) -> str:
+    from importlib.resources import files
+
+    return files("auditkit.report_templates").joinpath(name).read_text(encoding="utf-8")
+
+
+def render_html(results: dict[str, Any], *, attachments: dict[str, bytes] | None = None, pdf: bool,
+                max_rows: int = 25) -> str:  # fmt: skip
+    """The report as one HTML document (``pdf=True``: paged-media variant with bundled fonts)."""
+    from markupsafe import Markup
+
+    view = build_view(results, attachments=attachments, max_rows=max_rows)
+    for area in view["areas"]:
+        for c in area["checks"]:
+            # SVG produced by auditkit.render.plots, which escapes every text it draws.
+            c["evidence"]["plots"] = [Markup(s) for s in c["evidence"]["plots"]]
+    css = template_text("report.css")
+    return jinja_env().get_template("report.html.j2").render(v=view, pdf=pdf, css=Markup(css))

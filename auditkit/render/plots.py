@@ -1,0 +1,368 @@
+"""Small, dependency-free SVG charts for the reports (line, bar, scatter).
+
+Every text that comes from results.json is escaped here: the SVG is inserted into the HTML as
+markup. Dense scatter plots are rasterised to a PNG data URI (drawn with Pillow, which WeasyPrint
+already depends on) because thousands of vector circles make WeasyPrint slow (KNOWLEDGE.md).
+Long line series are decimated to at most ``MAX_LINE_POINTS`` points per series.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from html import escape
+from typing import Any
+
+W, H = 520, 270
+ML, MR, MT, MB = 58, 14, 30, 46
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#7f7f7f", "#000000")
+MAX_LINE_POINTS = 400
+MAX_SERIES = 8
+MAX_CATEGORIES = 40
+RASTER_ABOVE = 600  # scatter points: more than this and the points become a PNG
+
+
+def _t(text: Any, limit: int = 60) -> str:
+    s = "" if text is None else str(text)
+    if len(s) > limit:
+        s = s[: limit - 1] + "…"
+    return escape(s, quote=True)
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    if hi <= lo:
+        hi = lo + 1.0
+    span = hi - lo
+    raw = span / max(n, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.ceil(lo / step - 1e-9) * step
+    ticks = []
+    v = start
+    while v <= hi + step * 1e-9 and len(ticks) < 12:
+        ticks.append(round(v, 12))
+        v += step
+    return ticks
+
+
+def _fmt_tick(v: float) -> str:
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a >= 1e4 or a < 1e-3:
+        return f"{v:.1e}"
+    return f"{v:.4g}"
+
+
+class _Frame:
+    def __init__(self, xlo: float, xhi: float, ylo: float, yhi: float, log_y: bool = False) -> None:
+        if xhi <= xlo:
+            xlo, xhi = xlo - 0.5, xhi + 0.5
+        if yhi <= ylo:
+            ylo, yhi = ylo - 0.5, yhi + 0.5
+        self.xlo, self.xhi, self.ylo, self.yhi, self.log_y = xlo, xhi, ylo, yhi, log_y
+
+    def x(self, v: float) -> float:
+        return ML + (v - self.xlo) / (self.xhi - self.xlo) * (W - ML - MR)
+
+    def y(self, v: float) -> float:
+        return H - MB - (v - self.ylo) / (self.yhi - self.ylo) * (H - MT - MB)
+
+
+def _open(title: str, label: str) -> list[str]:
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+        f'class="chart" role="img" aria-label="{_t(label, 200)}" font-family="DejaVu Sans, sans-serif">',
+        f'<rect x="0" y="0" width="{W}" height="{H}" fill="#ffffff"/>',
+        f'<text x="{W / 2}" y="16" text-anchor="middle" font-size="12" font-weight="bold">{_t(title, 80)}</text>',
+    ]
+
+
+def _axes(fr: _Frame, x_label: str, y_label: str, xticks: list[tuple[float, str]] | None = None) -> list[str]:
+    out = [
+        f'<rect x="{ML}" y="{MT}" width="{W - ML - MR}" height="{H - MT - MB}" fill="none" stroke="#444" stroke-width="0.8"/>'
+    ]
+    for v in _nice_ticks(fr.ylo, fr.yhi):
+        if fr.ylo - 1e-12 <= v <= fr.yhi + 1e-12:
+            y = fr.y(v)
+            label = _fmt_tick(10**v) if fr.log_y else _fmt_tick(v)
+            out.append(
+                f'<line x1="{ML}" y1="{y:.1f}" x2="{W - MR}" y2="{y:.1f}" stroke="#e3e3e3" stroke-width="0.6"/>'
+            )
+            out.append(f'<text x="{ML - 4}" y="{y + 3:.1f}" text-anchor="end" font-size="9">{label}</text>')
+    if xticks is None:
+        xticks = [
+            (v, _fmt_tick(v)) for v in _nice_ticks(fr.xlo, fr.xhi) if fr.xlo - 1e-12 <= v <= fr.xhi + 1e-12
+        ]
+    rotate = len(xticks) > 8
+    for v, label in xticks:
+        x = fr.x(v)
+        out.append(
+            f'<line x1="{x:.1f}" y1="{H - MB}" x2="{x:.1f}" y2="{H - MB + 3}" stroke="#444" stroke-width="0.6"/>'
+        )
+        if rotate:
+            out.append(
+                f'<text x="{x:.1f}" y="{H - MB + 10}" text-anchor="end" font-size="8" '
+                f'transform="rotate(-35 {x:.1f} {H - MB + 10})">{_t(label, 14)}</text>'
+            )
+        else:
+            out.append(
+                f'<text x="{x:.1f}" y="{H - MB + 13}" text-anchor="middle" font-size="9">{_t(label, 16)}</text>'
+            )
+    out.append(
+        f'<text x="{(ML + W - MR) / 2}" y="{H - 6}" text-anchor="middle" font-size="10">{_t(x_label)}</text>'
+    )
+    out.append(
+        f'<text x="12" y="{(MT + H - MB) / 2}" text-anchor="middle" font-size="10" '
+        f'transform="rotate(-90 12 {(MT + H - MB) / 2})">{_t(y_label)}</text>'
+    )
+    return out
+
+
+def _legend(names: list[str]) -> list[str]:
+    if len(names) < 2:
+        return []
+    out = []
+    x, y = ML + 6, MT + 10
+    for i, name in enumerate(names):
+        c = PALETTE[i % len(PALETTE)]
+        out.append(f'<rect x="{x}" y="{y - 7 + 11 * i}" width="9" height="7" fill="{c}"/>')
+        out.append(f'<text x="{x + 12}" y="{y + 11 * i}" font-size="8.5">{_t(name, 32)}</text>')
+    return out
+
+
+def _decimate(pts: list[tuple[float, float]], limit: int = MAX_LINE_POINTS) -> list[tuple[float, float]]:
+    if len(pts) <= limit:
+        return pts
+    step = len(pts) / limit
+    out = [pts[int(i * step)] for i in range(limit)]
+    if out[-1] != pts[-1]:
+        out.append(pts[-1])
+    return out
+
+
+def _xy(series: dict[str, Any], key_x: str = "x", key_y: str = "y") -> tuple[list[Any], list[Any]]:
+    xs = list(series.get(key_x) or [])
+    ys = list(series.get(key_y) or [])
+    n = min(len(xs), len(ys)) if xs else len(ys)
+    if not xs:
+        xs = list(range(n))
+    return xs[:n], ys[:n]
+
+
+def line_chart(plot: dict[str, Any]) -> str:
+    series = [s for s in (plot.get("series") or []) if isinstance(s, dict)][:MAX_SERIES]
+    log_y = bool(plot.get("log_y"))
+
+    def ty(v: Any) -> float | None:
+        f = _num(v)
+        if f is None:
+            return None
+        if log_y:
+            return math.log10(f) if f > 0 else None
+        return f
+
+    # Categorical x values (strings) are placed at their index.
+    cats: list[str] | None = None
+    first_x = _xy(series[0])[0] if series else []
+    if first_x and any(_num(v) is None for v in first_x):
+        cats = [str(v) for v in first_x]
+    parsed = []
+    for s in series:
+        xs, ys = _xy(s)
+        lo, hi = list(s.get("lo") or []), list(s.get("hi") or [])
+        pts, band = [], []
+        for i, (xv, yv) in enumerate(zip(xs, ys, strict=False)):
+            xf = float(i) if cats is not None else _num(xv)
+            yf = ty(yv)
+            if xf is None or yf is None:
+                pts.append(None)
+                continue
+            pts.append((xf, yf))
+            if i < len(lo) and i < len(hi):
+                lf, hf = ty(lo[i]), ty(hi[i])
+                if lf is not None and hf is not None:
+                    band.append((xf, lf, hf))
+        parsed.append((str(s.get("name", "")), pts, band))
+    allx = [p[0] for _, pts, _ in parsed for p in pts if p]
+    ally = [p[1] for _, pts, _ in parsed for p in pts if p] + [
+        v for _, _, b in parsed for t in b for v in t[1:]
+    ]
+    title = str(plot.get("title") or "")
+    parts = _open(title, title)
+    if not allx:
+        parts.append(
+            f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" font-size="11">no data</text></svg>'
+        )
+        return "".join(parts)
+    xlo, xhi, ylo, yhi = min(allx), max(allx), min(ally), max(ally)
+    if plot.get("diagonal"):
+        lo_, hi_ = min(xlo, ylo), max(xhi, yhi)
+        xlo, xhi, ylo, yhi = lo_, hi_, lo_, hi_
+    pad = (yhi - ylo) * 0.05 or 0.05
+    fr = _Frame(
+        xlo,
+        xhi,
+        ylo - pad if not plot.get("diagonal") else ylo,
+        yhi + pad if not plot.get("diagonal") else yhi,
+        log_y,
+    )
+    xticks = None
+    if cats is not None:
+        stride = max(1, math.ceil(len(cats) / 12))
+        xticks = [(float(i), c) for i, c in enumerate(cats) if i % stride == 0]
+    parts += _axes(fr, str(plot.get("x_label") or ""), str(plot.get("y_label") or ""), xticks)
+    if plot.get("diagonal"):
+        parts.append(
+            f'<line x1="{fr.x(xlo):.1f}" y1="{fr.y(xlo):.1f}" x2="{fr.x(xhi):.1f}" y2="{fr.y(xhi):.1f}" '
+            'stroke="#999" stroke-dasharray="4 3" stroke-width="0.8"/>'
+        )
+    for i, (_, pts, band) in enumerate(parsed):
+        c = PALETTE[i % len(PALETTE)]
+        if len(band) >= 2:
+            b = _decimate([(x, lo) for x, lo, _ in band])
+            t = _decimate([(x, hi) for x, _, hi in band])
+            poly = " ".join(f"{fr.x(x):.1f},{fr.y(y):.1f}" for x, y in b + t[::-1])
+            parts.append(f'<polygon points="{poly}" fill="{c}" fill-opacity="0.15" stroke="none"/>')
+        runs: list[list[tuple[float, float]]] = [[]]
+        for p in pts:
+            if p is None:
+                runs.append([])
+            else:
+                runs[-1].append(p)
+        for run in runs:
+            if len(run) == 1:
+                x, y = run[0]
+                parts.append(f'<circle cx="{fr.x(x):.1f}" cy="{fr.y(y):.1f}" r="2.2" fill="{c}"/>')
+            elif run:
+                d = " ".join(f"{fr.x(x):.1f},{fr.y(y):.1f}" for x, y in _decimate(run))
+                parts.append(f'<polyline points="{d}" fill="none" stroke="{c}" stroke-width="1.5"/>')
+                if len(run) <= 25:
+                    parts += [
+                        f'<circle cx="{fr.x(x):.1f}" cy="{fr.y(y):.1f}" r="1.8" fill="{c}"/>' for x, y in run
+                    ]
+    parts += _legend([n for n, _, _ in parsed])
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_chart(plot: dict[str, Any]) -> str:
+    cats = [str(c) for c in (plot.get("categories") or [])][:MAX_CATEGORIES]
+    series = [s for s in (plot.get("series") or []) if isinstance(s, dict)][:MAX_SERIES]
+    title = str(plot.get("title") or "")
+    parts = _open(title, title)
+    vals = [[_num(v) for v in list(s.get("values") or [])[: len(cats)]] for s in series]
+    flat = [v for vs in vals for v in vs if v is not None]
+    if not cats or not flat:
+        parts.append(
+            f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" font-size="11">no data</text></svg>'
+        )
+        return "".join(parts)
+    ylo, yhi = min(0.0, min(flat)), max(0.0, max(flat))
+    fr = _Frame(-0.5, len(cats) - 0.5, ylo, yhi + (yhi - ylo) * 0.05)
+    stride = max(1, math.ceil(len(cats) / 20))
+    parts += _axes(fr, str(plot.get("x_label") or ""), str(plot.get("y_label") or ""),
+                   [(float(i), c) for i, c in enumerate(cats) if i % stride == 0])  # fmt: skip
+    slot = (W - ML - MR) / len(cats)
+    bw = slot * 0.8 / max(len(series), 1)
+    for si, vs in enumerate(vals):
+        c = PALETTE[si % len(PALETTE)]
+        for ci, v in enumerate(vs):
+            if v is None:
+                continue
+            x0 = fr.x(ci - 0.4) + si * bw
+            y0, y1 = fr.y(max(v, 0.0)), fr.y(min(v, 0.0))
+            parts.append(
+                f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{bw:.1f}" height="{max(y1 - y0, 0.3):.1f}" fill="{c}"/>'
+            )
+    parts += _legend([str(s.get("name", "")) for s in series])
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _png_points(fr: _Frame, series: list[tuple[str, list[tuple[float, float]]]]) -> str:
+    from PIL import Image, ImageDraw
+
+    scale = 2
+    pw, ph = (W - ML - MR) * scale, (H - MT - MB) * scale
+    img = Image.new("RGBA", (pw, ph), (255, 255, 255, 0))
+    draw = ImageDraw.Draw(img)
+    for i, (_, pts) in enumerate(series):
+        c = PALETTE[i % len(PALETTE)]
+        rgb = tuple(int(c[k : k + 2], 16) for k in (1, 3, 5)) + (170,)
+        for x, y in pts:
+            px, py = (fr.x(x) - ML) * scale, (fr.y(y) - MT) * scale
+            draw.ellipse((px - 2.5, py - 2.5, px + 2.5, py + 2.5), fill=rgb)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def scatter_chart(plot: dict[str, Any]) -> str:
+    series = [s for s in (plot.get("series") or []) if isinstance(s, dict)][:MAX_SERIES]
+    parsed = []
+    for s in series:
+        xs, ys = _xy(s)
+        pts = [
+            (fx, fy)
+            for fx, fy in ((_num(a), _num(b)) for a, b in zip(xs, ys, strict=False))
+            if fx is not None and fy is not None
+        ]
+        parsed.append((str(s.get("name", "")), pts))
+    title = str(plot.get("title") or "")
+    parts = _open(title, title)
+    allp = [p for _, pts in parsed for p in pts]
+    if not allp:
+        parts.append(
+            f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" font-size="11">no data</text></svg>'
+        )
+        return "".join(parts)
+    xs = [p[0] for p in allp]
+    ys = [p[1] for p in allp]
+    px, py = (max(xs) - min(xs)) * 0.03 or 0.5, (max(ys) - min(ys)) * 0.03 or 0.5
+    fr = _Frame(min(xs) - px, max(xs) + px, min(ys) - py, max(ys) + py)
+    parts += _axes(fr, str(plot.get("x_label") or ""), str(plot.get("y_label") or ""))
+    if len(allp) > RASTER_ABOVE:
+        uri = _png_points(fr, parsed)
+        parts.append(
+            f'<image x="{ML}" y="{MT}" width="{W - ML - MR}" height="{H - MT - MB}" href="{uri}" '
+            'preserveAspectRatio="none"/>'
+        )
+    else:
+        for i, (_, pts) in enumerate(parsed):
+            c = PALETTE[i % len(PALETTE)]
+            parts += [
+                f'<circle cx="{fr.x(x):.1f}" cy="{fr.y(y):.1f}" r="2" fill="{c}" fill-opacity="0.7"/>'
+                for x, y in pts
+            ]
+    parts += _legend([n for n, _ in parsed])
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_plot(plot: Any) -> str | None:
+    """SVG text for one plot spec from check evidence, or None when the spec is not a plot."""
+    if not isinstance(plot, dict):
+        return None
+    kind = plot.get("type")
+    try:
+        if kind == "line":
+            return line_chart(plot)
+        if kind == "bar":
+            return bar_chart(plot)
+        if kind == "scatter":
+            return scatter_chart(plot)
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, OverflowError):
+        return None  # a malformed plot is shown as "could not be drawn", never breaks the report
+    return None
