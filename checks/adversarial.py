@@ -1,1 +1,746 @@
-"""Built-in checks: adversarial. (Being written; see the catalogue in the README.)"""
+"""Built-in checks: adversarial evasion robustness through IBM's adversarial-robustness-toolbox (ART).
+
+All attacks run in a *normalised* input space ``z ∈ [0, 1]``: ``x = offset + z · scale`` where, for
+images, offset/scale come from the declared value range and, for tabular data, from each feature's
+train min/max. An epsilon is therefore a fraction of the valid range (of each feature's train
+range for tabular data), the box constraint is ART's ``clip_values=(0, 1)``, and features that must
+not move (immutable, categorical codes, binary/one-hot columns, constants) are masked out with ART's
+``mask``. The model stays in eval mode; attacks get the true labels.
+
+ART is used the fast way (see KNOWLEDGE.md): ``ProjectedGradientDescentPyTorch`` on a
+``PyTorchClassifier`` with large batches, the model's parameters frozen so backward computes only
+input gradients, and a PGD subclass that keeps, per sample, the first iterate that fools the model
+(ART returns the last iterate). Restarts are run here and combined per sample. Robust accuracy is
+plain: correct after attack / all evaluated (not ART's ``adversarial_accuracy``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from auditkit import Finding, Metric, NotApplicable, Outcome, check
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from auditkit import RunContext
+    from auditkit.model import ModelAdapter
+
+IMAGE_EPSILONS = [0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255]
+TABULAR_EPSILONS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2]
+IMAGE_GATE = 2 / 255
+TABULAR_GATE = 0.05
+NORMS = {"inf": math.inf, "l2": 2}
+
+
+# ------------------------------------------------------------------------------------------------
+# The attack space: normalised inputs, valid box, mask
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class AttackSpace:
+    """Inputs to attack, in normalised units, with what may move."""
+
+    kind: str
+    z: np.ndarray  # (n, *shape) in [0, 1]
+    y: np.ndarray  # true labels
+    rows: np.ndarray  # row positions in the split
+    offset: np.ndarray  # shape (*shape,)
+    scale: np.ndarray  # shape (*shape,), > 0
+    mask: np.ndarray  # shape (*shape,), 1 = may be perturbed
+    n_outside: int = 0  # rows with a value outside the valid box (projected onto it)
+    frozen: list[str] = field(default_factory=list)  # features not perturbed, with why
+    n_total: int = 0
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.z.shape[1:])
+
+    @property
+    def n_mutable(self) -> int:
+        return int(self.mask.sum())
+
+    def to_x(self, z: np.ndarray) -> np.ndarray:
+        return (self.offset + z * self.scale).astype(np.float32)
+
+
+def image_range(ctx: RunContext, x: np.ndarray) -> tuple[float, float]:
+    """Declared ``model.input.range``, else [0, 1] or [0, 255] when the data fit, else data min/max."""
+    declared = getattr(ctx.model_input, "range", None)
+    if declared is not None:
+        return float(declared[0]), float(declared[1])
+    lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+    if lo >= 0 and hi <= 1:
+        return 0.0, 1.0
+    if lo >= 0 and hi <= 255:
+        return 0.0, 255.0
+    return lo, hi
+
+
+def build_space(
+    ctx: RunContext, split: str, *, max_samples: int | None, perturb_binary: bool = False, rng: np.random.Generator
+) -> AttackSpace:
+    """Labelled rows of ``split`` (a seeded subsample of at most ``max_samples``) in normalised units."""
+    ds = ctx.dataset(split)
+    x, y = ds.x, np.asarray(ds.y)
+    n_total = len(x)
+    keep = np.flatnonzero((y >= 0) & np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+    if len(keep) == 0:
+        raise NotApplicable(f"split {split!r} has no labelled rows with finite inputs")
+    if max_samples is not None and len(keep) > max_samples:
+        keep = np.sort(rng.choice(keep, size=max_samples, replace=False))
+    x, y = x[keep].astype(np.float32), y[keep].astype(np.int64)
+    frozen: list[str] = []
+    kind = "image" if (ds.kind == "image" or x.ndim > 2) else "tabular"
+    if kind == "image":
+        lo, hi = image_range(ctx, x)
+        offset = np.full(x.shape[1:], lo, dtype=np.float32)
+        scale = np.full(x.shape[1:], hi - lo, dtype=np.float32)
+        mask = np.ones(x.shape[1:], dtype=np.float32)
+    else:
+        ref = ctx.dataset("train") if "train" in ctx.splits() else ds
+        xr = ref.x.astype(np.float64)
+        declared = getattr(ctx.model_input, "range", None)
+        if declared is not None:
+            lo_f = np.full(x.shape[1], float(declared[0]))
+            hi_f = np.full(x.shape[1], float(declared[1]))
+        else:
+            lo_f, hi_f = np.nanmin(xr, axis=0), np.nanmax(xr, axis=0)
+        features = list(ds.features)
+        immutable = list(getattr(ctx.model_input, "immutable", []) or [])
+        unknown = [f for f in immutable if f not in features]
+        if unknown:
+            raise ValueError(f"model.input.immutable: {unknown} are not features (known: {features[:10]}...)")
+        mask = np.ones(x.shape[1], dtype=np.float32)
+        for j, f in enumerate(features):
+            why = None
+            if f in immutable:
+                why = "immutable"
+            elif f in ds.categorical:
+                why = "categorical"
+            elif not hi_f[j] > lo_f[j]:
+                why = "constant in train"
+            elif not perturb_binary and len(np.unique(xr[:, j][np.isfinite(xr[:, j])])) <= 2:
+                why = "binary / one-hot"
+            if why:
+                mask[j] = 0.0
+                frozen.append(f"{f} ({why})")
+        offset = lo_f.astype(np.float32)
+        scale = np.where(hi_f > lo_f, hi_f - lo_f, 1.0).astype(np.float32)
+    z = (x - offset) / scale
+    outside = ((z < -1e-6) | (z > 1 + 1e-6)).reshape(len(z), -1)
+    # Only mutable coordinates are clipped; a frozen coordinate outside the box keeps its value.
+    flat_mask = np.broadcast_to(mask, z.shape[1:]).reshape(-1) > 0
+    n_outside = int(outside[:, flat_mask].any(axis=1).sum())
+    z = np.where(mask > 0, np.clip(z, 0.0, 1.0), z).astype(np.float32)
+    return AttackSpace(kind, z, y, keep, offset, scale, mask, n_outside, frozen, n_total)
+
+
+# ------------------------------------------------------------------------------------------------
+# torch / ART plumbing (imported lazily)
+# ------------------------------------------------------------------------------------------------
+def scaled_module(adapter: ModelAdapter, space: AttackSpace) -> Any:
+    """The model as a function of normalised inputs; records its last logits (for best-iterate PGD)."""
+    import torch
+    from torch import nn
+
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = adapter.module
+            self.register_buffer("offset", torch.from_numpy(space.offset).to(adapter.device))
+            self.register_buffer("scale", torch.from_numpy(space.scale).to(adapter.device))
+            self.in_shape = tuple(adapter.input_shape) if adapter.input_shape is not None else None
+            self.last: torch.Tensor | None = None
+
+        def forward(self, z: torch.Tensor) -> torch.Tensor:
+            x = self.offset + z * self.scale
+            if self.in_shape is not None and tuple(x.shape[1:]) != self.in_shape:
+                x = x.reshape(len(x), *self.in_shape)
+            out = self.inner(x).float()
+            self.last = out.detach()
+            return out
+
+    return Scaled().eval()
+
+
+def margin_loss() -> Any:
+    """max_{j≠y} logit_j − logit_y summed over the batch: works for 2 classes (unlike DLR)."""
+    import torch
+    from torch import nn
+
+    class Margin(nn.Module):
+        def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            idx = target.argmax(1) if target.ndim == 2 else target.long()
+            true = logits.gather(1, idx[:, None]).squeeze(1)
+            others = logits.masked_fill(nn.functional.one_hot(idx, logits.shape[1]).bool(), float("-inf"))
+            return (others.amax(1) - true).sum()
+
+    return Margin()
+
+
+@contextmanager
+def frozen_params(module: Any) -> Iterator[None]:
+    """No parameter gradients during attacks (backward then computes only the input gradient)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+        module.train(was_training)
+
+
+def art_classifier(model: Any, space: AttackSpace, n_classes: int, loss: str, device: Any) -> Any:
+    import torch
+    from art.estimators.classification import PyTorchClassifier
+
+    fn = torch.nn.CrossEntropyLoss(reduction="sum") if loss == "ce" else margin_loss()
+    return PyTorchClassifier(
+        model=model, loss=fn, input_shape=space.shape, nb_classes=n_classes, clip_values=(0.0, 1.0),
+        device_type="gpu" if getattr(device, "type", "cpu") == "cuda" else "cpu",
+    )  # fmt: skip
+
+
+_BEST_PGD: Any = None
+
+
+def best_pgd_class() -> Any:
+    """ART's PyTorch PGD, returning per sample the first iterate that fools the model (else the last)."""
+    global _BEST_PGD
+    if _BEST_PGD is not None:
+        return _BEST_PGD
+    import torch
+    from art.attacks.evasion import ProjectedGradientDescentPyTorch
+
+    class BestIteratePGD(ProjectedGradientDescentPyTorch):  # type: ignore[misc]
+        scaled: Any = None  # the Scaled module whose ``last`` holds the logits of the evaluated point
+
+        def _generate_batch(self, x, targets, mask, eps, eps_step):  # type: ignore[no-untyped-def]
+            dev = self.estimator.device
+            inputs, targets = x.to(dev), targets.to(dev)
+            y_idx = targets.argmax(1) if targets.ndim == 2 else targets.long()
+            mask = mask.to(dev) if mask is not None else None
+            adv = inputs.clone()
+            best = inputs.clone()
+            fooled = torch.zeros(len(inputs), dtype=torch.bool, device=dev)
+            momentum = torch.zeros(inputs.shape, device=dev)
+            random_init = self.num_random_init > 0
+            for i in range(self.max_iter):
+                self._i_max_iter = i
+                prev = adv
+                adv = self._compute_pytorch(adv, inputs, targets, mask, eps, eps_step, random_init and i == 0, momentum)
+                # The loss gradient was taken at ``prev`` (unless it was the random start): its logits are free.
+                if (i > 0 or not random_init) and self.scaled.last is not None and len(self.scaled.last) == len(prev):
+                    new = (self.scaled.last.argmax(1) != y_idx) & ~fooled
+                    best[new] = prev[new]
+                    fooled |= new
+            best[~fooled] = adv[~fooled]  # not fooled on the way: the last iterate (may fool at the end)
+            return best.cpu().detach().numpy()
+
+    _BEST_PGD = BestIteratePGD
+    return _BEST_PGD
+
+
+def predict_z(model: Any, z: np.ndarray, device: Any, batch_size: int) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(z), batch_size):
+            out.append(model(torch.from_numpy(z[s : s + batch_size]).to(device)).argmax(1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+# ------------------------------------------------------------------------------------------------
+# White-box evaluation
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class WhiteBox:
+    """Per-sample correctness after each attack: ``correct[norm][attack]`` is (n_eps, n) bool."""
+
+    space: AttackSpace
+    eps: dict[str, list[float]]  # per norm, the radii in normalised units (eps grid order)
+    grid: list[float]  # the declared (L∞) grid
+    clean: np.ndarray
+    correct: dict[str, dict[str, np.ndarray]]
+    seconds: float = 0.0
+    unbounded: np.ndarray | None = None
+
+    def worst(self, norm: str) -> np.ndarray:
+        """Correct under every attack at this radius and every smaller one (a δ that works at ε works above)."""
+        both = np.logical_and.reduce([c for c in self.correct[norm].values()])
+        return np.logical_and.accumulate(both, axis=0)
+
+
+def l2_radii(grid: Sequence[float], space: AttackSpace, l2_scale: float) -> list[float]:
+    return [float(e) * l2_scale * math.sqrt(max(space.n_mutable, 1)) for e in grid]
+
+
+def run_pgd(
+    model: Any, clfs: dict[str, Any], space: AttackSpace, z: np.ndarray, y: np.ndarray, *, norm: float, eps: float,
+    steps: int, restarts: int, losses: Sequence[str], step_ratio: float, batch_size: int, device: Any,
+) -> np.ndarray:  # fmt: skip
+    """PGD with ``restarts`` runs, best per sample: returns a correct-after-attack mask for ``z``."""
+    cls = best_pgd_class()
+    correct = np.ones(len(z), dtype=bool)
+    mask = space.mask if space.n_mutable < space.mask.size else None
+    for r in range(max(1, restarts)):
+        todo = np.flatnonzero(correct)
+        if len(todo) == 0:
+            break
+        loss = losses[r % len(losses)]
+        attack = cls(
+            clfs[loss], norm=norm, eps=eps, eps_step=step_ratio * eps / steps, max_iter=steps,
+            num_random_init=1 if r >= len(losses) else 0, batch_size=batch_size, verbose=False,
+        )  # fmt: skip
+        attack.scaled = model
+        kwargs = {"mask": mask} if mask is not None else {}
+        adv = attack.generate(z[todo], y[todo], **kwargs)
+        correct[todo] = predict_z(model, adv, device, batch_size) == y[todo]
+    return correct
+
+
+def white_box(
+    adapter: ModelAdapter, space: AttackSpace, *, grid: Sequence[float], norms: Sequence[str], steps: int,
+    restarts: int, losses: Sequence[str], step_ratio: float, l2_scale: float, batch_size: int, seed: int,
+    unbounded_steps: int = 0,
+) -> WhiteBox:  # fmt: skip
+    """FGSM and PGD at every radius of the grid, for each norm, on the clean-correct samples."""
+    import time
+
+    import torch
+    from art.attacks.evasion import FastGradientMethod
+
+    t0 = time.perf_counter()
+    np.random.seed(seed % 2**32)  # ART draws random starts from numpy's global generator
+    torch.manual_seed(seed)
+    model = scaled_module(adapter, space)
+    k = adapter.n_classes
+    with frozen_params(adapter.module):
+        clfs = {loss: art_classifier(model, space, k, loss, adapter.device) for loss in set(losses) | {"ce"}}
+        clean = predict_z(model, space.z, adapter.device, batch_size) == space.y
+        todo = np.flatnonzero(clean)
+        z, y = space.z[todo], space.y[todo]
+        mask = space.mask if space.n_mutable < space.mask.size else None
+        radii: dict[str, list[float]] = {}
+        correct: dict[str, dict[str, np.ndarray]] = {}
+        for name in norms:
+            norm = NORMS[name]
+            radii[name] = list(map(float, grid)) if name == "inf" else l2_radii(grid, space, l2_scale)
+            res = {a: np.zeros((len(grid), len(space.y)), dtype=bool) for a in ("fgsm", "pgd")}
+            for i, eps in enumerate(radii[name]):
+                if eps <= 0 or len(todo) == 0:
+                    for a in res:
+                        res[a][i] = clean
+                    continue
+                fgm = FastGradientMethod(clfs["ce"], norm=norm, eps=eps, eps_step=eps, batch_size=batch_size)
+                adv = fgm.generate(z, y, **({"mask": mask} if mask is not None else {}))
+                res["fgsm"][i, todo] = predict_z(model, adv, adapter.device, batch_size) == y
+                res["pgd"][i, todo] = run_pgd(
+                    model, clfs, space, z, y, norm=norm, eps=eps, steps=steps, restarts=restarts, losses=losses,
+                    step_ratio=step_ratio, batch_size=batch_size, device=adapter.device,
+                )  # fmt: skip
+            correct[name] = res
+        unbounded = None
+        if unbounded_steps > 0:
+            unbounded = clean.copy()
+            if len(todo):
+                unbounded[todo] = run_pgd(
+                    model, clfs, space, z, y, norm=math.inf, eps=1.0, steps=unbounded_steps, restarts=len(losses),
+                    losses=losses, step_ratio=2.5, batch_size=batch_size, device=adapter.device,
+                )  # fmt: skip
+    return WhiteBox(space, radii, list(map(float, grid)), clean, correct, time.perf_counter() - t0, unbounded)
+
+
+def wilson_row(correct: np.ndarray) -> tuple[float, tuple[float, float], int]:
+    from auditkit.stats import wilson
+
+    n = int(len(correct))
+    k = int(np.sum(correct))
+    return (k / n if n else float("nan")), wilson(k, n), n
+
+
+def _grid_and_gate(kind: str, epsilons: list[float] | None, gate_epsilon: float | None) -> tuple[list[float], float]:
+    grid = [float(e) for e in (epsilons if epsilons is not None else (IMAGE_EPSILONS if kind == "image" else TABULAR_EPSILONS))]
+    if any(e < 0 for e in grid):
+        raise ValueError("epsilons must be ≥ 0")
+    gate = float(gate_epsilon) if gate_epsilon is not None else (IMAGE_GATE if kind == "image" else TABULAR_GATE)
+    grid = sorted(set(grid) | {0.0, gate})
+    return grid, gate
+
+
+def attack_inputs(
+    ctx: RunContext, split: str, max_samples: int | None, perturb_binary: bool, seed: int
+) -> tuple[ModelAdapter, AttackSpace]:
+    """The model and the rows to attack (a private generator: every check sharing it sees the same rows)."""
+    adapter = ctx.model()
+    if adapter.n_classes < 2:
+        raise NotApplicable("the model has fewer than 2 outputs")
+    space = build_space(
+        ctx, split, max_samples=max_samples, perturb_binary=perturb_binary, rng=np.random.default_rng(seed)
+    )
+    if space.n_mutable == 0:
+        raise NotApplicable("no input feature may be perturbed (all immutable, categorical or binary)")
+    return adapter, space
+
+
+def shared_white_box(ctx: RunContext, split: str, params: dict[str, Any], unbounded_steps: int = 0) -> tuple[WhiteBox, float]:
+    """The white-box run, shared between AK-ADV-001 and AK-ADV-002 when their parameters agree."""
+    from auditkit.context import derive_seed
+
+    key = "adv-white-box:" + repr(sorted(params.items())) + f":{split}:{unbounded_steps}"
+
+    def compute() -> tuple[WhiteBox, float]:
+        seed = derive_seed(ctx.run_seed, "AK-ADV-001")
+        adapter, space = attack_inputs(ctx, split, params["max_samples"], params["perturb_binary"], seed)
+        grid, gate = _grid_and_gate(space.kind, params["epsilons"], params["gate_epsilon"])
+        wb = white_box(
+            adapter, space, grid=grid, norms=params["norms"], steps=params["steps"], restarts=params["restarts"],
+            losses=params["losses"], step_ratio=params["step_ratio"], l2_scale=params["l2_scale"],
+            batch_size=params["batch_size"], seed=seed, unbounded_steps=unbounded_steps,
+        )  # fmt: skip
+        return wb, gate
+
+    return ctx.cached(key, compute)
+
+
+def _validate(norms: Sequence[str], losses: Sequence[str], steps: int, restarts: int) -> None:
+    bad = [n for n in norms if n not in NORMS]
+    if bad or not norms:
+        raise ValueError(f"norms: {bad or norms} — use 'inf' and/or 'l2'")
+    badl = [x for x in losses if x not in ("ce", "margin")]
+    if badl or not losses:
+        raise ValueError(f"losses: {badl or losses} — use 'ce' and/or 'margin'")
+    if steps < 1 or restarts < 1:
+        raise ValueError("steps and restarts must be ≥ 1")
+
+
+def _fmt_eps(e: float, kind: str, name: str) -> str:
+    if kind == "image" and name == "inf":
+        return f"{e * 255:.3g}/255"
+    return f"{e:.4g}"
+
+
+@check(
+    id="AK-ADV-001",
+    title="White-box evasion robustness (FGSM, PGD L∞/L2 with restarts) over an epsilon grid",
+    requires=("model", "test"),
+    severity="high",
+    nist_ai_rmf=("MEASURE 2.7", "MEASURE 2.5", "MEASURE 2.6"),
+    tags=("adversarial", "robustness", "security", "art"),
+    cost="moderate",
+)
+def white_box_evasion(
+    ctx: RunContext, /, *, split: str = "test", epsilons: list[float] | None = None, gate_epsilon: float | None = None,
+    gate_norm: str = "inf", min_robust_accuracy: float = 0.5, conservative: bool = False,
+    norms: list[str] = ["inf", "l2"], steps: int = 20, restarts: int = 3,  # noqa: B006
+    losses: list[str] = ["ce", "margin"],  # noqa: B006
+    step_ratio: float = 2.5, l2_scale: float = 0.25, max_samples: int = 1000, perturb_binary: bool = False,
+    batch_size: int = 2048,
+) -> Outcome:  # fmt: skip
+    """Robust accuracy under white-box FGSM and PGD (L∞ and L2, ART) over an epsilon grid, true labels.
+
+    Epsilons are fractions of the valid value range: for images of the declared ``model.input.range``
+    (default grid 0, 1, 2, 4, 8, 16 /255), for tabular data of each feature's train range (default
+    0, 0.01, 0.02, 0.05, 0.1, 0.2), and values are kept within that range (train min/max). Immutable
+    features, categorical codes and binary (one-hot) columns are never perturbed. PGD runs
+    ``restarts`` times per radius, alternating cross-entropy and a margin loss (works for binary
+    models), the first run of each loss from the clean point and later ones from a random start; per
+    sample the first fooling iterate of any run counts. Robust accuracy is plain (correct after
+    attack / all evaluated) with a Wilson interval; the reported worst case at a radius combines FGSM,
+    PGD and all smaller radii. Also reported: per-class robust accuracy at the gate radius and the
+    distribution of each sample's smallest successful epsilon. The gate compares the worst-case
+    robust accuracy at ``gate_epsilon`` with ``min_robust_accuracy`` (its lower 95% bound when
+    ``conservative``).
+
+    Parameters
+    ----------
+    split: split to attack.
+    epsilons: L∞ radii as fractions of the valid range; default by input kind (see above). 0 and the gate radius are always added.
+    gate_epsilon: L∞ radius the gate is declared at; default 2/255 for images, 0.05 of the range for tabular.
+    gate_norm: norm of the gated attack: ``inf`` or ``l2`` (the L2 radius is derived as for the grid).
+    min_robust_accuracy: smallest acceptable robust accuracy at the gate radius.
+    conservative: gate on the lower end of the 95% Wilson interval instead of the point estimate.
+    norms: threat models to evaluate: ``inf`` and/or ``l2``.
+    steps: PGD iterations per run.
+    restarts: PGD runs per radius (best per sample); the first ``len(losses)`` start at the clean point.
+    losses: PGD losses to alternate between runs: ``ce`` (cross-entropy) and/or ``margin``.
+    step_ratio: PGD step size as a multiple of epsilon / steps (2.5 as in Madry et al.).
+    l2_scale: the L2 radius for grid value ε is ``l2_scale · √d · ε`` (d = number of perturbable inputs).
+    max_samples: attack a seeded random subsample of at most this many labelled rows.
+    perturb_binary: also perturb numeric columns with ≤ 2 distinct train values (default: treated as flags / one-hot).
+    batch_size: attack batch size (large batches are what makes ART fast).
+    """
+    _validate(norms, losses, steps, restarts)
+    if gate_norm not in norms:
+        raise ValueError(f"gate_norm {gate_norm!r} must be one of norms {norms}")
+    params = dict(
+        epsilons=epsilons, gate_epsilon=gate_epsilon, norms=list(norms), steps=steps, restarts=restarts,
+        losses=list(losses), step_ratio=step_ratio, l2_scale=l2_scale, max_samples=max_samples,
+        perturb_binary=perturb_binary, batch_size=batch_size,
+    )  # fmt: skip
+    wb, gate = shared_white_box(ctx, split, params)
+    return _report_white_box(ctx, wb, gate, gate_norm, min_robust_accuracy, conservative)
+
+
+def _report_white_box(
+    ctx: RunContext, wb: WhiteBox, gate: float, gate_norm: str, min_acc: float, conservative: bool
+) -> Outcome:
+    space = wb.space
+    n = len(space.y)
+    gi = wb.grid.index(gate)
+    acc, ci, _ = wilson_row(wb.clean)
+    metrics = [Metric("clean_accuracy", acc, ci=ci, n=n, description="accuracy on the attacked rows, no attack")]
+    rows: list[list[Any]] = []
+    plots: list[dict[str, Any]] = []
+    for name, per_attack in wb.correct.items():
+        worst = wb.worst(name)
+        series = []
+        for attack, mat in [*per_attack.items(), ("worst case", worst)]:
+            vals = [wilson_row(mat[i]) for i in range(len(wb.grid))]
+            for i, (v, (lo, hi), _) in enumerate(vals):
+                rows.append([name, attack, _fmt_eps(wb.grid[i], space.kind, "inf"), round(wb.eps[name][i], 6),
+                             round(v, 4), round(lo, 4), round(hi, 4), n])  # fmt: skip
+            series.append({"name": attack, "x": wb.eps[name], "y": [v[0] for v in vals],
+                           "lo": [v[1][0] for v in vals], "hi": [v[1][1] for v in vals]})  # fmt: skip
+        plots.append({"type": "line", "title": f"Robust accuracy under {'L∞' if name == 'inf' else 'L2'} attacks",
+                      "x_label": "epsilon (normalised units)", "y_label": "robust accuracy", "series": series})  # fmt: skip
+        v, ci, _ = wilson_row(worst[gi])
+        is_gate = name == gate_norm
+        metrics.append(Metric(
+            f"robust_accuracy_{name}", v, ci=ci, n=n, threshold=min_acc if is_gate else None,
+            direction="higher", bound="conservative" if (conservative and is_gate) else "value",
+            description=f"worst case of FGSM and PGD ({name}) at ε = {_fmt_eps(wb.grid[gi], space.kind, 'inf')}"
+            + (f" (L2 radius {wb.eps[name][gi]:.4g})" if name == "l2" else ""),
+            details={"epsilon": wb.grid[gi], "radius": wb.eps[name][gi], "norm": name},
+        ))  # fmt: skip
+    # Per class at the gate radius; smallest successful epsilon per sample (gate norm).
+    worst = wb.worst(gate_norm)
+    per_class = []
+    findings: list[Finding] = []
+    for c in np.unique(space.y):
+        sel = space.y == c
+        v, (lo, hi), m = wilson_row(worst[gi][sel])
+        per_class.append([int(c), round(float(wilson_row(wb.clean[sel])[0]), 4), round(v, 4), round(lo, 4), round(hi, 4), m])
+    per_class.sort(key=lambda r: r[2])
+    if per_class and len(per_class) > 1:
+        weakest = per_class[0]
+        findings.append(Finding(
+            f"Least robust class: {weakest[0]} (robust accuracy {weakest[2]:.3f}, n={weakest[5]}) at "
+            f"ε = {_fmt_eps(gate, space.kind, 'inf')} ({gate_norm})", severity="info", key=f"class:{weakest[0]}",
+        ))  # fmt: skip
+    broken = ~worst  # (n_eps, n): fooled at this radius or below
+    first = np.where(broken.any(axis=0), broken.argmax(axis=0), -1)
+    dist_rows = [[_fmt_eps(e, space.kind, "inf"), int((first == i).sum())] for i, e in enumerate(wb.grid)]
+    dist_rows.append(["not broken within the grid", int((first == -1).sum())])
+    smallest = np.array([wb.grid[i] if i >= 0 else np.nan for i in first])
+    plots.append({"type": "bar", "title": f"Smallest successful epsilon per sample ({gate_norm})",
+                  "x_label": "epsilon", "y_label": "samples", "categories": [r[0] for r in dist_rows],
+                  "series": [{"name": "samples", "values": [r[1] for r in dist_rows]}]})  # fmt: skip
+    finite = smallest[np.isfinite(smallest)]
+    note = []
+    if space.n_outside:
+        note.append(f"{space.n_outside} rows had values outside the valid range and were projected onto it")
+    if space.frozen:
+        note.append(f"not perturbed: {', '.join(space.frozen[:20])}" + (" ..." if len(space.frozen) > 20 else ""))
+    if note:
+        findings.append(Finding("; ".join(note), severity="info", key="input-space"))
+    g = next(m for m in metrics if m.name == f"robust_accuracy_{gate_norm}")
+    summary = (
+        f"Clean accuracy {acc:.3f}; worst-case robust accuracy {g.value:.3f} at ε = "
+        f"{_fmt_eps(gate, space.kind, 'inf')} ({gate_norm}), n={n}; {wb.seconds:.1f} s."
+    )
+    evidence = {
+        "robust accuracy by attack and epsilon": {
+            "columns": ["norm", "attack", "epsilon", "radius", "robust_accuracy", "ci_low", "ci_high", "n"], "rows": rows},
+        "robust accuracy by class at the gate epsilon": {
+            "columns": ["class", "clean_accuracy", "robust_accuracy", "ci_low", "ci_high", "n"], "rows": per_class[:50],
+            "total_rows": len(per_class)},
+        "smallest successful epsilon": {"columns": ["epsilon", "samples"], "rows": dist_rows,
+                                        "median": float(np.median(finite)) if len(finite) else None},
+        "plots": plots,
+        "setup": {"samples": n, "split_rows": space.n_total, "kind": space.kind, "mutable_inputs": space.n_mutable,
+                  "seconds": round(wb.seconds, 2), "grid": wb.grid, "robust_accuracy": "correct after attack / all evaluated"},
+    }  # fmt: skip
+    return Outcome.from_metrics(metrics, summary=summary, findings=findings, evidence=evidence)
+
+
+# ------------------------------------------------------------------------------------------------
+# AK-ADV-002: black-box attack and gradient-masking verdict
+# ------------------------------------------------------------------------------------------------
+def hop_skip_jump(
+    model: Any, space: AttackSpace, n_classes: int, device: Any, z: np.ndarray, y: np.ndarray, *, norm: str,
+    max_iter: int, max_eval: int, init_eval: int, batch_size: int,
+) -> np.ndarray:  # fmt: skip
+    """ART HopSkipJump (decision-based, minimal perturbation): per sample the size of the perturbation
+    it found (inf when it found none). The attack only sees predicted labels."""
+    from art.attacks.evasion import HopSkipJump
+
+    clf = art_classifier(model, space, n_classes, "ce", device)
+    attack = HopSkipJump(
+        clf, batch_size=batch_size, targeted=False, norm=NORMS[norm], max_iter=max_iter, max_eval=max_eval,
+        init_eval=init_eval, init_size=100, verbose=False,
+    )  # fmt: skip
+    mask = space.mask if space.n_mutable < space.mask.size else None
+    adv = attack.generate(z, y, **({"mask": mask} if mask is not None else {}))
+    fooled = predict_z(model, adv.astype(np.float32), device, batch_size) != y
+    delta = (adv - z).reshape(len(z), -1)
+    size = np.abs(delta).max(axis=1) if norm == "inf" else np.linalg.norm(delta, axis=1)
+    return np.where(fooled, size, np.inf)
+
+
+@check(
+    id="AK-ADV-002",
+    title="Black-box attack (HopSkipJump) and gradient-masking verdict",
+    requires=("model", "test"),
+    severity="high",
+    nist_ai_rmf=("MEASURE 2.7", "MEASURE 2.5"),
+    tags=("adversarial", "robustness", "security", "art", "gradient-masking"),
+    default_enabled=False,
+    cost="slow",
+)
+def black_box_and_masking(
+    ctx: RunContext, /, *, split: str = "test", n_blackbox: int = 100, max_iter: int = 20, max_eval: int = 500,
+    init_eval: int = 50, tolerance: float = 0.02, max_unbounded_accuracy: float = 0.05, unbounded_steps: int = 50,
+    epsilons: list[float] | None = None, gate_epsilon: float | None = None, steps: int = 20, restarts: int = 3,
+    losses: list[str] = ["ce", "margin"], step_ratio: float = 2.5, max_samples: int = 1000,  # noqa: B006
+    perturb_binary: bool = False, batch_size: int = 2048,
+) -> Outcome:  # fmt: skip
+    """Runs ART's decision-based HopSkipJump (L∞) on a subsample and tests the white-box invariants
+    whose violation signals gradient masking (a white-box number that overstates robustness).
+
+    Invariants: robust accuracy never rises with epsilon (raw PGD per radius); FGSM is never stronger
+    than PGD; PGD over the whole valid range (ε = 1) drives accuracy near zero (only judged when every
+    input may move); the black-box attack does not beat the white-box worst case at any radius of the
+    grid beyond its 95% interval (same rows, HopSkipJump's minimal perturbations compared with each
+    radius). Each violation is a finding. The white-box run is shared with AK-ADV-001 when their
+    parameters agree. Cost: HopSkipJump makes up to ``max_iter × max_eval`` queries per sample — tens
+    of seconds for 100 digits on one CPU thread; off by default.
+
+    Parameters
+    ----------
+    split: split to attack.
+    n_blackbox: rows attacked by HopSkipJump (a seeded subsample of the white-box rows).
+    max_iter: HopSkipJump iterations per sample.
+    max_eval: HopSkipJump's largest number of queries per gradient estimate.
+    init_eval: HopSkipJump's initial number of queries per gradient estimate.
+    tolerance: accuracy slack (absolute) allowed before a monotonicity or FGSM ≥ PGD violation counts.
+    max_unbounded_accuracy: accuracy an unbounded (whole-range) PGD must get below.
+    unbounded_steps: PGD iterations of the unbounded attack.
+    epsilons: L∞ grid, as for AK-ADV-001.
+    gate_epsilon: radius whose black-box robust accuracy is the headline number; default as AK-ADV-001.
+    steps: white-box PGD iterations, as for AK-ADV-001.
+    restarts: white-box PGD runs per radius, as for AK-ADV-001.
+    losses: white-box PGD losses, as for AK-ADV-001.
+    step_ratio: white-box PGD step ratio, as for AK-ADV-001.
+    max_samples: white-box subsample size, as for AK-ADV-001.
+    perturb_binary: as for AK-ADV-001.
+    batch_size: attack batch size.
+    """
+    from auditkit.stats import wilson
+
+    _validate(["inf"], losses, steps, restarts)
+    params = dict(
+        epsilons=epsilons, gate_epsilon=gate_epsilon, norms=["inf"], steps=steps, restarts=restarts,
+        losses=list(losses), step_ratio=step_ratio, l2_scale=0.25, max_samples=max_samples,
+        perturb_binary=perturb_binary, batch_size=batch_size,
+    )  # fmt: skip
+    wb, gate = shared_white_box(ctx, split, params, unbounded_steps=unbounded_steps)
+    space, n = wb.space, len(wb.space.y)
+    adapter = ctx.model()
+    findings: list[Finding] = []
+    pgd, fgsm = wb.correct["inf"]["pgd"].mean(axis=1), wb.correct["inf"]["fgsm"].mean(axis=1)
+    rises = [(wb.grid[i], wb.grid[i + 1]) for i in range(len(wb.grid) - 1) if pgd[i + 1] > pgd[i] + tolerance]
+    if rises:
+        findings.append(Finding(
+            f"PGD robust accuracy rises with epsilon ({', '.join(f'{a:.4g}→{b:.4g}' for a, b in rises)}): "
+            "the attack is not converging, a sign of gradient masking", key="monotone",
+            evidence={"epsilon": wb.grid, "pgd": pgd.tolist()},
+        ))  # fmt: skip
+    fgsm_stronger = [wb.grid[i] for i in range(len(wb.grid)) if fgsm[i] + tolerance < pgd[i]]
+    if fgsm_stronger:
+        findings.append(Finding(
+            f"single-step FGSM beats PGD at ε = {', '.join(f'{e:.4g}' for e in fgsm_stronger)}: "
+            "the loss surface misleads iterative attacks (gradient masking)", key="fgsm_ge_pgd",
+        ))  # fmt: skip
+    assert wb.unbounded is not None
+    u_acc, u_ci, _ = wilson_row(wb.unbounded)
+    all_mutable = space.n_mutable == space.mask.size
+    metrics = [Metric("unbounded_accuracy", u_acc, ci=u_ci, n=n,
+                      description="accuracy under L∞ PGD over the whole valid range (ε = 1)")]  # fmt: skip
+    if u_acc > max_unbounded_accuracy:
+        msg = (f"an unbounded attack leaves accuracy at {u_acc:.3f} (> {max_unbounded_accuracy}): gradients do not "
+               "lead the attack to the decision boundary (gradient masking)")  # fmt: skip
+        findings.append(Finding(msg if all_mutable else msg + "; some inputs are frozen, so this may be legitimate",
+                                severity=None if all_mutable else "info", key="unbounded"))  # fmt: skip
+    # Black-box on a subsample of the same rows.
+    rng = ctx.rng()
+    sub = np.sort(rng.choice(n, size=min(n_blackbox, n), replace=False))
+    worst = wb.worst("inf")[:, sub]
+    bb_correct = np.zeros((len(wb.grid), len(sub)), dtype=bool)
+    clean_sub = wb.clean[sub]
+    todo = np.flatnonzero(clean_sub)
+    model = scaled_module(adapter, space)
+    np.random.seed(ctx.seed)  # HopSkipJump draws from numpy's global generator
+    with frozen_params(adapter.module):
+        sizes = np.full(len(sub), 0.0)
+        if len(todo):
+            sizes[todo] = hop_skip_jump(
+                model, space, adapter.n_classes, adapter.device, space.z[sub][todo], space.y[sub][todo], norm="inf",
+                max_iter=max_iter, max_eval=max_eval, init_eval=init_eval, batch_size=batch_size,
+            )  # fmt: skip
+    for i, e in enumerate(wb.grid):
+        bb_correct[i] = clean_sub & (sizes > e + 1e-6)
+    rows, beats = [], []
+    m = len(sub)
+    for i, e in enumerate(wb.grid):
+        kb, kw = int(bb_correct[i].sum()), int(worst[i].sum())
+        lo, hi = wilson(kb, m)
+        only_bb = int((~bb_correct[i] & worst[i]).sum())
+        rows.append([_fmt_eps(e, space.kind, "inf"), round(kw / m, 4), round(kb / m, 4), round(lo, 4), round(hi, 4),
+                     only_bb, m])  # fmt: skip
+        if hi < kw / m:
+            beats.append(e)
+    if beats:
+        findings.append(Finding(
+            f"the black-box attack beats the white-box attacks at ε = {', '.join(f'{e:.4g}' for e in beats)} "
+            "beyond its 95% interval: white-box robustness is overstated (gradient masking)", key="blackbox_le_whitebox",
+        ))  # fmt: skip
+    gi = wb.grid.index(gate)
+    kb = int(bb_correct[gi].sum())
+    metrics.insert(0, Metric(
+        "blackbox_robust_accuracy", kb / m, ci=wilson(kb, m), n=m, details={"epsilon": gate, "attack": "HopSkipJump L∞"},
+        description=f"accuracy after HopSkipJump at ε = {_fmt_eps(gate, space.kind, 'inf')}",
+    ))  # fmt: skip
+    n_signs = sum(1 for f in findings if f.severity != "info")
+    metrics.append(Metric("gradient_masking_signs", n_signs, n=4, description="violated invariants (of 4)"))
+    finite = sizes[np.isfinite(sizes) & (sizes > 0)]
+    evidence = {
+        "black-box vs white-box robust accuracy (same rows)": {
+            "columns": ["epsilon", "white_box_worst", "black_box", "bb_ci_low", "bb_ci_high", "only_black_box_broke", "n"],
+            "rows": rows},
+        "invariants": {"columns": ["invariant", "holds"], "rows": [
+            ["accuracy never rises with epsilon", not rises], ["FGSM ≥ PGD", not fgsm_stronger],
+            [f"unbounded attack ≤ {max_unbounded_accuracy}", u_acc <= max_unbounded_accuracy],
+            ["black-box ≥ white-box", not beats]]},
+        "plots": [{"type": "line", "title": "White-box vs black-box robust accuracy (L∞)", "x_label": "epsilon",
+                   "y_label": "robust accuracy", "series": [
+                       {"name": "white-box worst case", "x": wb.grid, "y": worst.mean(axis=1).tolist()},
+                       {"name": "HopSkipJump", "x": wb.grid, "y": bb_correct.mean(axis=1).tolist()}]}],
+        "hopskipjump": {"samples": m, "median_perturbation_linf": float(np.median(finite)) if len(finite) else None,
+                        "not_broken": int(np.isinf(sizes).sum())},
+    }  # fmt: skip
+    verdict = "signs of gradient masking" if n_signs else "no sign of gradient masking"
+    summary = (f"{verdict} ({n_signs} of 4 invariants violated); HopSkipJump robust accuracy {kb / m:.3f} at "
+               f"ε = {_fmt_eps(gate, space.kind, 'inf')} (n={m}); unbounded PGD accuracy {u_acc:.3f}.")  # fmt: skip
+    return Outcome.from_metrics(metrics, summary=summary, findings=findings, evidence=evidence)

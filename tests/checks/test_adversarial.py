@@ -1,0 +1,201 @@
+"""AK-ADV-001 / AK-ADV-002: ART attacks against an independent plain-torch PGD, invariants, masks, gates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from _robust_fixtures import breast_cancer_mlp, digits_cnn
+from auditkit.checks.adversarial import black_box_and_masking, white_box_evasion
+from torch import nn
+
+from auditkit.testing import check_contract, make_artifacts, run_check
+
+torch.set_num_threads(1)
+IMG_SPEC = {"model": {"builtin": "cnn", "input": {"kind": "image", "range": [0, 1]}}}
+FAST = {"steps": 10, "restarts": 2, "norms": ["inf"], "max_samples": 200}
+
+
+def digits_arts(model: nn.Module | None = None):  # type: ignore[no-untyped-def]
+    m, xtr, ytr, xte, yte = digits_cnn()
+    return make_artifacts({"train": (xtr, ytr), "test": (xte, yte)}, model=model or m, spec=IMG_SPEC)
+
+
+def cancer_arts(immutable: list[str] | None = None):  # type: ignore[no-untyped-def]
+    m, xtr, ytr, xte, yte = breast_cancer_mlp()
+    spec = {"model": {"builtin": "mlp", "input": {"kind": "tabular", "immutable": immutable or []}}}
+    return make_artifacts({"train": (xtr, ytr), "test": (xte, yte)}, model=m, spec=spec)
+
+
+def table(rec: dict, norm: str, attack: str) -> dict[float, list]:  # type: ignore[type-arg]
+    rows = rec["evidence"]["robust accuracy by attack and epsilon"]["rows"]
+    return {r[3]: r for r in rows if r[0] == norm and r[1] == attack}
+
+
+def torch_pgd_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                       eps: float, steps: int) -> float:  # fmt: skip
+    """Independent L∞ PGD in raw input units: per-feature radius eps·(hi−lo), step 2.5·eps/steps,
+    cross-entropy, start at the clean point; a sample counts as broken if any iterate fools it."""
+    lo_t, hi_t = torch.as_tensor(lo, dtype=torch.float32), torch.as_tensor(hi, dtype=torch.float32)
+    x0 = torch.max(torch.min(torch.as_tensor(x), hi_t), lo_t)
+    yt = torch.as_tensor(y)
+    radius = eps * (hi_t - lo_t)
+    step = 2.5 * radius / steps
+    xa = x0.clone()
+    broken = torch.zeros(len(x0), dtype=torch.bool)
+    for _ in range(steps):
+        xa.requires_grad_(True)
+        out = model(xa)
+        broken |= out.argmax(1) != yt
+        (g,) = torch.autograd.grad(nn.functional.cross_entropy(out, yt, reduction="sum"), xa)
+        xa = xa.detach() + step * g.sign()
+        xa = torch.max(torch.min(xa, x0 + radius), x0 - radius)
+        xa = torch.max(torch.min(xa, hi_t), lo_t)
+    with torch.no_grad():
+        broken |= model(xa).argmax(1) != yt
+    return float(1 - broken.float().mean())
+
+
+@pytest.mark.parametrize("kind", ["tabular", "image"])
+def test_art_pgd_agrees_with_plain_torch_pgd(kind: str) -> None:
+    if kind == "image":
+        m, xtr, ytr, xte, yte = digits_cnn()
+        arts, eps = digits_arts(), 8 / 255
+        lo, hi = np.zeros((1, 8, 8), np.float32), np.ones((1, 8, 8), np.float32)
+    else:
+        m, xtr, ytr, xte, yte = breast_cancer_mlp()
+        arts, eps = cancer_arts(), 0.05
+        lo, hi = xtr.min(0), xtr.max(0)
+    params = {"epsilons": [eps], "gate_epsilon": eps, "norms": ["inf"], "steps": 20, "restarts": 1,
+              "losses": ["ce"], "max_samples": 5000}  # fmt: skip
+    rec = run_check(white_box_evasion, arts, params=params)
+    assert rec["status"] in ("passed", "failed"), rec["error"]
+    row = table(rec, "inf", "pgd")[round(eps, 6)]
+    ours, lo_ci, hi_ci, n = row[4], row[5], row[6], row[7]
+    assert n == len(yte)
+    reference = torch_pgd_accuracy(m, xte, yte, lo, hi, eps, 20)
+    assert lo_ci <= reference <= hi_ci, (ours, reference, lo_ci, hi_ci)
+    assert abs(ours - reference) <= 3 / n  # the same algorithm: at most a few samples apart
+    assert reference < rec["metrics"][0]["value"] - 0.02  # the attack does something
+
+
+@pytest.mark.parametrize("kind", ["tabular", "image"])
+def test_invariants(kind: str) -> None:
+    if kind == "image":
+        m, xtr, ytr, xte, yte = digits_cnn()
+        arts, grid = digits_arts(), [0.0, 4 / 255, 16 / 255, 1.0]
+        clean = (m(torch.from_numpy(xte)).argmax(1).numpy() == yte).mean()
+    else:
+        m, xtr, ytr, xte, yte = breast_cancer_mlp()
+        arts, grid = cancer_arts(), [0.0, 0.02, 0.1, 1.0]
+        xc = np.clip(xte, xtr.min(0), xtr.max(0))  # the attack's starting points lie in the train box
+        clean = (m(torch.from_numpy(xc)).argmax(1).numpy() == yte).mean()
+    rec = run_check(white_box_evasion, arts, params={**FAST, "epsilons": grid, "max_samples": 5000,
+                                                       "gate_epsilon": grid[1]})  # fmt: skip
+    n = len(yte)
+    fgsm, pgd, worst = (table(rec, "inf", a) for a in ("fgsm", "pgd", "worst case"))
+    radii = sorted(pgd)
+    # eps 0 is clean accuracy, computed independently
+    assert rec["metrics"][0]["value"] == pytest.approx(clean, abs=1e-12)
+    assert pgd[0.0][4] == fgsm[0.0][4] == pytest.approx(clean, abs=1e-4)  # the table is rounded
+    # never rises with epsilon (raw PGD within one sample; the reported worst case exactly)
+    for a, b in zip(radii, radii[1:], strict=False):
+        assert pgd[b][4] <= pgd[a][4] + 1 / n
+        assert worst[b][4] <= worst[a][4]
+    # FGSM is never stronger than PGD
+    for r in radii:
+        assert fgsm[r][4] >= pgd[r][4] - 1 / n
+    # an attack over the whole valid range breaks (nearly) everything
+    assert worst[1.0][4] <= 0.05
+    assert pgd[radii[2]][4] < pgd[0.0][4]
+
+
+def test_gate_pass_and_fail_on_digits() -> None:
+    ok = run_check(white_box_evasion, digits_arts(), params={**FAST, "min_robust_accuracy": 0.5})
+    assert ok["status"] == "passed", ok["summary"]
+    bad = run_check(white_box_evasion, digits_arts(),
+                    params={**FAST, "gate_epsilon": 16 / 255, "min_robust_accuracy": 0.95})  # fmt: skip
+    assert bad["status"] == "failed"
+    gate = next(m for m in bad["metrics"] if m["name"] == "robust_accuracy_inf")
+    assert gate["passed"] is False and gate["n"] == 200 and gate["ci"][0] < gate["value"] < gate["ci"][1]
+    assert bad["evidence"]["robust accuracy by class at the gate epsilon"]["total_rows"] == 10
+    dist = bad["evidence"]["smallest successful epsilon"]["rows"]
+    assert sum(r[1] for r in dist) == 200
+
+
+def test_conservative_gate_uses_lower_bound() -> None:
+    arts = cancer_arts()
+    base = {"norms": ["inf"], "steps": 10, "restarts": 2, "gate_epsilon": 0.02}
+    point = run_check(white_box_evasion, arts, params=base)
+    value = next(m for m in point["metrics"] if m["name"] == "robust_accuracy_inf")
+    mid = (value["value"] + value["ci"][0]) / 2  # between the lower bound and the estimate
+    assert run_check(white_box_evasion, arts, params={**base, "min_robust_accuracy": mid})["status"] == "passed"
+    cons = run_check(white_box_evasion, arts, params={**base, "min_robust_accuracy": mid, "conservative": True})
+    assert cons["status"] == "failed"
+
+
+def test_binary_margin_loss_and_l2() -> None:
+    rec = run_check(white_box_evasion, cancer_arts(),
+                    params={"losses": ["margin"], "restarts": 1, "steps": 10, "epsilons": [0.0, 0.1]})  # fmt: skip
+    assert rec["status"] in ("passed", "failed"), rec["error"]
+    assert table(rec, "inf", "pgd")[0.1][4] < rec["metrics"][0]["value"] - 0.2
+    assert table(rec, "l2", "pgd")[max(table(rec, "l2", "pgd"))][4] < rec["metrics"][0]["value"]
+
+
+class OnlyFeature(nn.Module):
+    """A model that looks at one input column only."""
+
+    def __init__(self, j: int, threshold: float) -> None:
+        super().__init__()
+        self.j, self.t = j, threshold
+        self.head = nn.Linear(1, 2)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.tensor([[-5.0], [5.0]]))
+            self.head.bias.copy_(torch.tensor([5.0 * threshold, -5.0 * threshold]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x[:, self.j : self.j + 1])
+
+
+def test_immutable_and_categorical_features_are_not_perturbed() -> None:
+    rng = np.random.default_rng(0)
+
+    def frame(n: int) -> pd.DataFrame:
+        age = rng.uniform(20, 70, n)
+        return pd.DataFrame({"age": age, "income": rng.normal(50, 10, n), "region": rng.choice(["n", "s"], n),
+                             "flag": rng.integers(0, 2, n).astype(float), "y": (age > 45).astype(int)})  # fmt: skip
+
+    train, test = frame(300), frame(200)
+    spec = {"model": {"builtin": "mlp", "input": {"kind": "tabular", "immutable": ["age"]}}}
+    params = {"epsilons": [0.0, 1.0], "gate_epsilon": 1.0, "norms": ["inf", "l2"], "steps": 10, "restarts": 2}
+    # The model decides on age only: age is immutable, so even a whole-range attack changes nothing.
+    arts = make_artifacts({"train": train, "test": test}, label="y", model=OnlyFeature(0, 45.0), spec=spec)
+    rec = run_check(white_box_evasion, arts, params=params)
+    assert rec["metrics"][1]["value"] == rec["metrics"][0]["value"] > 0.95
+    frozen = rec["findings"][-1]["message"]
+    assert "age (immutable)" in frozen and "region (categorical)" in frozen and "flag (binary / one-hot)" in frozen
+    # The same model on a mutable column is broken; the categorical code (column 2) is never moved.
+    spec_free = {"model": {"builtin": "mlp", "input": {"kind": "tabular"}}}
+    arts = make_artifacts({"train": train, "test": test}, label="y", model=OnlyFeature(0, 45.0), spec=spec_free)
+    assert run_check(white_box_evasion, arts, params=params)["metrics"][1]["value"] < 0.05
+    test2 = test.assign(y=(test["region"] == "s").astype(int))
+    train2 = train.assign(y=(train["region"] == "s").astype(int))
+    arts = make_artifacts({"train": train2, "test": test2}, label="y", model=OnlyFeature(2, 0.5), spec=spec_free)
+    rec = run_check(white_box_evasion, arts, params=params)
+    assert rec["metrics"][1]["value"] == rec["metrics"][0]["value"] == 1.0
+
+
+def test_deterministic_and_contract() -> None:
+    params = {**FAST, "max_samples": 60}
+    a = run_check(white_box_evasion, digits_arts(), params=params, seed=3)
+    b = run_check(white_box_evasion, digits_arts(), params=params, seed=3)
+    assert a["metrics"] == b["metrics"] and a["evidence"]["smallest successful epsilon"] == b["evidence"]["smallest successful epsilon"]
+    check_contract(white_box_evasion)
+    check_contract(black_box_and_masking)
+
+
+def test_not_applicable_without_model() -> None:
+    m, xtr, ytr, xte, yte = digits_cnn()
+    arts = make_artifacts({"train": (xtr, ytr), "test": (xte, yte)})
+    assert run_check(white_box_evasion, arts)["status"] == "not_applicable"
