@@ -1,1 +1,352 @@
-"""Built-in checks: performance. (Being written; see the catalogue in the README.)"""
+"""Built-in checks: held-out performance, generalisation gap, calibration and slices (AK-PERF-001…004).
+
+Every headline metric carries a 95% interval: Wilson for accuracies of slices, the vectorised
+percentile bootstrap of ``auditkit.stats.bootstrap_metrics`` for the rest (seeded by the check).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from auditkit import Finding, Metric, NotApplicable, Outcome, check
+
+if TYPE_CHECKING:
+    from auditkit import RunContext
+
+_LABELS = {
+    "accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1",
+    "roc_auc": "ROC AUC", "log_loss": "log loss", "brier": "Brier score", "ece": "ECE (equal-width bins)",
+    "adaptive_ece": "ECE (equal-mass bins)", "mce": "MCE",
+}  # fmt: skip
+
+
+def labelled(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(y, proba, row mask, rows dropped) for the rows of ``split`` whose label the model knows."""
+    p = ctx.predictions(split)
+    if p.y is None:
+        raise NotApplicable(f"the {split} split has no labels")
+    mask = (p.y >= 0) & (p.y < p.proba.shape[1])
+    if not mask.any():
+        raise NotApplicable(f"the {split} split has no rows with a known label")
+    return p.y[mask], p.proba[mask], mask, int((~mask).sum())
+
+
+def _r(v: float | None, digits: int = 6) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(round(float(v), digits))
+
+
+@check(
+    id="AK-PERF-001",
+    title="Held-out performance with confidence intervals against declared minimums",
+    requires=("model", "test", "label", "classification"),
+    severity="high",
+    nist_ai_rmf=("MEASURE 2.3", "MEASURE 2.5", "MEASURE 1.1"),
+    tags=("performance", "evaluation"),
+)
+def heldout_performance(
+    ctx: RunContext,
+    /,
+    *,
+    min_accuracy: float | None = None,
+    min_balanced_accuracy: float | None = None,
+    min_macro_f1: float | None = None,
+    min_roc_auc: float | None = None,
+    max_log_loss: float | None = None,
+    bound: str = "conservative",
+    beat_majority: bool = True,
+    n_boot: int = 1000,
+) -> Outcome:
+    """Accuracy, balanced accuracy, macro F1, ROC AUC (binary, or macro one-vs-rest) and log loss
+    on the test split, each with a seeded percentile-bootstrap 95% interval.
+
+    With ``bound: conservative`` (the default) a minimum is met only when the lower end of the 95%
+    interval reaches it (the upper end, for log loss): the gate is sure, not lucky. With
+    ``beat_majority`` it also fails when accuracy's lower bound does not beat always predicting the
+    majority class of the training split. Rows whose label the model has no output for are left out
+    and counted.
+
+    Parameters
+    ----------
+    min_accuracy: declared minimum accuracy (none = report only).
+    min_balanced_accuracy: declared minimum balanced accuracy.
+    min_macro_f1: declared minimum macro F1.
+    min_roc_auc: declared minimum ROC AUC.
+    max_log_loss: declared maximum log loss.
+    bound: ``conservative`` (gate on the unfavourable end of the interval) or ``value``.
+    beat_majority: fail when accuracy does not beat the majority-class rate.
+    n_boot: bootstrap resamples.
+    """
+    from auditkit.stats import bootstrap_metrics, classification_metrics, describe_method
+
+    if bound not in ("conservative", "value"):
+        raise ValueError("bound must be 'conservative' or 'value'")
+    y, proba, _, dropped = labelled(ctx, "test")
+    names = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss")
+    point = classification_metrics(y, proba, which=names)
+    if len(np.unique(y)) < 2:
+        point["roc_auc"] = float("nan")
+    cis = bootstrap_metrics(y, proba, names, n_boot=n_boot, rng=ctx.rng())
+    limits = {"accuracy": min_accuracy, "balanced_accuracy": min_balanced_accuracy, "macro_f1": min_macro_f1,
+              "roc_auc": min_roc_auc, "log_loss": max_log_loss}
+    metrics = []
+    for m in names:
+        direction = "lower" if m == "log_loss" else "higher"
+        metrics.append(Metric(m, point[m], ci=cis[m], n=len(y), threshold=limits[m], direction=direction,
+                              bound=bound, description=_LABELS[m]))  # type: ignore[arg-type]
+    findings = []
+    majority = None
+    if beat_majority:
+        train_y = ctx.dataset("train").y if "train" in ctx.splits() else None
+        ref = train_y[train_y >= 0] if train_y is not None else y
+        cls = int(np.bincount(ref).argmax())
+        majority = float((y == cls).mean())
+        m = Metric("accuracy_over_majority", point["accuracy"] - majority,
+                   ci=(cis["accuracy"][0] - majority, cis["accuracy"][1] - majority), n=len(y), threshold=0.0,
+                   direction="higher", bound="conservative",
+                   description=f"accuracy minus the majority-class rate {majority:.4f} (class {cls})")
+        if m.passed is False:
+            findings.append(Finding(f"the model does not clearly beat predicting the majority class: accuracy "
+                                    f"{point['accuracy']:.4f} (95% CI lower bound {cis['accuracy'][0]:.4f}) vs "
+                                    f"majority rate {majority:.4f}", key="majority", metric=m.name))
+        metrics.append(m)
+    if dropped:
+        findings.append(Finding(f"{dropped} test rows have a label the model has no output for; left out",
+                                severity="info", key="unknown labels"))
+    declared = [k for k, v in limits.items() if v is not None]
+    if not declared:
+        findings.append(Finding("no minimum performance was declared (params min_accuracy, min_roc_auc, ...): "
+                                "the metrics are reported, not gated", severity="info", key="no minimums"))
+    out = Outcome.from_metrics(metrics, findings=findings, evidence={
+        "method": {**describe_method(len(y)), "n_boot": n_boot, "bound": bound},
+        "metrics": {"columns": ["metric", "value", "ci low", "ci high", "minimum/maximum"],
+                    "rows": [[_LABELS[m], _r(point[m]), _r(cis[m][0]), _r(cis[m][1]), limits[m]] for m in names]},
+    })
+    out.summary = (f"test accuracy {point['accuracy']:.4f} (95% CI {cis['accuracy'][0]:.4f}–{cis['accuracy'][1]:.4f}), "
+                   f"ROC AUC {point['roc_auc']:.4f}, n={len(y)}")
+    return out
+
+
+@check(
+    id="AK-PERF-002",
+    title="Generalisation gap between train and test",
+    requires=("model", "train", "test", "label", "classification"),
+    severity="medium",
+    nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.3"),
+    tags=("performance", "overfitting"),
+)
+def generalisation_gap(ctx: RunContext, /, *, max_accuracy_gap: float = 0.05, bound: str = "value") -> Outcome:
+    """Accuracy on train minus accuracy on test (Newcombe's interval for the difference of two
+    proportions), and the same gap in log loss (bootstrap intervals per split), to flag
+    overfitting. A negative gap (test better than train) is reported, never failed.
+
+    Parameters
+    ----------
+    max_accuracy_gap: largest acceptable train − test accuracy.
+    bound: ``value`` (gate on the point estimate) or ``conservative`` (on the interval's upper end).
+    """
+    from auditkit.stats import bootstrap_metrics, classification_metrics, newcombe_diff
+
+    yt, pt, _, _ = labelled(ctx, "train")
+    ye, pe, _, _ = labelled(ctx, "test")
+    kt, nt = int((pt.argmax(1) == yt).sum()), len(yt)
+    ke, ne = int((pe.argmax(1) == ye).sum()), len(ye)
+    gap = kt / nt - ke / ne
+    ci = newcombe_diff(kt, nt, ke, ne)
+    ll_t = classification_metrics(yt, pt, which=("log_loss",))["log_loss"]
+    ll_e = classification_metrics(ye, pe, which=("log_loss",))["log_loss"]
+    rng = ctx.rng()
+    ci_t = bootstrap_metrics(yt, pt, ("log_loss",), rng=rng)["log_loss"]
+    ci_e = bootstrap_metrics(ye, pe, ("log_loss",), rng=rng)["log_loss"]
+    metrics = [
+        Metric("accuracy_gap", gap, ci=ci, n=nt + ne, threshold=max_accuracy_gap, direction="lower",
+               bound=bound, description="train accuracy − test accuracy"),  # type: ignore[arg-type]
+        Metric("train_accuracy", kt / nt, n=nt),
+        Metric("test_accuracy", ke / ne, n=ne),
+        Metric("log_loss_gap", ll_e - ll_t, n=nt + ne, description="test log loss − train log loss",
+               details={"train": ll_t, "train_ci": ci_t, "test": ll_e, "test_ci": ci_e}),
+    ]
+    return Outcome.from_metrics(metrics, summary=(
+        f"train accuracy {kt / nt:.4f} vs test {ke / ne:.4f}: gap {gap:+.4f} (95% CI {ci[0]:+.4f} to {ci[1]:+.4f})"
+    ), evidence={"plots": [{"type": "bar", "title": "Train vs test", "x_label": "metric", "y_label": "value",
+                            "categories": ["accuracy", "log loss"],
+                            "series": [{"name": "train", "values": [kt / nt, ll_t]},
+                                       {"name": "test", "values": [ke / ne, ll_e]}]}]})
+
+
+@check(
+    id="AK-PERF-003",
+    title="Calibration: ECE (equal-width and adaptive bins), MCE, Brier, reliability diagram",
+    requires=("model", "test", "label", "classification"),
+    severity="medium",
+    nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.3"),
+    tags=("performance", "calibration"),
+)
+def calibration(
+    ctx: RunContext, /, *, max_ece: float = 0.05, max_brier: float | None = None, n_bins: int = 15,
+    bound: str = "value", n_boot: int = 1000,
+) -> Outcome:
+    """Top-label calibration on the test split: expected calibration error with equal-width bins
+    (Guo et al. 2017, bins (lo, hi]) and with equal-mass bins, maximum calibration error, and the
+    Brier score (binary: of the positive class; multi-class: summed over classes), each with a
+    bootstrap 95% interval (equal-mass bin edges are fixed on the full sample). Evidence: a
+    reliability diagram with Wilson intervals per bin. ECE is biased upwards on small samples: read
+    it with its interval.
+
+    Parameters
+    ----------
+    max_ece: largest acceptable ECE (equal-width bins).
+    max_brier: largest acceptable Brier score (none = report only).
+    n_bins: number of confidence bins.
+    bound: ``value`` (gate on the point estimate) or ``conservative`` (on the interval's upper end).
+    n_boot: bootstrap resamples.
+    """
+    from auditkit.stats import bootstrap_metrics, classification_metrics, reliability_diagram
+
+    y, proba, _, _ = labelled(ctx, "test")
+    names = ("ece", "adaptive_ece", "mce", "brier")
+    point = classification_metrics(y, proba, n_bins=n_bins, which=names)
+    cis = bootstrap_metrics(y, proba, names, n_boot=n_boot, rng=ctx.rng(), n_bins=n_bins)
+    limits = {"ece": max_ece, "adaptive_ece": None, "mce": None, "brier": max_brier}
+    metrics = [Metric(m, point[m], ci=cis[m], n=len(y), threshold=limits[m], direction="lower", bound=bound,  # type: ignore[arg-type]
+                      description=_LABELS[m]) for m in names]
+    rd = reliability_diagram(y, proba, n_bins)
+    table = {"columns": ["mean confidence", "accuracy", "count", "ci low", "ci high"],
+             "rows": [[_r(c), _r(a), n, _r(lo), _r(hi)] for c, a, n, lo, hi in
+                      zip(rd["confidence"], rd["accuracy"], rd["count"], rd["lo"], rd["hi"], strict=True)]}
+    return Outcome.from_metrics(metrics, summary=(
+        f"ECE {point['ece']:.4f} (95% CI {cis['ece'][0]:.4f}–{cis['ece'][1]:.4f}), Brier {point['brier']:.4f}, n={len(y)}"
+    ), evidence={
+        "reliability diagram": table,
+        "plots": [{"type": "line", "title": "Reliability diagram (top-label)", "x_label": "confidence",
+                   "y_label": "accuracy", "diagonal": True,
+                   "series": [{"name": "model", "x": rd["confidence"], "y": rd["accuracy"], "lo": rd["lo"],
+                               "hi": rd["hi"]}]},
+                  {"type": "bar", "title": "Samples per confidence bin", "x_label": "mean confidence",
+                   "y_label": "count", "categories": [f"{c:.2f}" for c in rd["confidence"]],
+                   "series": [{"name": "count", "values": rd["count"]}]}],
+    })
+
+
+def slice_masks(ctx: RunContext, split: str, *, numeric_bins: int = 4, max_levels: int = 50) -> dict[str, tuple[str, np.ndarray]]:
+    """{slice name: (attribute, boolean mask)} over sensitive columns, categorical features and
+    ``data.slices`` queries. Numeric sensitive columns are cut into quantile bins of train."""
+    ds = ctx.dataset(split)
+    frame = ds.frame
+    out: dict[str, tuple[str, np.ndarray]] = {}
+    cols = list(dict.fromkeys(list(ds.roles.sensitive) + list(ds.categorical)))
+    for col in cols:
+        if col not in frame:
+            continue
+        s = frame[col]
+        if pd.api.types.is_numeric_dtype(s) and s.nunique() > max(numeric_bins, 10):
+            ref = ctx.dataset("train").frame[col] if "train" in ctx.splits() else s
+            edges = np.unique(np.nanquantile(pd.to_numeric(ref, errors="coerce"), np.linspace(0, 1, numeric_bins + 1)))
+            cut = pd.cut(s, bins=np.r_[-np.inf, edges[1:-1], np.inf])
+            s = cut.astype(str)
+        values = s.astype(str).where(s.notna(), "<missing>")
+        levels = values.value_counts()
+        for level in levels.index[:max_levels]:
+            out[f"{col}={level}"] = (col, (values == level).to_numpy())
+    spec = ctx.spec
+    queries = dict(spec.data.slices) if spec is not None else {}
+    for name, expr in queries.items():
+        try:
+            idx = frame.query(expr).index
+        except Exception as err:
+            raise ValueError(f"data.slices.{name}: cannot evaluate {expr!r}: {err}") from None
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[frame.index.get_indexer(idx)] = True
+        out[f"slice:{name}"] = ("user slice", mask)
+    return out
+
+
+@check(
+    id="AK-PERF-004",
+    title="Worst slice vs overall performance",
+    requires=("model", "test", "label", "classification"),
+    severity="medium",
+    nist_ai_rmf=("MEASURE 2.11", "MEASURE 2.5", "MAP 2.3"),
+    tags=("performance", "slices", "fairness"),
+)
+def slice_performance(
+    ctx: RunContext, /, *, max_gap: float = 0.1, min_slice_size: int = 30, bound: str = "value"
+) -> Outcome:
+    """Accuracy per slice of the test split (sensitive columns, categorical features, numeric
+    sensitive columns in train quartiles, and the user's ``data.slices`` queries), each with a
+    Wilson interval, compared with overall accuracy. The worst slice of at least
+    ``min_slice_size`` rows is reported with the gap to overall and Newcombe's interval for it
+    (slice vs the rest of the test set); every slice whose gap exceeds ``max_gap`` is a finding.
+    Smaller slices are listed and flagged as too small to judge (info), never silently dropped.
+
+    Parameters
+    ----------
+    max_gap: largest acceptable overall accuracy − slice accuracy.
+    min_slice_size: slices with fewer test rows are reported as too small to judge.
+    bound: ``value`` (gate on the point gap) or ``conservative`` (on the gap interval's upper end:
+        pass only when the slice is surely within max_gap).
+    """
+    from auditkit.stats import newcombe_diff, wilson
+
+    y, proba, mask, _ = labelled(ctx, "test")
+    correct = proba.argmax(1) == y
+    slices = slice_masks(ctx, "test")
+    if not slices:
+        raise NotApplicable("no slices: no sensitive columns, categorical features or data.slices")
+    n, k = len(y), int(correct.sum())
+    overall = k / n
+    rows, findings, small = [], [], []
+    worst: tuple[float, str, int, int] | None = None
+    for name, (attr, smask) in slices.items():
+        m = smask[mask]
+        ns = int(m.sum())
+        if ns == 0:
+            continue
+        ks = int(correct[m].sum())
+        acc = ks / ns
+        lo, hi = wilson(ks, ns)
+        rest_k, rest_n = k - ks, n - ns
+        if rest_n > 0:
+            glo, ghi = newcombe_diff(rest_k, rest_n, ks, ns)
+        else:
+            glo, ghi = (float("nan"), float("nan"))
+        gap = overall - acc
+        too_small = ns < min_slice_size
+        rows.append([name, attr, ns, _r(acc), _r(lo), _r(hi), _r(gap), "too small" if too_small else ""])
+        if too_small:
+            small.append(name)
+            continue
+        compared = gap if bound == "value" else (ghi if np.isfinite(ghi) else gap)
+        if compared > max_gap:
+            findings.append(Finding(
+                f"slice {name}: accuracy {acc:.4f} (95% CI {lo:.4f}–{hi:.4f}, n={ns}) is {gap:.4f} below overall "
+                f"{overall:.4f} (> {max_gap:g})", key=name, metric="worst_slice_gap",
+                evidence={"slice vs rest gap ci": [glo, ghi]}))
+        if worst is None or acc < worst[0]:
+            worst = (acc, name, ks, ns)
+    if small:
+        findings.append(Finding(f"{len(small)} slice(s) have fewer than {min_slice_size} test rows and were not "
+                                f"judged: {', '.join(small[:10])}" + (" ..." if len(small) > 10 else ""),
+                                severity="info", key="small slices"))
+    metrics = [Metric("overall_accuracy", overall, ci=wilson(k, n), n=n)]
+    if worst is not None:
+        acc, name, ks, ns = worst
+        lo, hi = newcombe_diff(k - ks, n - ns, ks, ns) if n > ns else (float("nan"), float("nan"))
+        metrics.append(Metric("worst_slice_accuracy", acc, ci=wilson(ks, ns), n=ns, details={"slice": name}))
+        metrics.append(Metric("worst_slice_gap", overall - acc, ci=(lo, hi), n=ns, threshold=max_gap, direction="lower",
+                              bound=bound, description=f"overall − accuracy of {name} (CI: rest of test vs slice)",  # type: ignore[arg-type]
+                              details={"slice": name}))
+    rows.sort(key=lambda r: (r[7] == "too small", -(r[6] or 0)))
+    out = Outcome(metrics=metrics, findings=findings, evidence={
+        "slices": {"columns": ["slice", "attribute", "n", "accuracy", "ci low", "ci high", "gap to overall", "note"],
+                   "rows": rows[:50], "total_rows": len(rows)},
+        "plots": [{"type": "bar", "title": "Accuracy per slice (judged slices, worst first)", "x_label": "slice",
+                   "y_label": "accuracy", "categories": [r[0] for r in rows if r[7] == ""][:30],
+                   "series": [{"name": "accuracy", "values": [r[3] for r in rows if r[7] == ""][:30]}]}],
+    })
+    out.summary = (f"{len(rows)} slices; worst judged slice {worst[1]} at {worst[0]:.4f} vs overall {overall:.4f}"
+                   if worst else f"{len(rows)} slices, all smaller than {min_slice_size} rows")
+    return out
+

@@ -1,0 +1,347 @@
+"""Load the model under audit from the spec: TorchScript, torch.export, factory + weights, or built-in.
+
+Security: a full pickle runs arbitrary code when it is loaded, so it is refused unless the spec
+says ``model.allow_pickle: true`` (for files you trust). Detection reads the file's bytes and zip
+directory only; nothing is unpickled to decide. State dicts are read with ``weights_only=True``
+(torch's restricted unpickler) and safetensors never execute code. A pinned ``model.sha256`` that
+does not match refuses an unsafe load outright; for safe formats the file is loaded and AK-GOV-003
+reports the mismatch.
+
+Every error is an ``InputError`` (exit code 2) naming the spec key and the file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from auditkit.data import file_sha256
+from auditkit.errors import InputError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from auditkit.artifacts import Artifacts
+    from auditkit.model import ModelAdapter
+
+PICKLE_OPCODES = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def sniff(path: Path) -> str:
+    """What a model file is, from its bytes: safetensors | torchscript | export | torch-zip | pickle | unknown."""
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except zipfile.BadZipFile:
+            return "unknown"
+        if any(n.endswith("/constants.pkl") or n.endswith("/code/__torch__.py") or "/code/" in n for n in names):
+            return "torchscript"
+        if any(n.endswith("serialized_exported_program.json") or "/models/" in n and n.endswith(".json")
+               for n in names) or any(n.endswith(".pt2") or "archive_format" in n for n in names):
+            return "export"
+        if any(n.endswith("/data.pkl") for n in names):
+            return "torch-zip"  # torch.save output: a pickle inside a zip
+        return "zip"
+    if head[:2] in PICKLE_OPCODES or head[:1] in (b"(", b"]", b"}", b"c"):
+        return "pickle"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors"  # 8-byte little-endian header length, then a JSON header
+    return "unknown"
+
+
+def _n_classes(artifacts: Artifacts) -> int | None:
+    try:
+        datasets = artifacts.datasets()
+    except Exception:
+        return None
+    for ds in datasets.values():
+        if ds.classes:
+            return len(ds.classes)
+    return None
+
+
+def _example(artifacts: Artifacts) -> np.ndarray | None:
+    try:
+        datasets = artifacts.datasets()
+    except Exception:
+        return None
+    for name in ("train", "test", *datasets):
+        ds = datasets.get(name)
+        if ds is not None and len(ds):
+            return ds.x[:2]
+    return None
+
+
+def _source(fmt: str, path: Path | None, *, safe: bool, pinned: str | None, **extra: Any) -> dict[str, Any]:
+    sha = file_sha256(path) if path is not None and path.is_file() else extra.pop("sha256", None)
+    out: dict[str, Any] = {
+        "format": fmt,
+        "path": str(path) if path is not None else extra.pop("path", None),
+        "sha256": sha,
+        "safe_to_load": safe,
+        "pinned_sha256": pinned,
+        "pin_matches": (pinned.lower() == sha) if (pinned and sha) else None,
+    }
+    out.update(extra)
+    return out
+
+
+def _refuse_pickle(path: Path, where: str) -> InputError:
+    return InputError(
+        f"{where}: {path.name} is a full Python pickle; loading it would run any code it contains, so it "
+        "was refused and not opened. Export the model with torch.jit.save / torch.export.save, or save a "
+        "state_dict (safetensors) with model.factory; or, only for a file you trust, set model.allow_pickle: true"
+    )
+
+
+def call_factory(artifacts: Artifacts) -> nn.Module:
+    """A fresh module from ``model.factory`` ('package.module:callable') with ``factory_args``."""
+    from torch import nn
+
+    m = artifacts.spec.model
+    mod_name, _, attr = m.factory.partition(":")
+    base = str(artifacts.loaded.base) if artifacts.loaded is not None else None
+    added = False
+    if base and base not in sys.path:
+        sys.path.insert(0, base)  # a factory module next to the spec is importable
+        added = True
+    try:
+        try:
+            fn = getattr(importlib.import_module(mod_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise InputError(f"model.factory: cannot import {m.factory!r}: {err}") from None
+        try:
+            module = fn(**m.factory_args)
+        except Exception as err:
+            raise InputError(f"model.factory: {m.factory}(**factory_args) failed: {type(err).__name__}: {err}") from None
+    finally:
+        if added:
+            sys.path.remove(base)  # type: ignore[arg-type]
+    if not isinstance(module, nn.Module):
+        raise InputError(f"model.factory: {m.factory} returned {type(module).__name__}, not a torch nn.Module")
+    return module
+
+
+def load_model(artifacts: Artifacts) -> ModelAdapter:
+    """The ModelAdapter of ``spec.model`` (trains the built-in model when asked)."""
+    from auditkit.model import resolve_device, set_thread_policy
+
+    set_thread_policy()  # idempotent; the engine applies it only when torch was imported already
+    m = artifacts.spec.model
+    device = resolve_device(m.device)
+    if m.builtin:
+        return _builtin(artifacts, device)
+    if m.torchscript:
+        module, source = _load_torchscript(artifacts, device)
+    elif m.exported:
+        module, source = _load_exported(artifacts)
+    else:
+        module, source = _load_factory(artifacts)
+    return _adapt(artifacts, module, source, device)
+
+
+def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: Any) -> ModelAdapter:
+    import torch
+
+    from auditkit.model import ModelAdapter
+
+    m = artifacts.spec.model
+    example = _example(artifacts)
+    shape = tuple(m.input.shape) if m.input.shape else (tuple(example.shape[1:]) if example is not None else None)
+    expected = _n_classes(artifacts)
+    embed_fn = None
+    for name in ("embed", "embeddings", "features_penultimate"):
+        if hasattr(module, name) and callable(getattr(module, name)):
+            embed_fn = getattr(module, name)
+            break
+    n_out = expected
+    if example is not None:
+        try:
+            probe = module.to(device) if hasattr(module, "to") else module
+            with torch.inference_mode():
+                out = probe(torch.as_tensor(example, dtype=torch.float32, device=device).reshape((len(example), *shape)))
+        except Exception as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(
+                f"model: the model fails on two rows of the data (input shape {tuple((len(example), *shape))}): "
+                f"{first[:300]}" + (" — export with a dynamic batch dimension" if source["format"] == "export" else "")
+            ) from None
+        if not isinstance(out, torch.Tensor) or out.ndim != 2:
+            raise InputError(f"model: expected logits shaped (batch, classes); got {getattr(out, 'shape', type(out))}")
+        n_out = int(out.shape[1])
+        if expected is not None and n_out != expected:
+            raise InputError(f"model: it outputs {n_out} logits per row but the labels have {expected} classes")
+    if n_out is None:
+        raise InputError("model: cannot tell the number of classes (no labelled split to probe it with)")
+    cls = _embed_fn_adapter() if embed_fn is not None else ModelAdapter
+    adapter = cls(
+        module=module, n_classes=n_out, device=device, input_kind=m.input.kind, input_shape=shape,
+        batch_size=m.batch_size, source=source,
+    )  # fmt: skip
+    if embed_fn is not None:
+        adapter.embedding_fn = embed_fn  # type: ignore[attr-defined]
+    return adapter
+
+
+def _embed_fn_adapter() -> type:
+    """A ModelAdapter whose embeddings come from the module's own ``embed`` method.
+
+    TorchScript and exported modules run their submodules inside compiled code, where forward hooks
+    do not fire; a module that exposes ``embed(x)`` still gives penultimate features this way.
+    """
+    from auditkit.model import ModelAdapter
+
+    class EmbedFnAdapter(ModelAdapter):
+        embedding_fn: Any = None
+
+        def embeddings(self, x: Any) -> np.ndarray:
+            fn = self.embedding_fn
+            return self._batched(x, lambda t: fn(t).reshape(len(t), -1))
+
+    return EmbedFnAdapter
+
+
+def _check_pin_before_unsafe(path: Path, pinned: str | None, where: str) -> None:
+    if pinned and file_sha256(path) != pinned.lower():
+        raise InputError(f"{where}: sha256 of {path.name} does not match model.sha256; refusing to unpickle it")
+
+
+def _load_torchscript(artifacts: Artifacts, device: Any) -> tuple[Any, dict[str, Any]]:
+    import torch
+
+    m = artifacts.spec.model
+    path = artifacts.loaded.resolve(m.torchscript)
+    kind = sniff(path)
+    if kind in ("pickle", "torch-zip"):
+        return _load_pickle(path, "model.torchscript", m.allow_pickle, m.sha256, device)
+    try:
+        module = torch.jit.load(str(path), map_location=device)
+    except Exception as err:
+        raise InputError(f"model.torchscript: {path.name} is not a TorchScript archive ({_first(err)})") from None
+    return module, _source("torchscript", path, safe=True, pinned=m.sha256)
+
+
+def _load_exported(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
+    import torch
+
+    m = artifacts.spec.model
+    path = artifacts.loaded.resolve(m.exported)
+    kind = sniff(path)
+    if kind in ("pickle", "torch-zip"):
+        raise _refuse_pickle(path, "model.exported")
+    try:
+        program = torch.export.load(str(path))
+    except Exception as err:
+        raise InputError(f"model.exported: {path.name} is not a torch.export program ({_first(err)})") from None
+    module = program.module()
+    return module, _source("export", path, safe=True, pinned=m.sha256)
+
+
+def _load_factory(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
+    import torch
+
+    m = artifacts.spec.model
+    module = call_factory(artifacts)
+    if not m.weights:
+        return module, _source("factory", None, safe=True, pinned=m.sha256, factory=m.factory, weights=None,
+                               note="factory initialisation, no weights file")
+    path = artifacts.loaded.resolve(m.weights)
+    kind = sniff(path)
+    safe = True
+    if path.suffix.lower() == ".safetensors" or kind == "safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(str(path))
+        except Exception as err:
+            raise InputError(f"model.weights: cannot read {path.name} as safetensors ({_first(err)})") from None
+        fmt = "safetensors"
+    else:
+        fmt = "state_dict"
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as err:
+            if not m.allow_pickle:
+                raise InputError(
+                    f"model.weights: {path.name} is not a plain state_dict (torch.load weights_only=True refused it: "
+                    f"{_first(err)[:200]}). It was not unpickled; set model.allow_pickle: true only for a file you trust"
+                ) from None
+            _check_pin_before_unsafe(path, m.sha256, "model.weights")
+            state = torch.load(str(path), map_location="cpu", weights_only=False)  # trusted by the spec
+            safe, fmt = False, "pickle"
+        if isinstance(state, torch.nn.Module):
+            state = state.state_dict()
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+        if not isinstance(state, dict):
+            raise InputError(f"model.weights: {path.name} holds a {type(state).__name__}, not a state_dict")
+    try:
+        module.load_state_dict(state, strict=True)
+    except Exception as err:
+        raise InputError(f"model.weights: {path.name} does not fit {m.factory}: {_first(err)[:400]}") from None
+    return module, _source(fmt, path, safe=safe, pinned=m.sha256, factory=m.factory)
+
+
+def _load_pickle(path: Path, where: str, allow: bool, pinned: str | None, device: Any) -> tuple[Any, dict[str, Any]]:
+    import torch
+
+    if not allow:
+        raise _refuse_pickle(path, where)
+    _check_pin_before_unsafe(path, pinned, where)
+    obj = torch.load(str(path), map_location=device, weights_only=False)  # trusted by model.allow_pickle
+    if not isinstance(obj, torch.nn.Module):
+        raise InputError(f"{where}: {path.name} unpickled to a {type(obj).__name__}, not an nn.Module")
+    return obj, _source("pickle", path, safe=False, pinned=pinned, note="loaded because model.allow_pickle is true")
+
+
+def _first(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _builtin(artifacts: Artifacts, device: Any) -> ModelAdapter:
+    """The first seed's run of the main optimizer, saved into the bundle (safetensors + TorchScript)."""
+    import hashlib
+
+    import torch
+
+    from auditkit.builtin_models import serialise
+    from auditkit.model import ModelAdapter
+
+    runs = artifacts.training_runs()
+    run = runs[0]
+    module = run.module
+    m = artifacts.spec.model
+    train = artifacts.dataset("train")
+    example = torch.as_tensor(train.x[:2], dtype=torch.float32)
+    files = serialise(module, example)
+    for name, blob in files.items():
+        artifacts.outputs[f"model/{name}"] = blob
+    module = module.to(device).eval()
+    n_classes = int(module.head.out_features)
+    source = {
+        "format": f"builtin-{m.builtin}",
+        "path": "model/model.safetensors",
+        "sha256": hashlib.sha256(files["model.safetensors"]).hexdigest(),
+        "torchscript_path": "model/model.pt",
+        "torchscript_sha256": hashlib.sha256(files["model.pt"]).hexdigest(),
+        "safe_to_load": True,
+        "pinned_sha256": m.sha256,
+        "pin_matches": None if not m.sha256 else m.sha256.lower() == hashlib.sha256(files["model.safetensors"]).hexdigest(),
+        "trained_by": "auditkit",
+        "config": getattr(module, "config", {}),
+        "optimizer": run.optimizer,
+        "seed": run.seed,
+        "diverged": not run.finite,
+    }
+    shape = tuple(train.x.shape[1:])
+    return ModelAdapter(module=module, n_classes=n_classes, device=device, input_kind=m.input.kind,
+                        input_shape=shape, batch_size=m.batch_size, embedding_layer=module.head, source=source)
