@@ -118,6 +118,10 @@ def _info(fn: Callable[..., Any]) -> CheckInfo:
 
 def _comparable(rec: dict[str, Any]) -> str:
     keep = {k: rec[k] for k in ("status", "metrics", "findings", "summary", "evidence")}
+    # Durations measure the machine, not the subject (DESIGN §7: "timestamps and durations aside"):
+    # metrics marked details.timing and evidence["timings"] are left out of the determinism test.
+    keep["metrics"] = [m for m in keep["metrics"] if not (m.get("details") or {}).get("timing")]
+    keep["evidence"] = {k: v for k, v in (keep["evidence"] or {}).items() if k != "timings"}
     return json.dumps(keep, sort_keys=True, default=str)
 
 

@@ -46,6 +46,9 @@ def artefact_provenance(ctx: RunContext, /, *, require_pin: bool = False) -> Out
         findings.append(Finding(
             f"the model was loaded from a full pickle ({src.get('path')}); unpickling runs arbitrary code — "
             "re-export it as TorchScript, torch.export or safetensors", severity="high", key="unsafe format"))
+    elif safe is None and fmt == "in-memory":
+        findings.append(Finding("the model was given in memory (Python API): no artefact file to check",
+                                severity="info", key="in-memory"))
     elif safe is None:
         findings.append(Finding(f"cannot tell whether the model artefact ({fmt}) is safe to load",
                                 severity="medium", key="unknown format"))
@@ -53,7 +56,7 @@ def artefact_provenance(ctx: RunContext, /, *, require_pin: bool = False) -> Out
         findings.append(Finding(
             f"the model file's sha256 {sha} does not match the pinned model.sha256 {pinned}: it is not the approved "
             "artefact", severity="critical", key="pin mismatch"))
-    elif not pinned and not fmt.startswith("builtin"):
+    elif not pinned and not fmt.startswith("builtin") and fmt != "in-memory":
         findings.append(Finding(
             "the model file's sha256 is not pinned (model.sha256): a changed file would go unnoticed",
             severity=None if require_pin else "info", key="no pin"))

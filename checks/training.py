@@ -318,7 +318,7 @@ def optimizer_comparison(ctx: RunContext, /, *, min_difference: float = 0.0, n_b
     configs = [("main", main)] + sorted(compare.items(), key=lambda kv: int(kv[0].split(":")[1]))
     main_correct, y = _test_correct(ctx, main)
     main_row = main_correct.mean(axis=0)
-    rows, findings, metrics = [], [], []
+    rows, findings, metrics, timings = [], [], [], []
     rng = ctx.rng()
     n = len(y)
     idx = rng.integers(0, n, size=(n_boot, n))
@@ -334,8 +334,9 @@ def optimizer_comparison(ctx: RunContext, /, *, min_difference: float = 0.0, n_b
         label = f"{name} ({key})"
         row = [label, _r(float(accs.mean())), _r(lo), _r(hi),
                _r(float(np.std(accs, ddof=1))) if len(accs) > 1 else None,
-               int(np.median(steps)) if steps else None, sum(not r.finite for r in runs),
-               _r(float(np.mean([r.wall_time_s for r in runs])), 3)]  # fmt: skip
+               int(np.median(steps)) if steps else None, sum(not r.finite for r in runs)]  # fmt: skip
+        timings.append([label, _r(float(np.mean([r.wall_time_s for r in runs])), 3),
+                        _r(float(np.mean([r.samples_per_s for r in runs])), 1)])
         if key != "main":
             d = main_row - per_row
             boots = d[idx].mean(axis=1)
@@ -355,7 +356,7 @@ def optimizer_comparison(ctx: RunContext, /, *, min_difference: float = 0.0, n_b
     summary = (f"{len(configs)} optimizers × {len(main)} seed(s); best {best[0]} at {best[1]:.4f}; chosen {chosen} "
                + ("is significantly worse than an alternative" if findings else "is not significantly worse"))
     columns = ["optimizer", "test accuracy (mean over seeds)", "ci low", "ci high", "seed sd",
-               "steps to 95% of best", "diverged runs", "wall time s", "chosen − this", "diff ci low", "diff ci high"]
+               "steps to 95% of best", "diverged runs", "chosen − this", "diff ci low", "diff ci high"]
     series = []
     for key, runs in configs:
         r0 = runs[0]
@@ -364,6 +365,7 @@ def optimizer_comparison(ctx: RunContext, /, *, min_difference: float = 0.0, n_b
                        "x": [(i + 1) * r0.steps_per_epoch for i in range(len(curve))], "y": [_r(v) for v in curve]})
     return Outcome.from_metrics(metrics, findings=findings, summary=summary, evidence={
         "optimizers": {"columns": columns, "rows": rows},
+        "timings": {"columns": ["optimizer", "mean wall time s", "mean samples/s"], "rows": timings},
         "plots": [{"type": "line", "title": "Validation accuracy during training (first seed)", "x_label": "step",
                    "y_label": "accuracy", "series": series}],
     })
@@ -425,8 +427,9 @@ def compute_footprint(
     fwd = runs[0].flops_per_sample_forward
     if fwd is not None and "test" in ctx.splits():
         eval_flops = fwd * len(ctx.dataset("test"))
-    rows = [[r.config, r.optimizer.get("name"), r.seed, r.epochs_run, _r(r.wall_time_s, 3), _r(r.samples_per_s, 1),
-             r.total_flops, r.params, r.peak_memory_bytes, r.device] for r in runs]
+    rows = [[r.config, r.optimizer.get("name"), r.seed, r.epochs_run, r.samples_seen, r.total_flops, r.params, r.device]
+            for r in runs]
+    timings = [[r.config, r.seed, _r(r.wall_time_s, 3), _r(r.samples_per_s, 1), r.peak_memory_bytes] for r in runs]
     co2 = {
         "emissions": grams,
         "source": f"auditkit estimate: {wall:.1f} s × {watts:g} W × PUE {pue:g} × {carbon_intensity_g_per_kwh:g} g/kWh",
@@ -435,27 +438,30 @@ def compute_footprint(
         "hardware_used": ("GPU " + torch.cuda.get_device_name(0)) if on_gpu and torch.cuda.is_available()
         else f"CPU ({threads} torch thread(s))",
     }
+    timing = {"timing": True}  # measured on this machine: left out of determinism comparisons
     metrics = [
-        Metric("training_wall_time_s", wall, n=len(runs), unit="s"),
         Metric("training_flops", total_flops, n=len(runs), unit="FLOP",
                description="forward+backward FLOPs per sample × samples seen, summed over runs"),
         Metric("evaluation_flops_test", eval_flops, unit="FLOP", description="one forward pass over the test split"),
         Metric("parameters", runs[0].params),
-        Metric("energy_kwh", kwh, unit="kWh", description="estimate: wall time × assumed power × PUE"),
+        Metric("training_wall_time_s", wall, n=len(runs), unit="s", details=timing),
+        Metric("energy_kwh", kwh, unit="kWh", description="estimate: wall time × assumed power × PUE", details=timing),
         Metric("co2eq_grams", grams, unit="g", threshold=max_co2_grams,
-               direction="lower" if max_co2_grams is not None else None),
+               direction="lower" if max_co2_grams is not None else None,
+               description="estimate: energy × grid carbon intensity", details={**timing, "co2_eq_emissions": co2}),
     ]
-    return Outcome.from_metrics(
+    outcome = Outcome.from_metrics(
         metrics,
-        summary=f"{len(runs)} training run(s): {wall:.1f} s, "
-        + (f"{total_flops:.3g} FLOPs, " if total_flops else "")
-        + f"≈ {kwh * 1000:.3g} Wh, ≈ {grams:.3g} g CO2eq (estimate)",
+        summary=f"{len(runs)} training run(s)" + (f", {total_flops:.3g} FLOPs" if total_flops else "")
+        + f", {runs[0].params} parameters; energy and CO2eq estimated from wall time × {watts:g} W (see metrics)",
         evidence={
-            "runs": {"columns": ["config", "optimizer", "seed", "epochs", "wall s", "samples/s", "FLOPs", "params",
-                                 "peak memory bytes", "device"], "rows": rows[:50], "total_rows": len(rows)},
-            "co2_eq_emissions": co2,
+            "runs": {"columns": ["config", "optimizer", "seed", "epochs", "samples seen", "FLOPs", "params", "device"],
+                     "rows": rows[:50], "total_rows": len(rows)},
+            "timings": {"columns": ["config", "seed", "wall s", "samples/s", "peak memory bytes"], "rows": timings[:50],
+                        "total_rows": len(timings)},
             "assumptions": {"device_watts": watts, "pue": pue, "carbon_intensity_g_per_kwh": carbon_intensity_g_per_kwh,
-                            "peak_memory": runs[0].peak_memory_kind,
+                            "location": location, "peak_memory": runs[0].peak_memory_kind,
                             "flops": "torch.utils.flop_counter.FlopCounterMode on one batch (matmul/conv ops)"},
         },
     )
+    return outcome
