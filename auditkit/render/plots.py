@@ -15,7 +15,7 @@ from html import escape
 from typing import Any
 
 W, H = 520, 270
-ML, MR, MT, MB = 58, 14, 30, 46
+ML, MR, MT, MB = 58, 14, 38, 46
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#7f7f7f", "#000000")
 MAX_LINE_POINTS = 400
 MAX_SERIES = 8
@@ -131,14 +131,17 @@ def _axes(fr: _Frame, x_label: str, y_label: str, xticks: list[tuple[float, str]
 
 
 def _legend(names: list[str]) -> list[str]:
+    """One row between the title and the plot area, so it never hides data."""
     if len(names) < 2:
         return []
     out = []
-    x, y = ML + 6, MT + 10
+    x, y = ML, MT - 8
+    width = max(60, min(150, (W - ML - MR) // len(names)))
     for i, name in enumerate(names):
         c = PALETTE[i % len(PALETTE)]
-        out.append(f'<rect x="{x}" y="{y - 7 + 11 * i}" width="9" height="7" fill="{c}"/>')
-        out.append(f'<text x="{x + 12}" y="{y + 11 * i}" font-size="8.5">{_t(name, 32)}</text>')
+        out.append(f'<rect x="{x}" y="{y - 7}" width="9" height="7" fill="{c}"/>')
+        out.append(f'<text x="{x + 12}" y="{y}" font-size="8.5">{_t(name, max(6, width // 6))}</text>')
+        x += width
     return out
 
 
