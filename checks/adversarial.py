@@ -159,7 +159,7 @@ def scaled_module(adapter: ModelAdapter, space: AttackSpace) -> Any:
             self.last: torch.Tensor | None = None
 
         def forward(self, z: torch.Tensor) -> torch.Tensor:
-            x = self.offset + z * self.scale
+            x = self.offset + z.float() * self.scale
             if self.in_shape is not None and tuple(x.shape[1:]) != self.in_shape:
                 x = x.reshape(len(x), *self.in_shape)
             out = self.inner(x).float()

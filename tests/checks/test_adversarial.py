@@ -199,3 +199,43 @@ def test_not_applicable_without_model() -> None:
     m, xtr, ytr, xte, yte = digits_cnn()
     arts = make_artifacts({"train": (xtr, ytr), "test": (xte, yte)})
     assert run_check(white_box_evasion, arts)["status"] == "not_applicable"
+
+
+class ZeroGradient(nn.Module):
+    """Rounds inputs to the digits' own 1/16 grid: identical predictions on clean data, zero gradients."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(torch.round(x * 16) / 16)
+
+
+BB_FAST = {"max_samples": 120, "steps": 10, "restarts": 2, "n_blackbox": 12, "max_iter": 5, "max_eval": 100,
+           "init_eval": 20, "unbounded_steps": 30}  # fmt: skip
+
+
+def test_black_box_no_masking_on_a_plain_cnn() -> None:
+    rec = run_check(black_box_and_masking, digits_arts(), params=BB_FAST)
+    assert rec["status"] == "passed", (rec["summary"], rec["error"])
+    names = {m["name"]: m for m in rec["metrics"]}
+    assert names["gradient_masking_signs"]["value"] == 0 and names["unbounded_accuracy"]["value"] <= 0.05
+    assert names["blackbox_robust_accuracy"]["n"] == 12
+    rows = rec["evidence"]["black-box vs white-box robust accuracy (same rows)"]["rows"]
+    bb = [r[2] for r in rows]
+    assert bb == sorted(bb, reverse=True)  # minimal perturbations: monotone by construction
+
+
+def test_black_box_flags_gradient_masking() -> None:
+    masked = ZeroGradient(digits_cnn()[0])
+    rec = run_check(black_box_and_masking, digits_arts(masked), params=BB_FAST)
+    assert rec["status"] == "failed"
+    keys = {f["key"] for f in rec["findings"]}
+    assert "unbounded" in keys
+    # the white-box attacks are blind (accuracy stays at clean accuracy) ...
+    rows = rec["evidence"]["black-box vs white-box robust accuracy (same rows)"]["rows"]
+    assert rows[-1][1] == rows[0][1]
+    # ... while AK-ADV-001 alone would have reported a perfectly robust model
+    wb = run_check(white_box_evasion, digits_arts(masked), params={**FAST, "gate_epsilon": 16 / 255})
+    assert wb["status"] == "passed"
