@@ -241,8 +241,30 @@ def _load_exported(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
         program = torch.export.load(str(path))
     except Exception as err:
         raise InputError(f"model.exported: {path.name} is not a torch.export program ({_first(err)})") from None
-    module = program.module()
-    return module, _source("export", path, safe=True, pinned=m.sha256)
+    return _exported_wrapper()(program.module()), _source("export", path, safe=True, pinned=m.sha256)
+
+
+def _exported_wrapper() -> type:
+    """An nn.Module around an exported program's module, whose train()/eval() do not recurse.
+
+    Exported modules refuse ``eval()`` (their train/eval behaviour was fixed when exported); the
+    adapter calls it on every model, so the wrapper records the mode and leaves the graph as is.
+    """
+    from torch import nn
+
+    class ExportedModule(nn.Module):
+        def __init__(self, graph: nn.Module) -> None:
+            super().__init__()
+            self.graph = graph
+
+        def train(self, mode: bool = True) -> ExportedModule:
+            self.training = mode
+            return self
+
+        def forward(self, x: Any) -> Any:
+            return self.graph(x)
+
+    return ExportedModule
 
 
 def _load_factory(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
