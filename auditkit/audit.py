@@ -163,10 +163,10 @@ def run_audit(
     arts.datasets()  # input errors (exit 2) surface here, before any check runs
     if s.model is not None and s.model.source != "builtin":
         arts.model()  # a model file that cannot be loaded is an input error too
-    if "torch" in sys.modules:
+    if s.model is not None or s.training is not None or "torch" in sys.modules:
         from auditkit.model import set_thread_policy
 
-        set_thread_policy()
+        set_thread_policy()  # before any torch work: 1 thread on ≤ 2 cores is usually fastest
 
     def execute(bundle_dir: Path | None) -> AuditResults:
         records = run_planned(
