@@ -228,29 +228,31 @@ def _l2_normalise(x: np.ndarray) -> np.ndarray:
 class KNN:
     """Distance to the k-th nearest training embedding after L2 normalisation (Sun et al. 2022).
 
-    Exact search: faiss ``IndexFlatIP`` when faiss is installed, else blocked torch matrix products.
+    Exact search. ``backend="torch"``: blocked matrix products and ``topk`` (the faster one on the
+    2-core machine we measured, see benchmarks/bench_ood.py); ``"faiss"``: ``IndexFlatIP``.
     """
 
     bank: np.ndarray
     k: int
+    backend: str = "torch"
     _index: Any = field(default=None, repr=False)
 
     @classmethod
-    def fit(cls, emb: np.ndarray, k: int) -> KNN:
+    def fit(cls, emb: np.ndarray, k: int, backend: str = "torch") -> KNN:
         if k < 1:
             raise ValueError("knn_k must be at least 1")
+        if backend not in ("torch", "faiss"):
+            raise ValueError("knn_backend must be 'torch' or 'faiss'")
         bank = _l2_normalise(emb)
         if len(bank) == 0:
             raise NotApplicable("no training embeddings for the kNN detector")
-        obj = cls(bank=bank, k=min(k, len(bank)))
-        try:
+        obj = cls(bank=bank, k=min(k, len(bank)), backend=backend)
+        if backend == "faiss":
             import faiss
 
             index = faiss.IndexFlatIP(bank.shape[1])
             index.add(bank)
             obj._index = index
-        except ImportError:  # pragma: no cover - faiss is a dependency; the fallback keeps it optional
-            obj._index = None
         return obj
 
     def score(self, emb: np.ndarray) -> np.ndarray:
@@ -263,11 +265,13 @@ class KNN:
         else:
             import torch
 
-            bank = torch.from_numpy(self.bank)
+            bank_t = torch.from_numpy(self.bank).T
+            block = max(64, (1 << 24) // len(self.bank))  # about 64 MB of similarities at a time
             parts = []
-            for lo in range(0, len(q), 4096):
-                s = torch.from_numpy(q[lo : lo + 4096]) @ bank.T
-                parts.append(torch.topk(s, self.k, dim=1).values[:, -1].double().numpy())
+            with torch.inference_mode():
+                for lo in range(0, len(q), block):
+                    s = torch.from_numpy(q[lo : lo + block]) @ bank_t
+                    parts.append(torch.topk(s, self.k, dim=1, sorted=True).values[:, -1].double().numpy())
             kth = np.concatenate(parts)
         return np.sqrt(np.maximum(0.0, 2.0 - 2.0 * kth))
 
@@ -309,6 +313,7 @@ def fit_detectors(
     detectors: list[str],
     *,
     knn_k: int,
+    knn_backend: str = "torch",
     holdout_fraction: float,
     rng: np.random.Generator,
 ) -> Fitted:
@@ -361,7 +366,7 @@ def fit_detectors(
             else:
                 maha = Mahalanobis.fit(fit_emb, y[fit_idx])
         if "knn" in detectors:
-            knn = KNN.fit(fit_emb, knn_k)
+            knn = KNN.fit(fit_emb, knn_k, knn_backend)
     fitted = Fitted(list(detectors), maha, knn, source, {}, notes)
     fitted.holdout_scores = fitted.scores(hold_logits, hold_emb)
     fitted.detectors = [d for d in detectors if d in fitted.holdout_scores]
@@ -533,6 +538,7 @@ def ood_detection(
     fpr_convention: str = "in",
     tpr: float = 0.95,
     knn_k: int = 10,
+    knn_backend: str = "torch",
     outlier_scale: float = 5.0,
     holdout_fraction: float = 0.2,
     max_samples: int = 5000,
@@ -568,6 +574,7 @@ def ood_detection(
         is kept) or "out" (OOD positive, OpenOOD: share of ID flagged when ``tpr`` of OOD is caught).
     tpr: true-positive rate for FPR@TPR and for the held-out deployment threshold.
     knn_k: which nearest neighbour's distance is the kNN score.
+    knn_backend: exact kNN search with "torch" (blocked matrix products) or "faiss" (IndexFlatIP).
     outlier_scale: factor by which the scaled_outliers set moves numeric features away from the train mean.
     holdout_fraction: share of train held out (seeded) for thresholds when there is no validation split.
     max_samples: at most this many ID test rows and OOD rows per set are scored (seeded subsample, reported).
@@ -587,7 +594,9 @@ def ood_detection(
     if test_logits.ndim != 2 or test_logits.shape[1] < 2:
         raise NotApplicable("the model has a single output: softmax-based detectors need class logits")
     rng = ctx.rng()
-    fitted = fit_detectors(ctx, detectors, knn_k=knn_k, holdout_fraction=holdout_fraction, rng=rng)
+    fitted = fit_detectors(
+        ctx, detectors, knn_k=knn_k, knn_backend=knn_backend, holdout_fraction=holdout_fraction, rng=rng
+    )
     features = fitted.mahalanobis is not None or fitted.knn is not None
 
     idx = _subsample(len(test), max_samples, rng)
@@ -805,6 +814,7 @@ def shift_behaviour(
     coverage: float = 0.8,
     max_selective_risk: float | None = None,
     knn_k: int = 10,
+    knn_backend: str = "torch",
     holdout_fraction: float = 0.2,
     max_samples: int = 5000,
     n_boot: int = 200,
@@ -839,6 +849,7 @@ def shift_behaviour(
     coverage: share of inputs kept when reporting selective risk.
     max_selective_risk: largest acceptable error rate at ``coverage`` on shifted data; null: reported only.
     knn_k: which nearest neighbour's distance is the kNN score.
+    knn_backend: exact kNN search with "torch" (blocked matrix products) or "faiss" (IndexFlatIP).
     holdout_fraction: share of train held out of the detector fit when there is no validation split.
     max_samples: at most this many labelled test rows are used (seeded subsample, reported).
     n_boot: bootstrap resamples for the intervals.
@@ -988,7 +999,9 @@ def shift_behaviour(
         source = f"synthetic {kind} shifts of the test inputs at severities {sorted(severities)} (no labelled production split)"
 
     # Selective prediction: choose the detector on held-out data, report on test and shifted data.
-    fitted = fit_detectors(ctx, detectors, knn_k=knn_k, holdout_fraction=holdout_fraction, rng=rng)
+    fitted = fit_detectors(
+        ctx, detectors, knn_k=knn_k, knn_backend=knn_backend, holdout_fraction=holdout_fraction, rng=rng
+    )
     features = fitted.mahalanobis is not None or fitted.knn is not None
     test_emb = _safe_embeddings(lambda: ctx.embeddings("test")) if features else None
     scores_test = fitted.scores(test_logits[idx], test_emb[idx] if test_emb is not None else None)

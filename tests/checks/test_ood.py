@@ -132,7 +132,8 @@ def test_feature_detectors_against_independent_code() -> None:
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     qn = q / np.linalg.norm(q, axis=1, keepdims=True)
     dist, _ = NearestNeighbors(n_neighbors=5).fit(xn).kneighbors(qn)
-    assert np.allclose(KNN.fit(x, 5).score(q), dist[:, -1], atol=1e-4)
+    for backend in ("torch", "faiss"):
+        assert np.allclose(KNN.fit(x, 5, backend).score(q), dist[:, -1], atol=1e-4)
 
 
 # --- AK-OOD-001 --------------------------------------------------------------------------------
