@@ -62,7 +62,7 @@ def feature_drift(
     max_wasserstein: float = 0.1,
     max_js: float = 0.1,
     max_drift_share: float = 0.0,
-    alpha: float = 0.05,
+    alpha: float = 0.01,
     min_rows: int = 50,
     max_levels: int = 50,
     splits: list[str] = ["validation", "test", "production"],  # noqa: B006 - JSON-native, never mutated
