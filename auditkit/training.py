@@ -57,7 +57,6 @@ SCHEDULE_ALIASES = {
     "reduce_on_plateau": "ReduceLROnPlateau", "constant": None,
 }  # fmt: skip
 PER_BATCH = {"OneCycleLR", "CyclicLR", "CosineAnnealingWarmRestarts"}
-_threads_set: list[bool] = []
 
 
 @dataclass
@@ -98,6 +97,7 @@ class TrainingRun:
     peak_memory_kind: str = ""
     n_train: int = 0
     n_val: int = 0
+    threads: int = 1  # torch CPU threads used
     module: Any = None  # the trained nn.Module (eval mode), not serialised
 
     @property
@@ -113,7 +113,7 @@ class TrainingRun:
         keys = ("config", "optimizer", "schedule", "seed", "epochs", "epochs_run", "batch_size", "steps_per_epoch",
                 "device", "stopped_early", "best_epoch", "nonfinite_step", "error", "wall_time_s", "samples_seen",
                 "samples_per_s", "flops_per_sample_train", "flops_per_sample_forward", "total_flops", "params",
-                "peak_memory_bytes", "peak_memory_kind", "n_train", "n_val", "metric_name")
+                "peak_memory_bytes", "peak_memory_kind", "n_train", "n_val", "metric_name", "threads")
         out = {k: getattr(self, k) for k in keys}
         out["final_train_loss"] = self.train_loss[-1] if self.train_loss else None
         out["final_val_loss"] = self.val_loss[-1] if self.val_loss else None
@@ -390,9 +390,9 @@ def train_one(artifacts: Artifacts, opt_spec: dict[str, Any], seed: int, *, conf
 
     from auditkit.model import resolve_device, set_thread_policy
 
-    if not _threads_set:
-        set_thread_policy()  # the engine sets it only if torch was imported before checks ran
-        _threads_set.append(True)
+    # Re-applied for every run: the engine sets it only if torch was imported before checks ran,
+    # and other libraries sharing the OpenMP runtime (faiss.omp_set_num_threads) change it.
+    threads = set_thread_policy()
     spec = artifacts.spec.training
     sched_spec = spec.schedule.model_dump()
     train, x_tr, y_tr, x_va, y_va, n_classes = _data(artifacts)
@@ -406,7 +406,7 @@ def train_one(artifacts: Artifacts, opt_spec: dict[str, Any], seed: int, *, conf
     run = TrainingRun(
         config=config, optimizer=dict(opt_spec), schedule=sched_spec, seed=seed, epochs=spec.epochs,
         batch_size=bs, steps_per_epoch=steps_per_epoch, device=str(device), n_train=n,
-        n_val=0 if y_va is None else len(y_va),
+        n_val=0 if y_va is None else len(y_va), threads=threads,
     )  # fmt: skip
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

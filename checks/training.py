@@ -416,7 +416,7 @@ def compute_footprint(
     if again is not None and hasattr(again, "wall_time_s"):
         runs.append(again)
     on_gpu = any(r.device.startswith("cuda") for r in runs)
-    threads = torch.get_num_threads()
+    threads = max(getattr(r, "threads", 1) for r in runs)
     watts = device_watts if device_watts is not None else (300.0 if on_gpu else 15.0 * threads)
     wall = float(sum(r.wall_time_s for r in runs))
     flops = [r.total_flops for r in runs if r.total_flops is not None]
