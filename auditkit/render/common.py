@@ -271,8 +271,14 @@ def _fingerprints(subject: dict[str, Any]) -> list[dict[str, str]]:
     rows = []
     model = subject.get("model")
     if isinstance(model, dict):
-        details = ", ".join(
-            f"{cut(k, 40)}: {fmt_value(v, 80)}" for k, v in sorted(model.items()) if k != "sha256"
+        # Scalars only (format, path, seed, ...): nested configs live in results.json and the appendix.
+        items = [
+            f"{cut(k, 40)}: {fmt_value(v, 80)}"
+            for k, v in sorted(model.items())
+            if k != "sha256" and (isinstance(v, (str, int, float, bool)) and v is not None)
+        ]
+        details = ", ".join(items[:8]) + (
+            f", … ({len(items) - 8} more in results.json)" if len(items) > 8 else ""
         )
         rows.append(
             {"what": "model", "sha256": cut(model.get("sha256") or "—", 80), "details": cut(details, 400)}

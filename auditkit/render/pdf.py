@@ -26,7 +26,8 @@ ATTACHMENTS = ("results.json", "manifest.json")
 
 
 def templates_dir() -> Path:
-    return Path(str(files("auditkit.report_templates"))).resolve()
+    # normpath, not resolve(): an editable install maps the package to a folder of symlinks.
+    return Path(os.path.normpath(os.path.abspath(str(files("auditkit.report_templates")))))
 
 
 def make_fetcher(log: list[tuple[str, str]] | None = None) -> Any:
@@ -47,8 +48,8 @@ def make_fetcher(log: list[tuple[str, str]] | None = None) -> Any:
                 return super().fetch(url, headers)
             if scheme == "file":
                 parts = urlsplit(url)
-                path = Path(unquote(parts.path)).resolve()
-                if not parts.netloc and path.is_relative_to(root) and path.is_file():
+                path = Path(os.path.normpath(unquote(parts.path)))  # "..", "%2e%2e" are folded here
+                if not parts.netloc and path.is_absolute() and path.is_relative_to(root) and path.is_file():
                     if log is not None:
                         log.append((url, "allowed"))
                     return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": _mime(path)})
@@ -85,7 +86,7 @@ def render_bytes(
     *,
     attachments: dict[str, bytes] | None = None,
     fetch_log: list[tuple[str, str]] | None = None,
-    max_rows: int = 25,
+    max_rows: int = 10,
 ) -> bytes:
     """The PDF as bytes. The same results and attachments always give the same bytes."""
     import logging

@@ -83,7 +83,7 @@ class _Frame:
 def _open(title: str, label: str) -> list[str]:
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-        f'class="chart" role="img" aria-label="{_t(label, 200)}" font-family="DejaVu Sans, sans-serif">',
+        f'class="chart" role="img" aria-label="{_t(label, 200)}" font-family="AK Sans, DejaVu Sans, sans-serif">',
         f'<rect x="0" y="0" width="{W}" height="{H}" fill="#ffffff"/>',
         f'<text x="{W / 2}" y="16" text-anchor="middle" font-size="12" font-weight="bold">{_t(title, 80)}</text>',
     ]
