@@ -25,6 +25,13 @@ from torch import nn
 class TabularMLP(nn.Module):
     """Raw tabular features → (impute, standardise, one-hot) → MLP → logits."""
 
+    numeric_idx: torch.Tensor
+    cat_col: torch.Tensor
+    cat_val: torch.Tensor
+    median: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self,
         n_features: int,
@@ -93,6 +100,9 @@ class TabularMLP(nn.Module):
 
 class SmallCNN(nn.Module):
     """Images (C, H, W) → standardise → two conv blocks → global pool → MLP head → logits."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, in_channels: int, n_classes: int, channels: list[int] | tuple[int, ...] = (16, 32),
                  hidden: int = 64, dropout: float = 0.0) -> None:

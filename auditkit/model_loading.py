@@ -155,7 +155,9 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
 
     m = artifacts.spec.model
     example = _example(artifacts)
-    shape = tuple(m.input.shape) if m.input.shape else (tuple(example.shape[1:]) if example is not None else None)
+    shape: tuple[int, ...] | None = (
+        tuple(m.input.shape) if m.input.shape else (tuple(example.shape[1:]) if example is not None else None)
+    )
     expected = _n_classes(artifacts)
     embed_fn = None
     for name in ("embed", "embeddings", "features_penultimate"):
@@ -163,7 +165,7 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
             embed_fn = getattr(module, name)
             break
     n_out = expected
-    if example is not None:
+    if example is not None and shape is not None:
         try:
             probe = module.to(device) if hasattr(module, "to") else module
             with torch.inference_mode():
@@ -209,6 +211,12 @@ def _embed_fn_adapter() -> type:
     return EmbedFnAdapter
 
 
+def _loaded(artifacts: Artifacts) -> Any:
+    if artifacts.loaded is None:
+        raise InputError("model: file sources need a spec file to resolve paths against")
+    return artifacts.loaded
+
+
 def _check_pin_before_unsafe(path: Path, pinned: str | None, where: str) -> None:
     if pinned and file_sha256(path) != pinned.lower():
         raise InputError(f"{where}: sha256 of {path.name} does not match model.sha256; refusing to unpickle it")
@@ -218,7 +226,7 @@ def _load_torchscript(artifacts: Artifacts, device: Any) -> tuple[Any, dict[str,
     import torch
 
     m = artifacts.spec.model
-    path = artifacts.loaded.resolve(m.torchscript)
+    path = _loaded(artifacts).resolve(m.torchscript)
     kind = sniff(path)
     if kind in ("pickle", "torch-zip"):
         return _load_pickle(path, "model.torchscript", m.allow_pickle, m.sha256, device)
@@ -233,7 +241,7 @@ def _load_exported(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
     import torch
 
     m = artifacts.spec.model
-    path = artifacts.loaded.resolve(m.exported)
+    path = _loaded(artifacts).resolve(m.exported)
     kind = sniff(path)
     if kind in ("pickle", "torch-zip"):
         raise _refuse_pickle(path, "model.exported")
@@ -275,7 +283,7 @@ def _load_factory(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
     if not m.weights:
         return module, _source("factory", None, safe=True, pinned=m.sha256, factory=m.factory, weights=None,
                                note="factory initialisation, no weights file")
-    path = artifacts.loaded.resolve(m.weights)
+    path = _loaded(artifacts).resolve(m.weights)
     kind = sniff(path)
     safe = True
     if path.suffix.lower() == ".safetensors" or kind == "safetensors":

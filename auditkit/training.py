@@ -183,7 +183,7 @@ def resolve_optimizer(name: str) -> type:
     return cls
 
 
-def make_optimizer(opt_spec: dict[str, Any], module: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(opt_spec: dict[str, Any], module: nn.Module) -> Any:
     import torch
 
     spec = dict(opt_spec)
@@ -355,7 +355,9 @@ def _data(artifacts: Artifacts) -> tuple[Dataset, np.ndarray, np.ndarray, np.nda
         spec = artifacts.spec.training
         if artifacts.has_split("validation"):
             val = artifacts.dataset("validation")
-            vk = val.y >= 0 if val.y is not None else np.zeros(len(val), bool)
+            if val.y is None:
+                raise ValueError("the validation split has no labels")
+            vk = val.y >= 0
             return train, x, y, val.x[vk], val.y[vk], n_classes
         if spec.validation_fraction > 0 and len(y) >= 10:
             tr, va = stratified_split(y, spec.validation_fraction, artifacts.spec.seed)
@@ -505,7 +507,7 @@ def _fit(run: TrainingRun, module: nn.Module, spec: Any, sched_spec: dict[str, A
             run.step_lr.append(float(optimizer.param_groups[0]["lr"]))
             try:
                 if is_lbfgs:
-                    optimizer.step(closure)
+                    optimizer.step(closure)  # type: ignore[arg-type]
                 else:
                     closure()
                     loss_v = float(holder["loss"])

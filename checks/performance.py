@@ -94,7 +94,7 @@ def heldout_performance(
     metrics = []
     for m in names:
         direction = "lower" if m == "log_loss" else "higher"
-        metrics.append(Metric(m, point[m], ci=cis[m], n=len(y), threshold=limits[m], direction=direction,
+        metrics.append(Metric(m, point[m], ci=cis[m], n=len(y), threshold=limits[m], direction=direction,  # type: ignore[arg-type]
                               bound=bound, description=_LABELS[m]))  # type: ignore[arg-type]
     findings = []
     majority = None
@@ -103,15 +103,15 @@ def heldout_performance(
         ref = train_y[train_y >= 0] if train_y is not None else y
         cls = int(np.bincount(ref).argmax())
         majority = float((y == cls).mean())
-        m = Metric("accuracy_over_majority", point["accuracy"] - majority,
+        mm = Metric("accuracy_over_majority", point["accuracy"] - majority,
                    ci=(cis["accuracy"][0] - majority, cis["accuracy"][1] - majority), n=len(y), threshold=0.0,
                    direction="higher", bound="conservative",
                    description=f"accuracy minus the majority-class rate {majority:.4f} (class {cls})")
-        if m.passed is False:
+        if mm.passed is False:
             findings.append(Finding(f"the model does not clearly beat predicting the majority class: accuracy "
                                     f"{point['accuracy']:.4f} (95% CI lower bound {cis['accuracy'][0]:.4f}) vs "
-                                    f"majority rate {majority:.4f}", key="majority", metric=m.name))
-        metrics.append(m)
+                                    f"majority rate {majority:.4f}", key="majority", metric=mm.name))
+        metrics.append(mm)
     if dropped:
         findings.append(Finding(f"{dropped} test rows have a label the model has no output for; left out",
                                 severity="info", key="unknown labels"))
@@ -338,7 +338,7 @@ def slice_performance(
         metrics.append(Metric("worst_slice_gap", overall - acc, ci=(lo, hi), n=ns, threshold=max_gap, direction="lower",
                               bound=bound, description=f"overall − accuracy of {name} (CI: rest of test vs slice)",  # type: ignore[arg-type]
                               details={"slice": name}))
-    rows.sort(key=lambda r: (r[7] == "too small", -(r[6] or 0)))
+    rows.sort(key=lambda r: (r[7] == "too small", -float(r[6] or 0)))  # type: ignore[arg-type]
     out = Outcome(metrics=metrics, findings=findings, evidence={
         "slices": {"columns": ["slice", "attribute", "n", "accuracy", "ci low", "ci high", "gap to overall", "note"],
                    "rows": rows[:50], "total_rows": len(rows)},
