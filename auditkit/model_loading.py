@@ -136,7 +136,15 @@ def load_model(artifacts: Artifacts) -> ModelAdapter:
 
     set_thread_policy()  # idempotent; the engine applies it only when torch was imported already
     m = artifacts.spec.model
-    device = resolve_device(m.device)
+    try:
+        device = resolve_device(m.device)
+    except RuntimeError as err:
+        raise InputError(f"model.device: {m.device!r} is not a device torch knows ({_first(err)})") from None
+    if device.type == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"model.device: {m.device!r} was asked for but CUDA is not available (use auto or cpu)")
     if m.builtin:
         return _builtin(artifacts, device)
     if m.torchscript:

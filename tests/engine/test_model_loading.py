@@ -193,3 +193,75 @@ def test_pickle_refusal_exits_2_from_the_cli(tmp_path: Path, capsys: pytest.Capt
     assert "refused" in capsys.readouterr().err
     assert not marker.exists()
     assert not os.path.exists(tmp_path / "out" / "results.json")
+
+
+def test_unavailable_cuda_device_is_an_input_error(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    torch.jit.save(torch.jit.script(_net()), str(tmp_path / "m.pt"))
+    with pytest.raises(InputError, match="CUDA is not available"):
+        _spec(tmp_path, {"torchscript": "m.pt", "device": "cuda"}).model()
+
+
+def test_builtin_audit_end_to_end_from_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An examples-style audit.yaml: built-in MLP trained from `training`, CSV splits, `auditkit run`."""
+    import hashlib
+    import json
+
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    from auditkit.cli import main
+
+    df = load_breast_cancer(as_frame=True).frame
+    df.columns = [c.replace(" ", "_") for c in df.columns]
+    df["sex"] = np.random.default_rng(0).choice(["f", "m"], len(df))
+    train, test = train_test_split(df, test_size=0.3, random_state=0, stratify=df["target"])
+    (tmp_path / "data").mkdir()
+    train.to_csv(tmp_path / "data" / "train.csv", index=False)
+    test.to_csv(tmp_path / "data" / "test.csv", index=False)
+    (tmp_path / "audit.yaml").write_text(
+        textwrap.dedent("""
+        version: 1
+        name: breast-cancer
+        data:
+          label: target
+          sensitive: [sex]
+          splits: {train: data/train.csv, test: data/test.csv}
+        model: {builtin: mlp}
+        training:
+          optimizer: {name: AdamW, lr: 0.003, weight_decay: 0.01}
+          schedule: {name: cosine, warmup_epochs: 1}
+          epochs: 8
+          batch_size: 64
+          grad_clip: 1.0
+          seeds: [0, 1]
+          compare:
+            - {name: SGD, lr: 0.05, momentum: 0.9}
+        checks:
+          params: {AK-PERF-001: {min_accuracy: 0.85, min_roc_auc: 0.9}}
+        report: {formats: [json]}
+    """)
+    )
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        main(
+            [
+                "run",
+                str(tmp_path / "audit.yaml"),
+                "-o",
+                str(out),
+                "-q",
+                "--select",
+                "AK-TRAIN,AK-PERF,AK-FAIR,AK-GOV-003",
+            ]
+        )
+    assert exc.value.code == 0, capsys.readouterr()
+    results = json.loads((out / "results.json").read_text())
+    status = {c["id"]: c["status"] for c in results["checks"] if c["status"] != "skipped"}  # deselected
+    assert all(s == "passed" for s in status.values()), status
+    assert len(status) == 10, status
+    model = results["subject"]["model"]
+    assert model["sha256"] == hashlib.sha256((out / "model" / "model.safetensors").read_bytes()).hexdigest()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "model/model.pt" in json.dumps(manifest)
