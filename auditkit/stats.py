@@ -294,6 +294,19 @@ def _quantile_cells(values: np.ndarray, n_cells: int) -> np.ndarray:
     return np.asarray(remap[cells])
 
 
+def _cells_from_order(values: np.ndarray, order: np.ndarray, n_cells: int) -> np.ndarray:
+    """Like ``_quantile_cells`` but exact equal-mass bins from a sort order already at hand."""
+    n = len(values)
+    sv = values[order]
+    r = (np.arange(n, dtype=np.int64) * n_cells) // max(n, 1)
+    first = np.r_[True, sv[1:] != sv[:-1]]
+    r = np.maximum.accumulate(np.where(first, r, 0))  # ties share the cell of their first member
+    compact = np.cumsum(np.r_[True, r[1:] != r[:-1]]) - 1
+    cells = np.empty(n, dtype=np.int64)
+    cells[order] = compact
+    return cells
+
+
 def _multinomial_counts(cells: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Replicate counts per cell, (n_boot, K), drawn from the multinomial of the cell shares."""
     sizes = np.bincount(cells).astype(np.float64)
@@ -376,7 +389,7 @@ def bootstrap_metrics(
 def _binned_auc_one(pos: np.ndarray, score: np.ndarray, n_boot: int, rng: np.random.Generator,
                     n_cells: int = 1024) -> np.ndarray:
     order = np.argsort(score, kind="stable")
-    sbin = _quantile_cells(score, n_cells)
+    sbin = _cells_from_order(score, order, n_cells)
     nb = int(sbin.max()) + 1
     cells = sbin * 2 + pos.astype(np.int64)
     counts, sizes = _multinomial_counts(cells, n_boot, rng)
@@ -397,7 +410,8 @@ def _binned_auc_one(pos: np.ndarray, score: np.ndarray, n_boot: int, rng: np.ran
 def _binned_auc_boot(y: np.ndarray, proba: np.ndarray, k: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     if k == 2:
         return _binned_auc_one(y == 1, proba[:, 1], n_boot, rng)
-    vals = [_binned_auc_one(y == c, proba[:, c], n_boot, rng) for c in np.unique(y)]
+    cells = max(256, 1024 // (k - 1))  # one draw per class: fewer cells each
+    vals = [_binned_auc_one(y == c, proba[:, c], n_boot, rng, cells) for c in np.unique(y)]
     return np.asarray(np.mean(vals, axis=0))
 
 
