@@ -328,7 +328,6 @@ def fit_detectors(
     if not 0.0 < holdout_fraction < 1.0:
         raise ValueError("holdout_fraction must be between 0 and 1")
     train = ctx.dataset("train")
-    train_logits = ctx.predictions("train").logits
     notes: list[str] = []
     need_features = any(d in FEATURE_DETECTORS for d in detectors)
     train_emb = _safe_embeddings(lambda: ctx.embeddings("train")) if need_features else None
@@ -350,7 +349,7 @@ def fit_detectors(
         if n_hold < 1 or n - n_hold < 2:
             raise NotApplicable(f"train has {n} rows: too few to hold some out for thresholds")
         hold_idx, fit_idx = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
-        hold_logits = train_logits[hold_idx]
+        hold_logits = ctx.predictions("train").logits[hold_idx]
         hold_emb = train_emb[hold_idx] if train_emb is not None else None
         source = (
             f"seeded {holdout_fraction:.0%} of train ({n_hold} rows) left out of the detector fit; the model "
