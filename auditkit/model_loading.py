@@ -172,6 +172,8 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
         if hasattr(module, name) and callable(getattr(module, name)):
             embed_fn = getattr(module, name)
             break
+    if embed_fn is None:
+        embed_fn = _scripted_sequential_embed(module)
     n_out = expected
     if example is not None and shape is not None:
         try:
@@ -199,6 +201,26 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
     if embed_fn is not None:
         adapter.embedding_fn = embed_fn  # type: ignore[attr-defined]
     return adapter
+
+
+def _scripted_sequential_embed(module: Any) -> Any:
+    """For a TorchScript ``nn.Sequential`` ending in a Linear: run every layer but the last.
+
+    Hooks do not fire inside compiled code, so this is how a scripted Sequential gives embeddings.
+    """
+    if getattr(module, "original_name", None) != "Sequential":
+        return None
+    children = list(module.children())
+    if not children or getattr(children[-1], "original_name", None) != "Linear":
+        return None
+    body = children[:-1]
+
+    def embed(x: Any) -> Any:
+        for layer in body:
+            x = layer(x)
+        return x
+
+    return embed
 
 
 def _embed_fn_adapter() -> type:

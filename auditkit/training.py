@@ -129,6 +129,8 @@ class TrainingRun:
 def train_all(artifacts: Artifacts) -> list[TrainingRun]:
     """The main configuration, once per seed (the first is the model under audit for builtin)."""
     spec = artifacts.spec.training
+    if not spec.seeds:
+        raise ValueError("training.seeds is empty: list at least one seed")
     return [train_one(artifacts, spec.optimizer.model_dump(), seed, config="main") for seed in spec.seeds]
 
 

@@ -32,12 +32,15 @@ def _runs(ctx: RunContext) -> list[Any]:
 
 def _spikes(loss: np.ndarray, factor: float, window: int, min_abs: float) -> list[int]:
     """Steps whose loss exceeds ``factor`` × the median of the previous ``window`` steps plus min_abs."""
-    out = []
-    for i in range(window, len(loss)):
-        ref = float(np.median(loss[i - window : i]))
-        if math.isfinite(loss[i]) and loss[i] > factor * ref + min_abs:
-            out.append(i)
-    return out
+    if len(loss) <= window:
+        return []
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    ref = np.median(sliding_window_view(loss, window)[:-1], axis=1)  # median of the previous `window`
+    cur = loss[window:]
+    with np.errstate(invalid="ignore"):
+        hit = np.isfinite(cur) & (cur > factor * ref + min_abs)
+    return (np.flatnonzero(hit) + window).tolist()
 
 
 @check(

@@ -188,3 +188,60 @@ def test_train004_reports_compute_and_co2_with_assumptions() -> None:
     assert rec["evidence"]["assumptions"]["device_watts"] == 100.0
     assert rec["status"] == "passed"
     assert run_check(compute_footprint, a, params={"max_co2_grams": 0.0})["status"] == "failed"
+
+
+def _fake_run(loss: list[float], grad: list[float], seed: int = 0) -> Any:
+    from auditkit.training import TrainingRun
+
+    spe = 10
+    run = TrainingRun(
+        config="main",
+        optimizer={"name": "SGD", "lr": 0.1},
+        schedule={"name": "constant"},
+        seed=seed,
+        epochs=len(loss) // spe,
+        batch_size=8,
+        steps_per_epoch=spe,
+        device="cpu",
+    )
+    run.step_loss, run.step_grad_norm, run.step_lr = list(loss), list(grad), [0.1] * len(loss)
+    run.train_loss = [float(np.mean(loss[i : i + spe])) for i in range(0, len(loss), spe)]
+    run.epochs_run = len(run.train_loss)
+    return run
+
+
+def _fake_arts(runs: list[Any]) -> Any:
+    train, _ = _cancer()
+    return make_artifacts(
+        {"train": train}, label="target", spec={"training": {"epochs": 1}}, training_runs=runs
+    )
+
+
+def test_train001_counts_loss_spikes_on_a_recorded_curve() -> None:
+    from auditkit.checks.training import _spikes
+
+    loss = np.linspace(1.0, 0.2, 200)
+    spikes_at = [50, 90, 120, 150, 180]
+    loss[spikes_at] = 5.0
+    assert _spikes(loss, 5.0, 20, 0.25) == spikes_at
+    # the loop definition, independently
+    expected = [i for i in range(20, 200) if loss[i] > 5.0 * np.median(loss[i - 20 : i]) + 0.25]
+    assert _spikes(loss, 5.0, 20, 0.25) == expected
+    rec = run_check(training_stability, _fake_arts([_fake_run(loss.tolist(), [1.0] * 200)]))
+    assert rec["status"] == "failed" and "seed 0: spikes" in _keys(rec)
+    smooth = run_check(
+        training_stability, _fake_arts([_fake_run(np.linspace(1, 0.2, 200).tolist(), [1.0] * 200)])
+    )
+    assert smooth["status"] == "passed"
+
+
+def test_train001_flags_exploding_gradients_on_a_recorded_curve() -> None:
+    grad = [1.0] * 199 + [5000.0]
+    rec = run_check(training_stability, _fake_arts([_fake_run(np.linspace(1, 0.2, 200).tolist(), grad)]))
+    assert rec["status"] == "failed" and "seed 0: gradients" in _keys(rec)
+    ok = run_check(
+        training_stability,
+        _fake_arts([_fake_run(np.linspace(1, 0.2, 200).tolist(), grad)]),
+        params={"max_grad_norm_ratio": 10_000.0},
+    )
+    assert ok["status"] == "passed"

@@ -74,6 +74,8 @@ def test_torchscript_loads_with_same_logits(tmp_path: Path) -> None:
     np.testing.assert_allclose(adapter.logits(x), net(torch.from_numpy(x)).detach().numpy(), rtol=1e-6)
     src = adapter.source
     assert src["format"] == "torchscript" and src["safe_to_load"] is True
+    # a scripted Sequential gives penultimate embeddings (hooks do not fire in compiled code)
+    np.testing.assert_allclose(adapter.embeddings(x), net[:-1](torch.from_numpy(x)).detach().numpy(), rtol=1e-6)
     import hashlib
 
     assert src["sha256"] == hashlib.sha256((tmp_path / "m.pt").read_bytes()).hexdigest()
