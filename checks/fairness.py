@@ -58,7 +58,7 @@ def group_fairness(
     n_boot: int = 1000,
 ) -> Outcome:
     """Compares the model's favourable decisions across the groups of each sensitive column (and
-    of pairs of columns, intersectionally, where every compared cell has ``min_group_size`` rows)
+    of pairs of columns, intersectionally, where every compared cell has `min_group_size` rows)
     on the test split.
 
     Selection rate = share of a group predicted the favourable class. The selection-rate ratio is
@@ -66,7 +66,7 @@ def group_fairness(
     parity difference = highest − lowest rate; equalized-odds difference = the larger of the
     spreads of true- and false-positive rates. Intervals: percentile bootstrap of the test rows
     (multinomial over group × label × decision cells, so groups resample jointly). Groups smaller
-    than ``min_group_size`` are listed and left out of the comparison (info finding).
+    than `min_group_size` are listed and left out of the comparison (info finding).
 
     Parameters
     ----------
@@ -77,7 +77,7 @@ def group_fairness(
         binary label (e.g. 1, or "approved" sorted after "denied"); required for multi-class.
     min_group_size: groups with fewer test rows are not compared.
     intersectional: also compare intersections of pairs of sensitive columns.
-    bound: ``value`` (gate on point estimates) or ``conservative`` (on the unfavourable interval end).
+    bound: `value` (gate on point estimates) or `conservative` (on the unfavourable interval end).
     n_boot: bootstrap resamples.
     """
     test = ctx.dataset("test")

@@ -1,7 +1,7 @@
 """Built-in checks: held-out performance, generalisation gap, calibration and slices (AK-PERF-001…004).
 
 Every headline metric carries a 95% interval: Wilson for accuracies of slices, the vectorised
-percentile bootstrap of ``auditkit.stats.bootstrap_metrics`` for the rest (seeded by the check).
+percentile bootstrap of `auditkit.stats.bootstrap_metrics` for the rest (seeded by the check).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _LABELS = {
 
 
 def labelled(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(y, proba, row mask, rows dropped) for the rows of ``split`` whose label the model knows."""
+    """(y, proba, row mask, rows dropped) for the rows of `split` whose label the model knows."""
     p = ctx.predictions(split)
     if p.y is None:
         raise NotApplicable(f"the {split} split has no labels")
@@ -62,9 +62,9 @@ def heldout_performance(
     """Accuracy, balanced accuracy, macro F1, ROC AUC (binary, or macro one-vs-rest) and log loss
     on the test split, each with a seeded percentile-bootstrap 95% interval.
 
-    With ``bound: conservative`` (the default) a minimum is met only when the lower end of the 95%
+    With `bound: conservative` (the default) a minimum is met only when the lower end of the 95%
     interval reaches it (the upper end, for log loss): the gate is sure, not lucky. With
-    ``beat_majority`` it also fails when accuracy's lower bound does not beat always predicting the
+    `beat_majority` it also fails when accuracy's lower bound does not beat always predicting the
     majority class of the training split. Rows whose label the model has no output for are left out
     and counted.
 
@@ -75,7 +75,7 @@ def heldout_performance(
     min_macro_f1: declared minimum macro F1.
     min_roc_auc: declared minimum ROC AUC.
     max_log_loss: declared maximum log loss.
-    bound: ``conservative`` (gate on the unfavourable end of the interval) or ``value``.
+    bound: `conservative` (gate on the unfavourable end of the interval) or `value`.
     beat_majority: fail when accuracy does not beat the majority-class rate.
     n_boot: bootstrap resamples.
     """
@@ -145,7 +145,7 @@ def generalisation_gap(ctx: RunContext, /, *, max_accuracy_gap: float = 0.05, bo
     Parameters
     ----------
     max_accuracy_gap: largest acceptable train − test accuracy.
-    bound: ``value`` (gate on the point estimate) or ``conservative`` (on the interval's upper end).
+    bound: `value` (gate on the point estimate) or `conservative` (on the interval's upper end).
     """
     from auditkit.stats import bootstrap_metrics, classification_metrics, newcombe_diff
 
@@ -200,7 +200,7 @@ def calibration(
     max_ece: largest acceptable ECE (equal-width bins).
     max_brier: largest acceptable Brier score (none = report only).
     n_bins: number of confidence bins.
-    bound: ``value`` (gate on the point estimate) or ``conservative`` (on the interval's upper end).
+    bound: `value` (gate on the point estimate) or `conservative` (on the interval's upper end).
     n_boot: bootstrap resamples.
     """
     from auditkit.stats import bootstrap_metrics, classification_metrics, reliability_diagram
@@ -232,7 +232,7 @@ def calibration(
 
 def slice_masks(ctx: RunContext, split: str, *, numeric_bins: int = 4, max_levels: int = 50) -> dict[str, tuple[str, np.ndarray]]:
     """{slice name: (attribute, boolean mask)} over sensitive columns, categorical features and
-    ``data.slices`` queries. Numeric sensitive columns are cut into quantile bins of train."""
+    `data.slices` queries. Numeric sensitive columns are cut into quantile bins of train."""
     ds = ctx.dataset(split)
     frame = ds.frame
     out: dict[str, tuple[str, np.ndarray]] = {}
@@ -275,17 +275,17 @@ def slice_performance(
     ctx: RunContext, /, *, max_gap: float = 0.1, min_slice_size: int = 30, bound: str = "value"
 ) -> Outcome:
     """Accuracy per slice of the test split (sensitive columns, categorical features, numeric
-    sensitive columns in train quartiles, and the user's ``data.slices`` queries), each with a
+    sensitive columns in train quartiles, and the user's `data.slices` queries), each with a
     Wilson interval, compared with overall accuracy. The worst slice of at least
-    ``min_slice_size`` rows is reported with the gap to overall and Newcombe's interval for it
-    (slice vs the rest of the test set); every slice whose gap exceeds ``max_gap`` is a finding.
+    `min_slice_size` rows is reported with the gap to overall and Newcombe's interval for it
+    (slice vs the rest of the test set); every slice whose gap exceeds `max_gap` is a finding.
     Smaller slices are listed and flagged as too small to judge (info), never silently dropped.
 
     Parameters
     ----------
     max_gap: largest acceptable overall accuracy − slice accuracy.
     min_slice_size: slices with fewer test rows are reported as too small to judge.
-    bound: ``value`` (gate on the point gap) or ``conservative`` (on the gap interval's upper end:
+    bound: `value` (gate on the point gap) or `conservative` (on the gap interval's upper end:
         pass only when the slice is surely within max_gap).
     """
     from auditkit.stats import newcombe_diff, wilson

@@ -22,12 +22,12 @@ _SAFE_FORMATS = {"torchscript", "export", "safetensors", "state_dict", "factory"
 )
 def artefact_provenance(ctx: RunContext, /, *, require_pin: bool = False) -> Outcome:
     """Records what the audited model artefact is and whether loading it was safe: its format,
-    path, sha256, and whether a pinned ``model.sha256`` matches.
+    path, sha256, and whether a pinned `model.sha256` matches.
 
-    A full pickle (loaded only because ``model.allow_pickle`` is true) is a finding: unpickling
+    A full pickle (loaded only because `model.allow_pickle` is true) is a finding: unpickling
     runs code, so the artefact cannot be trusted without its provenance. A pinned hash that does
     not match is a critical finding (the file is not the one that was approved). Without a pin the
-    check notes it (info), or fails with ``require_pin``. A model trained by auditkit is saved into
+    check notes it (info), or fails with `require_pin`. A model trained by auditkit is saved into
     the bundle (safetensors and TorchScript) and hashed there.
 
     Parameters

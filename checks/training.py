@@ -31,7 +31,7 @@ def _runs(ctx: RunContext) -> list[Any]:
 
 
 def _spikes(loss: np.ndarray, factor: float, window: int, min_abs: float) -> list[int]:
-    """Steps whose loss exceeds ``factor`` × the median of the previous ``window`` steps plus min_abs."""
+    """Steps whose loss exceeds `factor` × the median of the previous `window` steps plus min_abs."""
     if len(loss) <= window:
         return []
     from numpy.lib.stride_tricks import sliding_window_view
@@ -67,7 +67,7 @@ def training_stability(
 
     A run fails when its loss or gradient norm becomes NaN/inf, when the optimizer or schedule
     raised, when its last-epoch training loss is not below its initial loss (divergence), when the
-    loss spikes more than ``max_spikes`` times, or when gradient norms explode. The initial loss is
+    loss spikes more than `max_spikes` times, or when gradient norms explode. The initial loss is
     the mean of the first five steps. Evidence: per-step loss, learning rate and gradient norm, and
     per-epoch train/validation loss for every seed.
 
@@ -75,7 +75,7 @@ def training_stability(
     ----------
     max_loss_ratio: largest acceptable final-epoch train loss / initial loss (1.0 = must decrease).
     spike_factor: a step is a loss spike when its loss exceeds this multiple of the median of the
-        previous ``spike_window`` steps (plus ``spike_min_abs`` × the initial loss).
+        previous `spike_window` steps (plus `spike_min_abs` × the initial loss).
     spike_window: number of previous steps whose median is the reference for spike detection.
     spike_min_abs: absolute margin for spikes, as a share of the initial loss (ignores noise near 0).
     max_spikes: most loss spikes tolerated per run.
@@ -214,7 +214,7 @@ def seed_variance(
     seed to see whether the same seed reproduces the same weights.
 
     The spread is the standard deviation of test accuracy across seeds (with a bootstrap interval
-    over seeds when there are ≥ 3); it needs at least two seeds (``training.seeds``). The
+    over seeds when there are ≥ 3); it needs at least two seeds (`training.seeds`). The
     reproducibility test compares every parameter and buffer of the rerun with the original.
 
     Parameters
@@ -298,13 +298,13 @@ def _steps_to_95(run: Any) -> int | None:
     cost="slow",
 )
 def optimizer_comparison(ctx: RunContext, /, *, min_difference: float = 0.0, n_boot: int = 2000) -> Outcome:
-    """Trains every ``training.compare`` optimizer with the same seeds, data, schedule and epochs,
+    """Trains every `training.compare` optimizer with the same seeds, data, schedule and epochs,
     and tabulates test accuracy (with an interval), steps to reach 95% of the best validation
     accuracy, stability (seed sd, diverged runs) and wall time.
 
     It fails when the chosen optimizer is significantly worse than an alternative on the same test
     rows: a paired bootstrap over test rows of the per-row accuracy difference (averaged over
-    seeds), significant when the whole 95% interval lies below ``-min_difference``.
+    seeds), significant when the whole 95% interval lies below `-min_difference`.
 
     Parameters
     ----------
@@ -397,7 +397,7 @@ def compute_footprint(
     energy and CO2eq as wall time × assumed device power × PUE × grid carbon intensity.
 
     The estimate is only as good as its assumptions, which are stated in the evidence; the
-    ``co2_eq_emissions`` block is in Hugging Face model-card format (grams). It counts the main
+    `co2_eq_emissions` block is in Hugging Face model-card format (grams). It counts the main
     configuration's runs (all seeds), plus compare and rerun runs if other checks trained them.
 
     Parameters
