@@ -67,34 +67,34 @@ def detection_metrics(
     s_in = np.asarray(s_in, dtype=np.float64)
     s_out = np.asarray(s_out, dtype=np.float64)
     n_in, n_out = len(s_in), len(s_out)
-    w_in = np.ones((1, n_in)) if w_in is None else np.atleast_2d(np.asarray(w_in, dtype=np.float64))
-    w_out = np.ones((1, n_out)) if w_out is None else np.atleast_2d(np.asarray(w_out, dtype=np.float64))
+    w_in = np.ones((1, n_in)) if w_in is None else np.atleast_2d(np.asarray(w_in))
+    w_out = np.ones((1, n_out)) if w_out is None else np.atleast_2d(np.asarray(w_out))
     pooled = np.concatenate([s_in, s_out])
     order = np.argsort(-pooled, kind="stable")
     sorted_scores = pooled[order]
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    is_out = order >= n_in
+    # Group id of every point: distinct scores in descending order (ties form one threshold).
+    gid = np.empty(n_in + n_out, dtype=np.int64)
+    gid[order] = np.cumsum(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]]) - 1
+    n_groups = int(gid.max()) + 1 if len(gid) else 0
     b = w_in.shape[0]
-    pos = np.zeros((b, n_in + n_out))
-    neg = np.zeros((b, n_in + n_out))
-    pos[:, is_out] = w_out[:, order[is_out] - n_in]
-    neg[:, ~is_out] = w_in[:, order[~is_out]]
     # Per distinct score (descending): weight of OOD (positives) and ID (negatives).
-    gp = np.add.reduceat(pos, starts, axis=1)
-    gn = np.add.reduceat(neg, starts, axis=1)
-    tp, fp = np.cumsum(gp, axis=1), np.cumsum(gn, axis=1)
+    gp = _group_sum(w_out, gid[n_in:], n_groups).astype(np.float64, copy=False)
+    gn = _group_sum(w_in, gid[:n_in], n_groups).astype(np.float64, copy=False)
+    tp, fp = np.cumsum(gp, axis=1), np.cumsum(gn, axis=1)  # OOD / ID weight with score ≥ group's
     p_tot, n_tot = tp[:, -1:], fp[:, -1:]
+    # ID positive, walking up from the lowest score: ID / OOD weight with score ≤ the group's.
+    tp_in, fp_in = n_tot - fp + gn, p_tot - tp + gp
     with np.errstate(invalid="ignore", divide="ignore"):
-        tpr_out = np.concatenate([np.zeros((b, 1)), tp / p_tot], axis=1)
-        fpr_out = np.concatenate([np.zeros((b, 1)), fp / n_tot], axis=1)
-        auroc = np.sum(np.diff(fpr_out, axis=1) * (tpr_out[:, 1:] + tpr_out[:, :-1]) / 2, axis=1)
-        aupr_out = np.sum(gp / p_tot * tp / (tp + fp), axis=1)
-        # ID positive: walk the thresholds from the lowest OOD score up.
-        tp_in = np.cumsum(gn[:, ::-1], axis=1)
-        fp_in = np.cumsum(gp[:, ::-1], axis=1)
-        aupr_in = np.sum(gn[:, ::-1] / n_tot * tp_in / (tp_in + fp_in), axis=1)
-        fpr_in_at = _first_reaching(tp_in / n_tot, fp_in / p_tot, tpr)
-        fpr_out_at = _first_reaching(tp / p_tot, fp / n_tot, tpr)
+        # Mann–Whitney form of the trapezoidal AUROC: OOD above ID, ties count one half.
+        auroc = (gp * (n_tot - fp + 0.5 * gn)).sum(axis=1) / (p_tot * n_tot)[:, 0]
+        aupr_out = (gp * (tp / (tp + fp))).sum(axis=1) / p_tot[:, 0]
+        aupr_in = (gn * (tp_in / (tp_in + fp_in))).sum(axis=1) / n_tot[:, 0]
+        rows = np.arange(b)
+        reached = tp >= tpr * p_tot - 1e-9 * p_tot  # first group (descending) catching tpr of OOD
+        fpr_out_at = np.where(reached.any(axis=1), fp[rows, np.argmax(reached, axis=1)] / n_tot[:, 0], np.nan)
+        reached = tp_in >= tpr * n_tot - 1e-9 * n_tot  # first group (ascending) keeping tpr of ID
+        last = n_groups - 1 - np.argmax(reached[:, ::-1], axis=1)
+        fpr_in_at = np.where(reached.any(axis=1), fp_in[rows, last] / p_tot[:, 0], np.nan)
     return {
         "auroc": auroc,
         "aupr_in": aupr_in,
@@ -104,17 +104,22 @@ def detection_metrics(
     }
 
 
-def _first_reaching(tpr_curve: np.ndarray, fpr_curve: np.ndarray, target: float) -> np.ndarray:
-    """FPR at the first threshold whose TPR reaches ``target`` (row-wise)."""
-    reached = tpr_curve >= target - 1e-12
-    idx = np.argmax(reached, axis=1)
-    out = fpr_curve[np.arange(len(idx)), idx]
-    return np.where(reached.any(axis=1), out, np.nan)
+def _group_sum(w: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """(B, n_groups) sums of the columns of ``w`` (B, n) by group id."""
+    perm = np.argsort(groups, kind="stable")
+    g = groups[perm]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, dtype=np.int64)
+    out = np.zeros((w.shape[0], n_groups), dtype=w.dtype)
+    if len(g):
+        out[:, g[starts]] = np.add.reduceat(w[:, perm], starts, axis=1)
+    return out
 
 
 def _boot_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, n) multinomial resample counts: a bootstrap resample as weights."""
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+    """(n_boot, n) bootstrap resample counts (float32: exact for counts below 2**24)."""
+    draws = rng.integers(0, n, size=(n_boot, n))
+    flat = (draws + (np.arange(n_boot) * n)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float32)
 
 
 def detection_metrics_ci(
