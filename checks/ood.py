@@ -150,11 +150,13 @@ def detection_metrics_ci(
 def expected_calibration_error(
     conf: np.ndarray, correct: np.ndarray, *, n_bins: int = 15, weights: np.ndarray | None = None
 ) -> np.ndarray:
-    """ECE with equal-width confidence bins, per weight row: Σ_b |Σ w(conf − correct)| / Σ w."""
+    """ECE with equal-width (lo, hi] confidence bins, per weight row: Σ_b |Σ w(conf − correct)| / Σ w."""
     conf = np.asarray(conf, dtype=np.float64)
     gap = conf - np.asarray(correct, dtype=np.float64)
     w = np.ones((1, len(conf))) if weights is None else np.atleast_2d(weights)
-    bins = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
+    from auditkit.stats import calibration_bins  # (lo, hi] bins, the same as AK-PERF's ECE
+
+    bins = calibration_bins(conf, n_bins, adaptive=False)
     onehot = np.zeros((len(conf), n_bins))
     onehot[np.arange(len(conf)), bins] = 1.0
     per_bin = (w * gap) @ onehot

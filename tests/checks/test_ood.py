@@ -97,7 +97,7 @@ def test_logit_scores_and_ece_against_plain_computation() -> None:
     correct = (rng.uniform(0, 1, 500) < conf**2).astype(float)
     ece = 0.0
     for b in range(10):  # the textbook loop
-        sel = (conf >= b / 10) & ((conf < (b + 1) / 10) if b < 9 else (conf <= 1.0))
+        sel = ((conf > b / 10) if b > 0 else (conf >= 0.0)) & (conf <= (b + 1) / 10)  # (lo, hi] bins
         if sel.any():
             ece += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
     assert expected_calibration_error(conf, correct, n_bins=10)[0] == pytest.approx(ece, abs=1e-12)
