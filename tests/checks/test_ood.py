@@ -330,3 +330,21 @@ def test_shift_tabular_and_ece_gate() -> None:
     assert all(f["key"].startswith("ece:") for f in rec["findings"] if f["severity"] != "info")
     rows = rec["evidence"]["under shift"]["rows"]
     assert {r[0] for r in rows} == {"gaussian_noise", "mean_shift", "scale"}
+
+
+def test_model_without_linear_head_fails_closed_for_feature_gate() -> None:
+    import torch
+
+    from auditkit.model import wrap
+
+    _, xtr, ytr, xte, yte = digits_cnn()
+    torch.manual_seed(0)
+    conv_only = torch.nn.Sequential(torch.nn.Conv2d(1, 10, 8), torch.nn.Flatten())  # logits, no nn.Linear
+    adapter = wrap(conv_only, n_classes=10, device="cpu", input_kind="image", input_shape=(1, 8, 8))
+    arts = make_artifacts({"train": (xtr, ytr), "test": (xte, yte)}, model=adapter, spec=IMG_SPEC)
+    rec = run_check(ood_detection, arts, params={"n_boot": 10})
+    assert rec["status"] == "failed"  # the declared Mahalanobis gate cannot be evidenced
+    assert any(f["key"] == "unavailable:mahalanobis" for f in rec["findings"])
+    assert {r[1] for r in rec["evidence"]["detection"]["rows"]} == {"msp", "max_logit", "energy"}
+    ok = run_check(ood_detection, arts, params={"n_boot": 10, "gate_detector": "energy", "min_auroc": 0.0})
+    assert ok["status"] == "passed", ok["summary"]
