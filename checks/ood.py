@@ -799,7 +799,7 @@ def _thin(x: np.ndarray, y: np.ndarray, max_points: int = 200) -> tuple[list[flo
 @check(
     id="AK-OOD-002",
     title="Accuracy, calibration and selective prediction under distribution shift",
-    requires=("model", "test", "label", "classification"),
+    requires=("model", "train", "test", "label", "classification"),
     severity="medium",
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.6", "MEASURE 2.4", "MANAGE 2.3"),
     tags=("ood", "shift", "calibration", "robustness", "model"),
