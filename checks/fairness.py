@@ -80,6 +80,8 @@ def group_fairness(
     bound: `value` (gate on point estimates) or `conservative` (on the unfavourable interval end).
     n_boot: bootstrap resamples.
     """
+    from auditkit.stats import wilson
+
     test = ctx.dataset("test")
     p = ctx.predictions("test")
     if p.y is None:
@@ -141,8 +143,10 @@ def group_fairness(
         point = _summaries(counts.reshape(G, 2, 2))
         dist = _summaries(boot)
         sel, tpr, fpr = _rates(counts.reshape(G, 2, 2))
+        cg = counts.reshape(G, 2, 2)
         for i, gi in enumerate(g_idx):
-            rows.append([attr, str(levels[gi]), int(sizes[gi]), _r(sel[i]), _r(tpr[i]), _r(fpr[i])])
+            lo, hi = wilson(int(cg[i, :, 1].sum()), int(cg[i].sum()))
+            rows.append([attr, str(levels[gi]), int(sizes[gi]), _r(sel[i]), _r(lo), _r(hi), _r(tpr[i]), _r(fpr[i])])
         for name, (limit, direction) in limits.items():
             vals = dist[name][np.isfinite(dist[name])]
             ci = (float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))) if len(vals) else None
@@ -163,7 +167,8 @@ def group_fairness(
         f"{judged} attribute(s) compared on favourable decision {fav_name!r}: "
         + (f"{len(failing)} disparity finding(s)" if failing else "no disparity beyond the thresholds")
     ), evidence={
-        "groups": {"columns": ["attribute", "group", "n", "selection rate", "TPR", "FPR"], "rows": rows[:50],
+        "groups": {"columns": ["attribute", "group", "n", "selection rate", "ci low", "ci high", "TPR", "FPR"],
+                   "rows": rows[:50],
                    "total_rows": len(rows)},
         "favorable_label": fav_name,
         "plots": [{"type": "bar", "title": "Selection rate per group", "x_label": "group", "y_label": "selection rate",

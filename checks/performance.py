@@ -79,7 +79,7 @@ def heldout_performance(
     beat_majority: fail when accuracy does not beat the majority-class rate.
     n_boot: bootstrap resamples.
     """
-    from auditkit.stats import bootstrap_metrics, classification_metrics, describe_method
+    from auditkit.stats import bootstrap_metrics, classification_metrics, describe_method, wilson
 
     if bound not in ("conservative", "value"):
         raise ValueError("bound must be 'conservative' or 'value'")
@@ -119,7 +119,27 @@ def heldout_performance(
     if not declared:
         findings.append(Finding("no minimum performance was declared (params min_accuracy, min_roc_auc, ...): "
                                 "the metrics are reported, not gated", severity="info", key="no minimums"))
+    k = proba.shape[1]
+    pred = proba.argmax(1)
+    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+    classes = [str(c) for c in (ctx.dataset("test").classes or range(k))][:k]
+    per_class = []
+    for c in range(k):
+        tp, support, predicted = int(cm[c, c]), int(cm[c].sum()), int(cm[:, c].sum())
+        prec = tp / predicted if predicted else None
+        rec = tp / support if support else None
+        f1 = 2 * tp / (support + predicted) if support + predicted else None
+        lo, hi = wilson(tp, support) if support else (None, None)
+        per_class.append([classes[c], support, _r(prec), _r(rec), _r(lo), _r(hi), _r(f1)])
+    evidence_extra = {
+        "per class": {"columns": ["class", "support", "precision", "recall", "recall ci low", "recall ci high", "F1"],
+                      "rows": per_class[:50], "total_rows": k},
+    }
+    if k <= 20:
+        evidence_extra["confusion matrix (rows: true, columns: predicted)"] = {
+            "columns": ["true \\ predicted", *classes], "rows": [[classes[i], *map(int, cm[i])] for i in range(k)]}
     out = Outcome.from_metrics(metrics, findings=findings, evidence={
+        **evidence_extra,
         "method": {**describe_method(len(y)), "n_boot": n_boot, "bound": bound},
         "metrics": {"columns": ["metric", "value", "ci low", "ci high", "minimum/maximum"],
                     "rows": [[_LABELS[m], _r(point[m]), _r(cis[m][0]), _r(cis[m][1]), limits[m]] for m in names]},

@@ -191,6 +191,15 @@ def test_perf001_metrics_match_sklearn_and_gate_on_the_lower_bound() -> None:
     assert m["roc_auc"]["value"] == pytest.approx(skm.roc_auc_score(y, p[:, 1]), abs=1e-6)
     assert m["log_loss"]["value"] == pytest.approx(skm.log_loss(y, p), abs=1e-5)
     assert rec["status"] == "passed"
+    prec, recall, f1, support = skm.precision_recall_fscore_support(y, p.argmax(1))
+    rows = rec["evidence"]["per class"]["rows"]
+    for c, row in enumerate(rows):
+        assert row[1] == support[c]
+        assert row[2:4] == pytest.approx([prec[c], recall[c]], abs=1e-6) and row[6] == pytest.approx(
+            f1[c], abs=1e-6
+        )
+    cm = rec["evidence"]["confusion matrix (rows: true, columns: predicted)"]["rows"]
+    assert [r[1:] for r in cm] == skm.confusion_matrix(y, p.argmax(1)).tolist()
     acc, lo = m["accuracy"]["value"], m["accuracy"]["ci"][0]
     between = (acc + lo) / 2  # above the point estimate's lower bound, below the estimate
     assert run_check(heldout_performance, a, params={"min_accuracy": between})["status"] == "failed"
