@@ -1,1 +1,199 @@
-"""Built-in checks: poisoning. (Being written; see the catalogue in the README.)"""
+"""Built-in checks: poisoning / backdoor screen of the training data (AK-POIS-001).
+
+Spectral signatures (Tran, Li & Madry 2018) on penultimate activations, scored as ART's
+``SpectralSignatureDefense`` scores them, but *calibrated*: ART's defaults flag about half of
+every class, so a clean control would always "find" poison. Here a class is suspected only when
+its spectral statistic is extreme under a permutation null built from clean reference rows of
+the same class (by default the test split), and only rows of suspected classes are reported.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from auditkit import Finding, Metric, NotApplicable, Outcome, check
+
+if TYPE_CHECKING:
+    from auditkit import RunContext
+
+
+def _top_direction(a: np.ndarray, start: np.ndarray | None = None, iterations: int = 30) -> np.ndarray:
+    """Top right-singular vector of the centred matrix (the spectral-signature direction).
+
+    Exact (SVD) without ``start``; with ``start``, a fixed number of power iterations — cheap for the
+    permutation null, where the same procedure is applied to the observed split as to every re-split.
+    """
+    c = a - a.mean(axis=0)
+    if start is None:
+        _, _, vt = np.linalg.svd(c, full_matrices=False)
+        return vt[0]
+    v = start / (np.linalg.norm(start) + 1e-12)
+    for _ in range(iterations):
+        w = c.T @ (c @ v)
+        norm = np.linalg.norm(w)
+        if norm == 0:
+            break
+        v = w / norm
+    return v
+
+
+def spectral_statistic(
+    train: np.ndarray, ref: np.ndarray, start: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """Variance of the train rows along their top singular direction over the reference rows'
+    variance along the same direction. A poisoned sub-population in train (absent from the clean
+    reference) makes the ratio large; natural sub-groups occur in both and do not."""
+    v = _top_direction(train, start)
+    num = float(np.var((train - train.mean(axis=0)) @ v))
+    den = float(np.var((ref - ref.mean(axis=0)) @ v))
+    return num / max(den, 1e-12), v
+
+
+def permutation_null(
+    train: np.ndarray, ref: np.ndarray, n_permutations: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The statistic when train and reference rows are exchangeable (no poison): random re-splits."""
+    pooled = np.vstack([train, ref])
+    start = _top_direction(pooled)
+    nt = len(train)
+    out = np.empty(n_permutations)
+    for b in range(n_permutations):
+        perm = rng.permutation(len(pooled))
+        out[b] = spectral_statistic(pooled[perm[:nt]], pooled[perm[nt:]], start)[0]
+    return out, start
+
+
+def _one_thread() -> Any:
+    try:
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(1)  # small SVDs: threads only add overhead on a shared machine
+    except ImportError:  # pragma: no cover
+        return nullcontext()
+
+
+@check(
+    id="AK-POIS-001",
+    title="Poisoning / backdoor screen of the training data (calibrated spectral signatures)",
+    requires=("model", "train"),
+    severity="high",
+    nist_ai_rmf=("MEASURE 2.7", "MAP 4.1", "MEASURE 2.1"),
+    tags=("poisoning", "backdoor", "security", "data", "art"),
+    cost="moderate",
+)
+def poisoning_screen(
+    ctx: RunContext, /, *, reference_split: str = "test", n_permutations: int = 499, alpha: float = 0.05,
+    max_suspected_classes: int = 0, min_rows: int = 20, row_quantile: float = 0.99, max_rows_per_class: int = 2000,
+) -> Outcome:  # fmt: skip
+    """Screens each class of the training data for a poisoned sub-population (e.g. a backdoor
+    trigger relabelled to that class) with spectral signatures on the model's penultimate
+    activations, calibrated against a permutation null so that clean data passes.
+
+    Per class c: the statistic is the variance of c's train activations along their top singular
+    direction divided by the variance of clean reference rows of c (``reference_split``, true
+    label c) along that direction; its p-value comes from ``n_permutations`` random re-splits of
+    the pooled rows (train and reference exchangeable = no poison). A class is suspected when its
+    p-value, Bonferroni-adjusted over classes, is below ``alpha``. In a suspected class the rows
+    whose spectral score |⟨a − mean_ref, v⟩| (ART's ``SpectralSignatureDefense`` score) exceeds the
+    ``row_quantile`` of the reference rows' scores are reported as suspected (ids, capped at 50 in
+    the finding; all in the artefact ``suspected_rows.json``). Assumes the reference split is clean.
+
+    Parameters
+    ----------
+    reference_split: split of clean rows the null is built from (its true labels are used).
+    n_permutations: permutations per class; the smallest p-value is 1 / (n_permutations + 1).
+    alpha: family-wise significance level (Bonferroni over classes).
+    max_suspected_classes: most suspected classes the check tolerates.
+    min_rows: classes with fewer train or reference rows than this are not screened.
+    row_quantile: quantile of the reference scores above which a row of a suspected class is
+        suspected (with fewer than 100 reference rows, their maximum).
+    max_rows_per_class: cap on train rows per class (a seeded subsample) to bound the cost.
+    """
+    train = ctx.dataset("train")
+    if reference_split not in ctx.splits():
+        raise NotApplicable(f"no {reference_split!r} split to serve as the clean reference")
+    ref_ds = ctx.dataset(reference_split)
+    ctx.model()  # NotApplicable without a model
+    emb_tr, emb_ref = ctx.embeddings("train"), ctx.embeddings(reference_split)
+    y_tr, y_ref = np.asarray(train.y), np.asarray(ref_ds.y)
+    has_ids = getattr(train, "ids", None) is not None
+    ids = np.asarray(train.ids) if has_ids else np.arange(len(y_tr))
+    rng = ctx.rng()
+    classes = [c for c in np.unique(y_tr[y_tr >= 0])]
+    rows: list[list[Any]] = []
+    screened: list[dict[str, Any]] = []
+    skipped = []
+    with _one_thread():
+        for c in classes:
+            idx = np.flatnonzero(y_tr == c)
+            ref = emb_ref[y_ref == c].astype(np.float64)
+            if len(idx) < min_rows or len(ref) < min_rows:
+                skipped.append(int(c))
+                continue
+            if len(idx) > max_rows_per_class:
+                idx = np.sort(rng.choice(idx, size=max_rows_per_class, replace=False))
+            a = emb_tr[idx].astype(np.float64)
+            null, start = permutation_null(a, ref, n_permutations, rng)
+            stat, v = spectral_statistic(a, ref, start)
+            p = float((1 + np.sum(null >= stat)) / (n_permutations + 1))
+            centre = ref.mean(axis=0)
+            s_tr, s_ref = np.abs((a - centre) @ v), np.abs((ref - centre) @ v)
+            thr = float(np.quantile(s_ref, row_quantile)) if len(s_ref) >= 100 else float(s_ref.max())
+            screened.append({"class": int(c), "idx": idx, "stat": stat, "null_q99": float(np.quantile(null, 0.99)),
+                             "p": p, "flag": idx[s_tr > thr], "n_ref": len(ref)})  # fmt: skip
+    if not screened:
+        raise NotApplicable(f"no class has {min_rows} train and reference rows to screen")
+    k = len(screened)
+    labels = list(getattr(train, "classes", []) or [])
+    suspected = []
+    for s in screened:
+        s["p_adj"] = min(1.0, s["p"] * k)
+        s["suspected"] = s["p_adj"] < alpha
+        name = labels[s["class"]] if s["class"] < len(labels) else s["class"]
+        s["name"] = str(name)
+        rows.append([s["name"], len(s["idx"]), s["n_ref"], round(s["stat"], 4), round(s["null_q99"], 4),
+                     round(s["p"], 5), round(s["p_adj"], 5), len(s["flag"]), bool(s["suspected"])])  # fmt: skip
+        if s["suspected"]:
+            suspected.append(s)
+    findings = []
+    listing: dict[str, list[Any]] = {}
+    for s in suspected:
+        flagged_ids = ids[s["flag"]].tolist()
+        listing[s["name"]] = flagged_ids
+        findings.append(Finding(
+            f"class {s['name']}: a sub-population of the training rows is unlike the clean reference "
+            f"(spectral statistic {s['stat']:.2f}, permutation p = {s['p']:.3g}, adjusted {s['p_adj']:.3g}); "
+            f"{len(flagged_ids)} of {len(s['idx'])} rows suspected",
+            key=f"class:{s['name']}",
+            evidence={"suspected_ids": flagged_ids[:50], "total_suspected": len(flagged_ids)},
+        ))  # fmt: skip
+    if listing:
+        ctx.write("suspected_rows.json", {"id_column": "id" if has_ids else "row position", "by_class": listing})
+    if skipped:
+        findings.append(Finding(f"classes not screened (fewer than {min_rows} rows): {skipped}", severity="info",
+                                key="not-screened"))  # fmt: skip
+    n_flag = sum(len(s["flag"]) for s in suspected)
+    n_rows = sum(len(s["idx"]) for s in screened)
+    min_p = min(s["p_adj"] for s in screened)
+    metrics = [
+        Metric("suspected_classes", len(suspected), n=k, threshold=max_suspected_classes, direction="lower",
+               description=f"classes whose Bonferroni-adjusted permutation p-value is below {alpha}",
+               details={"min_adjusted_p": min_p, "alpha": alpha, "permutations": n_permutations}),
+        Metric("suspected_row_share", n_flag / n_rows if n_rows else 0.0, n=n_rows,
+               description="share of screened training rows reported as suspected"),
+    ]  # fmt: skip
+    evidence = {
+        "spectral screen by class": {
+            "columns": ["class", "train_rows", "reference_rows", "statistic", "null_q99", "p_value", "p_adjusted",
+                        "rows_above_reference", "suspected"], "rows": rows[:50], "total_rows": len(rows)},
+        "plots": [{"type": "bar", "title": "Spectral statistic by class (vs permutation null 99th percentile)",
+                   "x_label": "class", "y_label": "variance ratio", "categories": [r[0] for r in rows],
+                   "series": [{"name": "statistic", "values": [r[3] for r in rows]},
+                              {"name": "null 99th percentile", "values": [r[4] for r in rows]}]}],
+    }  # fmt: skip
+    summary = (f"{len(suspected)} of {k} classes suspected of poisoning (family-wise alpha {alpha}); "
+               f"{n_flag} training rows suspected; smallest adjusted p = {min_p:.3g}.")  # fmt: skip
+    return Outcome.from_metrics(metrics, summary=summary, findings=findings, evidence=evidence)
