@@ -85,7 +85,7 @@ def _one_thread() -> Any:
     cost="moderate",
 )
 def poisoning_screen(
-    ctx: RunContext, /, *, reference_split: str = "test", n_permutations: int = 499, alpha: float = 0.05,
+    ctx: RunContext, /, *, reference_split: str = "test", n_permutations: int = 999, alpha: float = 0.05,
     max_suspected_classes: int = 0, min_rows: int = 20, row_quantile: float = 0.99, max_rows_per_class: int = 2000,
 ) -> Outcome:  # fmt: skip
     """Screens each class of the training data for a poisoned sub-population (e.g. a backdoor
