@@ -26,6 +26,9 @@ reduce_on_plateau      mode=min on validation loss, factor = 0.1, patience = 2  
 any other torch class  e.g. LinearLR, PolynomialLR with the given arguments          epoch
 =====================  ============================================================  ==========
 
+``deterministic`` (default true) switches on ``torch.use_deterministic_algorithms`` (warn-only)
+for the run, and cuBLAS's deterministic workspace on CUDA.
+
 ``warmup_epochs`` ramps the learning rate linearly from lr/steps to lr over that many epochs (in
 batches) before the schedule starts. Epoch-based arguments (``step_size``, ``milestones``,
 ``T_max``, ``T_0``) are in epochs counted from the end of warmup.
@@ -369,6 +372,15 @@ def _data(artifacts: Artifacts) -> tuple[Dataset, np.ndarray, np.ndarray, np.nda
     return artifacts.cached("training:data", make)  # type: ignore[return-value]
 
 
+def _warm_dynamo() -> None:
+    """Run the flop counter once on a tiny layer (imports what use_deterministic_algorithms needs)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False):
+        torch.nn.functional.linear(torch.zeros(1, 1), torch.zeros(1, 1))
+
+
 def _flops(module: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> tuple[float | None, float | None]:
     """(forward+backward FLOPs per sample, forward FLOPs per sample) from torch's flop counter."""
     import torch
@@ -414,12 +426,14 @@ def train_one(artifacts: Artifacts, opt_spec: dict[str, Any], seed: int, *, conf
     )  # fmt: skip
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    # torch.use_deterministic_algorithms imports torch._inductor (~4 s) on first use; the CPU kernels
-    # these models use are deterministic already, so it is only switched on for accelerators.
-    toggle = spec.deterministic and device.type != "cpu"
+    toggle = spec.deterministic
     prev_det = torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     if toggle:
+        # use_deterministic_algorithms imports torch._dynamo on first use (seconds); the flop counter
+        # needs the same import, so it is paid once either way. warn_only: ops without a
+        # deterministic kernel warn instead of failing the run.
+        _warm_dynamo()
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     try:
