@@ -42,10 +42,10 @@ def test_backdoor_is_found(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rec = run_check(poisoning_screen, arts, workdir=tmp_path)
     assert rec["status"] == "failed", rec["summary"]
     files = list(tmp_path.rglob("suspected_rows.json"))
-    assert files and set(json.loads(files[0].read_text())["by_class"]) == {str(TARGET)}
-    bad = [f for f in rec["findings"] if f["key"] and f["key"].startswith("class:")]
-    assert [f["key"] for f in bad] == [f"class:{TARGET}"]
-    suspected = set(bad[0]["evidence"]["suspected_ids"])
+    by_class = json.loads(files[0].read_text())["by_class"]
+    # the target class is suspected (the source class, which lost the rows, may be too)
+    assert str(TARGET) in by_class and set(by_class) <= {str(TARGET), str(SOURCE)}, set(by_class)
+    suspected = {i for rows in by_class.values() for i in rows}
     recall = len(suspected & set(poisoned.tolist())) / len(poisoned)
     clean_rows = len(y) - len(poisoned)
     false_share = len(suspected - set(poisoned.tolist())) / clean_rows
