@@ -74,7 +74,7 @@ def large_results(rows: int = 5000, points: int = 5000, scatter: int = 20000) ->
         ]  # fmt: skip
         checks.append({
             "id": cid, "title": info.title, "status": status, "version": info.version, "severity": info.severity,
-            "default_severity": info.severity, "params": dict(info.defaults), "metrics": metrics if status != "not_applicable" else [],
+            "default_severity": info.severity, "params": dict(info.defaults()), "metrics": metrics if status != "not_applicable" else [],
             "findings": findings, "nist_ai_rmf": list(info.nist_ai_rmf), "tags": list(info.tags), "requires": [],
             "duration_s": 1.0, "skip_reason": "needs a model" if status == "not_applicable" else None,
             "error": "Traceback (most recent call last):\n  ...\nRuntimeError: boom" if status == "error" else None,
@@ -107,15 +107,16 @@ atts = {"results.json": raw}
 man = path.parent / "manifest.json"
 if man.is_file():
     atts["manifest.json"] = man.read_bytes()
-times = []
+times, cpus = [], []
 for _ in range(repeat):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     pdf = render_bytes(doc, attachments=atts)
     times.append(time.perf_counter() - t)
+    cpus.append(time.process_time() - c)
 from pypdf import PdfReader
 import io
 pages = len(PdfReader(io.BytesIO(pdf)).pages)
-print(json.dumps({"seconds": min(times), "pages": pages, "bytes": len(pdf), "input_mb": len(raw) / 1e6,
+print(json.dumps({"seconds": min(times), "cpu_seconds": min(cpus), "pages": pages, "bytes": len(pdf), "input_mb": len(raw) / 1e6,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -148,7 +149,7 @@ def main() -> int:
             max_s, max_mb = TARGETS[name]
             passed = r["seconds"] <= max_s and r["peak_rss_mb"] <= max_mb
             ok &= passed
-            print(f"{name:6s} {r['seconds']:6.2f} s (target ≤ {max_s:.0f} s)  peak RSS {r['peak_rss_mb']:7.1f} MB "
+            print(f"{name:6s} {r['seconds']:6.2f} s wall, {r['cpu_seconds']:5.2f} s CPU (target ≤ {max_s:.0f} s)  peak RSS {r['peak_rss_mb']:7.1f} MB "
                   f"(≤ {max_mb:.0f})  {r['pages']} pages, {r['bytes'] / 1e6:.2f} MB PDF, results.json "
                   f"{r['input_mb']:.1f} MB  {'OK' if passed else 'MISSED'}")  # fmt: skip
     return 0 if ok else 1

@@ -14,8 +14,8 @@ import math
 from html import escape
 from typing import Any
 
-W, H = 520, 270
-ML, MR, MT, MB = 58, 14, 38, 46
+W, H = 420, 260
+ML, MR, MT, MB = 52, 10, 38, 46
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#7f7f7f", "#000000")
 MAX_LINE_POINTS = 400
 MAX_SERIES = 8
@@ -85,7 +85,7 @@ def _open(title: str, label: str) -> list[str]:
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
         f'class="chart" role="img" aria-label="{_t(label, 200)}" font-family="AK Sans, DejaVu Sans, sans-serif">',
         f'<rect x="0" y="0" width="{W}" height="{H}" fill="#ffffff"/>',
-        f'<text x="{W / 2}" y="16" text-anchor="middle" font-size="12" font-weight="bold">{_t(title, 80)}</text>',
+        f'<text x="{W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">{_t(title, 60)}</text>',
     ]
 
 
@@ -100,7 +100,7 @@ def _axes(fr: _Frame, x_label: str, y_label: str, xticks: list[tuple[float, str]
             out.append(
                 f'<line x1="{ML}" y1="{y:.1f}" x2="{W - MR}" y2="{y:.1f}" stroke="#e3e3e3" stroke-width="0.6"/>'
             )
-            out.append(f'<text x="{ML - 4}" y="{y + 3:.1f}" text-anchor="end" font-size="9">{label}</text>')
+            out.append(f'<text x="{ML - 4}" y="{y + 3:.1f}" text-anchor="end" font-size="10">{label}</text>')
     if xticks is None:
         xticks = [
             (v, _fmt_tick(v)) for v in _nice_ticks(fr.xlo, fr.xhi) if fr.xlo - 1e-12 <= v <= fr.xhi + 1e-12
@@ -113,18 +113,18 @@ def _axes(fr: _Frame, x_label: str, y_label: str, xticks: list[tuple[float, str]
         )
         if rotate:
             out.append(
-                f'<text x="{x:.1f}" y="{H - MB + 10}" text-anchor="end" font-size="8" '
+                f'<text x="{x:.1f}" y="{H - MB + 10}" text-anchor="end" font-size="9" '
                 f'transform="rotate(-35 {x:.1f} {H - MB + 10})">{_t(label, 14)}</text>'
             )
         else:
             out.append(
-                f'<text x="{x:.1f}" y="{H - MB + 13}" text-anchor="middle" font-size="9">{_t(label, 16)}</text>'
+                f'<text x="{x:.1f}" y="{H - MB + 13}" text-anchor="middle" font-size="10">{_t(label, 14)}</text>'
             )
     out.append(
-        f'<text x="{(ML + W - MR) / 2}" y="{H - 6}" text-anchor="middle" font-size="10">{_t(x_label)}</text>'
+        f'<text x="{(ML + W - MR) / 2}" y="{H - 6}" text-anchor="middle" font-size="11">{_t(x_label)}</text>'
     )
     out.append(
-        f'<text x="12" y="{(MT + H - MB) / 2}" text-anchor="middle" font-size="10" '
+        f'<text x="12" y="{(MT + H - MB) / 2}" text-anchor="middle" font-size="11" '
         f'transform="rotate(-90 12 {(MT + H - MB) / 2})">{_t(y_label)}</text>'
     )
     return out
@@ -140,7 +140,7 @@ def _legend(names: list[str]) -> list[str]:
     for i, name in enumerate(names):
         c = PALETTE[i % len(PALETTE)]
         out.append(f'<rect x="{x}" y="{y - 7}" width="9" height="7" fill="{c}"/>')
-        out.append(f'<text x="{x + 12}" y="{y}" font-size="8.5">{_t(name, max(6, width // 6))}</text>')
+        out.append(f'<text x="{x + 12}" y="{y}" font-size="9.5">{_t(name, max(6, width // 7))}</text>')
         x += width
     return out
 
