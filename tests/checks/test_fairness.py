@@ -125,3 +125,12 @@ def test_not_applicable_without_sensitive_columns() -> None:
     df = data({"a": 0.5})
     a = make_artifacts({"train": df, "test": df}, label="y", features=["l0", "l1"], model=identity())
     assert run_check(group_fairness, a)["status"] == "not_applicable"
+
+
+def test_numeric_sensitive_column_is_cut_into_quartiles() -> None:
+    df = data({"a": 0.4, "b": 0.4}, n_per=200)
+    df["age"] = np.random.default_rng(1).integers(18, 90, len(df))
+    rec = run_check(group_fairness, arts(df, ["age"]))
+    groups = [r[1] for r in rec["evidence"]["groups"]["rows"]]
+    assert len(groups) == 4 and all("," in g for g in groups)  # interval labels
+    assert sum(r[2] for r in rec["evidence"]["groups"]["rows"]) == len(df)
