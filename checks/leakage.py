@@ -134,7 +134,7 @@ def train_test_overlap(
     ``decimals`` places, one NaN, categories by text; the label, id, group and time columns are
     not features), so a leaked row is found even when its label was changed. Those matched rows
     whose label differs from every matching training row are reported apart as label conflicts.
-    Runs in O(n) with hash tables.
+    Runs in O(n) with hash tables. Every matched pair is written to ``overlap_rows.csv``.
 
     Parameters
     ----------
@@ -169,6 +169,10 @@ def train_test_overlap(
         first_train = pd.Series(np.arange(len(h_tr)), index=h_tr)
         first_train = first_train[~first_train.index.duplicated()]
         tr_rows = first_train.loc[h_te[order]].to_numpy()
+        # every pair, not only the examples: a file in the bundle a team can act on
+        pairs_all = pd.DataFrame({"test_row": rows_te, "train_row": first_train.loc[h_te[rows_te]].to_numpy(),
+                                  "label_conflict": conflict[rows_te]})  # fmt: skip
+        ctx.write("overlap_rows.csv", pairs_all.to_csv(index=False))
         ids_te, ids_tr = test.ids, train.ids
         lab_te = test.frame[test.label] if test.label and test.label in test.frame else None
         lab_tr = train.frame[train.label] if train.label and train.label in train.frame else None
@@ -242,37 +246,142 @@ def _embed(
     return np.ascontiguousarray(v_tr), np.ascontiguousarray(v_te), c_tr, c_te, z_tr.shape[1]
 
 
-def nearest_train(
-    v_tr: np.ndarray, v_q: np.ndarray, *, k: int, seed: int, exact_below: float, nprobe: int
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """k nearest train vectors of each query: exact (flat) when small, else a faiss IVF index."""
+def _verify(
+    v_tr: np.ndarray,
+    v_q: np.ndarray,
+    c_tr: np.ndarray,
+    c_q: np.ndarray,
+    qi: np.ndarray,
+    ti: np.ndarray,
+    d_num: int,
+    radius: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact float64 check of candidate pairs (query row, train row): RMS over the numeric dims
+    within ``radius`` and equal categories. Returns the pairs that pass with their distances."""
+    diff = v_q[qi, :d_num].astype(np.float64) - v_tr[ti, :d_num].astype(np.float64)
+    rms = np.sqrt((diff * diff).sum(axis=1) / max(d_num, 1))
+    ok = rms <= radius
+    if c_tr.shape[1]:
+        ok &= (c_tr[ti] == c_q[qi]).all(axis=1)
+    return qi[ok], ti[ok], rms[ok]
+
+
+def _keep_best(best: np.ndarray, partner: np.ndarray, qi: np.ndarray, ti: np.ndarray, d: np.ndarray) -> None:
+    """Per query, keep the closest verified train row."""
+    if not len(qi):
+        return
+    order = np.lexsort((ti, d, qi))
+    qi, ti, d = qi[order], ti[order], d[order]
+    first = np.r_[True, qi[1:] != qi[:-1]]
+    qi, ti, d = qi[first], ti[first], d[first]
+    better = ~(best[qi] <= d)  # NaN (nothing yet) or farther
+    best[qi[better]], partner[qi[better]] = d[better], ti[better]
+
+
+def _exact_search(
+    v_tr: np.ndarray, v_q: np.ndarray, c_tr: np.ndarray, c_q: np.ndarray, d_num: int, radius: float, k: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Exact k nearest neighbours (faiss IndexFlatL2), then the exact check of those candidates."""
     import faiss
 
     faiss.omp_set_num_threads(_threads())
-    d = v_tr.shape[1]
-    n = len(v_tr)
-    k = min(k, n)
-    if float(n) * float(len(v_q)) <= exact_below or n < 4096:
-        index = faiss.IndexFlatL2(d)
-        index.add(v_tr)
-        method = "exact (faiss IndexFlatL2)"
-    else:
-        nlist = int(min(4096, max(64, 2 ** round(np.log2(np.sqrt(n))))))
-        sample_n = min(n, 64 * nlist)
-        rng = np.random.default_rng(seed)
-        sample = v_tr[np.sort(rng.choice(n, size=sample_n, replace=False))]
-        quantizer = faiss.IndexFlatL2(d)
-        index = faiss.IndexIVFFlat(quantizer, d, nlist)
-        cp = faiss.ClusteringParameters()
-        cp.niter, cp.seed, cp.max_points_per_centroid = 10, seed, 64
-        clus = faiss.Clustering(d, nlist, cp)
-        clus.train(sample, quantizer)
-        index.is_trained = True
-        index.add(v_tr)
-        index.nprobe = nprobe
-        method = f"approximate (faiss IVFFlat, nlist={nlist}, nprobe={nprobe}, k={k})"
-    dist, idx = index.search(v_q, k)
-    return dist, idx, method
+    index = faiss.IndexFlatL2(v_tr.shape[1])
+    index.add(v_tr)
+    k = min(k, len(v_tr))
+    _, idx = index.search(v_q, k)
+    best, partner = np.full(len(v_q), np.nan), np.full(len(v_q), -1, dtype=np.int64)
+    qi = np.repeat(np.arange(len(v_q)), k)
+    ti = idx.reshape(-1)
+    keep = ti >= 0
+    _keep_best(best, partner, *_verify(v_tr, v_q, c_tr, c_q, qi[keep], ti[keep], d_num, radius))
+    return best, partner, {"search": "exact (faiss IndexFlatL2)", "neighbours": k}
+
+
+def _lsh_search(
+    v_tr: np.ndarray,
+    v_q: np.ndarray,
+    c_tr: np.ndarray,
+    c_q: np.ndarray,
+    d_num: int,
+    radius: float,
+    *,
+    seed: int,
+    miss_probability: float,
+    max_bucket: int,
+    target_candidates: float = 4.0,
+    chunk_pairs: int = 4_000_000,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Grid LSH for a fixed radius: sub-quadratic, vectorised, with a proven recall bound.
+
+    Each table projects the vectors on ``m`` random orthonormal directions and cuts every
+    direction into cells of width ``w = 16 r`` with a random offset (``r`` = Euclidean radius).
+    Projection never lengthens a difference, so two rows within ``r`` share a cell in one
+    direction with probability at least ``1 - r/w``, and a table's bucket with probability at
+    least ``p = (15/16)^m``; ``L`` tables miss such a pair with probability at most
+    ``(1 - p)^L <= miss_probability``. ``m`` is the smallest that leaves about
+    ``target_candidates`` train rows per bucket (estimated on a sample), so the work is about
+    linear in the rows. Buckets are capped at ``max_bucket`` rows (counted and reported).
+    """
+    rng = np.random.default_rng(seed)
+    n, dims = v_tr.shape
+    euclid = radius * np.sqrt(max(d_num, 1))
+    w = 16.0 * euclid if euclid > 0 else 1e-9
+    mult = rng.integers(1, 2**63 - 1, size=64, dtype=np.int64).astype(np.uint64) | np.uint64(1)
+
+    def table(m: int) -> tuple[np.ndarray, np.ndarray]:
+        basis, _ = np.linalg.qr(rng.normal(size=(dims, m)))
+        return basis.astype(np.float32), rng.uniform(0.0, w, size=m).astype(np.float32)
+
+    def keys(v: np.ndarray, basis: np.ndarray, off: np.ndarray) -> np.ndarray:
+        cells = np.floor((v @ basis + off) / w).astype(np.int64).view(np.uint64)
+        return (cells * mult[: cells.shape[1]]).sum(axis=1, dtype=np.uint64)
+
+    # choose m on samples: expected train rows sharing a query's bucket
+    sample_tr = v_tr[rng.choice(n, size=min(n, 100_000), replace=False)]
+    sample_q = v_q[rng.choice(len(v_q), size=min(len(v_q), 5_000), replace=False)]
+    m_max = min(dims, 64)
+    m = m_max
+    for cand in sorted({min(c, m_max) for c in (2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64)}):
+        basis, off = table(cand)
+        sk = np.sort(keys(sample_tr, basis, off))
+        kq = keys(sample_q, basis, off)
+        hits = (np.searchsorted(sk, kq, "right") - np.searchsorted(sk, kq, "left")).mean()
+        if hits * n / len(sample_tr) <= target_candidates:
+            m = cand
+            break
+    p_hit = (1.0 - euclid / w) ** m
+    n_tables = int(np.ceil(np.log(miss_probability) / np.log(1.0 - p_hit))) if p_hit < 1 else 1
+    best, partner = np.full(len(v_q), np.nan), np.full(len(v_q), -1, dtype=np.int64)
+    compared = truncated = 0
+    for _ in range(n_tables):
+        basis, off = table(m)
+        k_tr = keys(v_tr, basis, off)
+        order = np.argsort(k_tr, kind="stable")
+        sk = k_tr[order]
+        kq = keys(v_q, basis, off)
+        lo = np.searchsorted(sk, kq, "left")
+        size = np.searchsorted(sk, kq, "right") - lo
+        truncated += int((size > max_bucket).sum())
+        size = np.minimum(size, max_bucket)
+        active = np.flatnonzero(size)
+        # expand (query, train) pairs in chunks that bound memory
+        cum = np.cumsum(size[active])
+        start = 0
+        while start < len(active):
+            base = int(cum[start - 1]) if start else 0
+            stop = max(int(np.searchsorted(cum, base + chunk_pairs, "right")), start + 1)
+            part = active[start:stop]
+            start = stop
+            cnt = size[part]
+            qi = np.repeat(part, cnt)
+            step = np.arange(len(qi)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            ti = order[np.repeat(lo[part], cnt) + step]
+            compared += len(qi)
+            _keep_best(best, partner, *_verify(v_tr, v_q, c_tr, c_q, qi, ti, d_num, radius))
+    info = {"search": "grid LSH (random orthonormal projections)", "projected_dims": m, "tables": n_tables,
+            "cell_width": w, "miss_probability_bound": miss_probability, "pairs_compared": compared,
+            "buckets_truncated": truncated}  # fmt: skip
+    return best, partner, info
 
 
 @check(
@@ -290,9 +399,10 @@ def near_duplicates(
     *,
     max_distance: float = 0.01,
     max_near_duplicate_ratio: float = 0.0,
-    neighbours: int = 4,
-    nprobe: int = 8,
-    exact_below: float = 2e9,
+    exact_below: float = 5e8,
+    neighbours: int = 8,
+    miss_probability: float = 1e-4,
+    max_bucket: int = 256,
     decimals: int = 9,
 ) -> Outcome:
     """Finds test rows that are near, but not exact, copies of a training row.
@@ -300,21 +410,25 @@ def near_duplicates(
     Each numeric feature is standardised with the *train* mean and standard deviation (NaN → the
     train mean); the distance between two rows is the root-mean-square difference over the numeric
     features in those units, and categorical features must be equal. A test row is a near-duplicate
-    when its nearest train row lies within ``max_distance`` (an absolute threshold: 0.01 means the
-    rows differ by 1% of a standard deviation per feature on average). Test rows that are exact
-    copies are AK-LEAK-001's and are not counted here. Only test is searched against train. Small
-    inputs use an exact search; large ones a faiss IVF index (k-means cells, ``nprobe`` cells
-    searched per row), so time grows about linearly; distances of the candidates are recomputed
-    exactly in float64.
+    when a train row lies within ``max_distance`` (an absolute threshold: 0.01 means the rows
+    differ by 1% of a standard deviation per feature on average). Test rows that are exact copies
+    are AK-LEAK-001's and are not counted here; repeated train rows are searched once. Only test is
+    searched against train. Small inputs (train × test rows ≤ ``exact_below``) use an exact
+    nearest-neighbour search (faiss); larger ones a grid locality-sensitive hash whose chance of
+    missing a pair within the threshold is at most ``miss_probability`` (random projections, work
+    about linear in the rows). Every candidate is checked exactly in float64. Every pair found is
+    written to ``near_duplicate_rows.csv``.
 
     Parameters
     ----------
     max_distance: RMS difference per numeric feature, in train standard deviations, below which a
         pair of rows counts as near-duplicate.
     max_near_duplicate_ratio: largest acceptable share of test rows with a near-duplicate in train.
-    neighbours: candidate train rows retrieved per test row before the exact comparison.
-    nprobe: index cells searched per test row by the approximate index (more: higher recall, slower).
-    exact_below: use an exact search when train rows × test rows is at most this.
+    exact_below: use the exact search when train rows × test rows is at most this.
+    neighbours: nearest train rows examined per test row by the exact search.
+    miss_probability: bound on the chance that the hashed search misses a pair within the threshold.
+    max_bucket: most train rows compared per test row and hash table (a guard for very dense data;
+        truncations are counted in the evidence).
     decimals: rounding used to recognise exact duplicates (as in AK-LEAK-001).
     """
     train, test = ctx.dataset("train"), ctx.dataset("test")
@@ -327,40 +441,37 @@ def near_duplicates(
     rng = ctx.rng()
     v_tr, v_te, c_tr, c_te, d_num = _embed(train, test, rng)
     d_num = max(d_num, 1)
+    reps = np.sort(np.unique(h_tr, return_index=True)[1])  # one train row per distinct feature row
     query = np.flatnonzero(~exact)
     n = len(test)
     found = np.zeros(n, dtype=bool)
     best = np.full(n, np.nan)
     partner = np.full(n, -1, dtype=np.int64)
-    method = "none (every test row is an exact duplicate)"
+    info: dict[str, Any] = {"search": "none (every test row is an exact duplicate)"}
     if len(query):
-        _, idx, method = nearest_train(v_tr, v_te[query], k=neighbours, seed=ctx.seed,
-                                       exact_below=exact_below, nprobe=nprobe)  # fmt: skip
-        # exact float64 RMS distances of the candidates; categorical codes must match
-        valid = idx >= 0
-        safe = np.where(valid, idx, 0)
-        diff = v_te[query][:, None, :d_num].astype(np.float64) - v_tr[safe][:, :, :d_num].astype(np.float64)
-        rms = np.sqrt((diff**2).sum(axis=2) / d_num)
-        if c_tr.shape[1]:
-            same_cat = (c_tr[safe] == c_te[query][:, None, :]).all(axis=2)
-            valid &= same_cat
-        rms = np.where(valid, rms, np.inf)
-        j = rms.argmin(axis=1)
-        dmin = rms[np.arange(len(query)), j]
-        best[query] = np.where(np.isfinite(dmin), dmin, np.nan)
-        partner[query] = np.where(np.isfinite(dmin), safe[np.arange(len(query)), j], -1)
-        found[query] = dmin <= max_distance
+        args = (v_tr[reps], v_te[query], c_tr[reps], c_te[query], d_num, max_distance)
+        if float(len(reps)) * float(len(query)) <= exact_below:
+            b, pt, info = _exact_search(*args, k=neighbours)
+        else:
+            b, pt, info = _lsh_search(*args, seed=ctx.seed, miss_probability=miss_probability,
+                                      max_bucket=max_bucket)  # fmt: skip
+        best[query] = b
+        partner[query] = np.where(pt >= 0, reps[np.maximum(pt, 0)], -1)
+        found[query] = np.isfinite(b)
     k = int(found.sum())
     metric = _ratio_metric("near_duplicate_ratio", k, n, max_near_duplicate_ratio,
                            f"share of test rows within RMS distance {max_distance} of a train row "
                            "(exact copies excluded)")  # fmt: skip
     evidence: dict[str, Any] = {
-        "method": {"search": method, "max_distance": max_distance, "numeric_dims": d_num,
+        "method": {**info, "max_distance": max_distance, "numeric_dims": d_num,
                    "categorical_features": len(train.categorical), "exact_duplicates_excluded": int(exact.sum()),
                    "queried_rows": int(len(query))},
     }  # fmt: skip
     if k:
         rows_te = np.flatnonzero(found)
+        ctx.write("near_duplicate_rows.csv", pd.DataFrame({
+            "test_row": rows_te, "train_row": partner[rows_te], "rms_distance": best[rows_te],
+        }).to_csv(index=False))  # fmt: skip
         rows_te = rows_te[np.argsort(best[rows_te], kind="stable")][:MAX_ROWS]
         evidence["Near-duplicate pairs"] = {
             "columns": ["test row", "train row", "RMS distance (train sd)"],
@@ -370,7 +481,12 @@ def near_duplicates(
     finite = best[np.isfinite(best)]
     if len(finite):
         qs = np.quantile(finite, [0.0, 0.01, 0.05, 0.5])
-        evidence["nearest_distance_quantiles"] = {"min": qs[0], "p1": qs[1], "p5": qs[2], "median": qs[3]}
+        evidence["near_duplicate_distance_quantiles"] = {
+            "min": qs[0],
+            "p1": qs[1],
+            "p5": qs[2],
+            "median": qs[3],
+        }
     summary = f"{k} of {n} test rows ({k / n:.2%}) have a near-duplicate in train (RMS ≤ {max_distance} sd)"
     return Outcome.from_metrics([metric], summary=summary, evidence=evidence)
 
@@ -438,15 +554,25 @@ def entity_leakage(ctx: RunContext, /, *, max_overlap_ratio: float = 0.0) -> Out
 # --------------------------------------------------------------------------------------------
 # AK-LEAK-004
 # --------------------------------------------------------------------------------------------
-def _time_values(ds: Dataset) -> pd.Series:
+def _time_values(ds: Dataset) -> tuple[np.ndarray, bool]:
+    """Times as float64 (datetimes as UTC nanoseconds, NaN when missing) and whether they are dates."""
     t = ds.times
     if t is None:
         raise NotApplicable(f"no time column in the {ds.name} split")
     if pd.api.types.is_datetime64_any_dtype(t):
-        if getattr(t.dt, "tz", None) is None:
-            t = t.dt.tz_localize("UTC")
-        return t
-    return pd.to_numeric(t, errors="coerce")
+        if getattr(t.dt, "tz", None) is not None:
+            t = t.dt.tz_convert("UTC").dt.tz_localize(None)
+        ns = t.to_numpy(dtype="datetime64[ns]")
+        out = ns.astype(np.int64).astype(np.float64)
+        out[np.isnat(ns)] = np.nan
+        return out, True
+    return pd.to_numeric(t, errors="coerce").to_numpy(np.float64, na_value=np.nan), False
+
+
+def _show_time(v: float, is_date: bool) -> Any:
+    if not np.isfinite(v):
+        return None
+    return pd.Timestamp(int(v), unit="ns").isoformat() if is_date else _show(v)
 
 
 @check(
@@ -477,29 +603,32 @@ def temporal_leakage(
     train, test = ctx.dataset("train"), ctx.dataset("test")
     _need_rows(train)
     _need_rows(test)
-    t_tr, t_te = _time_values(train), _time_values(test)
-    if pd.api.types.is_datetime64_any_dtype(t_tr) != pd.api.types.is_datetime64_any_dtype(t_te):
+    (t_tr, date_tr), (t_te, date_te) = _time_values(train), _time_values(test)
+    if date_tr != date_te:
         raise ValueError("the time column is a date in one split and a number in the other")
-    ok_te = t_te.notna().to_numpy()
+    ok_te = np.isfinite(t_te)
     n = int(ok_te.sum())
-    if n == 0 or t_tr.notna().sum() == 0:
+    if n == 0 or not np.isfinite(t_tr).any():
         raise NotApplicable("no parsable time values in train or test")
-    latest = t_tr.max()
-    earlier = (t_te < latest).to_numpy() & ok_te
+    latest = float(np.nanmax(t_tr))
+    earlier = ok_te & (t_te < latest)
     k = int(earlier.sum())
     metrics = [_ratio_metric("earlier_than_train_ratio", k, n, max_earlier_ratio,
                              "share of test rows earlier than the latest train row")]  # fmt: skip
     evidence: dict[str, Any] = {
-        "periods": {"train_first": t_tr.min(), "train_last": latest, "test_first": t_te.min(),
-                    "test_last": t_te.max(), "test_rows_without_time": int((~ok_te).sum())},
+        "periods": {"train_first": _show_time(float(np.nanmin(t_tr)), date_tr),
+                    "train_last": _show_time(latest, date_tr),
+                    "test_first": _show_time(float(np.nanmin(t_te)), date_te),
+                    "test_last": _show_time(float(np.nanmax(t_te)), date_te),
+                    "test_rows_without_time": int((~ok_te).sum())},
     }  # fmt: skip
     summary = f"{k} of {n} test rows ({k / n:.2%}) are earlier than the latest train row"
     id_col = train.roles.id
     if id_col and id_col in train.frame and id_col in test.frame:
         a, b = _comparable_keys(train.frame[id_col], test.frame[id_col])
-        last_by_entity = pd.Series(t_tr.to_numpy(), index=a.to_numpy()).groupby(level=0).max()
-        ent_last = pd.Series(b.to_numpy()).map(last_by_entity)
-        ent_earlier = (pd.Series(t_te.to_numpy()) < ent_last).to_numpy() & ok_te
+        last_by_entity = pd.Series(t_tr, index=a.to_numpy()).groupby(level=0).max()
+        ent_last = pd.Series(b.to_numpy()).map(last_by_entity).to_numpy(np.float64, na_value=np.nan)
+        ent_earlier = ok_te & (t_te < ent_last)
         ke = int(ent_earlier.sum())
         metrics.append(_ratio_metric(
             "entity_earlier_than_train_ratio", ke, n, max_entity_earlier_ratio,
@@ -510,11 +639,10 @@ def temporal_leakage(
             rows = np.flatnonzero(ent_earlier)[:MAX_ROWS]
             evidence["Test rows before their entity's last train row"] = {
                 "columns": ["test row", id_col, "test time", "entity's last train time"],
-                "rows": [
-                    [int(i), _show(b.iloc[i]), _show(t_te.iloc[i]), _show(ent_last.iloc[i])] for i in rows
-                ],
+                "rows": [[int(i), _show(b.iloc[i]), _show_time(t_te[i], date_te), _show_time(ent_last[i], date_tr)]
+                         for i in rows],
                 "total_rows": ke,
-            }
+            }  # fmt: skip
     return Outcome.from_metrics(metrics, summary=summary, evidence=evidence)
 
 

@@ -140,7 +140,7 @@ def test_near_duplicates_approximate_index_recall() -> None:
     train, test = _near_fixture(30_000, 2_000, planted=200, seed=1)
     arts = make_artifacts({"train": train, "test": test}, label="y")
     rec = run_check(L.near_duplicates, arts, params={"exact_below": 0})
-    assert "IVFFlat" in rec["evidence"]["method"]["search"]
+    assert "LSH" in rec["evidence"]["method"]["search"]
     assert _metric(rec, "near_duplicate_ratio")["details"]["count"] == 200
     loose = run_check(L.near_duplicates, arts, params={"exact_below": 0, "max_distance": 1e-5})
     assert loose["status"] == "passed"  # threshold is absolute: 0.001 sd noise is above 1e-5
