@@ -99,7 +99,12 @@ def group_fairness(
     sens = test.sensitive
     if sens.shape[1] == 0:
         raise NotApplicable("no sensitive columns in the test split")
-    keep = p.y >= 0
+    from auditkit.checks.performance import output_problems
+
+    broken, problems = output_problems(ctx, "test")
+    if broken is not None:
+        return broken
+    keep = (p.y >= 0) & np.isfinite(p.proba).all(axis=1)
     y = (p.y == fav).astype(np.int64)
     d = (p.pred == fav).astype(np.int64)
     attributes: dict[str, pd.Series] = {}
@@ -112,7 +117,7 @@ def group_fairness(
         for a, b in itertools.combinations(list(attributes)[:4], 2):
             attributes[f"{a} × {b}"] = attributes[a] + " & " + attributes[b]
     rng = ctx.rng()
-    metrics, findings, rows = [], [], []
+    metrics, findings, rows = [], list(problems), []
     limits = {"selection_rate_ratio": (min_selection_rate_ratio, "higher"),
               "demographic_parity_difference": (max_demographic_parity_difference, "lower"),
               "equalized_odds_difference": (max_equalized_odds_difference, "lower")}

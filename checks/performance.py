@@ -23,12 +23,28 @@ _LABELS = {
 }  # fmt: skip
 
 
+def output_problems(ctx: RunContext, *splits: str) -> tuple[Outcome | None, list[Finding]]:
+    """Findings for NaN/inf model outputs: an Outcome to return at once when every row is broken."""
+    findings = []
+    for split in splits:
+        p = ctx.predictions(split)
+        bad = ~np.isfinite(p.proba).all(axis=1)
+        if len(bad) and bad.all():
+            msg = f"the model outputs NaN/inf probabilities for all {len(bad)} {split} rows: nothing can be measured"
+            return Outcome(findings=[Finding(msg, key="non-finite outputs")], summary=msg), []
+        if bad.any():
+            findings.append(Finding(f"the model outputs NaN/inf probabilities for {int(bad.sum())} of {len(bad)} "
+                                    f"{split} rows; they are left out of the metrics", key=f"non-finite outputs ({split})"))
+    return None, findings
+
+
 def labelled(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(y, proba, row mask, rows dropped) for the rows of `split` whose label the model knows."""
+    """(y, proba, row mask, rows dropped) for the rows of `split` whose label the model knows
+    (rows with non-finite outputs are left out too; `output_problems` reports them)."""
     p = ctx.predictions(split)
     if p.y is None:
         raise NotApplicable(f"the {split} split has no labels")
-    mask = (p.y >= 0) & (p.y < p.proba.shape[1])
+    mask = (p.y >= 0) & (p.y < p.proba.shape[1]) & np.isfinite(p.proba).all(axis=1)
     if not mask.any():
         raise NotApplicable(f"the {split} split has no rows with a known label")
     return p.y[mask], p.proba[mask], mask, int((~mask).sum())
@@ -83,6 +99,9 @@ def heldout_performance(
 
     if bound not in ("conservative", "value"):
         raise ValueError("bound must be 'conservative' or 'value'")
+    broken, problems = output_problems(ctx, "test")
+    if broken is not None:
+        return broken
     y, proba, _, dropped = labelled(ctx, "test")
     names = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss")
     point = classification_metrics(y, proba, which=names)
@@ -96,7 +115,7 @@ def heldout_performance(
         direction = "lower" if m == "log_loss" else "higher"
         metrics.append(Metric(m, point[m], ci=cis[m], n=len(y), threshold=limits[m], direction=direction,  # type: ignore[arg-type]
                               bound=bound, description=_LABELS[m]))  # type: ignore[arg-type]
-    findings = []
+    findings = list(problems)
     majority = None
     if beat_majority:
         train_y = ctx.dataset("train").y if "train" in ctx.splits() else None
@@ -171,6 +190,9 @@ def generalisation_gap(ctx: RunContext, /, *, max_accuracy_gap: float = 0.05, bo
     """
     from auditkit.stats import bootstrap_metrics, classification_metrics, newcombe_diff
 
+    broken, problems = output_problems(ctx, "train", "test")
+    if broken is not None:
+        return broken
     yt, pt, _, _ = labelled(ctx, "train")
     ye, pe, _, _ = labelled(ctx, "test")
     kt, nt = int((pt.argmax(1) == yt).sum()), len(yt)
@@ -190,7 +212,7 @@ def generalisation_gap(ctx: RunContext, /, *, max_accuracy_gap: float = 0.05, bo
         Metric("log_loss_gap", ll_e - ll_t, n=nt + ne, description="test log loss − train log loss",
                details={"train": ll_t, "train_ci": ci_t, "test": ll_e, "test_ci": ci_e}),
     ]
-    return Outcome.from_metrics(metrics, summary=(
+    return Outcome.from_metrics(metrics, findings=problems, summary=(
         f"train accuracy {kt / nt:.4f} vs test {ke / ne:.4f}: gap {gap:+.4f} (95% CI {ci[0]:+.4f} to {ci[1]:+.4f})"
     ), evidence={"plots": [{"type": "bar", "title": "Train vs test", "x_label": "metric", "y_label": "value",
                             "categories": ["accuracy", "log loss"],
@@ -227,6 +249,9 @@ def calibration(
     """
     from auditkit.stats import bootstrap_metrics, classification_metrics, reliability_diagram
 
+    broken, problems = output_problems(ctx, "test")
+    if broken is not None:
+        return broken
     y, proba, _, _ = labelled(ctx, "test")
     names = ("ece", "adaptive_ece", "mce", "brier")
     point = classification_metrics(y, proba, n_bins=n_bins, which=names)
@@ -238,7 +263,7 @@ def calibration(
     table = {"columns": ["mean confidence", "accuracy", "count", "ci low", "ci high"],
              "rows": [[_r(c), _r(a), n, _r(lo), _r(hi)] for c, a, n, lo, hi in
                       zip(rd["confidence"], rd["accuracy"], rd["count"], rd["lo"], rd["hi"], strict=True)]}
-    return Outcome.from_metrics(metrics, summary=(
+    return Outcome.from_metrics(metrics, findings=problems, summary=(
         f"ECE {point['ece']:.4f} (95% CI {cis['ece'][0]:.4f}–{cis['ece'][1]:.4f}), Brier {point['brier']:.4f}, n={len(y)}"
     ), evidence={
         "reliability diagram": table,
@@ -312,6 +337,9 @@ def slice_performance(
     """
     from auditkit.stats import newcombe_diff, wilson
 
+    broken, problems = output_problems(ctx, "test")
+    if broken is not None:
+        return broken
     y, proba, mask, _ = labelled(ctx, "test")
     correct = proba.argmax(1) == y
     slices = slice_masks(ctx, "test")
@@ -319,7 +347,7 @@ def slice_performance(
         raise NotApplicable("no slices: no sensitive columns, categorical features or data.slices")
     n, k = len(y), int(correct.sum())
     overall = k / n
-    rows, findings, small = [], [], []
+    rows, findings, small = [], list(problems), []
     worst: tuple[float, str, int, int] | None = None
     for name, (attr, smask) in slices.items():
         m = smask[mask]

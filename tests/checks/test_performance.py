@@ -288,3 +288,15 @@ def test_perf004_worst_slice_fails_small_slices_flagged() -> None:
         run_check(slice_performance, arts_for(fair, features=["l0", "l1"], sensitive=["region"]))["status"]
         == "passed"
     )
+
+
+def test_nan_outputs_fail_instead_of_passing_silently() -> None:
+    z, y = calibrated(300, 3)
+    z[:20, 1] = np.nan  # 20 rows with NaN logits
+    for fn in (heldout_performance, calibration, generalisation_gap):
+        rec = run_check(fn, arts_for(frame(z, y)))
+        assert rec["status"] == "failed", (fn.__name__, rec["summary"])
+        assert any("20 of 300" in f["message"] for f in rec["findings"])
+    z[:, 1] = np.nan
+    rec = run_check(calibration, arts_for(frame(z, y)))
+    assert rec["status"] == "failed" and "all 300" in rec["summary"]
