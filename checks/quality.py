@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from auditkit.checks.leakage import _pair_hash, cached_row_hashes
+from auditkit.checks.leakage import _pair_hash, cached_row_hashes, label_codes
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, check
 
@@ -402,9 +402,8 @@ def duplicates(
             direction="lower", description=f"extra copies of feature rows in {split}", details={"count": k},
         ))  # fmt: skip
         line = f"{split}: {k} duplicate rows"
-        y = ds.y if ds.label and ds.label in ds.frame else None
-        if y is not None:
-            y = np.asarray(y)
+        if ds.label and ds.label in ds.frame:
+            [y] = label_codes(ds.frame[ds.label])
             labelled = y >= 0
             pairs = pd.DataFrame(
                 {"h": h[labelled], "p": _pair_hash(h[labelled], y[labelled])}
