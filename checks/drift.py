@@ -12,6 +12,7 @@ from auditkit import Finding, Metric, NotApplicable, Outcome, check
 
 if TYPE_CHECKING:
     from auditkit import RunContext
+    from auditkit.check import Severity
 
 MAX_ROWS = 50
 _EPS = 1e-4  # PSI smoothing of empty bins
@@ -167,7 +168,9 @@ def feature_drift(
             details={"drifted": k, "assessed": m},
         )  # fmt: skip
         metrics.append(metric)
-        sev = None if metric.passed is False else "info"  # below the share threshold: a note only
+        sev: Severity | None = (
+            None if metric.passed is False else "info"
+        )  # below the share threshold: a note only
         for r in sorted(mine, key=lambda r: -r["effect"]):
             if r["drifted"]:
                 findings.append(Finding(

@@ -872,7 +872,7 @@ def target_leakage(
                 "it is derived from the label or only known after the outcome",
                 key=f, metric="leaking_features", evidence={"feature": f, score_name: value},
             ))  # fmt: skip
-    rows.sort(key=lambda r: -(r[1] if np.isfinite(r[1]) else -1))
+    rows.sort(key=lambda r: -(float(r[1]) if np.isfinite(float(r[1])) else -1.0))  # type: ignore[arg-type]
     threshold = max_r2 if regression else max_auc
     metrics = [
         Metric("leaking_features", len(findings), n=len(train.features), threshold=0, direction="lower",

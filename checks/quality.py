@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import threading
 from pathlib import Path
@@ -534,7 +533,7 @@ def missing_and_constant(
         parts.append(f"{split}: max missing {worst:.1%}, {n_null} all-null, {n_const} constant")
     if not metrics:
         raise NotApplicable("every split is empty")
-    table.sort(key=lambda r: -r[2] if not math.isnan(r[2]) else 0)
+    table.sort(key=lambda r: -float(r[2]))  # type: ignore[arg-type]
     evidence = {"Columns with missing values or problems": {
         "columns": ["split", "column", "missing share", "distinct values", "state"],
         "rows": table[:MAX_ROWS], "total_rows": len(table),
