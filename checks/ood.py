@@ -540,6 +540,7 @@ def ood_detection(
     detectors: list[str] = ["msp", "max_logit", "energy", "mahalanobis", "knn"],  # noqa: B006
     gate_detector: str | None = "mahalanobis",
     min_auroc: float = 0.8,
+    gate_sets: list[str] | None = None,
     synthetic: list[str] | None = None,
     fpr_convention: str = "in",
     tpr: float = 0.95,
@@ -564,15 +565,18 @@ def ood_detection(
     OOD resampled separately). Deployment thresholds are set on held-out ID data only (the
     ``validation`` split, else a seeded part of train left out of the detector fit) so that
     ``tpr`` of it is kept; the share of test ID kept and of OOD accepted at them is reported.
-    Gate: for each OOD set, the lower 95% bound of the declared detector's AUROC must reach
+    Gate: for each gated OOD set, the lower 95% bound of the declared detector's AUROC must reach
     ``min_auroc`` (conservative bound). The detector is declared in advance, never picked on the
-    test OOD sets.
+    test OOD sets. By default every set is gated except column_shuffled: shuffling columns that
+    are independent gives in-distribution rows, so that set is measured and reported only.
 
     Parameters
     ----------
     detectors: detectors to run, any of msp, max_logit, energy, mahalanobis, knn.
     gate_detector: the detector whose AUROC is gated (one of ``detectors``); null reports without a gate.
-    min_auroc: smallest acceptable lower 95% bound of the gated detector's AUROC on each OOD set.
+    min_auroc: smallest acceptable lower 95% bound of the gated detector's AUROC on each gated OOD set.
+    gate_sets: OOD sets whose AUROC is gated (names as reported: "ood" or synthetic set names);
+        default every set except column_shuffled.
     synthetic: synthetic OOD sets to build when there is no ``ood`` split; default all for the input
         kind (images: uniform_noise, gaussian_noise, inverted, pixel_shuffled; tabular: uniform_box,
         column_shuffled, scaled_outliers).
@@ -638,6 +642,11 @@ def ood_detection(
         if used < total:
             notes.append(f"scored a seeded subsample of {used} of {total} rows of {name} (max_samples)")
 
+    gated_sets = set(gate_sets) if gate_sets is not None else {s for s in sets if s != "column_shuffled"}
+    unknown_sets = gated_sets - set(sets)
+    if unknown_sets:
+        raise ValueError(f"gate_sets {sorted(unknown_sets)} are not among the OOD sets {list(sets)}")
+
     # Deployment thresholds from held-out ID data.
     thresholds = {d: float(np.quantile(fitted.holdout_scores[d], tpr)) for d in fitted.detectors}
     fpr_key = "fpr_in" if fpr_convention == "in" else "fpr_out"
@@ -665,7 +674,8 @@ def ood_detection(
             n_in, n_out = len(id_scores[gate_detector]), len(ood_scores[gate_detector])
             details = {"detector": gate_detector, "set": set_name, "n_id": n_in, "n_ood": n_out}
             metrics += [
-                Metric(f"auroc:{set_name}", g["auroc"][0], ci=g["auroc"][1], n=n_in + n_out, threshold=min_auroc,
+                Metric(f"auroc:{set_name}", g["auroc"][0], ci=g["auroc"][1], n=n_in + n_out,
+                       threshold=min_auroc if set_name in gated_sets else None,
                        direction="higher", bound="conservative", details=details,
                        description=f"AUROC of {gate_detector} separating test ID from {set_name} (OOD positive)"),
                 Metric(f"aupr_in:{set_name}", g["aupr_in"][0], ci=g["aupr_in"][1], n=n_in + n_out, direction="higher",
@@ -721,6 +731,7 @@ def ood_detection(
     evidence: dict[str, Any] = {
         "convention": convention,
         "ood_source": source,
+        "gated_sets": sorted(gated_sets) if gate_detector in fitted.detectors else [],
         "detection": {
             "columns": ["ood set", "detector", "auroc", "auroc lo", "auroc hi", "aupr_in", "aupr_out",
                         f"fpr@{round(tpr * 100)}tpr ({fpr_convention})", "ood accepted at threshold", "n id", "n ood"],

@@ -348,3 +348,38 @@ def test_model_without_linear_head_fails_closed_for_feature_gate() -> None:
     assert {r[1] for r in rec["evidence"]["detection"]["rows"]} == {"msp", "max_logit", "energy"}
     ok = run_check(ood_detection, arts, params={"n_boot": 10, "gate_detector": "energy", "min_auroc": 0.0})
     assert ok["status"] == "passed", ok["summary"]
+
+
+def test_column_shuffle_of_independent_features_is_reported_not_gated() -> None:
+    """Shuffling independent columns yields in-distribution rows: AUROC ≈ 0.5, so no default gate."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1500, 6)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    xt, yt = torch.from_numpy(x[:1000]), torch.from_numpy(y[:1000])
+    for _ in range(100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+    arts = make_artifacts(
+        {"train": (x[:1000], y[:1000]), "test": (x[1000:], y[1000:])},
+        model=net,
+        spec={"model": {"builtin": "mlp"}},
+    )
+    rec = run_check(ood_detection, arts, params={"n_boot": 50})
+    shuffled = _metric(rec, "auroc:column_shuffled")
+    assert 0.4 < shuffled["value"] < 0.6 and shuffled["threshold"] is None
+    assert "column_shuffled" not in rec["evidence"]["gated_sets"]
+    assert _metric(rec, "auroc:scaled_outliers")["passed"] is True
+    assert rec["status"] == "passed", rec["summary"]
+    strict = run_check(
+        ood_detection, arts, params={"n_boot": 50, "gate_sets": ["column_shuffled", "scaled_outliers"]}
+    )
+    assert strict["status"] == "failed"
+    assert [f["key"] for f in strict["findings"] if f["severity"] != "info"] == ["auroc:column_shuffled"]
+    bad = run_check(ood_detection, arts, params={"gate_sets": ["faces"]})
+    assert bad["status"] == "error"
