@@ -255,3 +255,30 @@ def test_messy_real_world_input_does_not_crash(messy: dict[str, pd.DataFrame]) -
         rec = run_check(fn, arts)
         assert rec["status"] in ("passed", "failed", "not_applicable"), (fn.__name__, rec["error"])
     assert run_check(L.target_leakage, arts)["status"] == "not_applicable"  # single class
+
+
+def test_near_duplicates_low_dimensional_and_dense_data(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(4)
+    # two numeric features only (at 0.01 sd, 77% of these rows would have a chance partner in 2-d,
+    # so the threshold is 0.001 sd here): the hashed search must find exactly what an exact one finds
+    train = pd.DataFrame({"a": rng.normal(size=40_000), "b": rng.normal(size=40_000), "y": 0})
+    test = pd.DataFrame({"a": rng.normal(size=2_000), "b": rng.normal(size=2_000), "y": 0})
+    test.iloc[:50, :2] = train.iloc[:50, :2].to_numpy() + 1e-4
+    rec = run_check(L.near_duplicates, make_artifacts({"train": train, "test": test}, label="y"),
+                    params={"exact_below": 0, "max_distance": 0.001}, workdir=tmp_path)  # fmt: skip
+    assert (
+        "LSH" in rec["evidence"]["method"]["search"] and rec["evidence"]["method"]["buckets_truncated"] == 0
+    )
+    found = set(pd.read_csv(tmp_path / "near_duplicate_rows.csv").test_row)
+    mu, sd = train[["a", "b"]].mean(), train[["a", "b"]].std(ddof=0)
+    nn = NearestNeighbors(n_neighbors=1).fit(((train[["a", "b"]] - mu) / sd).to_numpy())
+    dist, _ = nn.kneighbors(((test[["a", "b"]] - mu) / sd).to_numpy())
+    exact = set(np.flatnonzero(dist[:, 0] / np.sqrt(2) <= 0.001))
+    assert set(range(50)) <= found and found == exact
+    # very dense data (few distinct values, many near each other): capped search is said, not silent
+    dense = pd.DataFrame({"a": rng.integers(0, 3, 60_000) + rng.normal(scale=1e-4, size=60_000), "y": 0})
+    arts = make_artifacts({"train": dense.iloc[:50_000], "test": dense.iloc[50_000:]}, label="y")
+    rec = run_check(L.near_duplicates, arts, params={"exact_below": 0, "max_bucket": 16})
+    assert rec["status"] == "failed" and "search_capped" in {f["key"] for f in rec["findings"]}
