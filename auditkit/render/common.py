@@ -163,12 +163,12 @@ def _table_view(title: str, t: dict[str, Any], max_rows: int, max_cols: int = 10
     }
 
 
-def _evidence_view(ev: Any, max_rows: int, max_plots: int) -> dict[str, Any]:
+def _evidence_view(ev: Any, max_rows: int, max_plots: int, max_tables: int = 20) -> dict[str, Any]:
     from auditkit.render.plots import render_plot
 
     tables, plots, scalars = [], [], []
     if not isinstance(ev, dict):
-        return {"tables": [], "plots": [], "scalars": [], "more_plots": 0, "undrawable": 0}
+        return {"tables": [], "plots": [], "scalars": [], "more_plots": 0, "more_tables": 0, "undrawable": 0}
     raw_plots = ev.get("plots") if isinstance(ev.get("plots"), list) else []
     undrawable = 0
     for p in raw_plots[:max_plots]:
@@ -189,11 +189,14 @@ def _evidence_view(ev: Any, max_rows: int, max_plots: int) -> dict[str, Any]:
                 tables.append(_table_view(f"{key}: {sub}", tv, max_rows))
         else:
             scalars.append((cut(str(key).replace("_", " ")), fmt_value(val, 300)))
+    more_tables = max(len(tables) - max_tables, 0)
+    tables = tables[:max_tables]
     return {
         "tables": tables,
         "plots": plots,
         "scalars": scalars[:30],
         "more_plots": max(len(raw_plots) - max_plots, 0),
+        "more_tables": more_tables,
         "undrawable": undrawable,
     }
 
@@ -224,7 +227,9 @@ def _error_tail(err: Any, lines: int = 25) -> str:
     return cut("\n".join(tail), 4000)
 
 
-def _check_view(rec: dict[str, Any], max_rows: int, max_plots: int, max_findings: int) -> dict[str, Any]:
+def _check_view(
+    rec: dict[str, Any], max_rows: int, max_plots: int, max_findings: int, max_tables: int = 20
+) -> dict[str, Any]:
     findings = [_finding_view(f, rec.get("id", "")) for f in rec.get("findings") or [] if isinstance(f, dict)]
     findings.sort(key=lambda f: SEV_ORDER.get(f["severity"], 99))
     cid = str(rec.get("id", ""))
@@ -245,7 +250,7 @@ def _check_view(rec: dict[str, Any], max_rows: int, max_plots: int, max_findings
         "more_metrics": max(len(rec.get("metrics") or []) - 40, 0),
         "findings": findings[:max_findings],
         "more_findings": max(len(findings) - max_findings, 0),
-        "evidence": _evidence_view(rec.get("evidence"), max_rows, max_plots),
+        "evidence": _evidence_view(rec.get("evidence"), max_rows, max_plots, max_tables),
         "skip_reason": cut(rec.get("skip_reason") or "", 500),
         "error": _error_tail(rec.get("error")),
         "artifacts": [
@@ -275,10 +280,10 @@ def _fingerprints(subject: dict[str, Any]) -> list[dict[str, str]]:
         items = [
             f"{cut(k, 40)}: {fmt_value(v, 80)}"
             for k, v in sorted(model.items())
-            if k != "sha256" and (isinstance(v, (str, int, float, bool)) and v is not None)
+            if not k.endswith("sha256") and isinstance(v, (str, int, float, bool))
         ]
-        details = ", ".join(items[:8]) + (
-            f", … ({len(items) - 8} more in results.json)" if len(items) > 8 else ""
+        details = ", ".join(items[:5]) + (
+            f", … ({len(items) - 5} more in results.json)" if len(items) > 5 else ""
         )
         rows.append(
             {"what": "model", "sha256": cut(model.get("sha256") or "—", 80), "details": cut(details, 400)}
@@ -329,6 +334,7 @@ def build_view(
     max_rows: int = 25,
     max_plots: int = 6,
     max_findings: int = 30,
+    max_tables: int = 20,
 ) -> dict[str, Any]:
     """Everything the templates show, from the results document (and the manifest attachment)."""
     from auditkit.rmf import CITATION, coverage
@@ -370,7 +376,7 @@ def build_view(
         other.sort(key=lambda r: str(r.get("id")))
         areas.append({
             "key": key, "title": title, "blurb": blurb, "anchor": f"area-{key}",
-            "checks": [_check_view(r, max_rows, max_plots, max_findings) for r in detailed],
+            "checks": [_check_view(r, max_rows, max_plots, max_findings, max_tables) for r in detailed],
             "not_run": [{"id": cut(r.get("id"), 80), "title": cut(r.get("title"), 200), "status": r.get("status"),
                          "reason": cut(r.get("skip_reason") or "", 300)} for r in other],
             "counts": dict(Counter(r.get("status") for r in recs)),
@@ -534,12 +540,20 @@ def template_text(name: str) -> str:
     return files("auditkit.report_templates").joinpath(name).read_text(encoding="utf-8")
 
 
-def render_html(results: dict[str, Any], *, attachments: dict[str, bytes] | None = None, pdf: bool,
-                max_rows: int = 25) -> str:  # fmt: skip
+# How much of each check the reports show; the rest is counted ("N more ... in results.json").
+LIMITS = {
+    "pdf": {"max_rows": 10, "max_plots": 4, "max_findings": 12, "max_tables": 4},
+    "html": {"max_rows": 50, "max_plots": 12, "max_findings": 100, "max_tables": 20},
+}
+
+
+def render_html(
+    results: dict[str, Any], *, attachments: dict[str, bytes] | None = None, pdf: bool, **limits: int
+) -> str:
     """The report as one HTML document (``pdf=True``: paged-media variant with bundled fonts)."""
     from markupsafe import Markup
 
-    view = build_view(results, attachments=attachments, max_rows=max_rows)
+    view = build_view(results, attachments=attachments, **{**LIMITS["pdf" if pdf else "html"], **limits})
     for area in view["areas"]:
         for c in area["checks"]:
             # SVG produced by auditkit.render.plots, which escapes every text it draws.

@@ -13,7 +13,7 @@ def render(
 ) -> list[Path]:
     from auditkit.render.common import render_html
 
-    text = render_html(results, attachments=attachments, pdf=False, max_rows=50)
+    text = render_html(results, attachments=attachments, pdf=False)
     out = Path(out_dir) / FILENAME
     out.write_text(text, encoding="utf-8")
     return [out]

@@ -86,7 +86,6 @@ def render_bytes(
     *,
     attachments: dict[str, bytes] | None = None,
     fetch_log: list[tuple[str, str]] | None = None,
-    max_rows: int = 10,
 ) -> bytes:
     """The PDF as bytes. The same results and attachments always give the same bytes."""
     import logging
@@ -99,7 +98,7 @@ def render_bytes(
     attachments = dict(attachments or {})
     if "results.json" not in attachments:
         attachments["results.json"] = dumps(results).encode("utf-8")
-    html = render_html(results, attachments=attachments, pdf=True, max_rows=max_rows)
+    html = render_html(results, attachments=attachments, pdf=True)
     date = document_date(results).replace(tzinfo=None)
     fetcher = make_fetcher(fetch_log)
     ident = hashlib.sha256(attachments["results.json"]).hexdigest()[:32].encode("ascii")
