@@ -57,7 +57,7 @@ _TAG_AREA = {
     "governance": "governance", "documentation": "governance", "provenance": "governance",
 }  # fmt: skip
 STATUS_ORDER = ("failed", "error", "passed", "not_applicable", "skipped")
-SEV_ORDER = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # critical first
+SEV_ORDER: dict[Any, int] = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # critical first
 
 MAX_TEXT = 1500  # a message or card field longer than this is cut for display
 MAX_NAME = 160  # titles, keys, column names, cell values
@@ -169,7 +169,7 @@ def _evidence_view(ev: Any, max_rows: int, max_plots: int, max_tables: int = 20)
     tables, plots, scalars = [], [], []
     if not isinstance(ev, dict):
         return {"tables": [], "plots": [], "scalars": [], "more_plots": 0, "more_tables": 0, "undrawable": 0}
-    raw_plots = ev.get("plots") if isinstance(ev.get("plots"), list) else []
+    raw_plots: list[Any] = ev["plots"] if isinstance(ev.get("plots"), list) else []
     undrawable = 0
     for p in raw_plots[:max_plots]:
         svg = render_plot(p)

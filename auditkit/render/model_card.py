@@ -216,7 +216,7 @@ def mct(results: dict[str, Any]) -> dict[str, Any]:
         if isinstance(ci, (list, tuple)) and len(ci) == 2:
             pm["confidence_interval"] = {"lower_bound": repr(float(ci[0])), "upper_bound": repr(float(ci[1]))}
         perf.append(pm)
-    datasets = [
+    datasets: list[dict[str, Any]] = [
         {
             "name": str(k),
             "description": f"{v.get('rows')} rows, {v.get('features')} features; sha256 {v.get('sha256')}",

@@ -48,7 +48,7 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.ceil(lo / step - 1e-9) * step
-    ticks = []
+    ticks: list[float] = []
     v = start
     while v <= hi + step * 1e-9 and len(ticks) < 12:
         ticks.append(round(v, 12))
@@ -185,7 +185,8 @@ def line_chart(plot: dict[str, Any]) -> str:
     for s in series:
         xs, ys = _xy(s)
         lo, hi = list(s.get("lo") or []), list(s.get("hi") or [])
-        pts, band = [], []
+        pts: list[tuple[float, float] | None] = []
+        band: list[tuple[float, float, float]] = []
         for i, (xv, yv) in enumerate(zip(xs, ys, strict=False)):
             xf = float(i) if cats is not None else _num(xv)
             yf = ty(yv)

@@ -18,8 +18,9 @@ _LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "not
 def build(results: dict[str, Any]) -> dict[str, Any]:
     records = [r for r in results.get("checks") or [] if isinstance(r, dict) and not deselected(r)]
     spec_uri = Path(str((results.get("run") or {}).get("spec_path") or "audit.yaml")).name
-    rules, out = [], []
-    index = {}
+    rules: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    index: dict[str, int] = {}
     for rec in records:
         cid = str(rec.get("id"))
         index[cid] = len(rules)
