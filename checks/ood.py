@@ -301,7 +301,8 @@ class Fitted:
             out["mahalanobis"] = self.mahalanobis.score(emb)
         if emb is not None and self.knn is not None:
             out["knn"] = self.knn.score(emb)
-        return {d: out[d] for d in self.detectors if d in out}
+        # A NaN score (the model's output is undefined, e.g. on missing values) counts as most OOD.
+        return {d: np.where(np.isnan(out[d]), np.inf, out[d]) for d in self.detectors if d in out}
 
 
 def _safe_embeddings(fn: Any) -> np.ndarray | None:
