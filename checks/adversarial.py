@@ -99,9 +99,9 @@ def build_space(
     kind = "image" if (ds.kind == "image" or x.ndim > 2) else "tabular"
     if kind == "image":
         lo, hi = image_range(ctx, x)
-        offset = np.full(x.shape[1:], lo, dtype=np.float32)
-        scale = np.full(x.shape[1:], hi - lo, dtype=np.float32)
-        mask = np.ones(x.shape[1:], dtype=np.float32)
+        offset: np.ndarray = np.full(x.shape[1:], lo, dtype=np.float32)
+        scale: np.ndarray = np.full(x.shape[1:], hi - lo, dtype=np.float32)
+        mask: np.ndarray = np.ones(x.shape[1:], dtype=np.float32)
     else:
         ref = ctx.dataset("train") if "train" in ctx.splits() else ds
         xr = ref.x.astype(np.float64)
@@ -159,7 +159,7 @@ def scaled_module(adapter: ModelAdapter, space: AttackSpace) -> Any:
             self.last: torch.Tensor | None = None
 
         def forward(self, z: torch.Tensor) -> torch.Tensor:
-            x = self.offset + z.float() * self.scale
+            x = self.offset + z.float() * self.scale  # type: ignore[operator]
             if self.in_shape is not None and tuple(x.shape[1:]) != self.in_shape:
                 x = x.reshape(len(x), *self.in_shape)
             out = self.inner(x).float()
@@ -261,14 +261,14 @@ def best_pgd_class() -> Any:
                     step = grad / norm.reshape((-1,) + (1,) * (grad.ndim - 1))
                 else:
                     step = grad.sign()
-                adv = (x + float(eps_step) * step).clamp_(0.0, 1.0)
+                adv = (x + float(eps_step) * step).clamp_(0.0, 1.0)  # type: ignore[arg-type]
                 delta = adv - x_init
                 if self.norm == 2:
                     dn = delta.reshape(len(delta), -1).norm(dim=1)
-                    factor = torch.clamp(float(eps) / dn.clamp_min(1e-12), max=1.0)
+                    factor = torch.clamp(float(eps) / dn.clamp_min(1e-12), max=1.0)  # type: ignore[arg-type]
                     delta = delta * factor.reshape((-1,) + (1,) * (delta.ndim - 1))
                 else:
-                    delta = delta.clamp_(-float(eps), float(eps))
+                    delta = delta.clamp_(-float(eps), float(eps))  # type: ignore[arg-type]
                 return x_init + delta
 
         def _generate_batch(self, x, targets, mask, eps, eps_step):  # type: ignore[no-untyped-def]

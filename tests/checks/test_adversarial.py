@@ -239,3 +239,23 @@ def test_black_box_flags_gradient_masking() -> None:
     # ... while AK-ADV-001 alone would have reported a perfectly robust model
     wb = run_check(white_box_evasion, digits_arts(masked), params={**FAST, "gate_epsilon": 16 / 255})
     assert wb["status"] == "passed"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_cuda_agrees_with_cpu() -> None:
+    import copy
+
+    from auditkit.checks.corruption import natural_corruptions
+    from auditkit.model import wrap
+
+    m, xtr, ytr, xte, yte = digits_cnn()
+    gpu = wrap(copy.deepcopy(m), device="cuda", input_kind="image", input_shape=(1, 8, 8))
+    arts_gpu = make_artifacts({"train": (xtr, ytr), "test": (xte, yte)}, model=gpu, spec=IMG_SPEC)
+    params = {**FAST, "norms": ["inf", "l2"]}
+    on_gpu = run_check(white_box_evasion, arts_gpu, params=params)
+    on_cpu = run_check(white_box_evasion, digits_arts(), params=params)
+    assert on_gpu["status"] == on_cpu["status"], on_gpu["error"]
+    for a, b in zip(on_gpu["metrics"], on_cpu["metrics"], strict=True):
+        assert abs(a["value"] - b["value"]) <= 3 / a["n"]
+    assert run_check(natural_corruptions, arts_gpu)["status"] != "error"
+    assert run_check(black_box_and_masking, arts_gpu, params=BB_FAST)["status"] != "error"
