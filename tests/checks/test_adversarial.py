@@ -246,6 +246,7 @@ def test_cuda_agrees_with_cpu() -> None:
     import copy
 
     from auditkit.checks.corruption import natural_corruptions
+
     from auditkit.model import wrap
 
     m, xtr, ytr, xte, yte = digits_cnn()
