@@ -33,6 +33,9 @@ great-expectations 1.24.1, default parameters, 1,000,000 train / 250,000 test ro
     baseline exact kNN, 50k × 12.5k sample 3.0 s → about 0.3 h at full size: 74× AK-LEAK-002
     (load average 5–7 on the 2 cores during the run; an earlier faiss-IVF version of AK-LEAK-002
     took 140 s under the same load, hence the LSH)
+
+    A second run of the final code (load average ~5): AK-LEAK-001 1.25 s, AK-LEAK-002 21.9 s, all
+    52.7 s, peak RSS 1.62 GB, precision and recall 1.0000 for both; merge 10.3×, kNN 87× slower.
 """
 
 from __future__ import annotations
