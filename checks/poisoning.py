@@ -101,6 +101,11 @@ def poisoning_screen(
     ``row_quantile`` of the reference rows' scores are reported as suspected (ids, capped at 50 in
     the finding; all in the artefact ``suspected_rows.json``). Assumes the reference split is clean.
 
+    Power is bounded by the reference size: a random re-split puts all k poisoned rows on the train
+    side with probability ≈ (n_train / (n_train + n_ref))^k, so with ~55 reference rows per class
+    a 13-row backdoor reaches p ≈ 0.002-0.003 (adjusted ≈ 0.03 for 10 classes). The class that lost
+    the poisoned rows (the source of a relabelling attack) may be flagged too.
+
     Parameters
     ----------
     reference_split: split of clean rows the null is built from (its true labels are used).
