@@ -66,6 +66,7 @@ def canonical_numeric(s: pd.Series, decimals: int) -> np.ndarray:
     return v
 
 
+_BLOCK = 1 << 16
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
@@ -83,18 +84,21 @@ def row_hashes(ds: Dataset, decimals: int = 9) -> np.ndarray:
     """uint64 hash per row of the canonicalised feature columns (see the module docstring).
 
     Each column gives 64 bits (a number's IEEE bits after canonicalisation, a category's text
-    hash); they are folded in column order with ``h = (h ^ column) * P`` (each step a bijection,
-    so rows that differ in one column always hash apart) and the result is mixed (splitmix64).
+    hash); they are folded in column order with ``h = mix(h ^ column)`` (splitmix64; each step
+    is a bijection, so rows that differ in one column always hash apart).
     """
     n = len(ds)
     h = np.full(n, 0x84222325CBF29CE4, dtype=np.uint64)
-    prime = np.uint64(0x100000001B3)
     for f in ds.features:
         s = ds.frame[f]
         col = _hash_text(s) if f in ds.categorical else canonical_numeric(s, decimals).view(np.uint64)
-        h ^= col
-        h *= prime
-    return _mix(h)
+        # a full mix per column: float bits of round numbers differ only in their top bits, which a
+        # bare multiply would never carry down (collisions on images of small integers)
+        for a in range(0, n, _BLOCK):  # cache-sized blocks: the mixer's 8 passes stay in L2
+            blk = h[a : a + _BLOCK]
+            blk ^= col[a : a + _BLOCK]
+            _mix(blk)
+    return h
 
 
 def label_codes(*series: pd.Series) -> list[np.ndarray]:

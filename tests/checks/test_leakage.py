@@ -282,3 +282,19 @@ def test_near_duplicates_low_dimensional_and_dense_data(tmp_path) -> None:  # ty
     arts = make_artifacts({"train": dense.iloc[:50_000], "test": dense.iloc[50_000:]}, label="y")
     rec = run_check(L.near_duplicates, arts, params={"exact_below": 0, "max_bucket": 16})
     assert rec["status"] == "failed" and "search_capped" in {f["key"] for f in rec["findings"]}
+
+
+def test_row_hash_has_no_collisions_on_round_numbers_and_digits() -> None:
+    # every 0/1 pattern over 16 float columns (65,536 distinct rows): round floats differ only in
+    # their top bits, a classic source of collisions for weak row hashes
+    bits = ((np.arange(2**16)[:, None] >> np.arange(16)) & 1).astype(float) * 0.0625
+    frame = pd.DataFrame(bits, columns=[f"p{i}" for i in range(16)])
+    ds = make_artifacts({"train": frame}).dataset("train")
+    assert len(np.unique(L.row_hashes(ds))) == 2**16
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()  # no two images are identical (checked with pandas)
+    x, y = (digits.images / 16.0).astype(np.float32)[:, None], digits.target
+    assert not pd.DataFrame(digits.data).duplicated().any()
+    arts = make_artifacts({"train": (x[:1400], y[:1400]), "test": (x[1400:], y[1400:])})
+    assert _metric(run_check(L.train_test_overlap, arts), "overlap_ratio")["value"] == 0
