@@ -20,22 +20,22 @@ Measured 2026-11-21, 2-core shared VM (other helpers' test jobs running alongsid
 upper bounds), Python 3.11, pandas 3.1, numpy 2.4, faiss-cpu 1.15.1 (2 OpenMP threads),
 great-expectations 1.24.1, default parameters, 1,000,000 train / 250,000 test rows, seed 0:
 
-    AK-LEAK-001  1.14 s (target ≤ 3 s)   precision 1.0000, recall 1.0000 of 2,500 planted exact
+    AK-LEAK-001  1.73 s (target ≤ 3 s)   precision 1.0000, recall 1.0000 of 2,500 planted exact
                  copies; 1,250 label conflicts found (1,250 planted)
-    AK-LEAK-002 16.44 s (target ≤ 60 s)  precision 1.0000, recall 1.0000 of 2,500 planted near copies
-    all 13 data checks 40.0 s (target ≤ 120 s); peak RSS 1.62 GB for the whole process, data included
+    AK-LEAK-002 23.05 s (target ≤ 60 s)  precision 1.0000, recall 1.0000 of 2,500 planted near copies
+    all 13 data checks 55.6 s (target ≤ 120 s); peak RSS 1.62 GB for the whole process, data included
                  (target ≤ 6 GB)
-    per check (s): LEAK-001 1.1, LEAK-002 16.4, LEAK-003 0.1, LEAK-004 0.1, LEAK-005 3.9, BAL-001 0.0,
-                 BAL-002 0.0, BAL-003 0.2, DQ-002 2.1, DQ-001 5.5 (GE on 1.25M rows), DQ-003 0.3,
-                 DQ-004 2.9, DRIFT-001 7.5
-    one-time imports (not in the figures above): scipy.stats 2.5 s, faiss 0.1 s, great_expectations 4.6 s
-    baseline pandas merge 6.84 s: 6.0× AK-LEAK-001
-    baseline exact kNN, 50k × 12.5k sample 3.0 s → about 0.3 h at full size: 74× AK-LEAK-002
-    (load average 5–7 on the 2 cores during the run; an earlier faiss-IVF version of AK-LEAK-002
-    took 140 s under the same load, hence the LSH)
+    per check (s): LEAK-001 1.7, LEAK-002 23.0, LEAK-003 0.1, LEAK-004 0.2, LEAK-005 4.7, BAL-001 0.1,
+                 BAL-002 0.0, BAL-003 0.2, DQ-002 3.2, DQ-001 7.8 (GE on 1.25M rows), DQ-003 0.5,
+                 DQ-004 4.2, DRIFT-001 9.8
+    one-time imports (not in the figures above): scipy.stats 1.3 s, faiss 0.1 s, great_expectations 4.3 s
+    baseline pandas merge 11.0 s: 6.4× AK-LEAK-001
+    baseline exact kNN, 50k × 12.5k sample 7.2 s → about 0.8 h at full size: 125× AK-LEAK-002
+    (load average 3–5 on the 2 cores during the run: upper bounds.)
 
-    A second run of the final code (load average ~5): AK-LEAK-001 1.25 s, AK-LEAK-002 21.9 s, all
-    52.7 s, peak RSS 1.62 GB, precision and recall 1.0000 for both; merge 10.3×, kNN 87× slower.
+    Earlier runs of nearly final code (before the row hash got a full mix per column) under load 5–7:
+    AK-LEAK-001 1.1–1.3 s, AK-LEAK-002 16–22 s, all 40–53 s. A faiss-IVF version of AK-LEAK-002
+    took 140 s under the same load, hence the LSH.
 """
 
 from __future__ import annotations
