@@ -136,14 +136,14 @@ def detection_metrics_ci(
             part = detection_metrics(
                 s_in, s_out, w_in=w_in_all[lo : lo + step], w_out=w_out_all[lo : lo + step], tpr=tpr
             )
-            for k, v in part.items():
-                chunks[k].append(v)
+            for k, arr in part.items():
+                chunks[k].append(arr)
     out: dict[str, tuple[float, tuple[float, float] | None]] = {}
-    for k, v in point.items():
+    for k, value in point.items():
         boots = np.concatenate(chunks[k]) if chunks[k] else np.array([])
         boots = boots[np.isfinite(boots)]
         ci = (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))) if len(boots) else None
-        out[k] = (v, ci)
+        out[k] = (value, ci)
     return out
 
 
@@ -314,6 +314,29 @@ def _safe_embeddings(fn: Any) -> np.ndarray | None:
     if emb.ndim != 2 or emb.shape[1] == 0:
         return None
     return np.nan_to_num(emb, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def logits_and_embeddings(
+    model: Any, x: np.ndarray, want_embeddings: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Logits and penultimate features of new inputs in one forward pass (a hook on the head)."""
+    layer = getattr(model, "embedding_layer", None)
+    if not want_embeddings or layer is None:
+        return model.logits(x), None
+    captured: list[Any] = []
+    handle = layer.register_forward_pre_hook(
+        lambda _m, inputs: captured.append(inputs[0].detach().float().reshape(len(inputs[0]), -1).cpu())
+    )
+    try:
+        logits = model.logits(x)
+    finally:
+        handle.remove()
+    if not captured:
+        return logits, None
+    import torch
+
+    emb = torch.cat(captured).numpy()
+    return logits, np.nan_to_num(emb, nan=0.0, posinf=0.0, neginf=0.0) if emb.shape[1] else None
 
 
 def fit_detectors(
@@ -633,8 +656,8 @@ def ood_detection(
         arrays = synthetic_ood_sets(ctx, kind, test.x[idx], train, names, rng, outlier_scale=outlier_scale)
         sets, sizes = {}, {}
         for name, x in arrays.items():
-            emb = _safe_embeddings(lambda x=x: model.embeddings(x)) if features else None
-            sets[name] = fitted.scores(model.logits(x), emb)
+            logits, emb = logits_and_embeddings(model, x, features)
+            sets[name] = fitted.scores(logits, emb)
             sizes[name] = (len(x), len(x))
         source = f"synthetic sets for {kind} inputs (no ood split)"
     if len(idx) < len(test):

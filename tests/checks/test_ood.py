@@ -15,6 +15,7 @@ from auditkit.checks.ood import (
     detection_metrics,
     expected_calibration_error,
     logit_scores,
+    logits_and_embeddings,
     ood_detection,
     risk_coverage,
     shift_behaviour,
@@ -383,3 +384,14 @@ def test_column_shuffle_of_independent_features_is_reported_not_gated() -> None:
     assert [f["key"] for f in strict["findings"] if f["severity"] != "info"] == ["auroc:column_shuffled"]
     bad = run_check(ood_detection, arts, params={"gate_sets": ["faces"]})
     assert bad["status"] == "error"
+
+
+def test_one_pass_logits_and_embeddings_equal_the_adapter() -> None:
+    from auditkit.model import wrap
+
+    model, _, _, xte, _ = digits_cnn()
+    adapter = wrap(model, device="cpu", input_kind="image", input_shape=(1, 8, 8))
+    logits, emb = logits_and_embeddings(adapter, xte[:50], True)
+    assert np.allclose(logits, adapter.logits(xte[:50]), atol=1e-6)
+    assert emb is not None and np.allclose(emb, adapter.embeddings(xte[:50]), atol=1e-6)
+    assert logits_and_embeddings(adapter, xte[:5], False)[1] is None
