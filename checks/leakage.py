@@ -901,6 +901,9 @@ def target_leakage(
             "columns": ["feature", score_name, "95% low", "95% high", "levels/bins", "flagged"],
             "rows": rows[:MAX_ROWS], "total_rows": len(rows),
         },
+        "plots": [{"type": "bar", "title": f"Single-feature out-of-fold {score_name} (highest 20)",
+                   "x_label": "feature", "y_label": score_name, "categories": [r[0] for r in rows[:20]],
+                   "series": [{"name": "train", "values": [r[1] for r in rows[:20]]}]}],
         "method": {"rows_used": n, "rows_total": len(train), "sampled": False, "folds": folds,
                    "task": "regression" if regression else "classification"},
     }  # fmt: skip
