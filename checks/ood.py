@@ -753,7 +753,7 @@ def ood_detection(
         "intervals": f"95% percentile bootstrap, {n_boot} resamples, ID and OOD resampled separately",
     }  # fmt: skip
     evidence: dict[str, Any] = {
-        "convention": convention,
+        "convention": {"columns": ["quantity", "convention"], "rows": [[k, v] for k, v in convention.items()]},
         "ood_source": source,
         "gated_sets": sorted(gated_sets) if gate_detector in fitted.detectors else [],
         "detection": {
