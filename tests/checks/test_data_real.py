@@ -76,7 +76,7 @@ def test_breast_cancer_stratified_split_raises_no_false_alarm(tmp_path: Path) ->
     for fn in DATA_CHECKS:
         rec = run_check(fn, arts, workdir=tmp_path)
         assert rec["status"] != "error", rec["error"]
-        statuses[rec["check"] if "check" in rec else fn.__name__] = (rec["status"], rec["summary"])
+        statuses[rec.get("check", fn.__name__)] = (rec["status"], rec["summary"])
     failed = {k: v for k, v in statuses.items() if v[0] == "failed"}
     assert not failed, failed
     assert sum(s == "passed" for s, _ in statuses.values()) >= 9
