@@ -28,15 +28,10 @@ def set_thread_policy(threads: int | None = None) -> int:
 
     ``AUDITKIT_THREADS`` overrides; default is 1 thread on machines with ≤ 2 cores, else half.
     """
-    import os
+    from auditkit.threads import default_threads
 
     if threads is None:
-        env = os.environ.get("AUDITKIT_THREADS")
-        if env:
-            threads = int(env)
-        else:
-            cores = os.cpu_count() or 1
-            threads = 1 if cores <= 2 else max(1, cores // 2)
+        threads = default_threads()
     torch.set_num_threads(threads)
     return threads
 

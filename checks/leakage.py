@@ -11,7 +11,6 @@ With 64-bit hashes the chance of any collision among 10 million rows is below 3e
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +31,9 @@ _NA_TEXT = "\x00<NA>"
 # shared helpers (also used by checks.quality)
 # --------------------------------------------------------------------------------------------
 def _threads() -> int:
-    env = os.environ.get("AUDITKIT_THREADS")
-    return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
+    from auditkit.threads import default_threads
+
+    return default_threads()  # the same policy as torch's: both share the OpenMP runtime
 
 
 def text_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
