@@ -198,15 +198,23 @@ class Mahalanobis:
 
     @classmethod
     def fit(cls, emb: np.ndarray, y: np.ndarray, ridge: float = 1e-6) -> Mahalanobis:
-        x = np.asarray(emb, dtype=np.float64)
         classes = sorted(int(c) for c in np.unique(y) if c >= 0)
         if not classes:
             raise NotApplicable("no labelled training rows to fit class means on")
         keep = y >= 0
-        x, y = x[keep], y[keep]
-        means = np.stack([x[y == c].mean(axis=0) for c in classes])
-        centred = x - means[np.searchsorted(classes, y)]
-        cov = centred.T @ centred / max(1, len(x))
+        x = np.asarray(emb)[keep]
+        code = np.searchsorted(classes, y[keep])
+        counts = np.bincount(code, minlength=len(classes)).astype(np.float64)
+        order = np.argsort(code, kind="stable")
+        starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+        sums = np.add.reduceat(x[order].astype(np.float64), starts, axis=0)
+        means = sums / counts[:, None]
+        # Shared covariance accumulated in float64 over row blocks (bounded memory at 50k × 512).
+        cov = np.zeros((x.shape[1], x.shape[1]))
+        for lo in range(0, len(x), 8192):
+            c = x[lo : lo + 8192].astype(np.float64) - means[code[lo : lo + 8192]]
+            cov += c.T @ c
+        cov /= max(1, len(x))
         cov += np.eye(len(cov)) * (ridge * max(float(np.trace(cov)) / len(cov), 1e-12))
         vals, vecs = np.linalg.eigh(cov)
         whiten = vecs / np.sqrt(np.maximum(vals, 1e-12))[None, :]
