@@ -400,3 +400,24 @@ def test_one_pass_logits_and_embeddings_equal_the_adapter() -> None:
     assert np.allclose(logits, adapter.logits(xte[:50]), atol=1e-6)
     assert emb is not None and np.allclose(emb, adapter.embeddings(xte[:50]), atol=1e-6)
     assert logits_and_embeddings(adapter, xte[:5], False)[1] is None
+
+
+def test_selective_detector_chosen_on_validation_when_present() -> None:
+    model, xtr, ytr, xte, yte = digits_cnn()
+    arts = make_artifacts(
+        {"train": (xtr[200:], ytr[200:]), "validation": (xtr[:200], ytr[:200]), "test": (xte, yte)},
+        model=model,
+        spec=IMG_SPEC,
+    )
+    rec = run_check(
+        shift_behaviour, arts, params={"n_boot": 20, "severities": [2], "shifts": ["gaussian_noise"]}
+    )
+    assert rec["status"] in ("passed", "failed"), rec["error"]
+    assert "validation split" in rec["evidence"]["selection"]
+    choice = {d: a for d, a in rec["evidence"]["detector choice"]["rows"]}
+    assert set(choice) == {"msp", "max_logit", "energy", "mahalanobis", "knn"}
+    best = _metric(rec, "aurc:clean")["details"]["detector"]
+    assert choice[best] == min(choice.values())
+    assert _metric(rec, "aurc:clean")["n"] == len(xte)  # reported on the whole test set
+    rows = rec["evidence"]["under shift"]["rows"]
+    assert [(r[0], r[1]) for r in rows] == [("gaussian_noise", 2)]
