@@ -243,17 +243,20 @@ def _l2_normalise(x: np.ndarray) -> np.ndarray:
 class KNN:
     """Distance to the k-th nearest training embedding after L2 normalisation (Sun et al. 2022).
 
-    Exact search. ``backend="torch"``: blocked matrix products and ``topk`` (the faster one on the
-    2-core machine we measured, see benchmarks/bench_ood.py); ``"faiss"``: ``IndexFlatIP``.
+    Exact search. ``backend="torch"``: blocked matrix products and ``topk`` on ``device`` (the
+    model's: CUDA when the model runs there; on CPU the faster one on the 2-core machine we
+    measured, see benchmarks/bench_ood.py); ``"faiss"``: ``IndexFlatIP`` on CPU.
     """
 
     bank: np.ndarray
     k: int
     backend: str = "torch"
+    device: str = "cpu"
     _index: Any = field(default=None, repr=False)
+    _bank_t: Any = field(default=None, repr=False)  # torch: the bank on ``device``, transposed
 
     @classmethod
-    def fit(cls, emb: np.ndarray, k: int, backend: str = "torch") -> KNN:
+    def fit(cls, emb: np.ndarray, k: int, backend: str = "torch", device: str = "cpu") -> KNN:
         if k < 1:
             raise ValueError("knn_k must be at least 1")
         if backend not in ("torch", "faiss"):
@@ -261,13 +264,17 @@ class KNN:
         bank = _l2_normalise(emb)
         if len(bank) == 0:
             raise NotApplicable("no training embeddings for the kNN detector")
-        obj = cls(bank=bank, k=min(k, len(bank)), backend=backend)
+        obj = cls(bank=bank, k=min(k, len(bank)), backend=backend, device=str(device))
         if backend == "faiss":
             import faiss
 
             index = faiss.IndexFlatIP(bank.shape[1])
             index.add(bank)
             obj._index = index
+        else:
+            import torch
+
+            obj._bank_t = torch.from_numpy(bank).to(torch.device(obj.device)).T  # no copy on CPU
         return obj
 
     def score(self, emb: np.ndarray) -> np.ndarray:
@@ -280,13 +287,15 @@ class KNN:
         else:
             import torch
 
-            bank_t = torch.from_numpy(self.bank).T
+            dev = torch.device(self.device)
+            bank_t = self._bank_t
             block = max(64, (1 << 24) // len(self.bank))  # about 64 MB of similarities at a time
             parts = []
             with torch.inference_mode():
                 for lo in range(0, len(q), block):
-                    s = torch.from_numpy(q[lo : lo + block]) @ bank_t
-                    parts.append(torch.topk(s, self.k, dim=1, sorted=True).values[:, -1].double().numpy())
+                    s = torch.from_numpy(q[lo : lo + block]).to(dev) @ bank_t
+                    top = torch.topk(s, self.k, dim=1, sorted=True).values[:, -1]
+                    parts.append(top.double().cpu().numpy())
             kth = np.concatenate(parts)
         return np.sqrt(np.maximum(0.0, 2.0 - 2.0 * kth))
 
@@ -404,7 +413,7 @@ def fit_detectors(
             else:
                 maha = Mahalanobis.fit(fit_emb, y[fit_idx])
         if "knn" in detectors:
-            knn = KNN.fit(fit_emb, knn_k, knn_backend)
+            knn = KNN.fit(fit_emb, knn_k, knn_backend, str(getattr(ctx.model(), "device", "cpu")))
     fitted = Fitted(list(detectors), maha, knn, source, {}, notes)
     fitted.holdout_scores = fitted.scores(hold_logits, hold_emb)
     fitted.detectors = [d for d in detectors if d in fitted.holdout_scores]
@@ -616,7 +625,7 @@ def ood_detection(
         is kept) or "out" (OOD positive, OpenOOD: share of ID flagged when ``tpr`` of OOD is caught).
     tpr: true-positive rate for FPR@TPR and for the held-out deployment threshold.
     knn_k: which nearest neighbour's distance is the kNN score.
-    knn_backend: exact kNN search with "torch" (blocked matrix products) or "faiss" (IndexFlatIP).
+    knn_backend: exact kNN search with "torch" (blocked matrix products on the model's device) or "faiss" (IndexFlatIP, CPU).
     outlier_scale: factor by which the scaled_outliers set moves numeric features away from the train mean.
     holdout_fraction: share of train held out (seeded) for thresholds when there is no validation split.
     max_samples: at most this many ID test rows and OOD rows per set are scored (seeded subsample, reported).
@@ -898,7 +907,7 @@ def shift_behaviour(
     coverage: share of inputs kept when reporting selective risk.
     max_selective_risk: largest acceptable error rate at ``coverage`` on shifted data; null: reported only.
     knn_k: which nearest neighbour's distance is the kNN score.
-    knn_backend: exact kNN search with "torch" (blocked matrix products) or "faiss" (IndexFlatIP).
+    knn_backend: exact kNN search with "torch" (blocked matrix products on the model's device) or "faiss" (IndexFlatIP, CPU).
     holdout_fraction: share of train held out of the detector fit when there is no validation split.
     max_samples: at most this many labelled test rows are used (seeded subsample, reported).
     n_boot: bootstrap resamples for the intervals.
