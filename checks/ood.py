@@ -717,14 +717,17 @@ def ood_detection(
             metrics += [
                 Metric(f"auroc:{set_name}", g["auroc"][0], ci=g["auroc"][1], n=n_in + n_out,
                        threshold=min_auroc if set_name in gated_sets else None,
-                       direction="higher", bound="conservative", details=details,
+                       direction="higher", bound="conservative", details={**details, "positive": "ood"},
                        description=f"AUROC of {gate_detector} separating test ID from {set_name} (OOD positive)"),
                 Metric(f"aupr_in:{set_name}", g["aupr_in"][0], ci=g["aupr_in"][1], n=n_in + n_out, direction="higher",
-                       details=details, description="average precision with ID as positive (score negated)"),
+                       details={**details, "positive": "id"},
+                       description="average precision with ID as positive (score negated)"),
                 Metric(f"aupr_out:{set_name}", g["aupr_out"][0], ci=g["aupr_out"][1], n=n_in + n_out,
-                       direction="higher", details=details, description="average precision with OOD as positive"),
+                       direction="higher", details={**details, "positive": "ood"},
+                       description="average precision with OOD as positive"),
                 Metric(f"fpr_at_{round(tpr * 100)}tpr:{set_name}", g[fpr_key][0], ci=g[fpr_key][1], n=n_in + n_out,
-                       direction="lower", details={**details, "convention": fpr_convention},
+                       direction="lower",
+                       details={**details, "convention": fpr_convention, "positive": "id" if fpr_convention == "in" else "ood"},
                        description=("share of OOD accepted when the threshold keeps "
                                     f"{tpr:.0%} of ID (ID positive)") if fpr_convention == "in" else
                                    f"share of ID flagged when the threshold catches {tpr:.0%} of OOD (OOD positive)"),

@@ -227,6 +227,8 @@ def test_fpr_convention_is_a_parameter_and_stated() -> None:
     )
     m_in, m_out = _metric(r_in, "fpr_at_95tpr:ood"), _metric(r_out, "fpr_at_95tpr:ood")
     assert m_in["details"]["convention"] == "in" and m_out["details"]["convention"] == "out"
+    assert m_in["details"]["positive"] == "id" and m_out["details"]["positive"] == "ood"
+    assert _metric(r_in, "auroc:ood")["details"]["positive"] == "ood"
     assert _convention(r_in)["fpr_at_tpr"].startswith("in: ID positive")
     assert _convention(r_out)["fpr_at_tpr"].startswith("out: OOD positive")
     assert _metric(r_in, "auroc:ood")["value"] == _metric(r_out, "auroc:ood")["value"]
