@@ -201,6 +201,20 @@ def _evidence_view(ev: Any, max_rows: int, max_plots: int, max_tables: int = 20)
     }
 
 
+def _count_tables(ev: Any) -> int:
+    if not isinstance(ev, dict):
+        return 0
+    n = 0
+    for key, val in ev.items():
+        if key == "plots":
+            continue
+        if _is_table(val):
+            n += 1
+        elif isinstance(val, dict) and val and all(_is_table(v) for v in val.values()):
+            n += len(val)
+    return n
+
+
 def _finding_view(f: dict[str, Any], check_id: str) -> dict[str, Any]:
     w = f.get("waiver") or None
     return {
@@ -335,8 +349,15 @@ def build_view(
     max_plots: int = 6,
     max_findings: int = 30,
     max_tables: int = 20,
+    row_budget: int | None = None,
+    finding_budget: int | None = None,
 ) -> dict[str, Any]:
-    """Everything the templates show, from the results document (and the manifest attachment)."""
+    """Everything the templates show, from the results document (and the manifest attachment).
+
+    ``row_budget`` / ``finding_budget`` (PDF): evidence-table rows and findings for the whole report,
+    shared out evenly (at least 5 per table or check, at most ``max_rows`` / ``max_findings``), so a
+    report with many checks and heavy evidence stays a readable size; the rest is counted.
+    """
     from auditkit.rmf import CITATION, coverage
 
     attachments = attachments or {}
@@ -367,6 +388,13 @@ def build_view(
         digest = hashlib.sha256(raw).hexdigest()
 
     ran = [r for r in records if not deselected(r)]
+    shown = [r for r in ran if r.get("status") in ("failed", "error", "passed")]
+    if row_budget is not None:
+        n_tables = sum(min(_count_tables(r.get("evidence")), max_tables) for r in shown)
+        max_rows = max(5, min(max_rows, row_budget // max(n_tables, 1)))
+    if finding_budget is not None:
+        n_with = sum(1 for r in shown if r.get("findings"))
+        max_findings = max(5, min(max_findings, finding_budget // max(n_with, 1)))
     areas = []
     for key, title, blurb in AREAS:
         recs = [r for r in ran if area_of(r) == key]
@@ -542,7 +570,14 @@ def template_text(name: str) -> str:
 
 # How much of each check the reports show; the rest is counted ("N more ... in results.json").
 LIMITS = {
-    "pdf": {"max_rows": 10, "max_plots": 4, "max_findings": 12, "max_tables": 4},
+    "pdf": {
+        "max_rows": 10,
+        "max_plots": 4,
+        "max_findings": 12,
+        "max_tables": 4,
+        "row_budget": 400,
+        "finding_budget": 150,
+    },
     "html": {"max_rows": 50, "max_plots": 12, "max_findings": 100, "max_tables": 20},
 }
 
