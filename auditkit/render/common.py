@@ -350,9 +350,14 @@ def build_view(
     max_findings: int = 30,
     max_tables: int = 20,
     row_budget: int | None = None,
+    passed_tables: int | None = None,
+    passed_rows: int | None = None,
     finding_budget: int | None = None,
 ) -> dict[str, Any]:
     """Everything the templates show, from the results document (and the manifest attachment).
+
+    ``passed_tables`` / ``passed_rows`` (PDF): a passed check shows fewer evidence tables and rows
+    (its metrics with intervals are the evidence; failures get the room).
 
     ``row_budget`` / ``finding_budget`` (PDF): evidence-table rows and findings for the whole report,
     shared out evenly (at least 5 per table or check, at most ``max_rows`` / ``max_findings``), so a
@@ -404,7 +409,12 @@ def build_view(
         other.sort(key=lambda r: str(r.get("id")))
         areas.append({
             "key": key, "title": title, "blurb": blurb, "anchor": f"area-{key}",
-            "checks": [_check_view(r, max_rows, max_plots, max_findings, max_tables) for r in detailed],
+            "checks": [
+                _check_view(r, max_rows, max_plots, max_findings, max_tables)
+                if r.get("status") != "passed" or passed_tables is None
+                else _check_view(r, min(max_rows, passed_rows or max_rows), max_plots, max_findings, passed_tables)
+                for r in detailed
+            ],
             "not_run": [{"id": cut(r.get("id"), 80), "title": cut(r.get("title"), 200), "status": r.get("status"),
                          "reason": cut(r.get("skip_reason") or "", 300)} for r in other],
             "counts": dict(Counter(r.get("status") for r in recs)),
@@ -577,6 +587,8 @@ LIMITS = {
         "max_tables": 4,
         "row_budget": 400,
         "finding_budget": 150,
+        "passed_tables": 1,
+        "passed_rows": 5,
     },
     "html": {"max_rows": 50, "max_plots": 12, "max_findings": 100, "max_tables": 20},
 }
