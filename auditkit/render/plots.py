@@ -17,7 +17,7 @@ from typing import Any
 W, H = 420, 260
 ML, MR, MT, MB = 52, 10, 38, 46
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#7f7f7f", "#000000")
-MAX_LINE_POINTS = 200  # per series; an 8.7 cm wide plot cannot show more (and SVG paths cost WeasyPrint time)
+MAX_LINE_POINTS = 150  # per series; an 8.7 cm wide plot cannot show more (and SVG paths cost WeasyPrint time)
 MAX_SCATTER_POINTS = 50_000
 MAX_SERIES = 8
 MAX_CATEGORIES = 40
