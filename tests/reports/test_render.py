@@ -348,3 +348,34 @@ def test_renderers_do_not_import_weasyprint_until_pdf() -> None:
 
 
 HOSTILE_USED = HOSTILE  # keep the import for readers: these are the strings under test
+
+
+def test_pdf_budgets_cap_rows_and_findings(synth: dict[str, Any]) -> None:
+    from auditkit.render.common import LIMITS
+
+    v = build_view(synth, **LIMITS["pdf"])
+    checks = {c["id"]: c for a in v["areas"] for c in a["checks"]}
+    leak = checks["AK-LEAK-001"]  # failed: up to max_rows rows, the rest counted
+    assert len(leak["evidence"]["tables"][0]["rows"]) == LIMITS["pdf"]["max_rows"]
+    assert leak["evidence"]["tables"][0]["more_rows"] == 120 - LIMITS["pdf"]["max_rows"]
+    tight = build_view(synth, **{**LIMITS["pdf"], "row_budget": 1, "finding_budget": 1})
+    tleak = next(c for a in tight["areas"] for c in a["checks"] if c["id"] == "AK-LEAK-001")
+    assert len(tleak["evidence"]["tables"][0]["rows"]) == 5  # never fewer than 5
+    html = build_view(synth, **LIMITS["html"])
+    hleak = next(c for a in html["areas"] for c in a["checks"] if c["id"] == "AK-LEAK-001")
+    assert len(hleak["evidence"]["tables"][0]["rows"]) == 50  # the 50 rows the check kept
+
+
+def test_big_attachment_is_embedded_intact_and_reproducibly(tmp_path: Path) -> None:
+    """results.json over 1 MB takes the fast-compression path: still lossless and deterministic."""
+    from auditkit.render.pdf import embedded_files, render_bytes
+    from auditkit.results import dumps
+
+    doc = synthetic_results(hostile=False, n_scatter=5, table_rows=3)
+    doc["checks"] = doc["checks"][:1]
+    doc["checks"][0]["evidence"]["raw"] = [[i, i * 0.5, f"row {i}"] for i in range(60_000)]
+    raw = dumps(doc).encode("utf-8")
+    assert len(raw) > 1_000_000
+    first = render_bytes(doc, attachments={"results.json": raw})
+    assert embedded_files(first)["results.json"] == raw
+    assert render_bytes(doc, attachments={"results.json": raw}) == first
