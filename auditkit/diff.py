@@ -12,7 +12,7 @@ from typing import Any
 
 from auditkit.render.common import deselected, fmt_ci, fmt_num
 
-_STATUS_RANK = {"passed": 0, "not_applicable": 1, "skipped": 1, "failed": 2, "error": 3}
+_STATUS_RANK = {"passed": 0, "not_applicable": 1, "skipped": 1, "failed": 2, "error": 3}  # higher = worse
 
 
 def _index(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:

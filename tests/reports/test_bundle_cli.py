@@ -209,3 +209,15 @@ def test_cli_diff(tmp_path: Path) -> None:
     assert json.loads(js.output)["worse"] == 2
     table = runner.invoke(cli, ["diff", str(b), str(n)])
     assert table.exit_code == 0 and "accuracy" in table.output
+
+
+def test_diff_coverage_change_is_not_called_worse() -> None:
+    from auditkit.diff import diff_results
+
+    base = synthetic_results(hostile=False, n_scatter=5, table_rows=3)
+    new = copy.deepcopy(base)
+    perf = next(r for r in new["checks"] if r["id"] == "AK-PERF-001")
+    perf["status"], perf["skip_reason"] = "not_applicable", "no model"
+    d = diff_results(base, new)
+    assert [(s["check"], s["trend"]) for s in d["status_changes"]] == [("AK-PERF-001", "changed")]
+    assert d["worse"] == 0
