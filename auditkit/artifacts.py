@@ -214,9 +214,10 @@ class Artifacts:
         return False, f"unknown requirement {req!r}"
 
     def input_kind(self) -> str:
-        if self.spec and self.spec.model:
+        # An explicit model.input.kind wins; otherwise the data decide (an NPZ of images is "image").
+        if self.spec and self.spec.model and "kind" in self.spec.model.input.model_fields_set:
             return str(self.spec.model.input.kind)
-        if "model" in self._cache:
+        if "model" in self._cache and not isinstance(self._cache["model"], _Failed):
             return str(self._cache["model"].input_kind)
         ds = next(iter(self.datasets().values()), None)
         return ds.kind if ds is not None else "tabular"

@@ -107,6 +107,39 @@ def _load_baseline(loaded: LoadedSpec, override: str | Path | None) -> tuple[dic
     return base.doc, str(rel)
 
 
+def _check_baseline_subject(baseline: dict[str, Any], ref: str, loaded: LoadedSpec, arts: Artifacts,
+                            where: str) -> None:
+    """Refuse a baseline that audits another task: its regressions would compare unrelated metrics.
+
+    A baseline of the same subject (spec name) is always accepted. Under another name (v1 → v2)
+    it must at least share the label column, the class labels and the number of features.
+    """
+    name = loaded.spec.name
+    subject = baseline.get("subject") or {}
+    if subject.get("name") == name:
+        return
+    datasets = arts.datasets()
+    ds = datasets.get("train") or next(iter(datasets.values()), None)
+    base_sets = subject.get("datasets") or {}
+    base_fp = base_sets.get("train") or next(iter(base_sets.values()), None) or {}
+    base_label = ((baseline.get("spec") or {}).get("data") or {}).get("label")
+    differences = []
+    if base_label != loaded.spec.data.label:
+        differences.append(f"label {base_label!r} vs {loaded.spec.data.label!r}")
+    if ds is not None and base_fp:
+        classes = [str(c) for c in ds.classes or []]
+        base_classes = list((base_fp.get("class_counts") or {}).keys())
+        if sorted(classes) != sorted(base_classes):
+            differences.append(f"classes {base_classes[:5]} vs {classes[:5]}")
+        if base_fp.get("features") != len(ds.features):
+            differences.append(f"{base_fp.get('features')} vs {len(ds.features)} features")
+    if differences:
+        raise InputError(
+            f"{where}: {ref} is an audit of {subject.get('name')!r}, another task than {name!r} "
+            f"({'; '.join(differences)}); a baseline must be an approved audit of the same model's task"
+        )
+
+
 def run_audit(
     spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec,
     *,
@@ -161,6 +194,9 @@ def run_audit(
     baseline, baseline_ref = _load_baseline(loaded, ov.baseline)
     arts = artifacts or Artifacts(loaded)
     arts.datasets()  # input errors (exit 2) surface here, before any check runs
+    if baseline is not None and baseline_ref is not None:
+        _check_baseline_subject(baseline, baseline_ref, loaded, arts,
+                                "--baseline" if ov.baseline is not None else "gate.baseline")
     if s.model is not None and s.model.source != "builtin":
         arts.model()  # a model file that cannot be loaded is an input error too
     if s.model is not None or s.training is not None or "torch" in sys.modules:

@@ -177,7 +177,7 @@ def serialise(model: nn.Module, example: torch.Tensor) -> dict[str, bytes]:
     module = model.cpu().eval()
     state = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
     config = getattr(module, "config", {})
-    st = save(state, metadata={"auditkit_config": json.dumps(config, sort_keys=True), "format": "pt"})
+    st = _sorted_metadata(save(state, metadata={"auditkit_config": json.dumps(config, sort_keys=True), "format": "pt"}))
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -187,3 +187,19 @@ def serialise(model: nn.Module, example: torch.Tensor) -> dict[str, bytes]:
             scripted = torch.jit.trace(module, example.cpu())
         torch.jit.save(scripted, buf)
     return {"model.safetensors": st, "model.pt": buf.getvalue()}
+
+
+def _sorted_metadata(blob: bytes) -> bytes:
+    """The safetensors bytes with ``__metadata__`` keys in sorted order.
+
+    safetensors writes metadata from a Rust HashMap, so its key order (and the file's sha256) changed
+    from run to run; the header is rewritten with the same length so the tensor offsets stay valid.
+    """
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + n])
+    meta = header.pop("__metadata__", None)
+    ordered = ({"__metadata__": dict(sorted(meta.items()))} if meta else {}) | header
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:
+        return blob  # cannot happen for ASCII metadata; keep the original rather than corrupt it
+    return blob[:8] + text.ljust(n, b" ") + blob[8 + n :]

@@ -138,6 +138,9 @@ def _print_summary(doc: dict[str, Any], out: Path) -> None:
     console.print(f"gate: [bold {colour}]{gate['decision'].upper()}[/] (exit {gate['exit_code']}): {gate['reason']}")
     for w in gate.get("waived", []):
         console.print(f"  waived: {w['check']} {w.get('key') or ''} — {w['message']}")
+    for w in gate.get("unused_waivers", []):
+        key = f" key {w['key']!r}" if w.get("key") else ""
+        console.print(f"  [yellow]unused waiver[/]: {w['check']}{key} matched no finding (check the id and key)")
     for r in gate.get("regressions", []):
         console.print(f"  regression: {r['message']}")
     pdf = out / "report.pdf"

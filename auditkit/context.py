@@ -75,7 +75,10 @@ class RunContext:
 
         spec = self.spec
         if spec is not None and spec.model is not None:
-            return spec.model.input
+            declared = spec.model.input
+            if "kind" in declared.model_fields_set:
+                return declared
+            return declared.model_copy(update={"kind": self.artifacts.input_kind()})
         return InputSpec.model_validate({"kind": self.artifacts.input_kind()})
 
     def rng(self) -> np.random.Generator:

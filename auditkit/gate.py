@@ -22,13 +22,19 @@ def _matches(waiver: dict[str, Any], check_id: str, finding: dict[str, Any]) -> 
     return waiver.get("key") in (None, finding.get("key"))
 
 
-def apply_waivers(records: list[dict[str, Any]], waivers: list[dict[str, Any]], today: dt.date) -> None:
-    """Mark waived findings in place (they stay visible). An expired waiver no longer applies."""
+def apply_waivers(records: list[dict[str, Any]], waivers: list[dict[str, Any]], today: dt.date) -> list[dict[str, Any]]:
+    """Mark waived findings in place (they stay visible). An expired waiver no longer applies.
+
+    Returns the waivers that matched no finding (a mistyped key or check id would otherwise
+    go unnoticed).
+    """
+    used: set[int] = set()
     for rec in records:
         for finding in rec.get("findings", []):
-            for w in waivers:
+            for i, w in enumerate(waivers):
                 if not _matches(w, rec["id"], finding):
                     continue
+                used.add(i)
                 expires = dt.date.fromisoformat(str(w["expires"]))
                 expired = expires < today
                 finding["waiver"] = {
@@ -39,6 +45,10 @@ def apply_waivers(records: list[dict[str, Any]], waivers: list[dict[str, Any]], 
                 }
                 if not expired:
                     break
+    return [
+        {"check": w["check"], "key": w.get("key"), "reason": w.get("reason")}
+        for i, w in enumerate(waivers) if i not in used
+    ]  # fmt: skip
 
 
 def _is_waived(finding: dict[str, Any]) -> bool:
@@ -102,7 +112,7 @@ def decide(
 ) -> dict[str, Any]:
     """Apply waivers (in place) and decide the gate. Returns the ``gate`` section of results."""
     today = today or dt.date.today()
-    apply_waivers(records, list(waivers or []), today)
+    unused = apply_waivers(records, list(waivers or []), today)
     threshold = severity_rank(fail_on)
     blocking: list[dict[str, Any]] = []
     waived: list[dict[str, Any]] = []
@@ -143,6 +153,7 @@ def decide(
         "fail_on": fail_on,
         "blocking": blocking,
         "waived": waived,
+        "unused_waivers": unused,
         "regressions": regress,
         "errored": errored,
         "findings_by_severity": by_sev,

@@ -195,7 +195,7 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
         raise InputError("model: cannot tell the number of classes (no labelled split to probe it with)")
     cls = _embed_fn_adapter() if embed_fn is not None else ModelAdapter
     adapter = cls(
-        module=module, n_classes=n_out, device=device, input_kind=m.input.kind, input_shape=shape,
+        module=module, n_classes=n_out, device=device, input_kind=artifacts.input_kind(), input_shape=shape,
         batch_size=m.batch_size, source=source,
     )  # fmt: skip
     if embed_fn is not None:
@@ -260,6 +260,8 @@ def _load_torchscript(artifacts: Artifacts, device: Any) -> tuple[Any, dict[str,
     kind = sniff(path)
     if kind in ("pickle", "torch-zip"):
         return _load_pickle(path, "model.torchscript", m.allow_pickle, m.sha256, device)
+    if kind == "export":
+        raise InputError(f"model.torchscript: {path.name} is a torch.export program; name it under model.exported")
     try:
         module = torch.jit.load(str(path), map_location=device)
     except Exception as err:
@@ -275,10 +277,22 @@ def _load_exported(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
     kind = sniff(path)
     if kind in ("pickle", "torch-zip"):
         raise _refuse_pickle(path, "model.exported")
+    if kind == "torchscript":
+        raise InputError(f"model.exported: {path.name} is a TorchScript archive; name it under model.torchscript")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"model.exported: {path.name} is not a torch.export program (not a zip archive; "
+                         "write it with torch.export.save)")
+    import logging
+
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
+    export_log.setLevel(logging.CRITICAL)  # torch.export.load logs a full traceback before it raises
     try:
         program = torch.export.load(str(path))
     except Exception as err:
         raise InputError(f"model.exported: {path.name} is not a torch.export program ({_first(err)})") from None
+    finally:
+        export_log.setLevel(level)
     return _exported_wrapper()(program.module()), _source("export", path, safe=True, pinned=m.sha256)
 
 
@@ -346,7 +360,8 @@ def _load_factory(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
     try:
         module.load_state_dict(state, strict=True)
     except Exception as err:
-        raise InputError(f"model.weights: {path.name} does not fit {m.factory}: {_first(err)[:400]}") from None
+        detail = " ".join(line.strip() for line in str(err).strip().splitlines()[1:3]) or _first(err)
+        raise InputError(f"model.weights: {path.name} does not fit {m.factory}: {detail[:400]}") from None
     return module, _source(fmt, path, safe=safe, pinned=m.sha256, factory=m.factory)
 
 
@@ -403,5 +418,5 @@ def _builtin(artifacts: Artifacts, device: Any) -> ModelAdapter:
         "diverged": not run.finite,
     }
     shape = tuple(train.x.shape[1:])
-    return ModelAdapter(module=module, n_classes=n_classes, device=device, input_kind=m.input.kind,
+    return ModelAdapter(module=module, n_classes=n_classes, device=device, input_kind=artifacts.input_kind(),
                         input_shape=shape, batch_size=m.batch_size, embedding_layer=module.head, source=source)

@@ -557,7 +557,14 @@ def _comparable_keys(a: pd.Series, b: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Compare numbers as numbers; otherwise compare by text so 1 and "1" meet."""
     if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
         return a, b
-    return a.map(str, na_action="ignore"), b.map(str, na_action="ignore")
+    return a.map(_key_text, na_action="ignore"), b.map(_key_text, na_action="ignore")
+
+
+def _key_text(v: Any) -> str:
+    # An integer id read as float (a CSV column with a missing value) is 5.0; its text is "5".
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
 
 
 @check(

@@ -69,6 +69,6 @@ def artefact_provenance(ctx: RunContext, /, *, require_pin: bool = False) -> Out
     rows = [[k, str(v)] for k, v in src.items() if k not in ("config",)]
     status = "safe" if safe else "UNSAFE" if safe is False else "unknown"
     return Outcome(metrics=metrics, findings=findings, summary=(
-        f"{fmt} artefact, {status} to load, sha256 {str(sha)[:16]}…"
+        f"{fmt} artefact, {status} to load, " + (f"sha256 {str(sha)[:16]}…" if sha else "no artefact file to hash")
         + (", pin matches" if matches else ", pin MISMATCH" if pinned else ", not pinned")
     ), evidence={"artefact": {"columns": ["field", "value"], "rows": rows}})

@@ -1,0 +1,169 @@
+"""Regression tests for bugs found by running the CLI like a user would (QA scenarios).
+
+Each case either works or fails with one line ``auditkit: error: ...``, exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from auditkit.cli import main
+
+NETS = """
+import torch
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self, d=4, k=2):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(d, 8), nn.ReLU())
+        self.head = nn.Linear(8, k)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+def make(d=4, k=2):
+    return Net(d, k)
+"""
+
+
+def _net_class() -> type:
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self, d: int = 4, k: int = 2) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(d, 8), nn.ReLU())
+            self.head = nn.Linear(8, k)
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return self.head(self.body(x))
+
+    return Net
+
+
+def _Net() -> object:  # noqa: N802
+    return _net_class()()
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+@pytest.fixture()
+def models(tmp_path: Path) -> Path:
+    """Four-feature tabular data, a factory module next to the spec, and model files of each kind."""
+    import torch
+    from safetensors.torch import save_file
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    df = pd.DataFrame(x, columns=list("abcd")).assign(y=y)
+    df.iloc[:80].to_csv(tmp_path / "train.csv", index=False)
+    df.iloc[80:].to_csv(tmp_path / "test.csv", index=False)
+    pkg = tmp_path / "qa_scen_nets"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "nets.py").write_text(NETS)
+    torch.manual_seed(0)
+    net = _Net()  # the factory's architecture, built here so the factory module is never imported by the test
+    save_file(net.state_dict(), str(tmp_path / "net.safetensors"))
+    torch.jit.save(torch.jit.script(net), str(tmp_path / "net_ts.pt"))
+    ep = torch.export.export(net, (torch.zeros(4, 4),), dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    torch.export.save(ep, str(tmp_path / "net.pt2"))
+    (tmp_path / "garbage.pt2").write_bytes(b"PK\x03\x04" + b"garbage" * 20)
+    return tmp_path
+
+
+def _spec(tmp: Path, model: str, extra: str = "", name: str = "scenario") -> Path:
+    p = tmp / f"{abs(hash(model + extra + name))}.yaml"
+    p.write_text(
+        f"version: 1\nname: {name}\ndata:\n  label: y\n  splits: {{train: train.csv, test: test.csv}}\n"
+        f"model:\n{textwrap.indent(model, '  ')}\nreport: {{formats: [json]}}\n{extra}"
+    )
+    return p
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("exported: net_ts.pt", "model.exported: net_ts.pt is a TorchScript archive; name it under model.torchscript"),
+        ("torchscript: net.pt2", "model.torchscript: net.pt2 is a torch.export program; name it under model.exported"),
+        ("exported: garbage.pt2", "model.exported: garbage.pt2 is not a torch.export program"),
+        ("exported: net.safetensors", "model.exported: net.safetensors is not a torch.export program"),
+        ("factory: qa_scen_nets.nets:make\nfactory_args: {k: 3}\nweights: net.safetensors",
+         "size mismatch for head.weight"),
+    ],
+)  # fmt: skip
+def test_model_source_errors_are_one_line(
+    models: Path, model: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, err = _run(["run", str(_spec(models, model)), "-o", str(models / "out"), "-q"], capsys)
+    assert code == 2, err
+    assert message in err
+    assert "Traceback" not in err and "torch/export" not in err  # torch.export's logged traceback is muted
+    assert len(err.strip().splitlines()) == 1
+    assert not (models / "out").exists()
+
+
+def test_factory_next_to_spec_without_weights(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The spec's folder is importable for model.factory; with no weights file the summary says so."""
+    spec = _spec(models, "factory: qa_scen_nets.nets:make", "checks: {select: [AK-GOV-003]}\n")
+    code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
+    assert code == 0, err
+    rec = json.loads((models / "out" / "results.json").read_text())["checks"]
+    gov = next(r for r in rec if r["id"] == "AK-GOV-003")
+    assert gov["status"] == "passed"
+    assert "None" not in gov["summary"] and "no artefact file" in gov["summary"]
+
+
+def test_baseline_of_another_task_is_refused(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regressions against an audit of another task would compare unrelated metrics: exit 2."""
+    df = pd.read_csv(models / "train.csv")
+    df.assign(y=np.where(df.y == 1, "yes", "no")).to_csv(models / "other_train.csv", index=False)
+    df.assign(y=np.where(df.y == 1, "yes", "no")).to_csv(models / "other_test.csv", index=False)
+    extra = "checks: {select: [AK-LEAK-001]}\n"
+    other = models / "other.yaml"
+    other.write_text(
+        "version: 1\nname: another-task\ndata:\n  label: y\n"
+        "  splits: {train: other_train.csv, test: other_test.csv}\nreport: {formats: [json]}\n" + extra
+    )
+    code, _out, err = _run(["run", str(other), "-o", str(models / "base"), "-q"], capsys)
+    assert code == 1, err  # test rows copy train rows
+    spec = _spec(models, "torchscript: net_ts.pt", extra, name="model-v2")
+    base = str(models / "base" / "results.json")
+    code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q", "--baseline", base], capsys)
+    assert code == 2
+    assert "is an audit of 'another-task', another task than 'model-v2'" in err and "classes" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (models / "out").exists()
+    # Another version of the same task (a new name, same label, classes and features) is accepted.
+    v1 = _spec(models, "torchscript: net_ts.pt", extra, name="model-v1")
+    code, _out, err = _run(["run", str(v1), "-o", str(models / "v1"), "-q"], capsys)
+    assert code == 0, err
+    base = str(models / "v1" / "results.json")
+    code, _out, err = _run(["run", str(spec), "-o", str(models / "out2"), "-q", "--baseline", base], capsys)
+    assert code == 0, err
+
+
+def test_unused_waiver_is_reported(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    extra = (
+        "checks: {select: [AK-LEAK-001]}\n"
+        "gate:\n  waivers:\n    - {check: AK-LEAK-001, key: typo, reason: known, expires: 2099-01-01}\n"
+    )
+    spec = _spec(models, "torchscript: net_ts.pt", extra)
+    code, out, err = _run(["run", str(spec), "-o", str(models / "out")], capsys)
+    assert code == 0, err
+    assert "unused waiver" in out and "typo" in out
+    gate = json.loads((models / "out" / "results.json").read_text())["gate"]
+    assert gate["unused_waivers"] == [{"check": "AK-LEAK-001", "key": "typo", "reason": "known"}]

@@ -1,0 +1,95 @@
+"""Regression tests for bugs found by running auditkit like a user would (QA scenarios)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from auditkit.artifacts import Artifacts
+from auditkit.spec import load_spec
+
+
+def _digits_npz(tmp: Path) -> None:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]
+    np.savez(tmp / "train.npz", x=x[:300], y=d.target[:300])
+    np.savez(tmp / "test.npz", x=x[300:400], y=d.target[300:400])
+
+
+def _spec(tmp: Path, model: str) -> Path:
+    p = tmp / "audit.yaml"
+    p.write_text(f"version: 1\nname: s\ndata:\n  splits: {{train: train.npz, test: test.npz}}\nmodel:\n{model}\n")
+    return p
+
+
+def test_npz_images_without_model_input_are_images(tmp_path: Path) -> None:
+    """Without a `model.input` section the data decide the kind: an NPZ of (n,1,8,8) is an image.
+
+    It used to default to "tabular", so OOD and shift checks built tabular synthetic sets for images.
+    """
+    from auditkit.context import RunContext
+    from auditkit.registry import build_registry
+
+    _digits_npz(tmp_path)
+    arts = Artifacts(load_spec(_spec(tmp_path, "  builtin: cnn")))
+    assert arts.input_kind() == "image"
+    info = build_registry(autoload=False).get("AK-OOD-001")
+    assert info is not None
+    ctx = RunContext(info, arts)
+    assert ctx.model_input.kind == "image"
+    assert ctx.model_input.range is None  # the rest of model.input is untouched
+    # An explicit kind still wins over the data.
+    arts2 = Artifacts(load_spec(_spec(tmp_path, "  builtin: cnn\n  input: {kind: tabular}")))
+    assert arts2.input_kind() == "tabular"
+    assert RunContext(info, arts2).model_input.kind == "tabular"
+
+
+def test_builtin_safetensors_metadata_is_in_sorted_order() -> None:
+    """safetensors writes metadata from a hash map: key order (and the model's sha256) varied per run."""
+    import torch
+    from safetensors.torch import load
+
+    from auditkit.builtin_models import TabularMLP, serialise
+
+    torch.manual_seed(0)
+    m = TabularMLP(3, [0, 1, 2], {}, 2, hidden=[4])
+    blob = serialise(m, torch.zeros(2, 3))["model.safetensors"]
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + n])
+    keys = list(header)
+    assert keys[0] == "__metadata__"
+    assert list(header["__metadata__"]) == sorted(header["__metadata__"])
+    state = load(blob)  # offsets still valid
+    for k, v in m.state_dict().items():
+        assert torch.equal(state[k], v)
+
+
+def test_entity_keys_integer_floats_meet_their_text() -> None:
+    """An id column read as float (CSV with a gap: 5.0) must meet the same id read as text ("5")."""
+    from auditkit.checks.leakage import _comparable_keys
+
+    a, b = _comparable_keys(pd.Series([5.0, 7.0, np.nan]), pd.Series(["5", "x9", None]))
+    assert b.isin(a.dropna()).tolist() == [True, False, False]
+    a, b = _comparable_keys(pd.Series([1.5, 2.0]), pd.Series(["1.5", "2"]))
+    assert b.isin(a).tolist() == [True, True]
+
+
+def test_gate_reports_waivers_that_match_nothing() -> None:
+    from auditkit.gate import decide
+
+    rec = {"id": "AK-LEAK-003", "status": "failed", "findings": [
+        {"severity": "high", "key": "group_overlap_ratio", "message": "m"}]}  # fmt: skip
+    waivers = [
+        {"check": "AK-LEAK-003", "key": "group_overlap_ratio", "reason": "r", "expires": "2099-01-01"},
+        {"check": "AK-LEAK-003", "key": "typo_ratio", "reason": "r", "expires": "2099-01-01"},
+        {"check": "AK-BAL", "reason": "r", "expires": "2099-01-01"},
+    ]
+    gate = decide([rec], fail_on="high", waivers=waivers, today=dt.date(2026, 1, 1))
+    assert gate["exit_code"] == 0
+    assert [(w["check"], w["key"]) for w in gate["unused_waivers"]] == [("AK-LEAK-003", "typo_ratio"), ("AK-BAL", None)]
