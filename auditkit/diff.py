@@ -74,6 +74,8 @@ def diff_results(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
                 _STATUS_RANK.get(str(o.get("status")), 1),
                 _STATUS_RANK.get(str(c.get("status")), 1),
             )
+            if {o.get("status"), c.get("status")} & {"not_applicable", "skipped"}:
+                rank_o = rank_n  # ran <-> did not run: a change of coverage, not of quality
             status_changes.append({
                 "check": cid, "title": c.get("title"), "base": o.get("status"), "new": c.get("status"),
                 "trend": "worse" if rank_n > rank_o else "better" if rank_n < rank_o else "changed",
