@@ -199,7 +199,8 @@ def verify_bundle(bundle: Path, manifest: dict[str, Any]) -> list[str]:
     bundle = Path(bundle)
     outputs = {e.get("path"): e for e in manifest.get("outputs", []) if isinstance(e, dict)}
     problems: list[str] = []
-    for rel in sorted(p for p in outputs if isinstance(p, str) and p.lower().endswith(".pdf")):
+    # The report auditkit wrote (a check may write other PDFs into the bundle; they carry no attachments).
+    for rel in sorted(p for p in outputs if p == FILENAME):
         path = bundle / rel
         if not path.is_file():
             continue  # reported as a missing output by bundle.verify
