@@ -403,6 +403,8 @@ def build_view(
     areas = []
     for key, title, blurb in AREAS:
         recs = [r for r in ran if area_of(r) == key]
+        if key == "other" and not recs:
+            continue  # the built-in areas always show (an empty one says so); "other" only when used
         detailed = [r for r in recs if r.get("status") in ("failed", "error", "passed")]
         detailed.sort(key=lambda r: (STATUS_ORDER.index(r["status"]), str(r.get("id"))))
         other = [r for r in recs if r not in detailed]
