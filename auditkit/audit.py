@@ -199,6 +199,10 @@ def run_audit(
                                 "--baseline" if ov.baseline is not None else "gate.baseline")
     if s.model is not None and s.model.source != "builtin":
         arts.model()  # a model file that cannot be loaded is an input error too
+    if s.training is not None:
+        from auditkit.training import validate_training
+
+        validate_training(loaded)  # unknown optimizer / schedule / keyword: exit 2 before any check
     if s.model is not None or s.training is not None or "torch" in sys.modules:
         from auditkit.model import set_thread_policy
 

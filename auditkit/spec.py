@@ -6,9 +6,12 @@ Every error is found before anything runs and names its location, e.g.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
 import hashlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -241,6 +244,20 @@ class LoadedSpec:
     def resolve(self, rel: str) -> Path:
         p = Path(rel).expanduser()
         return p if p.is_absolute() else (self.base / p)
+
+    @contextlib.contextmanager
+    def importable(self) -> Iterator[None]:
+        """The spec's folder on ``sys.path`` for the block: 'pkg.mod:name' imports (model.factory,
+        a custom optimizer or schedule) find modules next to the spec, wherever auditkit runs from."""
+        base = str(self.base)
+        added = base not in sys.path
+        if added:
+            sys.path.insert(0, base)
+        try:
+            yield
+        finally:
+            if added and base in sys.path:
+                sys.path.remove(base)
 
 
 def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...], key: str) -> str:

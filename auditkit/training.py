@@ -47,12 +47,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from auditkit.errors import SpecError
+
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
     from auditkit.artifacts import Artifacts
     from auditkit.data import Dataset
+    from auditkit.spec import LoadedSpec
 
 SCHEDULE_ALIASES = {
     "step": "StepLR", "multistep": "MultiStepLR", "exponential": "ExponentialLR", "cosine": "CosineAnnealingLR",
@@ -163,6 +166,31 @@ def rerun_first_seed(artifacts: Artifacts) -> TrainingRun:
 # --------------------------------------------------------------------------------------------------
 # Pieces
 # --------------------------------------------------------------------------------------------------
+
+
+def validate_training(loaded: LoadedSpec) -> None:
+    """Build every optimizer of the spec on a dummy parameter and resolve its schedule, before any
+    check runs: an unknown name, a module that does not import or a wrong keyword is a spec error
+    (exit 2), not the same error repeated by every training check."""
+    import torch
+
+    t = loaded.spec.training
+    if t is None:
+        return
+    entries = [("training.optimizer", t.optimizer.model_dump())]
+    entries += [(f"training.compare.{i}", o.model_dump()) for i, o in enumerate(t.compare)]
+    with loaded.importable():
+        for where, opt in entries:
+            try:
+                make_optimizer(opt, torch.nn.Linear(2, 2))
+            except Exception as err:
+                msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise SpecError(msg.removeprefix("training.optimizer: "), location=where) from None
+        try:
+            _schedule_class(str(t.schedule.name))
+        except Exception as err:
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise SpecError(msg.removeprefix("training.schedule: "), location="training.schedule") from None
 
 
 def resolve_optimizer(name: str) -> type:

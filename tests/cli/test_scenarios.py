@@ -167,3 +167,44 @@ def test_unused_waiver_is_reported(models: Path, capsys: pytest.CaptureFixture[s
     assert "unused waiver" in out and "typo" in out
     gate = json.loads((models / "out" / "results.json").read_text())["gate"]
     assert gate["unused_waivers"] == [{"check": "AK-LEAK-001", "key": "typo", "reason": "known"}]
+
+
+def _training_spec(tmp: Path, training: str) -> Path:
+    p = tmp / "train.yaml"
+    p.write_text(
+        "version: 1\nname: opt\ndata:\n  label: y\n  splits: {train: train.csv, test: test.csv}\n"
+        "model: {builtin: mlp, builtin_args: {hidden: [4]}}\n"
+        f"training:\n{textwrap.indent(training, '  ')}\n"
+        "checks: {select: [AK-TRAIN-001]}\nreport: {formats: [json]}\n"
+    )
+    return p
+
+
+@pytest.mark.parametrize(
+    ("training", "message"),
+    [
+        ("optimizer: {name: Adamm}", "training.optimizer: unknown optimizer 'Adamm'"),
+        ("optimizer: {name: 'no_such_mod:Opt'}", "training.optimizer: cannot import 'no_such_mod:Opt'"),
+        ("compare: [{name: SGD, lr: 0.1}, {name: Adam, momentum: 0.9}]",
+         "training.compare.1: Adam.__init__() got an unexpected keyword argument 'momentum'"),
+        ("schedule: {name: cosinee}", "training.schedule: unknown schedule 'cosinee'"),
+    ],
+)  # fmt: skip
+def test_training_spec_errors_before_any_check(
+    models: Path, training: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They used to surface as the same error in every training check (exit 3)."""
+    code, _out, err = _run(["run", str(_training_spec(models, training)), "-o", str(models / "out"), "-q"], capsys)
+    assert code == 2, err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (models / "out").exists()
+
+
+def test_custom_optimizer_next_to_spec(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """'mod:Class' optimizers import from the spec's folder, like model.factory, from any cwd."""
+    (models / "qa_scen_opt.py").write_text("import torch\n\nclass MySGD(torch.optim.SGD):\n    pass\n")
+    spec = _training_spec(models, "epochs: 2\noptimizer: {name: 'qa_scen_opt:MySGD', lr: 0.01}")
+    code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
+    assert code == 0, err
+    rec = json.loads((models / "out" / "results.json").read_text())["checks"]
+    assert next(r for r in rec if r["id"] == "AK-TRAIN-001")["status"] == "passed"
