@@ -24,7 +24,7 @@ from auditkit.errors import AuditkitError, InputError
 from auditkit.gate import decide
 from auditkit.registry import build_registry
 from auditkit.results import SCHEMA_VERSION, AuditResults, dumps
-from auditkit.runner import Selection, plan, progress_enabled, run_planned
+from auditkit.runner import Selection, _known, plan, progress_enabled, run_planned
 from auditkit.spec import AuditSpec, LoadedSpec, load_spec, parse_spec
 
 LIBRARIES = (
@@ -185,6 +185,8 @@ def run_audit(
         severity=dict(s.checks.severity),
     )
     planned = plan(registry, selection)
+    for i, w in enumerate(s.gate.waivers):
+        _known(w.check, registry.checks, f"gate.waivers.{i}.check")  # a mistyped id would waive nothing
     if formats and output is not None:
         from auditkit.render import get_renderer
 

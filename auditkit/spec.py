@@ -379,6 +379,8 @@ def load_spec(path: str | Path) -> LoadedSpec:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise SpecError(f"{p.name}: malformed YAML at {where}: {problem}") from None
+    except (ValueError, OverflowError) as err:  # YAML's own date parsing, e.g. expires: 2027-13-01
+        raise SpecError(f"{p.name}: an invalid value in the YAML (a date like 2027-13-01?): {err}") from None
     if data is None:
         raise SpecError(f"{p.name}: the spec is empty")
     return parse_spec(data, path=p.resolve(), raw=raw)

@@ -208,3 +208,22 @@ def test_custom_optimizer_next_to_spec(models: Path, capsys: pytest.CaptureFixtu
     assert code == 0, err
     rec = json.loads((models / "out" / "results.json").read_text())["checks"]
     assert next(r for r in rec if r["id"] == "AK-TRAIN-001")["status"] == "passed"
+
+
+@pytest.mark.parametrize(
+    ("waiver", "message"),
+    [
+        ("{check: AK-LEAK-0003, reason: known, expires: 2099-01-01}",
+         "gate.waivers.0.check: unknown check id or prefix 'AK-LEAK-0003'; did you mean 'AK-LEAK-003'?"),
+        ("{check: AK-LEAK-001, reason: known, expires: 2027-13-01}", "month must be in 1..12"),
+    ],
+)  # fmt: skip
+def test_bad_waivers_are_spec_errors(
+    models: Path, waiver: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped waiver id used to waive nothing silently; an impossible date was a traceback."""
+    extra = f"checks: {{select: [AK-LEAK-001]}}\ngate:\n  waivers:\n    - {waiver}\n"
+    spec = _spec(models, "torchscript: net_ts.pt", extra)
+    code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
+    assert code == 2, err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
