@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+
+import yaml
 
 from auditkit.data import read_table
 
@@ -27,14 +31,14 @@ def write_spec(files: list[Path], output: Path, *, label: str | None = None) -> 
     base = output.resolve().parent
     rel = [Path(f).resolve() for f in files]
     split_lines = "\n".join(
-        f"    {name}: {_rel(p, base)}" for name, p in zip(SPLITS, rel, strict=False)
+        f"    {name}: {_scalar(_rel(p, base))}" for name, p in zip(SPLITS, rel, strict=False)
     )
     text = f"""# auditkit audit spec. Reference: README.md ("audit.yaml reference"); schema: auditkit schema
 version: 1
-name: {output.resolve().parent.name or 'my-model'}        # subject of the audit
+name: {_scalar(output.resolve().parent.name or 'my-model')}        # subject of the audit
 seed: 0
 data:
-  label: {label}                  # target column
+  label: {_scalar(label)}                  # target column
   features: auto                 # or a list; auto = all columns but label/id/group/time
   # categorical: [colour]        # inferred from dtype when absent
   # id: customer_id              # entity id: entity leakage, per-entity time order
@@ -67,7 +71,17 @@ report:
 
 
 def _rel(p: Path, base: Path) -> str:
+    """Relative to the spec's folder (paths in a spec are), so the spec and data move together."""
     try:
-        return p.relative_to(base).as_posix()
-    except ValueError:
+        return Path(os.path.relpath(p, base)).as_posix()
+    except ValueError:  # another drive on Windows
         return p.as_posix()
+
+
+def _scalar(text: str) -> str:
+    """``text`` as a YAML scalar that reads back as the same string (a column named yes, 1 or a:b)."""
+    try:
+        plain = yaml.safe_load(text) == text and not any(c in text for c in ":#{}[],&*!|>'\"%@`")
+    except yaml.YAMLError:
+        plain = False
+    return text if plain and text.strip() == text else json.dumps(text)

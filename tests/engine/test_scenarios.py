@@ -93,3 +93,21 @@ def test_gate_reports_waivers_that_match_nothing() -> None:
     gate = decide([rec], fail_on="high", waivers=waivers, today=dt.date(2026, 1, 1))
     assert gate["exit_code"] == 0
     assert [(w["check"], w["key"]) for w in gate["unused_waivers"]] == [("AK-LEAK-003", "typo_ratio"), ("AK-BAL", None)]
+
+
+def test_init_writes_relative_paths_and_quotes_awkward_names(tmp_path: Path) -> None:
+    """Spec paths are relative to the spec: data outside its folder got absolute paths (a bundle
+    that does not move); a label column named "yes" was read back by YAML as True."""
+    from auditkit.init import write_spec
+
+    data = tmp_path / "data"
+    data.mkdir()
+    df = pd.DataFrame({"a": [1.0, 2.0, 3.0], "yes": [0, 1, 0]})
+    df.to_csv(data / "train set.csv", index=False)
+    out = tmp_path / "spec" / "audit.yaml"
+    out.parent.mkdir()
+    write_spec([data / "train set.csv"], out, label="yes")
+    loaded = load_spec(out)
+    assert loaded.spec.data.label == "yes"
+    assert loaded.spec.data.splits.train == "../data/train set.csv"
+    assert loaded.resolve(loaded.spec.data.splits.train).is_file()
