@@ -181,6 +181,18 @@ def label_shift(
     return Outcome.from_metrics(metrics, summary="; ".join(parts), findings=findings, evidence=evidence)
 
 
+def _quartile_edges(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Bin edges (train quartiles, open at both ends) of numeric columns with more than 10 values,
+    as AK-FAIR-001 and AK-PERF-004 group them; the same edges are used for every split."""
+    out = {}
+    for c in frame.columns:
+        s = frame[c]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and s.nunique() > 10:
+            inner = np.unique(np.nanquantile(s.to_numpy(dtype=float), [0.25, 0.5, 0.75]))
+            out[c] = np.concatenate([[-np.inf], inner, [np.inf]])
+    return out
+
+
 @check(
     id="AK-BAL-003",
     title="Under-represented sensitive groups and intersections",
@@ -202,8 +214,8 @@ def representation(
 ) -> Outcome:
     """Finds sensitive groups, and intersections of groups, with too few rows.
 
-    For each sensitive column and split, every group (missing values form a group of their own)
-    is compared with a minimum share and a minimum count: too few rows make per-group evaluation
+    For each sensitive column and split, every group (missing values form a group of their own;
+    a numeric column with more than 10 values is grouped by its train quartiles) is compared with a minimum share and a minimum count: too few rows make per-group evaluation
     and fairness estimates unreliable. With ``intersections``, every combination of the groups of
     all sensitive columns (and of each pair, when there are more than two) is checked too,
     including combinations that never occur (count 0), as long as there are at most ``max_cells``.
@@ -226,11 +238,14 @@ def representation(
         raise NotApplicable(f"none of the splits {splits} is present")
     metrics, findings, rows = [], [], []
     worst: dict[str, tuple[float, str]] = {}
+    edges = _quartile_edges(ctx.dataset("train" if "train" in ctx.splits() else present[0]).sensitive)
     for split in present:
         ds = ctx.dataset(split)
         frame = ds.sensitive
         if list(frame.columns) != cols or len(ds) == 0:
             continue
+        for c, e in edges.items():  # a continuous attribute (age, income): its quartiles are the groups
+            frame = frame.assign(**{c: pd.cut(frame[c], e, include_lowest=True).astype(object)})
         n = len(frame)
         g = frame.astype(object).where(frame.notna(), "<missing>").astype(str)
         combos: list[tuple[str, ...]] = [(c,) for c in cols]

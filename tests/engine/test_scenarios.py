@@ -111,3 +111,26 @@ def test_init_writes_relative_paths_and_quotes_awkward_names(tmp_path: Path) -> 
     assert loaded.spec.data.label == "yes"
     assert loaded.spec.data.splits.train == "../data/train set.csv"
     assert loaded.resolve(loaded.spec.data.splits.train).is_file()
+
+
+def test_continuous_sensitive_attribute_is_grouped_by_quartiles() -> None:
+    """AK-BAL-003 made every distinct age a group (hundreds of 'under-represented' findings)."""
+    from auditkit.checks.balance import representation
+
+    from auditkit.testing import make_artifacts, run_check
+
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> pd.DataFrame:
+        return pd.DataFrame({"x": rng.normal(size=n), "age": rng.uniform(18, 90, n).round(1),
+                             "y": rng.integers(0, 2, n)})  # fmt: skip
+
+    arts = make_artifacts({"train": split(400), "test": split(200)}, label="y", sensitive=["age"])
+    rec = run_check(representation, arts)
+    assert rec["status"] == "passed", rec["findings"][:3]
+    rows = rec["evidence"]["Sensitive groups"]["rows"]
+    assert {r[0] for r in rows} == {"train", "test"}
+    assert sum(1 for r in rows if r[0] == "train") == 4  # quartiles of train
+    assert sum(r[3] for r in rows if r[0] == "test") == 200
+    train_shares = sorted(r[4] for r in rows if r[0] == "train")
+    assert train_shares[0] > 0.2 and train_shares[-1] < 0.3
