@@ -198,6 +198,10 @@ def _read_npz(path: Path, *, where: str) -> tuple[pd.DataFrame, np.ndarray]:
         extra = {k: npz[k] for k in npz.files if k != "x"}
     if x.ndim < 2:
         raise InputError(f"{where}: array 'x' in {path.name} must have a row axis and features")
+    if x.ndim == 3:
+        # (n, H, W) is a stack of single-channel images: give it the channel axis that image models,
+        # attacks and corruptions expect, (n, 1, H, W). model.input.shape reshapes for other models.
+        x = x[:, None]
     n = len(x)
     flat = x.reshape(n, -1)
     frame = pd.DataFrame(flat, columns=[f"x{i}" for i in range(flat.shape[1])])

@@ -134,3 +134,17 @@ def test_continuous_sensitive_attribute_is_grouped_by_quartiles() -> None:
     assert sum(r[3] for r in rows if r[0] == "test") == 200
     train_shares = sorted(r[4] for r in rows if r[0] == "train")
     assert train_shares[0] > 0.2 and train_shares[-1] < 0.3
+
+
+def test_npz_images_without_channel_axis_get_one(tmp_path: Path) -> None:
+    """(n, H, W) grayscale stacks made the builtin CNN (and every model check) error."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    np.savez(tmp_path / "train.npz", x=(d.images[:200] / 16).astype(np.float32), y=d.target[:200])
+    np.savez(tmp_path / "test.npz", x=(d.images[200:260] / 16).astype(np.float32), y=d.target[200:260])
+    arts = Artifacts(load_spec(_spec(tmp_path, "  builtin: cnn")))
+    train = arts.dataset("train")
+    assert train.x.shape == (200, 1, 8, 8) and train.kind == "image"
+    assert np.array_equal(train.x2d, (d.images[:200] / 16).astype(np.float32).reshape(200, -1))
+    assert train.frame.shape == (200, 65)  # x0..x63 and y
