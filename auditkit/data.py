@@ -8,6 +8,7 @@ A ``Dataset`` keeps the raw table (``frame``) for data checks and gives the mode
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -292,6 +293,8 @@ def build_datasets(
                     f"{loc}: numeric feature {f!r} has non-numeric values (e.g. {str(bad.iloc[0])[:40]!r} "
                     f"in {len(bad)} rows); list it under data.categorical or clean it"
                 )
+    if roles.time:
+        _check_times(frames, roles.time, where)
     categories = {
         c: sorted(ref[c].dropna().unique().tolist(), key=_key) for c in categorical
     }
@@ -323,6 +326,39 @@ def build_datasets(
             categories=categories,
         )
     return out
+
+
+def _check_times(frames: Mapping[str, tuple[pd.DataFrame, Any, Any]], col: str, where: Mapping[str, str]) -> None:
+    """The time column must parse in every split, and be dates everywhere or numbers everywhere.
+
+    Unparsable text used to become missing silently (e.g. 13/05/2024 after an inferred
+    month-first format), so temporal leakage was judged on the rows that happened to parse.
+    """
+    kinds: dict[str, str] = {}
+    for name, (frame, _arr, _p) in frames.items():
+        if col not in frame.columns:
+            continue
+        loc = where.get(name, f"data.splits.{name}")
+        s = frame[col]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            kinds[name] = "dates"
+            continue
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            kinds[name] = "numbers"
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns when it falls back to dateutil
+            parsed = pd.to_datetime(s, errors="coerce", utc=True)
+        bad = s[parsed.isna() & s.notna()]
+        if len(bad):
+            raise InputError(
+                f"{loc}: time column {col!r} has {len(bad)} values that are not dates (e.g. {str(bad.iloc[0])[:40]!r}; "
+                "the format is inferred from the first value): write them as ISO 8601 (2024-05-13)"
+            )
+        kinds[name] = "dates"
+    if len(set(kinds.values())) > 1:
+        detail = ", ".join(f"{k}: {v}" for k, v in kinds.items())
+        raise InputError(f"data.time: time column {col!r} is dates in some splits and numbers in others ({detail})")
 
 
 def _cols(frame: pd.DataFrame, limit: int = 8) -> str:

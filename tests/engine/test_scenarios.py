@@ -148,3 +148,22 @@ def test_npz_images_without_channel_axis_get_one(tmp_path: Path) -> None:
     assert train.x.shape == (200, 1, 8, 8) and train.kind == "image"
     assert np.array_equal(train.x2d, (d.images[:200] / 16).astype(np.float32).reshape(200, -1))
     assert train.frame.shape == (200, 65)  # x0..x63 and y
+
+
+def test_time_column_that_does_not_parse_is_an_input_error() -> None:
+    """Day-first dates after a month-first first value became missing silently; dates in one split
+    and epoch numbers in the other made AK-LEAK-004 error. Both are input errors now (exit 2)."""
+    import pytest
+
+    from auditkit.errors import InputError
+    from auditkit.testing import make_artifacts
+
+    train = pd.DataFrame({"a": [1.0, 2.0, 3.0], "y": [0, 1, 0], "t": ["2024-01-01", "2024-01-02", None]})
+    ok = make_artifacts({"train": train, "test": train.copy()}, label="y", time="t")
+    assert ok.dataset("test").times.notna().sum() == 2
+    eu = train.assign(t=["05/02/2025", "13/02/2025", "20/02/2025"])
+    with pytest.raises(InputError, match=r"data.splits.test: time column 't' has 2 values that are not dates"):
+        make_artifacts({"train": train, "test": eu}, label="y", time="t").datasets()
+    epoch = train.assign(t=[1.7e9, 1.8e9, 1.9e9])
+    with pytest.raises(InputError, match="dates in some splits and numbers in others"):
+        make_artifacts({"train": train, "test": epoch}, label="y", time="t").datasets()
