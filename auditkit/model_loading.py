@@ -186,6 +186,12 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
                 f"model: the model fails on two rows of the data (input shape {tuple((len(example), *shape))}): "
                 f"{first[:300]}" + (" — export with a dynamic batch dimension" if source["format"] == "export" else "")
             ) from None
+        if isinstance(out, torch.Tensor) and expected == 2 and tuple(out.shape) in ((len(example),), (len(example), 1)):
+            # A binary model with one logit (trained with BCEWithLogitsLoss): sigmoid(z) is P(class 1),
+            # which is softmax over the logits [0, z]; the wrapper gives the 2-column form checks expect.
+            module = _single_logit_wrapper()(module)
+            source = {**source, "output": "one logit z per row (sigmoid), audited as the two logits [0, z]"}
+            out = torch.zeros((len(example), 2))
         if not isinstance(out, torch.Tensor) or out.ndim != 2:
             raise InputError(f"model: expected logits shaped (batch, classes); got {getattr(out, 'shape', type(out))}")
         n_out = int(out.shape[1])
@@ -201,6 +207,23 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
     if embed_fn is not None:
         adapter.embedding_fn = embed_fn  # type: ignore[attr-defined]
     return adapter
+
+
+def _single_logit_wrapper() -> type:
+    """An nn.Module turning a binary model's single logit z into the two logits [0, z]."""
+    import torch
+    from torch import nn
+
+    class SingleLogitModule(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            z = self.inner(x).reshape(len(x), 1)
+            return torch.cat([torch.zeros_like(z), z], dim=1)
+
+    return SingleLogitModule
 
 
 def _scripted_sequential_embed(module: Any) -> Any:

@@ -227,3 +227,30 @@ def test_bad_waivers_are_spec_errors(
     code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
     assert code == 2, err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("squeeze", [False, True])
+def test_single_logit_binary_model(models: Path, squeeze: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    """A binary model with one logit (BCEWithLogitsLoss; shape (n, 1) or (n,)) was refused as
+    'outputs 1 logits but the labels have 2 classes'; it is audited as the logits [0, z]."""
+    import torch
+    from sklearn.metrics import accuracy_score, brier_score_loss
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    if squeeze:
+        net.append(torch.nn.Flatten(0))
+    torch.jit.save(torch.jit.script(net), str(models / "one.pt"))
+    spec = _spec(models, "torchscript: one.pt", "checks: {select: [AK-PERF-001, AK-PERF-003]}\n")
+    code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
+    assert code in (0, 1), err
+    doc = json.loads((models / "out" / "results.json").read_text())
+    assert "one logit" in doc["subject"]["model"]["output"]
+    test = pd.read_csv(models / "test.csv")
+    with torch.no_grad():
+        p1 = torch.sigmoid(net(torch.tensor(test[list("abcd")].to_numpy(), dtype=torch.float32)).reshape(-1)).numpy()
+    recs = {r["id"]: r for r in doc["checks"]}
+    acc = next(m for m in recs["AK-PERF-001"]["metrics"] if m["name"] == "accuracy")
+    assert acc["value"] == pytest.approx(accuracy_score(test.y, p1 > 0.5))
+    brier = next(m for m in recs["AK-PERF-003"]["metrics"] if m["name"] == "brier")
+    assert brier["value"] == pytest.approx(brier_score_loss(test.y, p1), abs=1e-6)
