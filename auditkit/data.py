@@ -252,8 +252,8 @@ def build_datasets(
         for role in ("label", "id", "group", "time"):
             col = getattr(roles, role)
             if col and col not in frame.columns and not (role != "label" and name in ("ood",)):
-                if role == "label" and name == "ood":
-                    continue
+                if role == "label" and name in ("ood", "production"):
+                    continue  # OOD and production (drift) data are often unlabelled
                 raise InputError(f"{loc}: {role} column {col!r} not found (columns: {_cols(frame)})")
         for col in roles.sensitive:
             if col not in frame.columns and name != "ood":

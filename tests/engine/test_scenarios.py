@@ -167,3 +167,19 @@ def test_time_column_that_does_not_parse_is_an_input_error() -> None:
     epoch = train.assign(t=[1.7e9, 1.8e9, 1.9e9])
     with pytest.raises(InputError, match="dates in some splits and numbers in others"):
         make_artifacts({"train": train, "test": epoch}, label="y", time="t").datasets()
+
+
+def test_unlabelled_production_split_is_accepted() -> None:
+    """Production data (for drift) is usually unlabelled; it was refused for lacking the label."""
+    from auditkit.checks.drift import feature_drift
+
+    from auditkit.testing import make_artifacts, run_check
+
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"a": rng.normal(size=300), "y": rng.integers(0, 2, 300)})
+    prod = pd.DataFrame({"a": rng.normal(loc=1.0, size=300)})
+    arts = make_artifacts({"train": train, "test": train.iloc[:100], "production": prod}, label="y")
+    assert arts.dataset("production").y is None
+    rec = run_check(feature_drift, arts)
+    assert rec["status"] == "failed"  # a one-sd shift is found on the unlabelled split
+    assert any("production" in (f.get("key") or "") for f in rec["findings"])
