@@ -107,6 +107,19 @@ def _load_baseline(loaded: LoadedSpec, override: str | Path | None) -> tuple[dic
     return base.doc, str(rel)
 
 
+def _check_two_classes(arts: Artifacts) -> None:
+    """A classifier audited (or trained) on one class only would pass every model check trivially."""
+    for ds in arts.datasets().values():
+        if ds.classes is not None and ds.y is not None:
+            if len(ds.classes) < 2:
+                found = f"a single class ({ds.classes[0]!r})" if ds.classes else "no labelled rows"
+                raise InputError(
+                    f"data.label: {ds.label!r} has {found} in every split; "
+                    "a classifier's audit needs labelled rows of at least two classes"
+                )
+            return
+
+
 def _check_baseline_subject(baseline: dict[str, Any], ref: str, loaded: LoadedSpec, arts: Artifacts,
                             where: str) -> None:
     """Refuse a baseline that audits another task: its regressions would compare unrelated metrics.
@@ -199,6 +212,8 @@ def run_audit(
     if baseline is not None and baseline_ref is not None:
         _check_baseline_subject(baseline, baseline_ref, loaded, arts,
                                 "--baseline" if ov.baseline is not None else "gate.baseline")
+    if s.model is not None:
+        _check_two_classes(arts)
     if s.model is not None and s.model.source != "builtin":
         arts.model()  # a model file that cannot be loaded is an input error too
     if s.training is not None:

@@ -254,3 +254,22 @@ def test_single_logit_binary_model(models: Path, squeeze: bool, capsys: pytest.C
     assert acc["value"] == pytest.approx(accuracy_score(test.y, p1 > 0.5))
     brier = next(m for m in recs["AK-PERF-003"]["metrics"] if m["name"] == "brier")
     assert brier["value"] == pytest.approx(brier_score_loss(test.y, p1), abs=1e-6)
+
+
+def test_single_class_labels_with_a_model_are_refused(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every model check passed trivially (accuracy 1.0) on single-class data."""
+    for name in ("train", "test"):
+        df = pd.read_csv(models / f"{name}.csv")
+        df[df.y == 1].to_csv(models / f"{name}.csv", index=False)
+    spec = _spec(models, "builtin: mlp", "training: {epochs: 1}\n")
+    code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
+    assert code == 2
+    assert "data.label: 'y' has a single class (1) in every split" in err
+    # A data-only audit of the same files still runs (AK-BAL-001 reports the single class).
+    data_only = models / "data.yaml"
+    data_only.write_text("version: 1\nname: d\ndata:\n  label: y\n  splits: {train: train.csv}\n"
+                         "checks: {select: [AK-BAL-001]}\nreport: {formats: [json]}\n")  # fmt: skip
+    code, _out, err = _run(["run", str(data_only), "-o", str(models / "out2"), "-q"], capsys)
+    assert code in (0, 1), err
+    rec = json.loads((models / "out2" / "results.json").read_text())["checks"]
+    assert next(r for r in rec if r["id"] == "AK-BAL-001")["status"] == "failed"
