@@ -108,6 +108,10 @@ def call_factory(artifacts: Artifacts) -> nn.Module:
 
     m = artifacts.spec.model
     mod_name, _, attr = m.factory.partition(":")
+    if mod_name.endswith(".py") or "/" in mod_name or "\\" in mod_name:
+        dotted = mod_name.removesuffix(".py").replace("\\", "/").strip("./").replace("/", ".")
+        raise InputError(f"model.factory: {m.factory!r} names a file; write the module's import path, e.g. "
+                         f"'{dotted}:{attr}' (the spec's folder is importable)")
     base = str(artifacts.loaded.base) if artifacts.loaded is not None else None
     added = False
     if base and base not in sys.path:

@@ -103,6 +103,8 @@ def _spec(tmp: Path, model: str, extra: str = "", name: str = "scenario") -> Pat
         ("exported: net.safetensors", "model.exported: net.safetensors is not a torch.export program"),
         ("factory: qa_scen_nets.nets:make\nfactory_args: {k: 3}\nweights: net.safetensors",
          "size mismatch for head.weight"),
+        ("factory: qa_scen_nets/nets.py:make\nweights: net.safetensors",
+         "names a file; write the module's import path, e.g. 'qa_scen_nets.nets:make'"),
     ],
 )  # fmt: skip
 def test_model_source_errors_are_one_line(
