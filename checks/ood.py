@@ -927,25 +927,37 @@ def shift_behaviour(
     if y_test is None or not np.any(y_test >= 0):
         raise NotApplicable("the test split has no labels: accuracy under shift cannot be measured")
     rng = ctx.rng()
-    labelled = np.flatnonzero(y_test >= 0)
-    idx = labelled[_subsample(len(labelled), max_samples, rng)]
     test_logits = ctx.predictions("test").logits
     if test_logits.shape[1] < 2:
         raise NotApplicable(
             "the model has a single output: accuracy and calibration need class probabilities"
         )
-    kind = ctx.model_input.kind
     notes: list[str] = []
+    finite = np.isfinite(test_logits).all(axis=1)
+    labelled = np.flatnonzero((y_test >= 0) & finite)
+    if len(labelled) < int(np.sum(y_test >= 0)):
+        # As AK-PERF-001: rows whose clean output is undefined (NaN inputs) are left out and counted;
+        # a NaN ECE used to compare as "not above the limit" and pass.
+        notes.append(f"left out {int(np.sum((y_test >= 0) & ~finite))} labelled test rows whose model output "
+                     "is not finite (e.g. missing values the model does not handle)")
+    if len(labelled) == 0:
+        raise NotApplicable("no labelled test row has a finite model output")
+    idx = labelled[_subsample(len(labelled), max_samples, rng)]
+    kind = ctx.model_input.kind
     if len(idx) < len(labelled):
         notes.append(
             f"used a seeded subsample of {len(idx)} of {len(labelled)} labelled test rows (max_samples)"
         )
 
     def stats(logits: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-        z = logits - logits.max(axis=1, keepdims=True)
+        ok = np.isfinite(logits).all(axis=1)
+        z = np.where(ok[:, None], logits, 0.0)
+        z = z - z.max(axis=1, keepdims=True)
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
-        return {"correct": (p.argmax(axis=1) == y).astype(np.float64), "conf": p.max(axis=1)}
+        # A non-finite output under shift is an error made with full confidence, never a NaN metric.
+        correct = np.where(ok, p.argmax(axis=1) == y, False).astype(np.float64)
+        return {"correct": correct, "conf": np.where(ok, p.max(axis=1), 1.0)}
 
     y0 = y_test[idx]
     clean = stats(test_logits[idx], y0)

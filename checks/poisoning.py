@@ -122,7 +122,12 @@ def poisoning_screen(
         raise NotApplicable(f"no {reference_split!r} split to serve as the clean reference")
     ref_ds = ctx.dataset(reference_split)
     ctx.model()  # NotApplicable without a model
-    emb_tr, emb_ref = ctx.embeddings("train"), ctx.embeddings(reference_split)
+    try:
+        emb_tr, emb_ref = ctx.embeddings("train"), ctx.embeddings(reference_split)
+    except ValueError as err:  # no nn.Linear head to hook (e.g. TorchScript or exported without embed())
+        raise NotApplicable(f"the model gives no penultimate features: {err}") from None
+    if emb_tr.ndim != 2 or emb_tr.shape[1] == 0 or len(emb_tr) != len(train) or len(emb_ref) != len(ref_ds):
+        raise NotApplicable("the model gives no penultimate features (its head's input could not be captured)")
     y_tr, y_ref = np.asarray(train.y), np.asarray(ref_ds.y)
     has_ids = getattr(train, "ids", None) is not None
     ids = np.asarray(train.ids) if has_ids else np.arange(len(y_tr))

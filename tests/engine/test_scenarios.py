@@ -183,3 +183,66 @@ def test_unlabelled_production_split_is_accepted() -> None:
     rec = run_check(feature_drift, arts)
     assert rec["status"] == "failed"  # a one-sd shift is found on the unlabelled split
     assert any("production" in (f.get("key") or "") for f in rec["findings"])
+
+
+def _nan_case() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> pd.DataFrame:
+        x = rng.normal(size=(n, 3))
+        return pd.DataFrame(x, columns=["a", "b", "c"]).assign(y=(x[:, 0] > 0).astype(int))
+
+    train, test = split(300), split(200)
+    test.loc[test.index[:20], "b"] = np.nan
+    return train, test
+
+
+def test_shift_check_leaves_out_nan_outputs_instead_of_passing_on_nan() -> None:
+    """AK-OOD-002 computed ECE = NaN on rows with missing values and passed (NaN > limit is False)."""
+    import torch
+    from auditkit.checks.ood import shift_behaviour
+
+    from auditkit.testing import make_artifacts, run_check
+
+    train, test = _nan_case()
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[-4.0, 0.0, 0.0], [4.0, 0.0, 0.0]]))
+        net.bias.zero_()
+    arts = make_artifacts({"train": train, "test": test}, label="y", model=net)
+    rec = run_check(shift_behaviour, arts, params={"n_boot": 0})
+    metrics = {m["name"]: m for m in rec["metrics"]}
+    assert all(m["value"] is None or np.isfinite(m["value"]) for m in rec["metrics"]), metrics
+    assert metrics["accuracy:clean"]["n"] == 180
+    x = test[["a", "b", "c"]].to_numpy()[20:]
+    assert metrics["accuracy:clean"]["value"] == ((x[:, 0] > 0) == test.y.to_numpy()[20:]).mean()
+    assert any("left out 20 labelled test rows" in f["message"] for f in rec["findings"])
+
+
+def test_poisoning_screen_without_penultimate_features_is_not_applicable() -> None:
+    """A TorchScript model (hooks do not fire, no embed()) made AK-POIS-001 error: exit 3 on every audit."""
+    import torch
+    from auditkit.checks.poisoning import poisoning_screen
+
+    from auditkit.testing import make_artifacts, run_check
+
+    train, test = _nan_case()
+    test = test.dropna()
+    scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)))
+
+    class Opaque(torch.nn.Module):  # a forward the engine cannot split into body and head
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = scripted
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x) * 1.0
+
+    from auditkit.model import wrap
+
+    adapter = wrap(torch.jit.script(Opaque()), n_classes=2, device="cpu")
+    arts = make_artifacts({"train": train, "test": test}, label="y", model=adapter)
+    rec = run_check(poisoning_screen, arts)
+    assert rec["status"] == "not_applicable", rec.get("error")
+    assert "penultimate features" in rec["skip_reason"]
