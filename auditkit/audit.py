@@ -107,6 +107,17 @@ def _load_baseline(loaded: LoadedSpec, override: str | Path | None) -> tuple[dic
     return base.doc, str(rel)
 
 
+def _check_builtin(arts: Artifacts, arch: str) -> None:
+    """A built-in model is trained on the train split; a CNN needs images. Said before any check."""
+    datasets = arts.datasets()
+    if "train" not in datasets:
+        raise InputError(f"model.builtin: auditkit trains the built-in {arch} on data.splits.train; there is none")
+    x = datasets["train"].x
+    if arch == "cnn" and x.ndim != 4:
+        raise InputError(f"model.builtin: cnn needs images shaped (n, channels, height, width); the train split "
+                         f"gives {tuple(x.shape)} (use builtin: mlp for tabular data)")
+
+
 def _check_two_classes(arts: Artifacts) -> None:
     """A classifier audited (or trained) on one class only would pass every model check trivially."""
     for ds in arts.datasets().values():
@@ -214,6 +225,8 @@ def run_audit(
                                 "--baseline" if ov.baseline is not None else "gate.baseline")
     if s.model is not None:
         _check_two_classes(arts)
+        if s.model.builtin:
+            _check_builtin(arts, s.model.builtin)
     if s.model is not None and s.model.source != "builtin":
         arts.model()  # a model file that cannot be loaded is an input error too
     if s.training is not None:

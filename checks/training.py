@@ -91,6 +91,11 @@ def training_stability(
         gn = np.asarray(run.step_grad_norm, dtype=float)
         init = float(np.nanmean(loss[: min(5, len(loss))])) if len(loss) else math.nan
         final = run.train_loss[-1] if run.train_loss else math.nan
+        if len(run.train_loss) < 2 and len(loss) >= 2:
+            # One epoch: its mean loss contains the initial steps, so the ratio is ~1 ("diverged")
+            # whatever happened; compare the first and last steps instead.
+            w = max(1, min(5, len(loss) // 2))
+            init, final = float(np.nanmean(loss[:w])), float(np.nanmean(loss[-w:]))
         ratio = final / init if init and math.isfinite(init) and init > 0 and math.isfinite(final) else math.inf
         spikes = _spikes(loss, spike_factor, spike_window, spike_min_abs * (init if math.isfinite(init) else 0.0))
         finite_gn = gn[np.isfinite(gn) & (gn > 0)]

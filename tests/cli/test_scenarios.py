@@ -275,3 +275,33 @@ def test_single_class_labels_with_a_model_are_refused(models: Path, capsys: pyte
     assert code in (0, 1), err
     rec = json.loads((models / "out2" / "results.json").read_text())["checks"]
     assert next(r for r in rec if r["id"] == "AK-BAL-001")["status"] == "failed"
+
+
+def test_one_epoch_training_is_not_called_diverged(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With one epoch the final-epoch mean loss contains the first steps: ratio ~1 > 1 = 'diverged'."""
+    spec = _training_spec(models, "epochs: 1\nbatch_size: 16\noptimizer: {name: AdamW, lr: 0.05}")
+    code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
+    assert code == 0, err
+    rec = next(r for r in json.loads((models / "out" / "results.json").read_text())["checks"]
+               if r["id"] == "AK-TRAIN-001")  # fmt: skip
+    assert rec["status"] == "passed", rec["findings"]
+    ratio = next(m for m in rec["metrics"] if m["name"] == "worst_final_to_initial_loss")
+    assert ratio["value"] < 1.0
+
+
+@pytest.mark.parametrize(
+    ("model", "splits", "message"),
+    [
+        ("builtin: cnn", "{train: train.csv, test: test.csv}", "model.builtin: cnn needs images shaped"),
+        ("builtin: mlp", "{test: test.csv}", "model.builtin: auditkit trains the built-in mlp on data.splits.train"),
+    ],
+)
+def test_builtin_model_that_cannot_train_is_a_spec_error(
+    models: Path, model: str, splits: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every model check used to error (exit 3) with the same training failure."""
+    spec = models / "b.yaml"
+    spec.write_text(f"version: 1\nname: b\ndata:\n  label: y\n  splits: {splits}\nmodel: {{{model}}}\n"
+                    "training: {epochs: 1}\nreport: {formats: [json]}\n")  # fmt: skip
+    code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
+    assert code == 2 and message in err, err
