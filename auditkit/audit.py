@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from auditkit import __version__
 from auditkit.artifacts import Artifacts
 from auditkit.bundle import atomic_dir, build_manifest, input_entries, write_json
@@ -122,6 +124,13 @@ def _check_two_classes(arts: Artifacts) -> None:
     """A classifier audited (or trained) on one class only would pass every model check trivially."""
     for ds in arts.datasets().values():
         if ds.classes is not None and ds.y is not None:
+            fractional = [c for c in ds.classes if isinstance(c, (float, np.floating)) and not float(c).is_integer()]
+            if fractional:
+                raise InputError(
+                    f"data.label: {ds.label!r} has {len(ds.classes)} distinct values, {len(fractional)} of them "
+                    f"fractional (e.g. {fractional[0]!r}): a regression target; auditkit audits classifiers "
+                    "(model.task: classification), so give class labels"
+                )
             if len(ds.classes) < 2:
                 found = f"a single class ({ds.classes[0]!r})" if ds.classes else "no labelled rows"
                 raise InputError(

@@ -267,6 +267,14 @@ def test_single_class_labels_with_a_model_are_refused(models: Path, capsys: pyte
     code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
     assert code == 2
     assert "data.label: 'y' has a single class (1) in every split" in err
+    # A continuous (regression) target is refused for a classifier too.
+    for name in ("train", "test"):
+        df = pd.read_csv(models / f"{name}.csv")
+        df.assign(y=df.a * 3.7).to_csv(models / f"{name}_reg.csv", index=False)
+    reg = models / "reg.yaml"
+    reg.write_text(spec.read_text().replace("train.csv", "train_reg.csv").replace("test.csv", "test_reg.csv"))
+    code, _out, err = _run(["run", str(reg), "-o", str(models / "out"), "-q"], capsys)
+    assert code == 2 and "fractional" in err and "a regression target" in err, err
     # A data-only audit of the same files still runs (AK-BAL-001 reports the single class).
     data_only = models / "data.yaml"
     data_only.write_text("version: 1\nname: d\ndata:\n  label: y\n  splits: {train: train.csv}\n"
