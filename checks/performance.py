@@ -376,6 +376,9 @@ def slice_performance(
                 evidence={"slice vs rest gap ci": [glo, ghi]}))
         if worst is None or acc < worst[0]:
             worst = (acc, name, ks, ns)
+    if worst is None:  # nothing was judged: never a pass
+        raise NotApplicable(f"no slice has the {min_slice_size} test rows needed to judge it "
+                            f"({len(small)} smaller: {', '.join(small[:5])}{' ...' if len(small) > 5 else ''})")
     if small:
         findings.append(Finding(f"{len(small)} slice(s) have fewer than {min_slice_size} test rows and were not "
                                 f"judged: {', '.join(small[:10])}" + (" ..." if len(small) > 10 else ""),

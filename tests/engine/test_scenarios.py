@@ -246,3 +246,25 @@ def test_poisoning_screen_without_penultimate_features_is_not_applicable() -> No
     rec = run_check(poisoning_screen, arts)
     assert rec["status"] == "not_applicable", rec.get("error")
     assert "penultimate features" in rec["skip_reason"]
+
+
+def test_slice_check_with_no_judgeable_slice_is_not_a_pass() -> None:
+    """AK-PERF-004 passed with 'all slices smaller than 30 rows' although it judged nothing."""
+    import torch
+    from auditkit.checks.performance import slice_performance
+
+    from auditkit.testing import make_artifacts, run_check
+
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> pd.DataFrame:
+        x = rng.normal(size=(n, 2))
+        return pd.DataFrame(x, columns=["a", "b"]).assign(sex=np.where(np.arange(n) % 2, "F", "M"), y=(x[:, 0] > 0) * 1)
+
+    arts = make_artifacts({"train": split(200), "test": split(40)}, label="y", sensitive=["sex"],
+                          model=torch.nn.Linear(3, 2))  # fmt: skip
+    rec = run_check(slice_performance, arts)
+    assert rec["status"] == "not_applicable", rec["status"]
+    assert "no slice has the 30 test rows" in rec["skip_reason"]
+    rec = run_check(slice_performance, arts, params={"min_slice_size": 10})
+    assert rec["status"] in ("passed", "failed")
