@@ -120,6 +120,20 @@ def _check_builtin(arts: Artifacts, arch: str) -> None:
                          f"gives {tuple(x.shape)} (use builtin: mlp for tabular data)")
 
 
+def _check_immutable(arts: Artifacts, immutable: list[str]) -> None:
+    """model.input.immutable names features (a typo used to error every attack check)."""
+    ds = next(iter(arts.datasets().values()), None)
+    if not immutable or ds is None or ds.kind == "image":
+        return
+    unknown = [f for f in immutable if f not in ds.features]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], ds.features, n=1)
+        raise InputError(f"model.input.immutable: {unknown[0]!r} is not a feature"
+                         + (f"; did you mean {close[0]!r}?" if close else ""))
+
+
 def _check_two_classes(arts: Artifacts) -> None:
     """A classifier audited (or trained) on one class only would pass every model check trivially."""
     for ds in arts.datasets().values():
@@ -234,6 +248,7 @@ def run_audit(
                                 "--baseline" if ov.baseline is not None else "gate.baseline")
     if s.model is not None:
         _check_two_classes(arts)
+        _check_immutable(arts, list(s.model.input.immutable))
         if s.model.builtin:
             _check_builtin(arts, s.model.builtin)
     if s.model is not None and s.model.source != "builtin":

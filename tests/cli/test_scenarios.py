@@ -302,6 +302,8 @@ def test_one_epoch_training_is_not_called_diverged(models: Path, capsys: pytest.
     [
         ("builtin: cnn", "{train: train.csv, test: test.csv}", "model.builtin: cnn needs images shaped"),
         ("builtin: mlp", "{test: test.csv}", "model.builtin: auditkit trains the built-in mlp on data.splits.train"),
+        ("builtin: mlp, input: {immutable: [bb]}", "{train: train.csv, test: test.csv}",
+         "model.input.immutable: 'bb' is not a feature; did you mean 'b'?"),
     ],
 )
 def test_builtin_model_that_cannot_train_is_a_spec_error(
