@@ -120,6 +120,20 @@ def _check_builtin(arts: Artifacts, arch: str) -> None:
                          f"gives {tuple(x.shape)} (use builtin: mlp for tabular data)")
 
 
+def _check_slices(arts: Artifacts, slices: dict[str, str]) -> None:
+    """Each data.slices query must evaluate on the data (AK-PERF-004 errored on a typo)."""
+    datasets = arts.datasets()
+    ds = datasets.get("test") or next(iter(datasets.values()), None)
+    if not slices or ds is None:
+        return
+    for name, expr in slices.items():
+        try:
+            ds.frame.query(expr)
+        except Exception as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(f"data.slices.{name}: cannot evaluate {expr!r} on the {ds.name} split: {first}") from None
+
+
 def _check_immutable(arts: Artifacts, immutable: list[str]) -> None:
     """model.input.immutable names features (a typo used to error every attack check)."""
     ds = next(iter(arts.datasets().values()), None)
@@ -243,6 +257,7 @@ def run_audit(
     baseline, baseline_ref = _load_baseline(loaded, ov.baseline)
     arts = artifacts or Artifacts(loaded)
     arts.datasets()  # input errors (exit 2) surface here, before any check runs
+    _check_slices(arts, dict(s.data.slices))
     if baseline is not None and baseline_ref is not None:
         _check_baseline_subject(baseline, baseline_ref, loaded, arts,
                                 "--baseline" if ov.baseline is not None else "gate.baseline")

@@ -315,3 +315,15 @@ def test_builtin_model_that_cannot_train_is_a_spec_error(
                     "training: {epochs: 1}\nreport: {formats: [json]}\n")  # fmt: skip
     code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
     assert code == 2 and message in err, err
+
+
+def test_slice_query_typo_is_a_spec_error(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A data.slices query that does not evaluate used to make AK-PERF-004 error (exit 3)."""
+    spec = models / "s.yaml"
+    spec.write_text("version: 1\nname: s\ndata:\n  label: y\n  splits: {train: train.csv, test: test.csv}\n"
+                    "  slices: {high_a: 'aa > 0'}\nmodel: {torchscript: net_ts.pt}\nreport: {formats: [json]}\n")  # fmt: skip
+    code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
+    assert code == 2 and "data.slices.high_a: cannot evaluate 'aa > 0' on the test split" in err, err
+    spec.write_text(spec.read_text().replace("'aa > 0'", "'a > 0'") + "checks: {select: [AK-PERF-004]}\n")
+    code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
+    assert code in (0, 1), err
