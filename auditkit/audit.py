@@ -120,6 +120,19 @@ def _check_builtin(arts: Artifacts, arch: str) -> None:
                          f"gives {tuple(x.shape)} (use builtin: mlp for tabular data)")
 
 
+def _check_expectations(path: Path) -> None:
+    """data.expectations must be a JSON suite with a list of expectations (AK-DQ-001 errored)."""
+    import json
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"data.expectations: {path.name} is not valid JSON ({err})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("expectations"), list):
+        raise InputError(f"data.expectations: {path.name} is not a Great Expectations suite "
+                         "(a JSON object with a list 'expectations')")
+
+
 def _check_slices(arts: Artifacts, slices: dict[str, str]) -> None:
     """Each data.slices query must evaluate on the data (AK-PERF-004 errored on a typo)."""
     datasets = arts.datasets()
@@ -258,6 +271,8 @@ def run_audit(
     arts = artifacts or Artifacts(loaded)
     arts.datasets()  # input errors (exit 2) surface here, before any check runs
     _check_slices(arts, dict(s.data.slices))
+    if s.data.expectations:
+        _check_expectations(loaded.resolve(s.data.expectations))
     if baseline is not None and baseline_ref is not None:
         _check_baseline_subject(baseline, baseline_ref, loaded, arts,
                                 "--baseline" if ov.baseline is not None else "gate.baseline")

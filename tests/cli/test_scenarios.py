@@ -328,3 +328,19 @@ def test_slice_query_typo_is_a_spec_error(models: Path, capsys: pytest.CaptureFi
     spec.write_text(fixed + "checks: {select: [AK-PERF-004], params: {AK-PERF-004: {min_slice_size: 5}}}\n")
     code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
     assert code in (0, 1), err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [('{"expectations": [', "data.expectations: suite.json is not valid JSON"),
+     ('{"a": 1}', "data.expectations: suite.json is not a Great Expectations suite")],
+)
+def test_bad_expectations_suite_is_a_spec_error(
+    models: Path, content: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (models / "suite.json").write_text(content)
+    spec = models / "e.yaml"
+    spec.write_text("version: 1\nname: e\ndata:\n  label: y\n  splits: {train: train.csv}\n"
+                    "  expectations: suite.json\nreport: {formats: [json]}\n")  # fmt: skip
+    code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
+    assert code == 2 and message in err, err
