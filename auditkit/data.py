@@ -304,8 +304,8 @@ def build_datasets(
         seen: set[Any] = set()
         for name in [ref_name] + [n for n in frames if n != ref_name]:
             frame = frames[name][0]
-            if roles.label not in frame:
-                continue
+            if roles.label not in frame or (name == "ood" and ref_name != "ood"):
+                continue  # OOD rows' labels (if any) are outside the task's label space
             for v in sorted(frame[roles.label].dropna().unique().tolist(), key=_key):
                 if v not in seen:
                     seen.add(v)

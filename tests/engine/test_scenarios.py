@@ -268,3 +268,17 @@ def test_slice_check_with_no_judgeable_slice_is_not_a_pass() -> None:
     assert "no slice has the 30 test rows" in rec["skip_reason"]
     rec = run_check(slice_performance, arts, params={"min_slice_size": 10})
     assert rec["status"] in ("passed", "failed")
+
+
+def test_ood_split_labels_stay_out_of_the_class_list() -> None:
+    """Labels of OOD rows (another label space) became extra classes: 3 outputs, a rare class of 0 rows."""
+    from auditkit.testing import make_artifacts
+
+    train = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "y": ["no", "yes", "no", "yes"]})
+    ood = pd.DataFrame({"a": [9.0, 8.0], "y": ["unknown", "no"]})
+    arts = make_artifacts({"train": train, "test": train, "ood": ood}, label="y")
+    assert arts.dataset("train").classes == ["no", "yes"]
+    assert arts.dataset("ood").y.tolist() == [-1, 0]
+    # A class seen only in test is still added (AK-BAL-001 reports it).
+    test = train.assign(y=["no", "yes", "maybe", "yes"])
+    assert make_artifacts({"train": train, "test": test}, label="y").dataset("train").classes == ["maybe", "no", "yes"]
