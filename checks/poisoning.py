@@ -125,7 +125,8 @@ def poisoning_screen(
     try:
         emb_tr, emb_ref = ctx.embeddings("train"), ctx.embeddings(reference_split)
     except ValueError as err:  # no nn.Linear head to hook (e.g. TorchScript or exported without embed())
-        raise NotApplicable(f"the model gives no penultimate features: {err}") from None
+        raise NotApplicable("the model gives no penultimate features (no nn.Linear head to hook; a TorchScript or "
+                            f"exported model can expose an embed(x) method) ({err})") from None
     if emb_tr.ndim != 2 or emb_tr.shape[1] == 0 or len(emb_tr) != len(train) or len(emb_ref) != len(ref_ds):
         raise NotApplicable("the model gives no penultimate features (its head's input could not be captured)")
     y_tr, y_ref = np.asarray(train.y), np.asarray(ref_ds.y)
