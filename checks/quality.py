@@ -48,6 +48,11 @@ def _ge() -> dict[str, Any]:
             import great_expectations as gx
             from great_expectations.data_context.types.base import ProgressBarsConfig
 
+            # GE's modules set their own logger levels on import: quieten every one of them.
+            for name in list(logging.root.manager.loggerDict):
+                if name.startswith(("great_expectations", "gx", "posthog")):
+                    logging.getLogger(name).setLevel(logging.CRITICAL)
+
             context = gx.get_context(mode="ephemeral")
             context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
             asset = context.data_sources.add_pandas("auditkit").add_dataframe_asset("split")
