@@ -352,11 +352,12 @@ def build_view(
     row_budget: int | None = None,
     passed_tables: int | None = None,
     passed_rows: int | None = None,
+    passed_plots: int | None = None,
     finding_budget: int | None = None,
 ) -> dict[str, Any]:
     """Everything the templates show, from the results document (and the manifest attachment).
 
-    ``passed_tables`` / ``passed_rows`` (PDF): a passed check shows fewer evidence tables and rows
+    ``passed_tables`` / ``passed_rows`` / ``passed_plots`` (PDF): a passed check shows fewer evidence tables, rows and plots
     (its metrics with intervals are the evidence; failures get the room).
 
     ``row_budget`` / ``finding_budget`` (PDF): evidence-table rows and findings for the whole report,
@@ -414,7 +415,8 @@ def build_view(
             "checks": [
                 _check_view(r, max_rows, max_plots, max_findings, max_tables)
                 if r.get("status") != "passed" or passed_tables is None
-                else _check_view(r, min(max_rows, passed_rows or max_rows), max_plots, max_findings, passed_tables)
+                else _check_view(r, min(max_rows, passed_rows or max_rows), min(max_plots, passed_plots or max_plots),
+                                 max_findings, passed_tables)
                 for r in detailed
             ],
             "not_run": [{"id": cut(r.get("id"), 80), "title": cut(r.get("title"), 200), "status": r.get("status"),
@@ -591,6 +593,7 @@ LIMITS = {
         "finding_budget": 150,
         "passed_tables": 1,
         "passed_rows": 5,
+        "passed_plots": 2,
     },
     "html": {"max_rows": 50, "max_plots": 12, "max_findings": 100, "max_tables": 20},
 }
