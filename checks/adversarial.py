@@ -163,7 +163,8 @@ def scaled_module(adapter: ModelAdapter, space: AttackSpace) -> Any:
             if self.in_shape is not None and tuple(x.shape[1:]) != self.in_shape:
                 x = x.reshape(len(x), *self.in_shape)
             out = self.inner(x).float()
-            self.last = out.detach()
+            # Plain attribute write: nn.Module.__setattr__ scans its registries on every PGD step.
+            self.__dict__["last"] = out.detach()
             return out
 
     return Scaled().eval()
