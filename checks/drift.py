@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from auditkit.checks.leakage import text_codes
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from auditkit import RunContext
     from auditkit.check import Severity
+else:
+    pd = lazy("pandas")  # imported when a check first needs it: `auditkit checks` stays fast
 
 MAX_ROWS = 50
 _EPS = 1e-4  # PSI smoothing of empty bins

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, RunContext, check
+from auditkit import Finding, Metric, NotApplicable, Outcome, check
 from auditkit.rmf import CITATION, is_organisational, subcategories
+
+if TYPE_CHECKING:
+    from auditkit import RunContext  # importing it at run time would pull in pandas and pydantic
 
 # Model-card fields, what each is for, and whether a release needs it.
 CARD_FIELDS: dict[str, tuple[str, bool]] = {

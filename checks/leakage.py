@@ -15,13 +15,17 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from auditkit import RunContext
     from auditkit.data import Dataset
+else:
+    pd = lazy("pandas")  # imported when a check first needs it: `auditkit checks` stays fast
 
 MAX_ROWS = 50  # evidence tables are capped; the cap and the total are stated
 _NA_TEXT = "\x00<NA>"

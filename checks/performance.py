@@ -9,12 +9,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from auditkit import RunContext
+else:
+    pd = lazy("pandas")  # imported when a check first needs it: `auditkit checks` stays fast
 
 _LABELS = {
     "accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro F1",

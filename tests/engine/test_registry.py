@@ -13,7 +13,7 @@ import pytest
 from auditkit.registry import BUILTIN_MODULES, build_registry
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "art", "great_expectations", "weasyprint", "sklearn", "faiss")
+HEAVY = ("torch", "art", "great_expectations", "weasyprint", "sklearn", "faiss", "pandas", "scipy")
 
 
 def test_builtin_module_list_equals_the_checks_folder() -> None:
