@@ -364,8 +364,10 @@ def write_bundle(root: Path, results: AuditResults, arts: Artifacts, formats: Se
     }
     errors = render_formats(results.doc, root, [f for f in formats if f != "json"], attachments)
     if errors:
-        results.doc["gate"]["render_errors"] = errors
-        (root / "results.json").write_text(results.dumps(), encoding="utf-8")
+        # results.json stays as written (reports already embed it); the failure gets its own file,
+        # listed in the manifest, and the run's exit code becomes 3 (an incomplete bundle fails closed).
+        results.render_errors = errors
+        write_json(root / "render_errors.json", {"render_errors": errors})
     write_json(root / "manifest.json", build_manifest(root, inputs))
 
 

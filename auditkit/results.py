@@ -35,6 +35,8 @@ class AuditResults:
 
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
+        # Reports that failed to render in this run (not part of results.json: see write_bundle).
+        self.render_errors: list[dict[str, str]] = []
 
     # -- I/O ------------------------------------------------------------------------------------
     @classmethod
@@ -94,7 +96,9 @@ class AuditResults:
 
     @property
     def exit_code(self) -> int:
-        return int(self.gate["exit_code"])
+        """The gate's exit code, or 3 when a report failed to render (the bundle is incomplete)."""
+        code = int(self.gate["exit_code"])
+        return 3 if self.render_errors and code in (0, 1) else code
 
     @property
     def passed(self) -> bool:

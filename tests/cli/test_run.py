@@ -256,3 +256,31 @@ def test_baseline_regression_beyond_interval_fails(project: Path) -> None:
     gate = json.loads((project / "v3" / "results.json").read_text())["gate"]
     assert gate["regressions"][0]["metric"] == "score"
     assert "do not overlap" in gate["regressions"][0]["message"]
+
+
+def test_a_crashing_renderer_exits_3_and_leaves_a_verifiable_bundle(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import auditkit.render as render
+
+    real = render.get_renderer
+
+    def get_renderer(fmt: str):  # type: ignore[no-untyped-def]
+        if fmt != "junit":
+            return real(fmt)
+
+        def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+            raise RuntimeError("renderer bug")
+
+        return broken
+
+    monkeypatch.setattr(render, "get_renderer", get_renderer)
+    spec = write_spec(project)
+    spec.write_text(spec.read_text().replace("report: {formats: [json]}", "report: {formats: [json, junit, model_card]}"))
+    out = project / "out"
+    assert run(["run", str(spec), "-o", str(out), "-q"]) == 3
+    errors = json.loads((out / "render_errors.json").read_text())["render_errors"]
+    assert errors[0]["format"] == "junit" and "renderer bug" in errors[0]["error"]
+    assert (out / "model_card.md").exists(), "the other formats are still written"
+    assert json.loads((out / "results.json").read_text())["gate"]["exit_code"] == 0
+    assert run(["verify", str(out)]) == 0
