@@ -145,21 +145,34 @@ def build_space(
 # torch / ART plumbing (imported lazily)
 # ------------------------------------------------------------------------------------------------
 def scaled_module(adapter: ModelAdapter, space: AttackSpace) -> Any:
-    """The model as a function of normalised inputs; records its last logits (for best-iterate PGD)."""
+    """The model as a function of normalised inputs; records its last logits (for best-iterate PGD).
+
+    The wrapped model is held in eval mode with frozen parameters for the whole attack
+    (``frozen_params``), so it is kept out of the module registry: ART's ``loss_gradient`` calls
+    ``train(False)`` and ``zero_grad()`` on every step, and walking the submodules of a small
+    tabular model each time costs as much as its forward pass. Recurrent models stay registered,
+    because ART must see them to put cuDNN RNNs in train mode for backward.
+    """
     import torch
     from torch import nn
+
+    inner = adapter.module
+    visible = any(isinstance(m, nn.RNNBase) for m in inner.modules())
 
     class Scaled(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.inner = adapter.module
+            if visible:
+                self.inner = inner
+            else:
+                self.__dict__["inner"] = inner  # not a submodule: see above
             self.register_buffer("offset", torch.from_numpy(space.offset).to(adapter.device))
             self.register_buffer("scale", torch.from_numpy(space.scale).to(adapter.device))
             self.in_shape = tuple(adapter.input_shape) if adapter.input_shape is not None else None
             self.last: torch.Tensor | None = None
 
         def forward(self, z: torch.Tensor) -> torch.Tensor:
-            x = self.offset + z.float() * self.scale  # type: ignore[operator]
+            x = torch.addcmul(self.offset, z.float(), self.scale)  # type: ignore[arg-type]
             if self.in_shape is not None and tuple(x.shape[1:]) != self.in_shape:
                 x = x.reshape(len(x), *self.in_shape)
             out = self.inner(x).float()
@@ -250,36 +263,36 @@ def best_pgd_class() -> Any:
         def _compute_pytorch(self, x, x_init, y, mask, eps, eps_step, random_init, momentum):  # type: ignore[no-untyped-def]
             """One step with ART's loss gradient and the same update as ART's (step, clip to the box,
             project onto the ball) in a few fused tensor ops: ART's version spends about as long in
-            small tensor ops as a small tabular model spends in forward + backward."""
+            small tensor ops as a small tabular model spends in forward + backward. For L∞, clipping
+            to [0, 1] and then to [x₀ − ε, x₀ + ε] is one clamp to their intersection (``bounds``)."""
             if random_init or self.decay is not None or not np.isscalar(eps) or self.norm not in (np.inf, "inf", 2):
                 return super()._compute_pytorch(x, x_init, y, mask, eps, eps_step, random_init, momentum)
             grad = self.estimator.loss_gradient(x=x, y=y)
             with torch.no_grad():
                 if mask is not None:
                     grad = grad * mask
-                if self.norm == 2:
-                    norm = grad.reshape(len(grad), -1).norm(dim=1).clamp_min(1e-12)
-                    step = grad / norm.reshape((-1,) + (1,) * (grad.ndim - 1))
-                else:
-                    step = grad.sign()
-                adv = (x + float(eps_step) * step).clamp_(0.0, 1.0)  # type: ignore[arg-type]
+                if self.norm != 2:
+                    lo, hi = self.bounds
+                    return torch.add(x, grad.sign_(), alpha=float(eps_step)).clamp_(lo, hi)
+                norm = grad.reshape(len(grad), -1).norm(dim=1).clamp_min(1e-12)
+                step = grad / norm.reshape((-1,) + (1,) * (grad.ndim - 1))
+                adv = (x + float(eps_step) * step).clamp_(0.0, 1.0)
                 delta = adv - x_init
-                if self.norm == 2:
-                    dn = delta.reshape(len(delta), -1).norm(dim=1)
-                    factor = torch.clamp(float(eps) / dn.clamp_min(1e-12), max=1.0)  # type: ignore[arg-type]
-                    delta = delta * factor.reshape((-1,) + (1,) * (delta.ndim - 1))
-                else:
-                    delta = delta.clamp_(-float(eps), float(eps))  # type: ignore[arg-type]
-                return x_init + delta
+                dn = delta.reshape(len(delta), -1).norm(dim=1)
+                factor = torch.clamp(float(eps) / dn.clamp_min(1e-12), max=1.0)  # type: ignore[arg-type]
+                return x_init + delta * factor.reshape((-1,) + (1,) * (delta.ndim - 1))
 
         def _generate_batch(self, x, targets, mask, eps, eps_step):  # type: ignore[no-untyped-def]
             dev = self.estimator.device
             inputs, targets = x.to(dev), targets.to(dev)
             y_idx = targets.argmax(1) if targets.ndim == 2 else targets.long()
             mask = mask.to(dev) if mask is not None else None
+            if np.isscalar(eps):
+                e = float(eps)  # type: ignore[arg-type]
+                self.bounds = ((inputs - e).clamp_(min=0.0), (inputs + e).clamp_(max=1.0))
             adv = inputs.clone()
             best = inputs.clone()
-            fooled = torch.zeros(len(inputs), dtype=torch.bool, device=dev)
+            alive = torch.ones(len(inputs), dtype=torch.bool, device=dev)  # not fooled yet
             momentum = torch.zeros(inputs.shape, device=dev)
             random_init = self.num_random_init > 0
             for i in range(self.max_iter):
@@ -287,11 +300,14 @@ def best_pgd_class() -> Any:
                 prev = adv
                 adv = self._compute_pytorch(adv, inputs, targets, mask, eps, eps_step, random_init and i == 0, momentum)
                 # The loss gradient was taken at ``prev`` (unless it was the random start): its logits are free.
-                if (i > 0 or not random_init) and self.scaled.last is not None and len(self.scaled.last) == len(prev):
-                    new = (self.scaled.last.argmax(1) != y_idx) & ~fooled
-                    best[new] = prev[new]
-                    fooled |= new
-            best[~fooled] = adv[~fooled]  # not fooled on the way: the last iterate (may fool at the end)
+                last = self.scaled.last
+                if (i > 0 or not random_init) and last is not None and len(last) == len(prev):
+                    new = (last.argmax(1) != y_idx).logical_and_(alive)
+                    if bool(new.any()):  # most steps fool nobody new: skip the copy
+                        best[new] = prev[new]
+                        alive.logical_xor_(new)
+            # Not fooled on the way: the last iterate (which may fool at the end).
+            best = torch.where(alive.reshape((-1,) + (1,) * (best.ndim - 1)), adv, best)
             return best.cpu().detach().numpy()
 
     _BEST_PGD = BestIteratePGD
