@@ -86,6 +86,7 @@ def _one_thread() -> Any:
 )
 def poisoning_screen(
     ctx: RunContext, /, *, reference_split: str = "test", n_permutations: int = 999, alpha: float = 0.05,
+    min_statistic: float = 3.0,
     max_suspected_classes: int = 0, min_rows: int = 20, row_quantile: float = 0.99, max_rows_per_class: int = 2000,
 ) -> Outcome:  # fmt: skip
     """Screens each class of the training data for a poisoned sub-population (e.g. a backdoor
@@ -96,21 +97,30 @@ def poisoning_screen(
     direction divided by the variance of clean reference rows of c (``reference_split``, true
     label c) along that direction; its p-value comes from ``n_permutations`` random re-splits of
     the pooled rows (train and reference exchangeable = no poison). A class is suspected when its
-    p-value, Bonferroni-adjusted over classes, is below ``alpha``. In a suspected class the rows
+    p-value, Bonferroni-adjusted over classes, is below ``alpha`` *and* its statistic is at least
+    ``min_statistic`` (an effect size, not only significance: see below). In a suspected class the rows
     whose spectral score |⟨a − mean_ref, v⟩| (ART's ``SpectralSignatureDefense`` score) exceeds the
     ``row_quantile`` of the reference rows' scores are reported as suspected (ids, capped at 50 in
     the finding; all in the artefact ``suspected_rows.json``). Assumes the reference split is clean.
 
-    Power is bounded by the reference size: a random re-split puts all k poisoned rows on the train
-    side with probability ≈ (n_train / (n_train + n_ref))^k, so with ~55 reference rows per class
-    a 13-row backdoor reaches p ≈ 0.002-0.003 (adjusted ≈ 0.03 for 10 classes). The class that lost
-    the poisoned rows (the source of a relabelling attack) may be flagged too.
+    What it can and cannot tell (measured over model fits in ``benchmarks/bench_poisoning.py``):
+    it sees a sub-population of training rows that the clean reference lacks, planted or natural.
+    The model's features amplify natural train-only sub-groups: on clean digits fits, class 3 of
+    the tests' split reaches p ≈ 0.001-0.004 with a statistic of 2.2-2.5 (raw pixels: p = 0.025),
+    while learned backdoors gave 3.3-7.4, hence ``min_statistic`` 3. Power is bounded by the
+    reference size: the permutation p-value can only be small when random re-splits rarely keep the
+    poisoned rows together on the train side, so with ~55 reference rows per class a 13-row
+    backdoor reaches p ≈ 0.001-0.003 when it is found and some backdoors are missed; a larger
+    reference split is the lever. The class that lost the poisoned rows (the source of a
+    relabelling attack) may be flagged too.
 
     Parameters
     ----------
     reference_split: split of clean rows the null is built from (its true labels are used).
     n_permutations: permutations per class; the smallest p-value is 1 / (n_permutations + 1).
     alpha: family-wise significance level (Bonferroni over classes).
+    min_statistic: smallest statistic (train over reference variance along the top direction) for
+        which a significant class is suspected; 0 gates on significance alone.
     max_suspected_classes: most suspected classes the check tolerates.
     min_rows: classes with fewer train or reference rows than this are not screened.
     row_quantile: quantile of the reference scores above which a row of a suspected class is
@@ -162,7 +172,7 @@ def poisoning_screen(
     suspected = []
     for s in screened:
         s["p_adj"] = min(1.0, s["p"] * k)
-        s["suspected"] = s["p_adj"] < alpha
+        s["suspected"] = s["p_adj"] < alpha and s["stat"] >= min_statistic
         name = labels[s["class"]] if s["class"] < len(labels) else s["class"]
         s["name"] = str(name)
         rows.append([s["name"], len(s["idx"]), s["n_ref"], round(s["stat"], 4), round(s["null_q99"], 4),
@@ -183,6 +193,13 @@ def poisoning_screen(
         ))  # fmt: skip
     if listing:
         ctx.write("suspected_rows.json", {"id_column": "id" if has_ids else "row position", "by_class": listing})
+    weak = [s for s in screened if s["p_adj"] < alpha and not s["suspected"]]
+    if weak:
+        findings.append(Finding(
+            "significant but below min_statistic (a train-only sub-group, often natural; not suspected): "
+            + ", ".join(f"class {s['name']} (statistic {s['stat']:.2f}, adjusted p {s['p_adj']:.3g})" for s in weak),
+            severity="info", key="below-min-statistic",
+        ))  # fmt: skip
     if skipped:
         findings.append(Finding(f"classes not screened (fewer than {min_rows} rows): {skipped}", severity="info",
                                 key="not-screened"))  # fmt: skip
@@ -191,8 +208,10 @@ def poisoning_screen(
     min_p = min(s["p_adj"] for s in screened)
     metrics = [
         Metric("suspected_classes", len(suspected), n=k, threshold=max_suspected_classes, direction="lower",
-               description=f"classes whose Bonferroni-adjusted permutation p-value is below {alpha}",
-               details={"min_adjusted_p": min_p, "alpha": alpha, "permutations": n_permutations}),
+               description=f"classes whose Bonferroni-adjusted permutation p-value is below {alpha} "
+                           f"and whose statistic is at least {min_statistic}",
+               details={"min_adjusted_p": min_p, "alpha": alpha, "min_statistic": min_statistic,
+                        "permutations": n_permutations}),
         Metric("suspected_row_share", n_flag / n_rows if n_rows else 0.0, n=n_rows,
                description="share of screened training rows reported as suspected"),
     ]  # fmt: skip

@@ -43,6 +43,12 @@ def _spikes(loss: np.ndarray, factor: float, window: int, min_abs: float) -> lis
     return (np.flatnonzero(hit) + window).tolist()
 
 
+def _nanmean(a: np.ndarray) -> float:
+    """Mean over the non-NaN values; NaN when there are none (np.nanmean warns then)."""
+    vals = a[~np.isnan(a)]
+    return float(vals.mean()) if len(vals) else math.nan
+
+
 @check(
     id="AK-TRAIN-001",
     title="Training convergence and stability (NaN, divergence, loss spikes, exploding gradients)",
@@ -89,13 +95,13 @@ def training_stability(
     for run in runs:
         loss = np.asarray(run.step_loss, dtype=float)
         gn = np.asarray(run.step_grad_norm, dtype=float)
-        init = float(np.nanmean(loss[: min(5, len(loss))])) if len(loss) else math.nan
+        init = _nanmean(loss[: min(5, len(loss))])
         final = run.train_loss[-1] if run.train_loss else math.nan
         if len(run.train_loss) < 2 and len(loss) >= 2:
             # One epoch: its mean loss contains the initial steps, so the ratio is ~1 ("diverged")
             # whatever happened; compare the first and last steps instead.
             w = max(1, min(5, len(loss) // 2))
-            init, final = float(np.nanmean(loss[:w])), float(np.nanmean(loss[-w:]))
+            init, final = _nanmean(loss[:w]), _nanmean(loss[-w:])
         ratio = final / init if init and math.isfinite(init) and init > 0 and math.isfinite(final) else math.inf
         spikes = _spikes(loss, spike_factor, spike_window, spike_min_abs * (init if math.isfinite(init) else 0.0))
         finite_gn = gn[np.isfinite(gn) & (gn > 0)]

@@ -95,3 +95,20 @@ def test_deterministic(seed: int = 1) -> None:
     a = run_check(poisoning_screen, arts(), seed=seed, params={"n_permutations": 99})
     b = run_check(poisoning_screen, arts(), seed=seed, params={"n_permutations": 99})
     assert a["metrics"] == b["metrics"] and a["evidence"] == b["evidence"]
+
+
+def test_natural_train_only_subgroup_is_not_suspected() -> None:
+    """QA's case: a clean, under-trained CNN. Class 3 of this split holds training images unlike any
+    test 3 (significant at any training length); the effect-size floor keeps it an info finding,
+    and without the floor the same class is suspected — so the floor, not luck, makes the pass."""
+    xtr, ytr, xte, yte = digits_arrays()
+    m = train_digits_cnn(xtr, ytr, seed=0, epochs=1)
+    arts = lambda: make_artifacts({"train": (xtr, ytr), "test": (xte, yte)}, model=m, spec=IMG_SPEC)  # noqa: E731
+    rec = run_check(poisoning_screen, arts())
+    assert rec["status"] == "passed", rec["summary"]
+    info = [f for f in rec["findings"] if f["key"] == "below-min-statistic"]
+    assert info and "class 3" in info[0]["message"]
+    bare = run_check(poisoning_screen, arts(), params={"min_statistic": 0.0})
+    assert bare["status"] == "failed"
+    flagged = [r[0] for r in bare["evidence"]["spectral screen by class"]["rows"] if r[-1]]
+    assert flagged == ["3"]
