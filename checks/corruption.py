@@ -99,7 +99,8 @@ def _tabular_corruption(
 def natural_corruptions(
     ctx: RunContext, /, *, split: str = "test", corruptions: list[str] | None = None,
     severities: list[int] = [1, 2, 3, 4, 5], max_relative_error: float = 0.1,  # noqa: B006
-    conservative: bool = False, max_samples: int = 5000,
+    conservative: bool = False, max_samples: int = 5000, baseline_drops: dict[str, float] | None = None,
+    max_relative_mce: float | None = None,
 ) -> Outcome:  # fmt: skip
     """Accuracy under natural corruptions at five deterministic severities, and the mean relative
     corruption error (mean accuracy lost against clean, over corruptions and severities).
@@ -111,7 +112,11 @@ def natural_corruptions(
     features). Each corruption × severity gets its accuracy with a Wilson interval; the mean
     relative corruption error gets a bootstrap interval over rows. This is Hendrycks & Dietterich's
     relative corruption error without a baseline model to normalise by. The gate compares it with
-    ``max_relative_error`` (its upper 95% bound when ``conservative``).
+    ``max_relative_error`` (its upper 95% bound when ``conservative``). Given ``baseline_drops`` (a
+    reference model's mean accuracy drop per corruption, e.g. ``details.per_corruption`` of this
+    metric in the previous release's results.json), the check also reports their *Relative mCE*:
+    the mean over corruptions of this model's drop divided by the baseline's (below 1: degrades
+    less than the baseline), with a bootstrap interval over rows, gated by ``max_relative_mce``.
 
     Parameters
     ----------
@@ -122,6 +127,9 @@ def natural_corruptions(
     max_relative_error: largest acceptable mean accuracy drop from clean (0.1 = 10 points).
     conservative: gate on the upper end of the 95% interval instead of the point estimate.
     max_samples: corrupt a seeded random subsample of at most this many labelled rows.
+    baseline_drops: per corruption name, a reference model's mean accuracy drop (> 0) over the same
+        severities; enables the Relative mCE metric.
+    max_relative_mce: largest acceptable Relative mCE (needs ``baseline_drops``); None reports it ungated.
     """
     from auditkit.stats import mean_ci, wilson
 
@@ -144,6 +152,13 @@ def natural_corruptions(
     unknown = [c for c in names if c not in table]
     if unknown:
         raise ValueError(f"corruptions {unknown} are not known for {kind} inputs; known: {sorted(table)}")
+    if baseline_drops is not None:
+        missing = [c for c in names if c not in baseline_drops]
+        if missing or any(not float(baseline_drops[c]) > 0 for c in names):
+            raise ValueError(f"baseline_drops needs a positive drop for every corruption run ({names}); "
+                             f"missing {missing}" if missing else "baseline_drops values must be > 0")  # fmt: skip
+    elif max_relative_mce is not None:
+        raise ValueError("max_relative_mce needs baseline_drops (a reference model's drop per corruption)")
 
     apply: Callable[[str, float, np.random.Generator], np.ndarray]
     if kind == "image":
@@ -204,6 +219,17 @@ def natural_corruptions(
                description="mean over corruptions and severities of (clean accuracy − corrupted accuracy)",
                details={"per_corruption": dict(zip(names, per_corr, strict=True))}),
     ]  # fmt: skip
+    if baseline_drops is not None:
+        base = np.array([float(baseline_drops[c]) for c in names])
+        # Σ_s(E_s − E_clean) / Σ_s(E_s,base − E_clean,base) per corruption, averaged: linear in rows.
+        rel_row = ((clean.astype(float)[:, None] - correct.mean(axis=2)) / base).mean(axis=1)
+        metrics.append(Metric(
+            "relative_mce", float(rel_row.mean()), ci=mean_ci(rel_row, rng=np.random.default_rng(ctx.seed + 2)), n=n,
+            threshold=max_relative_mce, direction="lower", bound="conservative" if conservative else "value",
+            description="mean over corruptions of (this model's accuracy drop / the baseline's drop)",
+            details={"per_corruption": {c: d / b for c, d, b in zip(names, per_corr, base, strict=True)},
+                     "baseline_drops": dict(zip(names, base.tolist(), strict=True))},
+        ))  # fmt: skip
     worst = int(np.argmax(per_corr))
     findings = [Finding(
         f"Most damaging corruption: {names[worst]} (mean accuracy drop {per_corr[worst]:.3f} over severities "

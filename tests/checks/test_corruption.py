@@ -112,3 +112,38 @@ def test_breast_cancer_mlp() -> None:
     rows = rows_of(rec)
     assert set(c for c, _ in rows) == {"gaussian_noise", "feature_dropout"}
     assert rows[("feature_dropout", 5)][3] < rows[("feature_dropout", 1)][3]
+
+
+def test_relative_mce_against_a_baseline_model() -> None:
+    """Hendrycks & Dietterich's Relative mCE: this model's drop per corruption over a reference
+    model's, averaged. The reference is the previous release's results (its per-corruption drops)."""
+    from _robust_fixtures import train_digits_cnn
+
+    m, xtr, ytr, xte, yte = digits_cnn()
+    weak = train_digits_cnn(xtr, ytr, seed=3, epochs=2)
+    params = {"corruptions": ["gaussian_blur", "contrast"], "severities": [2, 4]}
+    old = run_check(natural_corruptions, make_artifacts({"train": (xtr, ytr), "test": (xte, yte)}, model=weak,
+                                                        spec=IMG_SPEC), params=params)  # fmt: skip
+    base = {x["name"]: x for x in old["metrics"]}["mean_relative_corruption_error"]["details"]["per_corruption"]
+    new = run_check(natural_corruptions, digits_arts(), params={**params, "baseline_drops": base,
+                                                                "max_relative_mce": 10.0})  # fmt: skip
+    rel = {x["name"]: x for x in new["metrics"]}["relative_mce"]
+    # independent arithmetic from both evidence tables: Σ_s (acc_clean − acc_s) per corruption
+    def drops(rec: dict) -> dict[str, float]:  # type: ignore[type-arg]
+        return {c: sum(r[6] for r in rows_of(rec).values() if r[0] == c) for c in params["corruptions"]}
+
+    d_new, d_old = drops(new), drops(old)
+    expected = np.mean([d_new[c] / d_old[c] for c in params["corruptions"]])
+    assert abs(rel["value"] - expected) < 2e-3
+    assert rel["ci"][0] <= rel["value"] <= rel["ci"][1]
+    assert new["status"] == "passed"
+    strict = run_check(natural_corruptions, digits_arts(), params={**params, "baseline_drops": base,
+                                                                   "max_relative_mce": 0.5 * rel["value"]})  # fmt: skip
+    assert strict["status"] == "failed" and any(f["metric"] == "relative_mce" for f in strict["findings"])
+    # against itself the ratio is exactly one
+    own = {x["name"]: x for x in new["metrics"]}["mean_relative_corruption_error"]["details"]["per_corruption"]
+    same = run_check(natural_corruptions, digits_arts(), params={**params, "baseline_drops": own})
+    assert abs({x["name"]: x for x in same["metrics"]}["relative_mce"]["value"] - 1.0) < 1e-9
+    # a baseline that misses a corruption is an error, not a silent pass
+    partial = run_check(natural_corruptions, digits_arts(), params={**params, "baseline_drops": {"contrast": 0.1}})
+    assert partial["status"] == "error" and "gaussian_blur" in partial["error"]["message"]
