@@ -186,7 +186,26 @@ def serialise(model: nn.Module, example: torch.Tensor) -> dict[str, bytes]:
         except Exception:  # scripting can fail on exotic configs; tracing is equivalent for these nets
             scripted = torch.jit.trace(module, example.cpu())
         torch.jit.save(scripted, buf)
-    return {"model.safetensors": st, "model.pt": buf.getvalue()}
+    return {"model.safetensors": st, "model.pt": _without_debug_info(buf.getvalue())}
+
+
+def _without_debug_info(blob: bytes) -> bytes:
+    """The TorchScript archive without its ``*.debug_pkl`` source maps.
+
+    They record the absolute path of the Python file each module was compiled from, so the same
+    model saved from two checkouts (or a venv and a site-packages install) had different bytes and
+    a different hash in the manifest. ``torch.jit.load`` does not need them; errors inside the
+    scripted model then name TorchScript code lines instead of the original source.
+    """
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(blob)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            if not info.filename.endswith(".debug_pkl"):
+                dst.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), src.read(info))
+    return out.getvalue()
 
 
 def _sorted_metadata(blob: bytes) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -252,6 +253,16 @@ def test_builtin_model_is_saved_into_the_bundle_and_reloads_identically() -> Non
     )
     scripted = torch.jit.load(io.BytesIO(arts.outputs["model/model.pt"]))
     np.testing.assert_allclose(scripted(torch.from_numpy(x)).detach().numpy(), logits, rtol=1e-5, atol=1e-5)
+    # no source paths in the archive (its members are deflated: read them): the bytes do not depend
+    # on where auditkit and torch are installed
+    import zipfile
+
+    import auditkit.builtin_models as bm
+
+    paths = [Path(bm.__file__).parent.as_posix().encode(), Path(torch.__file__).parent.as_posix().encode()]
+    with zipfile.ZipFile(io.BytesIO(arts.outputs["model/model.pt"])) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    assert members and not any(p in data for data in members.values() for p in paths)
     # penultimate embeddings come from the head's input
     assert adapter.embeddings(x[:5]).shape == (5, 32)
 
