@@ -611,6 +611,8 @@ def render_html(
     """The report as one HTML document (``pdf=True``: paged-media variant with bundled fonts)."""
     from markupsafe import Markup
 
+    from auditkit.render.plots import start_anchored
+
     view = build_view(results, attachments=attachments, **{**LIMITS["pdf" if pdf else "html"], **limits})
     for area in view["areas"]:
         for c in area["checks"]:
@@ -618,7 +620,9 @@ def render_html(
             # each plot as an SVG image (data: URL): WeasyPrint then skips the HTML parse and CSS
             # cascade of every SVG element, a third of the time of a plot-heavy report.
             c["evidence"]["plots"] = [
-                Markup(f'<img class="plot" alt="plot" src="data:image/svg+xml;base64,{_b64(s)}">')
+                Markup(
+                    f'<img class="plot" alt="plot" src="data:image/svg+xml;base64,{_b64(start_anchored(s))}">'
+                )
                 if pdf
                 else Markup(s)
                 for s in c["evidence"]["plots"]
