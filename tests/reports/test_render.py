@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import re
+from html import escape as escape_html
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,127 @@ def test_plots_are_svg_and_dense_scatter_is_rasterised(synth: dict[str, Any]) ->
     assert svg is not None and svg.count("<circle") == 3 and "data:image/png" not in svg
     assert render_plot({"type": "line", "series": "nonsense"}) is not None  # malformed → "no data", no crash
     assert render_plot({"type": "unknown"}) is None
+
+
+def _svg_page(svg: str) -> str:
+    from auditkit.render.common import _b64
+
+    return (
+        '<html><head><style>@font-face { font-family: "AK Sans"; src: url("fonts/DejaVuSans.ttf"); }'
+        '@font-face { font-family: "AK Sans"; src: url("fonts/DejaVuSans-Bold.ttf"); font-weight: bold; }'
+        "body { margin: 0; font-family: 'AK Sans'; } p { margin: 0; white-space: nowrap; }</style></head><body>"
+        f'<img style="width: 420px; height: 260px" src="data:image/svg+xml;base64,{_b64(svg)}"></body></html>'
+    )
+
+
+def _text_runs(pdf: bytes) -> tuple[list[tuple[str, float, float]], int]:
+    """(text, x, y) of every text run pypdf finds on page 1, and the number of text-showing
+    operators in the page and its form XObjects (the SVG image is one)."""
+    from pypdf import PdfReader
+
+    page = PdfReader(io.BytesIO(pdf)).pages[0]
+    runs: list[tuple[str, float, float]] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], *_: Any) -> None:
+        if text.strip():
+            runs.append((text, round(cm[4] + tm[4] * cm[0], 1), round(cm[5] + tm[5] * cm[3], 1)))
+
+    page.extract_text(visitor_text=visit)
+    shows, todo, seen = 0, [page], set()
+    while todo:
+        obj = todo.pop()
+        data = obj.get_contents().get_data() if hasattr(obj, "get_contents") else obj.get_data()
+        shows += len(re.findall(rb"(?:Tj|TJ)\b", data))
+        xobjects = (obj.get("/Resources") or {}).get("/XObject") or {}
+        for ref in xobjects.values():
+            x = ref.get_object()
+            if x.get("/Subtype") == "/Form" and id(x) not in seen:
+                seen.add(id(x))
+                todo.append(x)
+    return runs, shows
+
+
+def test_plot_labels_fast_path_draws_the_same_text_at_the_same_places() -> None:
+    """WeasyPrint 70 draws SVG text letter by letter; render_bytes swaps in a whole-string path
+    for plain labels. Same strings at the same positions, far fewer text operators; a label the
+    fast path does not handle (per-letter dx) still renders through WeasyPrint."""
+    import contextlib
+
+    import weasyprint
+
+    from auditkit.render.pdf import _fast_svg_text, make_fetcher, templates_dir
+    from auditkit.render.plots import line_chart, start_anchored
+
+    if not weasyprint.__version__.startswith("70."):
+        pytest.skip("the fast path applies to WeasyPrint 70 only")
+    svg = line_chart({
+        "type": "line", "title": "Loss per step", "x_label": "step", "y_label": "loss",
+        "series": [{"name": "seed 0", "x": [0, 1, 2], "y": [1.0, 0.5, 0.25]},
+                   {"name": "seed 1", "x": [0, 1, 2], "y": [0.9, 0.6, 0.3]}],
+    })  # fmt: skip
+    svg = start_anchored(svg).replace(
+        "</svg>", '<text x="5" y="250" dx="0 3 3" font-size="9">odd</text></svg>'
+    )
+
+    def render(cm: Any) -> bytes:
+        with cm:
+            doc = weasyprint.HTML(
+                string=_svg_page(svg), base_url=templates_dir().as_uri() + "/", url_fetcher=make_fetcher()
+            )
+            pdf: bytes = doc.write_pdf()
+        return pdf
+
+    slow_runs, slow_shows = _text_runs(render(contextlib.nullcontext()))
+    fast_runs, fast_shows = _text_runs(render(_fast_svg_text()))
+    assert [r[0] for r in fast_runs] == [r[0] for r in slow_runs]
+    assert "Loss per step" in [r[0] for r in fast_runs] and "odd" in "".join(r[0] for r in fast_runs).replace(
+        " ", ""
+    )
+    for (_, x1, y1), (_, x2, y2) in zip(slow_runs, fast_runs, strict=True):
+        assert abs(x1 - x2) <= 0.2 and abs(y1 - y2) <= 0.2
+    letters = sum(len(r[0].replace(" ", "")) for r in slow_runs)
+    assert slow_shows >= letters - 3  # one operator per letter
+    assert fast_shows <= len(fast_runs) + 3  # one per label (+3 letters of "odd", per-letter dx)
+    assert weasyprint.svg.TAGS["text"] is weasyprint.svg.text  # restored after the render
+    assert weasyprint.svg.text.__module__ == "weasyprint.svg.text"
+
+
+def test_start_anchored_labels_land_where_text_anchor_puts_them() -> None:
+    """The PDF's plot labels are positioned from the bundled font's advance widths; those widths
+    must agree with what Pango (through WeasyPrint) measures for the same strings."""
+    import weasyprint
+
+    from auditkit.render.pdf import make_fetcher, templates_dir
+    from auditkit.render.plots import line_chart, start_anchored, text_width
+
+    labels = ["Training loss per step", "0.001", "learning rate", "AUROC (test vs ood)", "≤ 1,000.0"]
+    body = "".join(f'<p style="font-size: 20px">{escape_html(t)}</p>' for t in labels)
+    body += "".join(f'<p style="font-size: 20px; font-weight: bold">{escape_html(t)}</p>' for t in labels)
+    html = _svg_page("<svg xmlns='http://www.w3.org/2000/svg'/>").replace("<img", body + "<img")
+    doc = weasyprint.HTML(
+        string=html, base_url=templates_dir().as_uri() + "/", url_fetcher=make_fetcher()
+    ).render()
+    widths = []
+
+    def walk(box: Any) -> None:
+        if type(box).__name__ == "TextBox":
+            widths.append((box.text, box.width, box.style["font_weight"] == 700))
+        for child in getattr(box, "children", []):
+            walk(child)
+
+    walk(doc.pages[0]._page_box)
+    assert len(widths) == 2 * len(labels)
+    for text, measured, bold in widths:
+        assert text_width(text, 20, bold) == pytest.approx(measured, rel=0.015, abs=0.5), text
+    svg = line_chart({"type": "line", "title": "Loss", "x_label": "step", "y_label": "loss",
+                      "series": [{"name": "a", "x": list(range(30)), "y": [1 / (1 + i) for i in range(30)]}]})  # fmt: skip
+    out = start_anchored(svg)
+    assert "text-anchor" in svg and "text-anchor" not in out
+    assert out.count("<text") == svg.count("<text")
+    title = re.search(r'<text x="([\d.]+)" y="16" font-size="13" font-weight="bold">Loss</text>', out)
+    assert title is not None and float(title[1]) == pytest.approx(
+        210 - text_width("Loss", 13, True) / 2, abs=0.06
+    )
 
 
 # -- hostile strings --------------------------------------------------------------------------
