@@ -14,16 +14,32 @@ Cases
   plots per check, within report-wide budgets, and counts the rest ("N more ... in results.json");
   the whole results.json is attached.
 
-Measured 2026-11-21 ~07:00 UTC on the shared 2-core build machine, other helpers' jobs running
-(load average ~2: one core busy elsewhere); WeasyPrint 70, Python 3.11, best of 3:
-- demo (examples/breast_cancer, real run, 29 checks): 5.56 s (5.3-5.6 s over runs), 26 pages,
-  peak RSS 271 MB — just over the 5 s target on this machine (~0.21 s per page).
-- large (29 checks, heavy evidence, 40.5 MB results.json attached): 12.6 s, 49 pages, 19.6 MB PDF,
-  peak RSS 432 MB — within 15 s and 1 GB.
-Earlier, under load 6-7, the same renders took 2-4x longer in wall time: rerun on an idle machine.
-What made it fast: fixed table layout, overflow-wrap set once (not on `*`), subset bundled fonts,
-plots as SVG images with decimated series and a numpy rasteriser, evidence budgets per format
-(``auditkit.render.common.LIMITS``), level-1 compression for the multi-megabyte attachment.
+Measured 2026-11-21 09:17-09:20 UTC on the project's shared 2-core VM (load average 1.0: this
+benchmark's own process; the other engineer's jobs idle), WeasyPrint 70, Python 3.11, best of 3,
+each repeat = render + the full GC collection it postpones:
+- demo (examples/breast_cancer, real run, 31 checks): 3.59-3.62 s over two runs (3.70-4.00 s over
+  three runs at 09:13), 26 pages, peak RSS 189 MB: ≈ 2.2 s parse, style and layout, 0.95 s drawing
+  and writing, 0.2 s the postponed collection.
+- large (29 checks, heavy evidence, 40.5 MB results.json attached): 7.8-8.2 s, 48 pages, 19.5 MB
+  PDF, peak RSS 424 MB — within 15 s and 1 GB.
+Before/after, interleaved in one session (same protocol, best of 3 per fresh process, 4 processes
+each): the render code as of commit 50297fa 5.03 s vs 3.51 s now (09:17, load 1.0); 4.98 vs
+3.81 s (09:11); 5.34 vs 3.96 s (09:05, a slow phase of the VM).
+This VM's speed drifts by up to 1.8x over minutes (a fixed pure-Python loop took 0.21-0.40 s):
+compare only interleaved figures. Under the other engineer's load (load average ~2) the earlier
+code took 5.56 s; by the same ratio this code would take ≈ 4 s (not measured under that load).
+What made it fast (each measured): fixed table layout, overflow-wrap set once (not on `*`), bundled
+fonts already subset and embedded whole, plots as SVG images with decimated series and a numpy
+rasteriser, evidence budgets per format (``auditkit.render.common.LIMITS``), level-1 compression for
+the multi-megabyte attachment; then (5.0 → 3.6 s): TOC page numbers floated right instead of
+``leader('.')`` (WeasyPrint makes a text box per dot: 9,000 boxes, ≈ 0.45 s); plot labels laid out
+as whole strings (WeasyPrint 70 makes a Pango layout per letter, ≈ 0.25 s) and start-anchored with
+the font's advance widths (an anchored SVG text is a PDF form XObject each, ≈ 0.15 s); no full GC
+collections during the render (5-7 of them over WeasyPrint's boxes, ≈ 0.5 s, for one afterwards);
+zlib level 6 instead of 9 (≈ 0.1 s, 0.5% larger streams); appendix parameters without a <code> per
+name (2.5%). Tried and left out: separate instead of collapsed table borders, no line-height, no
+tabular-nums, inline instead of inline-block badges (no measurable gain); RMF evidence grouped by
+status (2%, but check ids then break at their hyphens).
 
 Usage: python benchmarks/bench_report.py [--demo PATH] [--repeat N]
 """
