@@ -18,6 +18,7 @@ from typing import Any
 
 W, H = 420, 260
 ML, MR, MT, MB = 52, 10, 38, 46
+ROTATED_EXTRA = 26  # extra height under the plot when category labels are slanted (> 8 ticks)
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#7f7f7f", "#000000")
 MAX_LINE_POINTS = 150  # per series; an 8.7 cm wide plot cannot show more (and SVG paths cost WeasyPrint time)
 MAX_SCATTER_POINTS = 50_000
@@ -83,16 +84,24 @@ class _Frame:
         return H - MB - (v - self.ylo) / (self.yhi - self.ylo) * (H - MT - MB)
 
 
-def _open(title: str, label: str) -> list[str]:
+def _extra_for(xticks: list[tuple[float, str]] | None) -> int:
+    """Slanted tick labels reach below the default margin: the axis title moves under them."""
+    return ROTATED_EXTRA if xticks is not None and len(xticks) > 8 else 0
+
+
+def _open(title: str, label: str, extra: int = 0) -> list[str]:
+    h = H + extra
     return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h}" width="{W}" height="{h}" '
         f'class="chart" role="img" aria-label="{_t(label, 200)}" font-family="AK Sans, DejaVu Sans, sans-serif">',
-        f'<rect x="0" y="0" width="{W}" height="{H}" fill="#ffffff"/>',
+        f'<rect x="0" y="0" width="{W}" height="{h}" fill="#ffffff"/>',
         f'<text x="{W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">{_t(title, 60)}</text>',
     ]
 
 
-def _axes(fr: _Frame, x_label: str, y_label: str, xticks: list[tuple[float, str]] | None = None) -> list[str]:
+def _axes(
+    fr: _Frame, x_label: str, y_label: str, xticks: list[tuple[float, str]] | None = None, extra: int = 0
+) -> list[str]:
     out = [
         f'<rect x="{ML}" y="{MT}" width="{W - ML - MR}" height="{H - MT - MB}" fill="none" stroke="#444" stroke-width="0.8"/>'
     ]
@@ -124,7 +133,7 @@ def _axes(fr: _Frame, x_label: str, y_label: str, xticks: list[tuple[float, str]
                 f'<text x="{x:.1f}" y="{H - MB + 13}" text-anchor="middle" font-size="10">{_t(label, 14)}</text>'
             )
     out.append(
-        f'<text x="{(ML + W - MR) / 2}" y="{H - 6}" text-anchor="middle" font-size="11">{_t(x_label)}</text>'
+        f'<text x="{(ML + W - MR) / 2}" y="{H + extra - 6}" text-anchor="middle" font-size="11">{_t(x_label)}</text>'
     )
     out.append(
         f'<text x="12" y="{(MT + H - MB) / 2}" text-anchor="middle" font-size="11" '
@@ -231,7 +240,12 @@ def line_chart(plot: dict[str, Any]) -> str:
         v for _, _, b in parsed for t in b for v in t[1:]
     ]
     title = str(plot.get("title") or "")
-    parts = _open(title, title)
+    xticks = None
+    if cats is not None:
+        stride = max(1, math.ceil(len(cats) / 12))
+        xticks = [(float(i), c) for i, c in enumerate(cats) if i % stride == 0]
+    extra = _extra_for(xticks)
+    parts = _open(title, title, extra)
     if not allx:
         parts.append(
             f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" font-size="11">no data</text></svg>'
@@ -249,11 +263,7 @@ def line_chart(plot: dict[str, Any]) -> str:
         yhi + pad if not plot.get("diagonal") else yhi,
         log_y,
     )
-    xticks = None
-    if cats is not None:
-        stride = max(1, math.ceil(len(cats) / 12))
-        xticks = [(float(i), c) for i, c in enumerate(cats) if i % stride == 0]
-    parts += _axes(fr, str(plot.get("x_label") or ""), str(plot.get("y_label") or ""), xticks)
+    parts += _axes(fr, str(plot.get("x_label") or ""), str(plot.get("y_label") or ""), xticks, extra)
     if plot.get("diagonal"):
         parts.append(
             f'<line x1="{fr.x(xlo):.1f}" y1="{fr.y(xlo):.1f}" x2="{fr.x(xhi):.1f}" y2="{fr.y(xhi):.1f}" '
@@ -292,7 +302,10 @@ def bar_chart(plot: dict[str, Any]) -> str:
     cats = [str(c) for c in (plot.get("categories") or [])][:MAX_CATEGORIES]
     series = [s for s in (plot.get("series") or []) if isinstance(s, dict)][:MAX_SERIES]
     title = str(plot.get("title") or "")
-    parts = _open(title, title)
+    stride = max(1, math.ceil(len(cats) / 20))
+    ticks = [(float(i), c) for i, c in enumerate(cats) if i % stride == 0]
+    extra = _extra_for(ticks)
+    parts = _open(title, title, extra)
     vals = [[_num(v) for v in list(s.get("values") or [])[: len(cats)]] for s in series]
     flat = [v for vs in vals for v in vs if v is not None]
     if not cats or not flat:
@@ -302,9 +315,7 @@ def bar_chart(plot: dict[str, Any]) -> str:
         return "".join(parts)
     ylo, yhi = min(0.0, min(flat)), max(0.0, max(flat))
     fr = _Frame(-0.5, len(cats) - 0.5, ylo, yhi + (yhi - ylo) * 0.05)
-    stride = max(1, math.ceil(len(cats) / 20))
-    parts += _axes(fr, str(plot.get("x_label") or ""), str(plot.get("y_label") or ""),
-                   [(float(i), c) for i, c in enumerate(cats) if i % stride == 0])  # fmt: skip
+    parts += _axes(fr, str(plot.get("x_label") or ""), str(plot.get("y_label") or ""), ticks, extra)
     slot = (W - ML - MR) / len(cats)
     bw = slot * 0.8 / max(len(series), 1)
     for si, vs in enumerate(vals):
