@@ -116,6 +116,9 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
     results = run_audit(spec, output=out, overrides=overrides, quiet=quiet, argv=["auditkit", *sys.argv[1:]])
     if not quiet:
         _print_summary(results.doc, out)
+    for rec in results.checks:  # a check that found its parameters or inputs wrong: one line each
+        if rec["status"] == "error" and (rec.get("error") or {}).get("input"):
+            click.echo(f"auditkit: error: {rec['id']}: {rec['error']['message'].splitlines()[0]}", err=True)
     sys.exit(results.exit_code)
 
 

@@ -1,8 +1,9 @@
 """The release gate: exit code from severities, waivers and a baseline (DESIGN.md §6).
 
 Exit codes: 0 passed; 1 failed (an unwaived finding at or above ``fail_on``, or a regression
-against the baseline); 2 usage/spec/input error (raised before this module is reached);
-3 a check errored (the gate fails closed); 4 no check ran.
+against the baseline); 2 usage/spec/input error — raised before this module is reached, or
+found by a check in its own parameters or inputs (``SpecError``/``InputError`` from a check: the
+bundle is still written); 3 a check errored (the gate fails closed); 4 no check ran.
 """
 
 from __future__ import annotations
@@ -124,13 +125,19 @@ def decide(
             (waived if _is_waived(f) else blocking).append(entry)
     regress = regressions(records, baseline) if baseline else []
     errored = [r["id"] for r in records if r["status"] == "error"]
+    input_errors = [r["id"] for r in records if r["status"] == "error" and (r.get("error") or {}).get("input")]
+    crashed = [c for c in errored if c not in input_errors]
     ran = [r for r in records if r["status"] in ("passed", "failed", "error")]
     if not ran:
         code, decision = EXIT_NOTHING_RAN, "fail"
         reason = "no check ran: every check was not applicable, skipped or deselected"
-    elif errored:
+    elif crashed:
         code, decision = EXIT_ERROR, "fail"
         reason = f"{len(errored)} check(s) errored ({', '.join(errored)}); the gate fails closed"
+    elif input_errors:
+        code, decision = EXIT_USAGE, "fail"
+        reason = (f"{len(input_errors)} check(s) could not run on this spec or data ({', '.join(input_errors)}): "
+                  "fix the parameters or inputs named in their messages; the gate fails closed")  # fmt: skip
     elif blocking or regress:
         code, decision = EXIT_FAILED, "fail"
         parts = []
@@ -156,6 +163,7 @@ def decide(
         "unused_waivers": unused,
         "regressions": regress,
         "errored": errored,
+        "input_errors": input_errors,
         "findings_by_severity": by_sev,
         "baseline": None,
         "recommendation": "go" if decision == "pass" else "no-go",

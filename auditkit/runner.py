@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from auditkit.artifacts import Artifacts
 from auditkit.check import CheckInfo, NotApplicable, Outcome, Skipped, jsonable
 from auditkit.context import RunContext, derive_seed
-from auditkit.errors import SpecError
+from auditkit.errors import InputError, SpecError
 from auditkit.registry import Registry
 
 
@@ -170,6 +170,15 @@ def run_one(
         rec = _record(p, "not_applicable", skip_reason=str(exc) or "does not apply")
     except Skipped as exc:
         rec = _record(p, "skipped", skip_reason=str(exc) or "skipped")
+    except (SpecError, InputError) as exc:
+        # The check's parameters or inputs are wrong, not the check: a one-line message, no
+        # traceback, and the run exits 2 (the gate's ``input_errors``) once the bundle is written.
+        rec = _record(
+            p,
+            "error",
+            error={"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": "", "input": True},
+            summary=f"input error: {str(exc)[:200]}",
+        )
     except Exception as exc:
         rec = _record(
             p,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -115,7 +115,7 @@ def build_space(
         immutable = list(getattr(ctx.model_input, "immutable", []) or [])
         unknown = [f for f in immutable if f not in features]
         if unknown:
-            raise ValueError(f"model.input.immutable: {unknown} are not features (known: {features[:10]}...)")
+            raise SpecError(f"model.input.immutable: {unknown} are not features (known: {features[:10]}...)")
         mask = np.ones(x.shape[1], dtype=np.float32)
         for j, f in enumerate(features):
             why = None
@@ -436,7 +436,7 @@ def wilson_row(correct: np.ndarray) -> tuple[float, tuple[float, float], int]:
 def _grid_and_gate(kind: str, epsilons: list[float] | None, gate_epsilon: float | None) -> tuple[list[float], float]:
     grid = [float(e) for e in (epsilons if epsilons is not None else (IMAGE_EPSILONS if kind == "image" else TABULAR_EPSILONS))]
     if any(e < 0 for e in grid):
-        raise ValueError("epsilons must be ≥ 0")
+        raise SpecError("epsilons must be ≥ 0")
     gate = float(gate_epsilon) if gate_epsilon is not None else (IMAGE_GATE if kind == "image" else TABULAR_GATE)
     grid = sorted(set(grid) | {0.0, gate})
     return grid, gate
@@ -480,12 +480,12 @@ def shared_white_box(ctx: RunContext, split: str, params: dict[str, Any], unboun
 def _validate(norms: Sequence[str], losses: Sequence[str], steps: int, restarts: int) -> None:
     bad = [n for n in norms if n not in NORMS]
     if bad or not norms:
-        raise ValueError(f"norms: {bad or norms} — use 'inf' and/or 'l2'")
+        raise SpecError(f"norms: {bad or norms} — use 'inf' and/or 'l2'")
     badl = [x for x in losses if x not in ("ce", "margin")]
     if badl or not losses:
-        raise ValueError(f"losses: {badl or losses} — use 'ce' and/or 'margin'")
+        raise SpecError(f"losses: {badl or losses} — use 'ce' and/or 'margin'")
     if steps < 1 or restarts < 1:
-        raise ValueError("steps and restarts must be ≥ 1")
+        raise SpecError("steps and restarts must be ≥ 1")
 
 
 def _fmt_eps(e: float, kind: str, name: str) -> str:
@@ -546,7 +546,7 @@ def white_box_evasion(
     """
     _validate(norms, losses, steps, restarts)
     if gate_norm not in norms:
-        raise ValueError(f"gate_norm {gate_norm!r} must be one of norms {norms}")
+        raise SpecError(f"gate_norm {gate_norm!r} must be one of norms {norms}")
     params = dict(
         epsilons=epsilons, gate_epsilon=gate_epsilon, norms=list(norms), steps=steps, restarts=restarts,
         losses=list(losses), step_ratio=step_ratio, l2_scale=l2_scale, max_samples=max_samples,

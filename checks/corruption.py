@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
 
 if TYPE_CHECKING:
     from auditkit import RunContext
@@ -68,7 +68,7 @@ def _image_corruption(name: str, z: np.ndarray, level: float, rng: np.random.Gen
         for i in range(len(z)):
             out[i, ..., top[i] : top[i] + side_h, left[i] : left[i] + side_w] = 0.0
     else:
-        raise ValueError(f"unknown image corruption {name!r}; known: {sorted(IMAGE_SEVERITIES)}")
+        raise SpecError(f"unknown image corruption {name!r}; known: {sorted(IMAGE_SEVERITIES)}")
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
@@ -83,7 +83,7 @@ def _tabular_corruption(
         drop = rng.random(x.shape) < level
         out = np.where(drop, fill[None, :], out).astype(np.float32)
     else:
-        raise ValueError(f"unknown tabular corruption {name!r}; known: {sorted(TABULAR_SEVERITIES)}")
+        raise SpecError(f"unknown tabular corruption {name!r}; known: {sorted(TABULAR_SEVERITIES)}")
     return out
 
 
@@ -145,20 +145,20 @@ def natural_corruptions(
     x, y = ds.x[keep].astype(np.float32), y[keep]
     bad = [s for s in severities if s not in (1, 2, 3, 4, 5)]
     if bad or not severities:
-        raise ValueError(f"severities must be among 1..5, got {severities}")
+        raise SpecError(f"severities must be among 1..5, got {severities}")
     kind = "image" if (ds.kind == "image" or x.ndim > 2) else "tabular"
     table = IMAGE_SEVERITIES if kind == "image" else TABULAR_SEVERITIES
     names = list(corruptions) if corruptions is not None else list(table)
     unknown = [c for c in names if c not in table]
     if unknown:
-        raise ValueError(f"corruptions {unknown} are not known for {kind} inputs; known: {sorted(table)}")
+        raise SpecError(f"corruptions {unknown} are not known for {kind} inputs; known: {sorted(table)}")
     if baseline_drops is not None:
         missing = [c for c in names if c not in baseline_drops]
         if missing or any(not float(baseline_drops[c]) > 0 for c in names):
-            raise ValueError(f"baseline_drops needs a positive drop for every corruption run ({names}); "
+            raise SpecError(f"baseline_drops needs a positive drop for every corruption run ({names}); "
                              f"missing {missing}" if missing else "baseline_drops values must be > 0")  # fmt: skip
     elif max_relative_mce is not None:
-        raise ValueError("max_relative_mce needs baseline_drops (a reference model's drop per corruption)")
+        raise SpecError("max_relative_mce needs baseline_drops (a reference model's drop per corruption)")
 
     apply: Callable[[str, float, np.random.Generator], np.ndarray]
     if kind == "image":

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
 from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def group_fairness(
     else:
         matches = [i for i, c in enumerate(classes) if c == favorable_label or str(c) == str(favorable_label)]
         if not matches:
-            raise ValueError(f"favorable_label {favorable_label!r} is not a class ({classes})")
+            raise SpecError(f"favorable_label {favorable_label!r} is not a class ({classes})")
         fav = matches[0]
     sens = test.sensitive
     if sens.shape[1] == 0:

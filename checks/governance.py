@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
 from auditkit.rmf import CITATION, is_organisational, subcategories
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def model_card_completeness(
     data = card.model_dump(mode="json")
     unknown = [f for f in fields if f not in data]
     if unknown:
-        raise ValueError(f"required: {unknown} are not card fields (known: {sorted(data)})")
+        raise SpecError(f"required: {unknown} are not card fields (known: {sorted(data)})")
     rows, missing = [], []
     for name in fields:
         limit = 1 if name in ("license", "version", "owners", "users", "references") else min_chars
@@ -135,7 +135,7 @@ def rmf_attestations(
     need = [normalise_id(r) for r in (required or [])]
     bad = validate_subcategory_ids(need)
     if bad:
-        raise ValueError(f"required: {bad} are not NIST AI RMF subcategories")
+        raise SpecError(f"required: {bad} are not NIST AI RMF subcategories")
     atts = card.attestations
     org = [s for s in subs if is_organisational(s)]
     attested = [s for s in org if s in atts]

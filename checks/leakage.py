@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit import Finding, InputError, Metric, NotApplicable, Outcome, check
 from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
@@ -675,7 +675,7 @@ def temporal_leakage(
     _need_rows(test)
     (t_tr, date_tr), (t_te, date_te) = _time_values(train), _time_values(test)
     if date_tr != date_te:
-        raise ValueError("the time column is a date in one split and a number in the other")
+        raise InputError("the time column is a date in one split and a number in the other")
     ok_te = np.isfinite(t_te)
     n = int(ok_te.sum())
     if n == 0 or not np.isfinite(t_tr).any():

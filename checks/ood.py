@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
 
 if TYPE_CHECKING:
     from auditkit import RunContext
@@ -258,9 +258,9 @@ class KNN:
     @classmethod
     def fit(cls, emb: np.ndarray, k: int, backend: str = "torch", device: str = "cpu") -> KNN:
         if k < 1:
-            raise ValueError("knn_k must be at least 1")
+            raise SpecError("knn_k must be at least 1")
         if backend not in ("torch", "faiss"):
-            raise ValueError("knn_backend must be 'torch' or 'faiss'")
+            raise SpecError("knn_backend must be 'torch' or 'faiss'")
         bank = _l2_normalise(emb)
         if len(bank) == 0:
             raise NotApplicable("no training embeddings for the kNN detector")
@@ -372,9 +372,9 @@ def fit_detectors(
     """
     unknown = [d for d in detectors if d not in ALL_DETECTORS]
     if unknown or not detectors:
-        raise ValueError(f"detectors: unknown {unknown or '(empty list)'}; known: {list(ALL_DETECTORS)}")
+        raise SpecError(f"detectors: unknown {unknown or '(empty list)'}; known: {list(ALL_DETECTORS)}")
     if not 0.0 < holdout_fraction < 1.0:
-        raise ValueError("holdout_fraction must be between 0 and 1")
+        raise SpecError("holdout_fraction must be between 0 and 1")
     train = ctx.dataset("train")
     notes: list[str] = []
     need_features = any(d in FEATURE_DETECTORS for d in detectors)
@@ -462,7 +462,7 @@ def synthetic_ood_sets(
                 perm = np.argsort(rng.random(flat.shape), axis=1)
                 out[name] = np.take_along_axis(flat, perm, axis=1).reshape(base.shape)
             else:
-                raise ValueError(
+                raise SpecError(
                     f"synthetic set {name!r} does not apply to images; known: {list(IMAGE_SETS)}"
                 )
     else:
@@ -485,7 +485,7 @@ def synthetic_ood_sets(
                 x = base.reshape(n, -1).astype(np.float64).copy()
                 x[:, num_idx] = mean_f[num_idx] + outlier_scale * (x[:, num_idx] - mean_f[num_idx])
             else:
-                raise ValueError(
+                raise SpecError(
                     f"synthetic set {name!r} does not apply to tabular data; known: {list(TABULAR_SETS)}"
                 )
             out[name] = x
@@ -504,9 +504,9 @@ def apply_shift(
     """A covariate shift of ``x`` at severity 1..5 (magnitudes in IMAGE_SHIFTS / TABULAR_SHIFTS)."""
     table = IMAGE_SHIFTS if kind == "image" else TABULAR_SHIFTS
     if name not in table:
-        raise ValueError(f"shift {name!r} does not apply to {kind} inputs; known: {list(table)}")
+        raise SpecError(f"shift {name!r} does not apply to {kind} inputs; known: {list(table)}")
     if not 1 <= severity <= 5:
-        raise ValueError("severities are integers from 1 to 5")
+        raise SpecError("severities are integers from 1 to 5")
     s = table[name][severity - 1]
     x = np.asarray(x, dtype=np.float64)
     if kind == "image":
@@ -632,11 +632,11 @@ def ood_detection(
     n_boot: bootstrap resamples for the intervals.
     """
     if fpr_convention not in ("in", "out"):
-        raise ValueError("fpr_convention must be 'in' or 'out'")
+        raise SpecError("fpr_convention must be 'in' or 'out'")
     if not 0.0 < tpr < 1.0:
-        raise ValueError("tpr must be between 0 and 1")
+        raise SpecError("tpr must be between 0 and 1")
     if gate_detector is not None and gate_detector not in detectors:
-        raise ValueError(f"gate_detector {gate_detector!r} is not among detectors {detectors}")
+        raise SpecError(f"gate_detector {gate_detector!r} is not among detectors {detectors}")
     model = ctx.model()
     train, test = ctx.dataset("train"), ctx.dataset("test")
     if len(test) < 2:
@@ -686,7 +686,7 @@ def ood_detection(
     gated_sets = set(gate_sets) if gate_sets is not None else {s for s in sets if s != "column_shuffled"}
     unknown_sets = gated_sets - set(sets)
     if unknown_sets:
-        raise ValueError(f"gate_sets {sorted(unknown_sets)} are not among the OOD sets {list(sets)}")
+        raise SpecError(f"gate_sets {sorted(unknown_sets)} are not among the OOD sets {list(sets)}")
 
     # Deployment thresholds from held-out ID data.
     thresholds = {d: float(np.quantile(fitted.holdout_scores[d], tpr)) for d in fitted.detectors}
@@ -918,9 +918,9 @@ def shift_behaviour(
     from auditkit.stats import wilson
 
     if not 0.0 < coverage <= 1.0:
-        raise ValueError("coverage must be in (0, 1]")
+        raise SpecError("coverage must be in (0, 1]")
     if n_bins < 1:
-        raise ValueError("n_bins must be at least 1")
+        raise SpecError("n_bins must be at least 1")
     model = ctx.model()
     train, test = ctx.dataset("train"), ctx.dataset("test")
     y_test = test.y
@@ -1020,9 +1020,9 @@ def shift_behaviour(
         names = shifts if shifts is not None else list(table)
         bad = [s for s in severities if not isinstance(s, int) or not 1 <= s <= 5]
         if bad or not severities:
-            raise ValueError(f"severities must be integers from 1 to 5, got {severities}")
+            raise SpecError(f"severities must be integers from 1 to 5, got {severities}")
         if gate_severity not in severities:
-            raise ValueError(f"gate_severity {gate_severity} is not among severities {severities}")
+            raise SpecError(f"gate_severity {gate_severity} is not among severities {severities}")
         if not names:
             raise NotApplicable("no labelled production split and no synthetic shifts requested")
         x0 = test.x[idx]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
 from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def heldout_performance(
     from auditkit.stats import bootstrap_metrics, classification_metrics, describe_method, wilson
 
     if bound not in ("conservative", "value"):
-        raise ValueError("bound must be 'conservative' or 'value'")
+        raise SpecError("bound must be 'conservative' or 'value'")
     broken, problems = output_problems(ctx, "test")
     if broken is not None:
         return broken
@@ -307,7 +307,7 @@ def slice_masks(ctx: RunContext, split: str, *, numeric_bins: int = 4, max_level
         try:
             idx = frame.query(expr).index
         except Exception as err:
-            raise ValueError(f"data.slices.{name}: cannot evaluate {expr!r}: {err}") from None
+            raise SpecError(f"data.slices.{name}: cannot evaluate {expr!r}: {err}") from None
         mask = np.zeros(len(frame), dtype=bool)
         mask[frame.index.get_indexer(idx)] = True
         out[f"slice:{name}"] = ("user slice", mask)

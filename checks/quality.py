@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from auditkit.checks.leakage import _pair_hash, cached_row_hashes, label_codes
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit import Finding, InputError, Metric, NotApplicable, Outcome, check
 from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
@@ -68,21 +68,21 @@ def _suite_from_json(doc: dict[str, Any], where: str) -> Any:
     """A gx.ExpectationSuite from GE 1.x JSON (``type``/``kwargs``); 0.x files are converted."""
     gx = _ge()["gx"]
     if not isinstance(doc, dict) or not isinstance(doc.get("expectations"), list):
-        raise ValueError(f"{where}: not a Great Expectations suite (needs a list 'expectations')")
+        raise InputError(f"{where}: not a Great Expectations suite (needs a list 'expectations')")
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     exps = []
     for i, e in enumerate(doc["expectations"]):
         kind = e.get("type") or e.get("expectation_type")  # 0.x used expectation_type
         if not kind:
-            raise ValueError(f"{where}: expectation {i} has no 'type'")
+            raise InputError(f"{where}: expectation {i} has no 'type'")
         # built one by one: GE's suite constructor would only log and drop an invalid one
         try:
             config = ExpectationConfiguration(type=kind, kwargs=dict(e.get("kwargs") or {}),
                                               meta=dict(e.get("meta") or {}))  # fmt: skip
             exps.append(config.to_domain_obj())
         except Exception as err:  # GE raises several types for unknown expectations or bad kwargs
-            raise ValueError(f"{where}: expectation {i} ({kind}) is invalid: {err}") from None
+            raise InputError(f"{where}: expectation {i} ({kind}) is invalid: {err}") from None
     name = doc.get("name") or doc.get("expectation_suite_name") or "suite"
     return gx.ExpectationSuite(name=name, expectations=exps, meta=dict(doc.get("meta") or {}))
 
@@ -196,7 +196,7 @@ def expectation_suite(ctx: RunContext, /, *, splits: list[str] | None = None, ma
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"data.expectations: {path.name} is not valid JSON ({err})") from None
+        raise InputError(f"data.expectations: {path.name} is not valid JSON ({err})") from None
     present = ctx.splits()
     chosen = [s for s in (splits or present) if s in present]
     if not chosen:

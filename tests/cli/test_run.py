@@ -149,6 +149,30 @@ def test_crashing_check_is_error_exit_3_and_bundle_still_complete(project: Path)
     assert run(["verify", str(out)]) == 0
 
 
+def test_a_check_that_finds_its_parameters_wrong_exits_2_with_one_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A parameter that only the data can refute (a card field that does not exist) is a spec
+    error: exit 2 and one line naming the check, no traceback — and the bundle is still written,
+    with the other checks' results."""
+    spec = write_spec(project, select="[AK-GOV, LOCAL-METRIC]")
+    out = project / "out"
+    code = run(["run", str(spec), "-o", str(out), "-q", "--param", "AK-GOV-001.required=[intended_use, colour]"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("auditkit: error: AK-GOV-001: required: ['colour']"), err
+    results = AuditResults.load(out / "results.json")
+    results.validate()
+    rec = results["AK-GOV-001"]
+    assert rec["status"] == "error" and rec["error"]["input"] is True and rec["error"]["traceback"] == ""
+    assert results.gate["input_errors"] == ["AK-GOV-001"] and results.gate["exit_code"] == 2
+    assert results["LOCAL-METRIC-001"]["status"] == "passed", "other checks still ran"
+    assert run(["verify", str(out)]) == 0
+    # A crash alongside it is a bug: exit 3 wins.
+    spec = write_spec(project, select="[AK-GOV, LOCAL-CRASH]")
+    assert run(["run", str(spec), "-o", str(out), "-q", "--param", "AK-GOV-001.required=[colour]"]) == 3
+
+
 def test_no_check_ran_exits_4(project: Path) -> None:
     spec = write_spec(project, select="[AK-GOV]")
     spec.write_text(spec.read_text().split("card:")[0])  # no card: governance checks do not apply
