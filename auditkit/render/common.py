@@ -233,12 +233,25 @@ def _finding_view(f: dict[str, Any], check_id: str) -> dict[str, Any]:
     }
 
 
-def _error_tail(err: Any, lines: int = 25) -> str:
+def error_text(err: Any) -> tuple[str, str]:
+    """A check's error record as (one line ``Type: message``, the traceback or that line)."""
     if not err:
-        return ""
-    text = err if isinstance(err, str) else json.dumps(err, default=str)
-    tail = text.strip().splitlines()[-lines:]
-    return cut("\n".join(tail), 4000)
+        return "", ""
+    if not isinstance(err, dict):
+        text = str(err).strip()
+        return (text.splitlines()[-1] if text else ""), text
+    head = f"{err.get('type') or 'Error'}: {str(err.get('message') or '').strip()}".strip()
+    head = head.splitlines()[0] if head else ""
+    trace = str(err.get("traceback") or "").strip()
+    return head, trace or head
+
+
+def _error_tail(err: Any, lines: int = 25) -> str:
+    """The error's one line (``lines`` = 1), or the last ``lines`` lines of its traceback."""
+    head, trace = error_text(err)
+    if lines <= 1:
+        return cut(head, 4000)
+    return cut("\n".join(trace.splitlines()[-lines:]), 4000)
 
 
 def _check_view(

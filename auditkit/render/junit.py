@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from auditkit.render.common import area_of, deselected, document_date
+from auditkit.render.common import area_of, deselected, document_date, error_text
 
 FILENAME = "junit.xml"
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -99,10 +99,10 @@ def build(results: dict[str, Any]) -> ET.Element:
             el.text = _x("\n".join(lines))
         elif status == "error":
             counts["errors"] += 1
-            err = rec.get("error") or ""
-            last = str(err).strip().splitlines()[-1] if str(err).strip() else "error"
-            el = ET.SubElement(case, "error", {"message": _x(last, 2000), "type": "error"})
-            el.text = _x(err)
+            head, trace = error_text(rec.get("error"))
+            kind = str((rec.get("error") or {}).get("type") or "error") if isinstance(rec.get("error"), dict) else "error"
+            el = ET.SubElement(case, "error", {"message": _x(head or "error", 2000), "type": _x(kind, 200)})
+            el.text = _x(trace)
         elif status in ("not_applicable", "skipped"):
             counts["skipped"] += 1
             ET.SubElement(case, "skipped", {"message": _x(f"{status}: {rec.get('skip_reason') or ''}", 2000)})

@@ -145,7 +145,8 @@ def synthetic_results(
             "error",
             tags=["robustness"],
             nist=["MEASURE 2.7"],
-            error='Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: ' + h[0],
+            error={"type": "RuntimeError", "message": h[0],  # the runner's shape
+                   "traceback": 'Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: ' + h[0]},
             evidence={"plots": [robust]},
         ),
         _rec(

@@ -52,6 +52,8 @@ def test_view_groups_areas_and_caps_tables(synth: dict[str, Any]) -> None:
     assert {r["id"] for r in areas["evaluation"]["not_run"]} == {"AK-FAIR-001"}
     assert {r["id"] for r in areas["robustness"]["not_run"]} == {"AK-POIS-001"}
     assert areas["robustness"]["checks"][0]["status"] == "error"
+    # the traceback as lines, not the error record as one JSON string
+    assert areas["robustness"]["checks"][0]["error"].splitlines()[0] == "Traceback (most recent call last):"
     # A deselected check appears nowhere in the sections.
     assert "AK-DQ-001" not in json.dumps(v["areas"])
     leak = areas["data"]["checks"][1]
@@ -419,6 +421,10 @@ def test_junit_parses_with_right_counts(
         got = {kinds[type(r)] for r in case.result}
         want = {"failed": {"failed"}, "error": {"error"}, "passed": set()}.get(rec["status"], {"skipped"})
         assert got == want, rec["id"]
+        if rec["status"] == "error":  # "Type: message" as the message, the traceback as the text
+            (err,) = case.result
+            assert err.message == f"{rec['error']['type']}: {rec['error']['message']}"[:2000]
+            assert err.text.startswith("Traceback (most recent call last):")
         props = {p.get("name"): p.get("value") for p in case_xml[rec_index(rec)].iter("property")}
         for m in rec["metrics"]:
             assert float(props[f"metric.{m['name']}"]) == pytest.approx(m["value"])
