@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from auditkit.render.common import deselected
+from auditkit.render.common import deselected, error_text
 
 FILENAME = "results.sarif"
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -34,9 +34,9 @@ def build(results: dict[str, Any]) -> dict[str, Any]:
         })  # fmt: skip
         location = [{"physicalLocation": {"artifactLocation": {"uri": spec_uri}}}]
         if rec.get("status") == "error":
-            msg = str(rec.get("error") or "error").strip().splitlines()
+            head = error_text(rec.get("error"))[0] or "error"
             out.append({"ruleId": cid, "ruleIndex": index[cid], "level": "error", "kind": "fail",
-                        "message": {"text": f"{cid} errored: {msg[-1] if msg else 'error'}"}, "locations": location})  # fmt: skip
+                        "message": {"text": f"{cid} errored: {head}"}, "locations": location})  # fmt: skip
             continue
         if rec.get("status") != "failed":
             continue

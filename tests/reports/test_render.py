@@ -452,6 +452,8 @@ def test_sarif_minimal(synth: dict[str, Any], tmp_path: Path) -> None:
         if f["severity"] != "info"
     ) + sum(1 for r in synth["checks"] if r["status"] == "error")
     assert len(results) == expected
+    errored = [r for r in results if r["message"]["text"].startswith("AK-ADV-001 errored: ")]
+    assert [r["message"]["text"] for r in errored] == [f"AK-ADV-001 errored: RuntimeError: {HOSTILE[0]}"]
     waived = [r for r in results if r.get("suppressions")]
     assert [r["ruleId"] for r in waived] == ["AK-BAL-001"]
     assert all(rule_ids[r["ruleIndex"]] == r["ruleId"] for r in results)
