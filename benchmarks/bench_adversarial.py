@@ -13,8 +13,9 @@
 2. AK-ADV-001 with its defaults (L∞ + L2, 6 radii, FGSM + PGD-20 × 3 restarts) on the digits CNN
    over 1,000 images. Target ≤ 60 s on 2 cores.
 
-Measured 2026-11-21 08:30 UTC on the project's 2-core VM, quiet (load average 0.9-1.0), torch
-2.13 CPU, ART 1.20.1, 1 torch thread, three runs of ``--repeats 9``:
+Measured 2026-11-21 08:30 and 09:40 UTC on the project's 2-core VM, quiet (load average 0.5-1.0),
+torch 2.13 CPU, ART 1.20.1, 1 torch thread, five runs of ``--repeats 9`` (the 09:40 pair: 1.31×,
+1.35×):
 
     PGD-20 tabular MLP, 2,000 rows:  ART path 0.033-0.053 s, plain torch 0.023-0.044 s → 1.22-1.43×
                                      (robust acc 0.547 vs 0.548)
