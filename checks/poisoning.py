@@ -112,7 +112,9 @@ def poisoning_screen(
     poisoned rows together on the train side, so with ~55 reference rows per class a 13-row
     backdoor reaches p ≈ 0.001-0.003 when it is found and some backdoors are missed; a larger
     reference split is the lever. The class that lost the poisoned rows (the source of a
-    relabelling attack) may be flagged too.
+    relabelling attack) may be flagged too. A backdoor whose rows do not separate in the
+    penultimate layer is not seen (a tabular trigger on the breast-cancer MLP was missed in 3 of 3
+    fits): a pass is evidence, not proof, of clean training data.
 
     Parameters
     ----------
