@@ -118,7 +118,8 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
         _print_summary(results.doc, out)
     for rec in results.checks:  # a check that found its parameters or inputs wrong: one line each
         if rec["status"] == "error" and (rec.get("error") or {}).get("input"):
-            click.echo(f"auditkit: error: {rec['id']}: {rec['error']['message'].splitlines()[0]}", err=True)
+            first = (str(rec["error"].get("message") or "").splitlines() or [rec["error"].get("type") or "error"])[0]
+            click.echo(f"auditkit: error: {rec['id']}: {first}", err=True)
     sys.exit(results.exit_code)
 
 

@@ -98,7 +98,7 @@ class AuditResults:
     def exit_code(self) -> int:
         """The gate's exit code, or 3 when a report failed to render (the bundle is incomplete)."""
         code = int(self.gate["exit_code"])
-        return 3 if self.render_errors and code in (0, 1) else code
+        return 3 if self.render_errors and code in (0, 1, 2) else code
 
     @property
     def passed(self) -> bool:

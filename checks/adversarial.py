@@ -289,7 +289,12 @@ def best_pgd_class() -> Any:
             mask = mask.to(dev) if mask is not None else None
             if np.isscalar(eps):
                 e = float(eps)  # type: ignore[arg-type]
-                self.bounds = ((inputs - e).clamp_(min=0.0), (inputs + e).clamp_(max=1.0))
+                # min/max with x₀: an immutable value outside the box must not make lo > hi.
+                self.bounds = (torch.minimum((inputs - e).clamp_(min=0.0), inputs),
+                               torch.maximum((inputs + e).clamp_(max=1.0), inputs))  # fmt: skip
+            # Immutable coordinates may lie outside [0, 1] (a test value beyond the train range is
+            # kept as it is); ART's clip to the box would move them, so they are put back each step.
+            frozen = (mask == 0) if mask is not None else None
             adv = inputs.clone()
             best = inputs.clone()
             alive = torch.ones(len(inputs), dtype=torch.bool, device=dev)  # not fooled yet
@@ -299,6 +304,8 @@ def best_pgd_class() -> Any:
                 self._i_max_iter = i
                 prev = adv
                 adv = self._compute_pytorch(adv, inputs, targets, mask, eps, eps_step, random_init and i == 0, momentum)
+                if frozen is not None:
+                    adv = torch.where(frozen, inputs, adv)
                 # The loss gradient was taken at ``prev`` (unless it was the random start): its logits are free.
                 last = self.scaled.last
                 if (i > 0 or not random_init) and last is not None and len(last) == len(prev):
@@ -408,6 +415,8 @@ def white_box(
                     continue
                 fgm = FastGradientMethod(clfs["ce"], norm=norm, eps=eps, eps_step=eps, batch_size=batch_size)
                 adv = fgm.generate(z, y, **({"mask": mask} if mask is not None else {}))
+                if mask is not None:  # ART clips to the box: put immutable values outside it back
+                    adv = np.where(mask > 0, adv, z).astype(np.float32)
                 res["fgsm"][i, todo] = predict_z(model, adv, adapter.device, batch_size) == y
                 res["pgd"][i, todo] = run_pgd(
                     model, clfs, space, z, y, norm=norm, eps=eps, steps=steps, restarts=restarts, losses=losses,
@@ -679,6 +688,8 @@ def hop_skip_jump(
     if mask is not None:
         kwargs["mask"] = mask
     adv = attack.generate(z[idx], y[idx], **kwargs).astype(np.float32)
+    if mask is not None:  # immutable values outside the box, which ART's clipping would move
+        adv = np.where(mask > 0, adv, z[idx]).astype(np.float32)
     fooled = predict_z(model, adv, device, batch_size) != y[idx]
     delta = (adv - z[idx]).reshape(len(idx), -1)
     dist = np.abs(delta).max(axis=1) if norm == "inf" else np.linalg.norm(delta, axis=1)

@@ -241,9 +241,11 @@ def _no_full_gc() -> Iterator[None]:
     by a quarter: WeasyPrint's boxes, styles and layouts grow the heap so fast that a render pays
     5-7 full collections over all of them (≈ 0.5 s of the demo's 4-5 s). Full collections wait until
     the render is done; the young generations are still collected, so short-lived garbage is freed
-    as usual (peak RSS did not grow: demo 189 MB, large benchmark 424 MB). The postponed full collection runs once, after the render
-    (≈ 0.2 s for the demo; the benchmark counts it). Process-wide while it lasts, like every GC
-    setting: restored on exit."""
+    as usual (peak RSS did not grow: demo 189 MB, large benchmark 424 MB). The next full collection
+    after the render (at the restored threshold, or an explicit ``gc.collect()``) does the postponed
+    work once (≈ 0.2 s for the demo; the benchmark calls ``gc.collect()`` and counts it).
+    Process-wide while it lasts, like every GC setting, and restored on exit; two renders
+    overlapping in threads could restore out of order, so render one PDF at a time per process."""
     import gc
 
     old = gc.get_threshold()

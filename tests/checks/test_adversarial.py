@@ -179,6 +179,14 @@ def test_immutable_and_categorical_features_are_not_perturbed() -> None:
     spec_free = {"model": {"builtin": "mlp", "input": {"kind": "tabular"}}}
     arts = make_artifacts({"train": train, "test": test}, label="y", model=OnlyFeature(0, 45.0), spec=spec_free)
     assert run_check(white_box_evasion, arts, params=params)["metrics"][1]["value"] < 0.05
+    # Immutable values beyond the train range (test ages 70-100, train 20-70) stay outside the
+    # attack box; clipping them to it would move age by up to 30 years and "break" the model.
+    old = frame(200).assign(age=lambda d: rng.uniform(76, 100, len(d)))
+    old = pd.concat([old, frame(100)], ignore_index=True).assign(y=lambda d: (d["age"] > 75).astype(int))
+    arts = make_artifacts({"train": train, "test": old}, label="y", model=OnlyFeature(0, 75.0), spec=spec)
+    rec = run_check(white_box_evasion, arts, params={**params, "epsilons": [0.0, 0.1], "gate_epsilon": 0.1})
+    assert rec["metrics"][0]["value"] == 1.0
+    assert all(m["value"] == 1.0 for m in rec["metrics"] if m["name"].startswith("robust_accuracy")), rec["metrics"]
     test2 = test.assign(y=(test["region"] == "s").astype(int))
     train2 = train.assign(y=(train["region"] == "s").astype(int))
     arts = make_artifacts({"train": train2, "test": test2}, label="y", model=OnlyFeature(2, 0.5), spec=spec_free)

@@ -32,7 +32,19 @@ card:
 
 LOCAL_CHECKS = '''
 import os, time
-from auditkit import Finding, Metric, Outcome, check
+from auditkit import Finding, InputError, Metric, Outcome, check
+
+@check(id="LOCAL-INPUT-001", title="A check that rejects its input without a message", requires=("train",))
+def bare_input_error(ctx, /, *, reject: bool = True):
+    """Raises a bare InputError.
+
+    Parameters
+    ----------
+    reject: raise when true.
+    """
+    if reject:
+        raise InputError()
+    return Outcome()
 
 @check(id="LOCAL-CRASH-001", title="A check that raises", requires=("train",), severity="high")
 def crash(ctx, /, *, explode: bool = True):
@@ -171,6 +183,15 @@ def test_a_check_that_finds_its_parameters_wrong_exits_2_with_one_line(
     # A crash alongside it is a bug: exit 3 wins.
     spec = write_spec(project, select="[AK-GOV, LOCAL-CRASH]")
     assert run(["run", str(spec), "-o", str(out), "-q", "--param", "AK-GOV-001.required=[colour]"]) == 3
+    capsys.readouterr()
+    # An input error without a message still gets its one line, named by its type.
+    spec = write_spec(project, select="[LOCAL-INPUT]")
+    assert run(["run", str(spec), "-o", str(out), "-q"]) == 2
+    assert capsys.readouterr().err.strip() == "auditkit: error: LOCAL-INPUT-001: InputError"
+    # A report that failed to render makes it 3 even after an input error (the bundle is incomplete).
+    results = AuditResults.load(out / "results.json")
+    results.render_errors = [{"format": "pdf", "error": "boom"}]
+    assert results.exit_code == 3
 
 
 def test_no_check_ran_exits_4(project: Path) -> None:
