@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import platform
 import sys
 import time
@@ -362,7 +363,10 @@ def write_bundle(root: Path, results: AuditResults, arts: Artifacts, formats: Se
         "results.json": results.dumps().encode("utf-8"),
         "manifest.json": dumps(build_manifest(root, inputs)).encode("utf-8"),
     }
-    errors = render_formats(results.doc, root, [f for f in formats if f != "json"], attachments)
+    # Render from results.json as written (sorted keys, JSON values), exactly what `auditkit report`
+    # reads later: a re-render then lays evidence out in the same order.
+    written = json.loads(attachments["results.json"])
+    errors = render_formats(written, root, [f for f in formats if f != "json"], attachments)
     if errors:
         # results.json stays as written (reports already embed it); the failure gets its own file,
         # listed in the manifest, and the run's exit code becomes 3 (an incomplete bundle fails closed).

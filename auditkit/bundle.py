@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from auditkit.data import file_sha256
@@ -89,6 +89,21 @@ def atomic_dir(target: Path, *, overwrite: bool = True) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _check_manifest_shape(mpath: Path, manifest: Any, outputs: Any, inputs: Any) -> None:
+    """One line for a manifest that is not one auditkit wrote (instead of a KeyError deep inside)."""
+    if manifest.get("algorithm") != "sha256" or manifest.get("manifest_version") != MANIFEST_VERSION:
+        raise InputError(f"{mpath}: algorithm {manifest.get('algorithm')!r} / manifest_version "
+                         f"{manifest.get('manifest_version')!r} is not auditkit's (sha256 / {MANIFEST_VERSION!r})")  # fmt: skip
+    for kind, entries, keys in (("outputs", outputs, ("path", "sha256")), ("inputs", inputs, ("role", "path", "sha256"))):
+        if not isinstance(entries, list):
+            raise InputError(f"{mpath}: {kind} must be a list")
+        for i, e in enumerate(entries):
+            if not isinstance(e, dict) or any(not isinstance(e.get(k), str) for k in keys):
+                raise InputError(f"{mpath}: {kind}[{i}] needs string fields {', '.join(keys)}")
+            if "bytes" in e and not isinstance(e["bytes"], int):
+                raise InputError(f"{mpath}: {kind}[{i}].bytes must be an integer")
+
+
 def verify(bundle: Path, *, check_inputs: bool = True) -> list[str]:
     """Recompute every hash in the bundle's manifest; return the mismatches (empty = all match)."""
     bundle = Path(bundle)
@@ -99,16 +114,21 @@ def verify(bundle: Path, *, check_inputs: bool = True) -> list[str]:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
         outputs = manifest["outputs"]
         inputs = manifest.get("inputs", [])
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
         raise InputError(f"{mpath}: unreadable manifest ({err})") from None
+    _check_manifest_shape(mpath, manifest, outputs, inputs)
     problems: list[str] = []
     listed = set()
     for entry in outputs:
+        parts = PurePosixPath(entry["path"])
+        if parts.is_absolute() or ".." in parts.parts:
+            problems.append(f"output path outside the bundle: {entry['path']}")
+            continue
         p = bundle / entry["path"]
         listed.add(entry["path"])
         if not p.is_file():
             problems.append(f"missing output: {entry['path']}")
-        elif file_sha256(p) != entry["sha256"]:
+        elif file_sha256(p) != entry["sha256"] or ("bytes" in entry and p.stat().st_size != entry["bytes"]):
             problems.append(f"changed output: {entry['path']}")
     for p in sorted(bundle.rglob("*")):
         rel = p.relative_to(bundle).as_posix()
@@ -119,7 +139,7 @@ def verify(bundle: Path, *, check_inputs: bool = True) -> list[str]:
             p = Path(entry.get("resolved") or entry["path"])
             if not p.is_file():
                 problems.append(f"missing input: {entry['role']} {entry['path']}")
-            elif file_sha256(p) != entry["sha256"]:
+            elif file_sha256(p) != entry["sha256"] or ("bytes" in entry and p.stat().st_size != entry["bytes"]):
                 problems.append(f"changed input: {entry['role']} {entry['path']}")
     from auditkit.render import verify_hooks
 

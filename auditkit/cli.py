@@ -275,17 +275,39 @@ def report_cmd(results_path: Path, formats: tuple[str, ...], output: Path) -> No
     from auditkit.audit import render_formats
     from auditkit.results import AuditResults
 
-    results = AuditResults.load(results_path)
-    output.mkdir(parents=True, exist_ok=True)
+    results = AuditResults.load_valid(results_path)
     fmts = [f for f in _split_csv(formats) if f != "json"]
-    manifest = results_path.parent / "manifest.json"
-    attachments = {"results.json": results_path.read_bytes()}
-    if manifest.is_file():
-        attachments["manifest.json"] = manifest.read_bytes()
+    if not fmts:
+        raise UsageError("no report format to render (results.json is the json format itself); "
+                         "use --format pdf,html,model_card,junit,sarif")  # fmt: skip
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the output folder {output}: {err.strerror or err}") from None
+    raw = results_path.read_bytes()
+    attachments = {"results.json": raw}
+    manifest = _bundle_manifest(results_path.parent / "manifest.json", raw)
+    if manifest is not None:
+        attachments["manifest.json"] = manifest
     errors = render_formats(results.doc, output, fmts, attachments)
     if errors:
         sys.exit(3)
     click.echo(f"wrote {', '.join(fmts)} to {output}")
+
+
+def _bundle_manifest(path: Path, results_bytes: bytes) -> bytes | None:
+    """The manifest next to a results.json, only when it lists exactly that results.json."""
+    import hashlib
+
+    if not path.is_file():
+        return None
+    raw = path.read_bytes()
+    try:
+        doc = json.loads(raw)
+        entry = next(e for e in doc.get("outputs") or [] if isinstance(e, dict) and e.get("path") == "results.json")
+    except (ValueError, StopIteration, AttributeError):
+        return None
+    return raw if entry.get("sha256") == hashlib.sha256(results_bytes).hexdigest() else None
 
 
 @cli.command("diff", context_settings=CONTEXT)
@@ -297,9 +319,11 @@ def diff_cmd(base: Path, new: Path, fmt: str) -> None:
     from auditkit.diff import diff_results, render_diff
     from auditkit.results import AuditResults
 
-    d = diff_results(AuditResults.load(base).doc, AuditResults.load(new).doc)
+    d = diff_results(AuditResults.load_valid(base).doc, AuditResults.load_valid(new).doc)
     if fmt == "json":
-        click.echo(json.dumps(d, indent=2))
+        from auditkit.check import jsonable
+
+        click.echo(json.dumps(jsonable(d), indent=2, allow_nan=False))  # strict JSON: NaN → null
     elif fmt == "markdown":
         click.echo(render_diff(d, markdown=True))
     else:

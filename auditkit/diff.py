@@ -8,6 +8,7 @@ check); ``better``/``worse`` follows the metric's direction.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from auditkit.render.common import deselected, fmt_ci, fmt_num
@@ -23,11 +24,26 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _metric_change(cid: str, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
-    ov, nv = _num(old.get("value")), _num(new.get("value"))
-    if ov is None or nv is None or ov == nv and old.get("ci") == new.get("ci"):
+def _metric_change(cid: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
+    """One metric base → new; ``old``/``new`` is None when the metric is only in one audit."""
+    o, n = old or {}, new or {}
+    ov, nv = _num(o.get("value")), _num(n.get("value"))
+    direction = n.get("direction") or o.get("direction")
+    oci, nci = o.get("ci"), n.get("ci")
+    if ov is None or nv is None:
+        # Added, removed, or a value that became (or stopped being) non-numeric (null, "inf").
+        if old is not None and new is not None and o.get("value") == n.get("value"):
+            return None
+        trend = "added" if old is None else "removed" if new is None else "changed"
+        return {
+            "check": cid, "metric": str(n.get("name") or o.get("name")), "base": o.get("value"),
+            "base_ci": list(oci) if oci else None, "new": n.get("value"), "new_ci": list(nci) if nci else None,
+            "delta": None, "direction": direction, "trend": trend, "significant": None,
+            "threshold": n.get("threshold", o.get("threshold")), "base_passed": o.get("passed"),
+            "new_passed": n.get("passed"),
+        }  # fmt: skip
+    if ov == nv and oci == nci:
         return None
-    direction = new.get("direction") or old.get("direction")
     delta = nv - ov
     if direction == "higher":
         trend = "better" if delta > 0 else "worse" if delta < 0 else "same"
@@ -35,15 +51,14 @@ def _metric_change(cid: str, old: dict[str, Any], new: dict[str, Any]) -> dict[s
         trend = "better" if delta < 0 else "worse" if delta > 0 else "same"
     else:
         trend = "changed"
-    oci, nci = old.get("ci"), new.get("ci")
     significant = None
     if isinstance(oci, (list, tuple)) and isinstance(nci, (list, tuple)) and len(oci) == 2 and len(nci) == 2:
         significant = bool(nci[1] < oci[0] or nci[0] > oci[1])
     return {
-        "check": cid, "metric": str(new.get("name")), "base": ov, "base_ci": list(oci) if oci else None,
+        "check": cid, "metric": str(n.get("name")), "base": ov, "base_ci": list(oci) if oci else None,
         "new": nv, "new_ci": list(nci) if nci else None, "delta": delta, "direction": direction,
-        "trend": trend, "significant": significant, "threshold": new.get("threshold"),
-        "base_passed": old.get("passed"), "new_passed": new.get("passed"),
+        "trend": trend, "significant": significant, "threshold": n.get("threshold"),
+        "base_passed": o.get("passed"), "new_passed": n.get("passed"),
     }  # fmt: skip
 
 
@@ -81,11 +96,11 @@ def diff_results(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
                 "trend": "worse" if rank_n > rank_o else "better" if rank_n < rank_o else "changed",
             })  # fmt: skip
         om = {str(m.get("name")): m for m in o.get("metrics") or [] if isinstance(m, dict)}
-        for m in c.get("metrics") or []:
-            if isinstance(m, dict) and str(m.get("name")) in om:
-                ch = _metric_change(cid, om[str(m.get("name"))], m)
-                if ch:
-                    metric_changes.append(ch)
+        nm = {str(m.get("name")): m for m in c.get("metrics") or [] if isinstance(m, dict)}
+        for name in [*nm, *(k for k in om if k not in nm)]:  # new order, then the removed ones
+            ch = _metric_change(cid, om.get(name), nm.get(name))
+            if ch:
+                metric_changes.append(ch)
         of, nf = _finding_keys(o), _finding_keys(c)
         new_findings += [
             {"check": cid, "severity": k[0], "key": k[1], "message": nf[k].get("message")}
@@ -115,13 +130,25 @@ def diff_results(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # incl. ESC: terminal escape sequences from check messages
+
+
+def _t(text: Any) -> str:
+    """Terminal text: rich markup escaped, control characters (escape sequences) dropped."""
+    from rich.markup import escape
+
+    return escape(_CONTROL.sub("", str(text)))
+
+
 def _md(text: Any, limit: int = 300) -> str:
     from html import escape
 
     s = " ".join(str(text if text is not None else "").split())
+    s = _CONTROL.sub("", s)
     if len(s) > limit:
         s = s[: limit - 1] + "…"
-    return escape(s, quote=False).replace("|", "\\|")
+    # Text, not markup: no HTML, no table breaks, no links or images (GitHub would fetch an image).
+    return re.sub(r"([\\`*_\[\]!|])", r"\\\1", escape(s, quote=False))
 
 
 def _ci(ci: Any) -> str:
@@ -133,7 +160,8 @@ def _sig(m: dict[str, Any]) -> str:
 
 
 def _markdown(d: dict[str, Any]) -> str:
-    arrow = {"worse": "🔴 worse", "better": "🟢 better", "same": "same", "changed": "changed"}
+    arrow = {"worse": "🔴 worse", "better": "🟢 better", "same": "same", "changed": "changed",
+             "added": "added", "removed": "removed"}
     lines = [
         "### auditkit: audit diff",
         "",
@@ -189,12 +217,11 @@ def render_diff(d: dict[str, Any], markdown: bool = False, console: Any = None) 
     import io
 
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     rec = console if console is not None else Console(file=io.StringIO(), record=True, width=120)
     style = {"worse": "red", "better": "green"}
-    rec.print(f"gate: {escape(str(d['base']['decision']))} → {escape(str(d['new']['decision']))}  "
+    rec.print(f"gate: {_t(d['base']['decision'])} → {_t(d['new']['decision'])}  "
               f"(exit {d['base']['exit_code']} → {d['new']['exit_code']})")  # fmt: skip
     if d["status_changes"]:
         t = Table(title="status changes")
@@ -202,7 +229,7 @@ def render_diff(d: dict[str, Any], markdown: bool = False, console: Any = None) 
             t.add_column(col)
         for s in d["status_changes"]:
             t.add_row(
-                escape(str(s["check"])),
+                _t(s["check"]),
                 str(s["base"]),
                 str(s["new"]),
                 f"[{style.get(s['trend'], 'white')}]{s['trend']}[/]",
@@ -213,17 +240,17 @@ def render_diff(d: dict[str, Any], markdown: bool = False, console: Any = None) 
         for col in ("check", "metric", "base", "new", "Δ", "trend", "significant"):
             t.add_column(col)
         for m in d["metric_changes"]:
-            t.add_row(escape(str(m["check"])), escape(str(m["metric"])), f"{fmt_num(m['base'])} {_ci(m['base_ci'])}",
+            t.add_row(_t(m["check"]), _t(m["metric"]), f"{fmt_num(m['base'])} {_ci(m['base_ci'])}",
                       f"{fmt_num(m['new'])} {_ci(m['new_ci'])}", fmt_num(m["delta"]),
                       f"[{style.get(m['trend'], 'white')}]{m['trend']}[/]", _sig(m))  # fmt: skip
         rec.print(t)
     for key in ("added", "removed"):
         for a in d[key]:
-            rec.print(f"{key}: {escape(str(a['check']))} ({a['status']})")
+            rec.print(f"{key}: {_t(a['check'])} ({a['status']})")
     for key in ("new_findings", "resolved_findings"):
         for f in d[key][:50]:
             rec.print(
-                f"{key.replace('_', ' ')}: [{f['severity']}] {escape(str(f['check']))}: {escape(str(f['message'])[:200])}"
+                f"{key.replace('_', ' ')}: [{f['severity']}] {_t(f['check'])}: {_t(str(f['message'])[:200])}"
             )
     if not any(
         d[k]

@@ -68,6 +68,21 @@ class AuditResults:
 
         jsonschema.validate(self.doc, results_schema())
 
+    @classmethod
+    def load_valid(cls, path: str | Path) -> AuditResults:
+        """``load`` plus the schema: a hand-edited or foreign file gets one line naming the field."""
+        import jsonschema
+
+        from auditkit.errors import InputError
+
+        results = cls.load(path)
+        try:
+            results.validate()
+        except jsonschema.ValidationError as err:
+            where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+            raise InputError(f"{path}: does not match the results.json schema at {where}: {err.message[:300]}") from None
+        return results
+
     # -- access ---------------------------------------------------------------------------------
     @property
     def checks(self) -> list[dict[str, Any]]:

@@ -2,8 +2,9 @@
 GitHub test reporters, junitparser).
 
 failed → <failure>, error → <error> (with the traceback), not_applicable and skipped → <skipped>;
-metrics are <properties> of the test case (as pytest's record_property writes them). Checks that were
-not selected are left out: they are not part of this audit.
+metrics are <properties> of the test case (as pytest's record_property writes them). Every check in
+results.json gets a test case, so the counts match the audit's: one that was not selected (off by
+default, or outside ``--select``) is <skipped> with its reason.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from auditkit.render.common import area_of, deselected, document_date, error_text
+from auditkit.render.common import area_of, document_date, error_text
 
 FILENAME = "junit.xml"
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -38,7 +39,9 @@ def _finding_lines(rec: dict[str, Any]) -> list[str]:
 
 
 def build(results: dict[str, Any]) -> ET.Element:
-    records = [r for r in results.get("checks") or [] if isinstance(r, dict) and not deselected(r)]
+    # One test case per check in results.json, deselected ones included (as skipped): CI counts
+    # should match the audit's own count of checks.
+    records = [r for r in results.get("checks") or [] if isinstance(r, dict)]
     subject = (results.get("subject") or {}).get("name") or "audit"
     stamp = document_date(results).strftime("%Y-%m-%dT%H:%M:%S")
     counts = {"tests": len(records), "failures": 0, "errors": 0, "skipped": 0}

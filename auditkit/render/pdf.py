@@ -322,14 +322,22 @@ def render(
 def embedded_files(pdf: Path | bytes) -> dict[str, bytes]:
     """The files attached to a PDF (name → bytes)."""
     import io
+    import logging
 
     from pypdf import PdfReader
 
-    reader = PdfReader(io.BytesIO(pdf) if isinstance(pdf, bytes) else str(pdf))
-    out: dict[str, bytes] = {}
-    for name, contents in reader.attachments.items():
-        if contents:
-            out[name] = contents[0]
+    # A damaged PDF makes pypdf log repair warnings; the caller reports the problem in one line.
+    log = logging.getLogger("pypdf")
+    level = log.level
+    log.setLevel(logging.ERROR + 10)
+    try:
+        reader = PdfReader(io.BytesIO(pdf) if isinstance(pdf, bytes) else str(pdf))
+        out: dict[str, bytes] = {}
+        for name, contents in reader.attachments.items():
+            if contents:
+                out[name] = contents[0]
+    finally:
+        log.setLevel(level)
     return out
 
 

@@ -129,6 +129,63 @@ def test_cli_report_rejects_unknown_format(engine_bundle: Path, tmp_path: Path) 
     assert res.exit_code != 0
 
 
+def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """The console entry point (errors become one line and an exit code), with its stderr."""
+    from auditkit.cli import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return int(exc.value.code or 0), capsys.readouterr().err
+
+
+def test_cli_report_input_errors_are_one_line_exit_2(
+    engine_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = engine_bundle / "results.json"
+    code, err = _main(["report", str(src), "--format", "json", "-o", str(tmp_path / "x")], capsys)
+    assert code == 2 and "no report format" in err
+    doc = json.loads(src.read_text())
+    del doc["checks"][0]["status"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    code, err = _main(["report", str(bad), "--format", "junit", "-o", str(tmp_path / "y")], capsys)
+    assert code == 2 and "checks/0" in err and "status" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "y").exists()
+    # A manifest next to a different results file is not embedded (it would vouch for other data).
+    shutil.copy(engine_bundle / "manifest.json", tmp_path / "manifest.json")
+    doc = json.loads(src.read_text())
+    doc["subject"]["name"] = "another audit"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(doc))
+    res = CliRunner().invoke(cli, ["report", str(other), "--format", "pdf", "-o", str(tmp_path / "z")])
+    assert res.exit_code == 0, res.output
+    from auditkit.render.pdf import embedded_files
+
+    assert set(embedded_files(tmp_path / "z" / "report.pdf")) == {"results.json"}
+
+
+def test_verify_rejects_a_manifest_it_did_not_write(
+    engine_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "b"
+    shutil.copytree(engine_bundle, bundle)
+    mpath = bundle / "manifest.json"
+    good = json.loads(mpath.read_text())
+    edited = copy.deepcopy(good)
+    edited["outputs"][0]["bytes"] += 1  # a size that no longer matches: a changed entry
+    mpath.write_text(json.dumps(edited))
+    assert any(p.startswith("changed output") for p in verify(bundle))
+    edited = copy.deepcopy(good)
+    edited["outputs"].append({"path": "../../outside.txt", "sha256": "0" * 64})
+    mpath.write_text(json.dumps(edited))
+    assert "output path outside the bundle: ../../outside.txt" in verify(bundle)
+    for broken in ({"outputs": [{"path": "results.json"}]}, {**good, "algorithm": "md5"}, {**good, "outputs": "x"}):
+        mpath.write_text(json.dumps(broken))
+        code, err = _main(["verify", str(bundle)], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+
+
 # -- diff -------------------------------------------------------------------------------------
 def _pair() -> tuple[dict[str, Any], dict[str, Any]]:
     base = synthetic_results(hostile=False, n_scatter=5, table_rows=3)
@@ -155,6 +212,30 @@ def _pair() -> tuple[dict[str, Any], dict[str, Any]]:
                           "metrics": [], "findings": []})  # fmt: skip
     new["gate"]["decision"] = "fail"
     return base, new
+
+
+def test_diff_reports_metrics_that_appear_disappear_or_lose_their_value() -> None:
+    from auditkit.diff import diff_results, render_diff
+
+    base = synthetic_results(hostile=False, n_scatter=5, table_rows=3)
+    new = copy.deepcopy(base)
+    perf = next(r for r in new["checks"] if r["id"] == "AK-PERF-001")
+    first, second = perf["metrics"][0]["name"], perf["metrics"][1]["name"]
+    perf["metrics"][0]["value"] = None  # e.g. NaN, written as null
+    perf["metrics"][1]["name"] = "renamed"
+    d = diff_results(base, new)
+    got = {(m["metric"], m["trend"]) for m in d["metric_changes"] if m["check"] == "AK-PERF-001"}
+    assert got == {(first, "changed"), ("renamed", "added"), (second, "removed")}
+    md = render_diff(d, markdown=True)
+    assert "No change" not in md and "| removed |" in md
+    assert diff_results(base, copy.deepcopy(base))["metric_changes"] == []
+    # A finding message is text: no image fetch or link in the Markdown, no escape codes on a terminal.
+    perf["findings"] = [{"message": "![t](http://evil.example/t.png) \x1b[31mred [x](javascript:1)",
+                         "severity": "high", "key": "k", "evidence": {}}]  # fmt: skip
+    d = diff_results(base, new)
+    md = render_diff(d, markdown=True)
+    assert "](http" not in md.replace("\\]", "") and "![" not in md and "\x1b" not in md
+    assert "\x1b" not in render_diff(d)
 
 
 def test_diff_results_reports_changes_with_intervals() -> None:
