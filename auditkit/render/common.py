@@ -560,6 +560,7 @@ def build_view(
             "out_of_scope": cut(card.get("out_of_scope") or "", MAX_TEXT),
             "limitations": cut(card.get("limitations") or "", MAX_TEXT),
             "license": cut(card.get("license") or "", 100),
+            "references": "; ".join(cut(r, 300) for r in (card.get("references") or [])[:10]),
         },
         "params": params,
         "environment": env_rows,

@@ -26,6 +26,9 @@ HEADLINE_AREAS = ("evaluation", "robustness", "ood")
 MAX_HEADLINE = 40
 
 
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$")  # MCT references must be URIs
+
+
 @lru_cache(maxsize=1)
 def mct_schema() -> dict[str, Any]:
     text = (
@@ -171,6 +174,7 @@ def markdown(results: dict[str, Any]) -> str:
                  "recommendation": "go" if gate.get("recommendation") == "go" else "no-go"},
         "status_counts": dict(sorted(counts.items())),
         "citation": cut(card.get("citation") or "", 2000),
+        "references": [cut(str(r), 500) for r in card.get("references") or []][:20],
     }  # fmt: skip
     fm = yaml.safe_dump(front_matter(results), sort_keys=False, allow_unicode=True, width=10**6)
     env = jinja_env().overlay()
@@ -199,13 +203,16 @@ def mct(results: dict[str, Any]) -> dict[str, Any]:
         "owners": [{"name": str(o.get("name") or ""), "contact": str(o.get("contact") or "")}
                    for o in card.get("owners") or [] if isinstance(o, dict)],
         "version": {"name": str(card.get("version") or "unversioned"), "date": doc_date},
-        "references": [{"reference": str(r)} for r in card.get("references") or [] if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$", str(r))],
+        "references": [{"reference": str(r)} for r in card.get("references") or [] if _URI.match(str(r))],
         "documentation": "See report.pdf and results.json in the auditkit evidence bundle.",
     }  # fmt: skip
     if card.get("license"):
         details["licenses"] = [{"identifier": str(card["license"])}]
-    if card.get("citation"):
-        details["citations"] = [{"style": "text", "citation": str(card["citation"])}]
+    # MCT references are URIs; a reference written as text (a paper) is kept as a citation instead.
+    citations = [str(card["citation"])] if card.get("citation") else []
+    citations += [str(r) for r in card.get("references") or [] if not _URI.match(str(r))]
+    if citations:
+        details["citations"] = [{"style": "text", "citation": c} for c in citations]
     model = subject.get("model") or {}
     if isinstance(model, dict) and model.get("path"):
         details["path"] = str(model["path"])

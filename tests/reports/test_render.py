@@ -351,6 +351,10 @@ def test_model_card_json_validates_against_reference_schema(
             "upper_bound": "0.98",
         }
         assert card["model_details"]["references"] == [{"reference": "https://example.com/paper"}]
+        # a reference that is not a URI is kept, as a text citation (and listed in the Markdown)
+        cited = [c["citation"] for c in card["model_details"]["citations"]]
+        assert doc["spec"]["card"]["references"][1] in cited
+        assert "## References" in md.read_text(encoding="utf-8")
     # An invalid document is caught by the same validator (the test can fail).
     bad = {**card, "unexpected": 1}
     with pytest.raises(jsonschema.ValidationError):
