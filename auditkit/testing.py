@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,14 +101,18 @@ def run_check(
     params: Mapping[str, Any] | None = None,
     seed: int = 0,
     severity: str | None = None,
-    workdir: Any = None,
+    workdir: str | PathLike[str] | None = None,
     **artifact_kwargs: Any,
 ) -> dict[str, Any]:
-    """Run one decorated check and return its results record (status, metrics, findings, ...)."""
+    """Run one decorated check and return its results record (status, metrics, findings, ...).
+
+    ``workdir`` (a str or a path) is the folder the check's files are written to; a fresh
+    temporary folder when omitted.
+    """
     info = _info(fn)
     arts = artifacts if artifacts is not None else make_artifacts(**artifact_kwargs)
     p = Planned(info, validate_params(info, dict(params or {}), f"params.{info.id}"), severity or info.severity, True)
-    return run_one(p, arts, run_seed=seed, workdir=workdir)
+    return run_one(p, arts, run_seed=seed, workdir=Path(workdir) if workdir is not None else None)
 
 
 def _info(fn: Callable[..., Any]) -> CheckInfo:

@@ -298,3 +298,12 @@ def test_row_hash_has_no_collisions_on_round_numbers_and_digits() -> None:
     assert not pd.DataFrame(digits.data).duplicated().any()
     arts = make_artifacts({"train": (x[:1400], y[:1400]), "test": (x[1400:], y[1400:])})
     assert _metric(run_check(L.train_test_overlap, arts), "overlap_ratio")["value"] == 0
+
+
+def test_run_check_accepts_a_string_workdir(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    train, test = _table(300, 0), _table(100, 1, offset=1000)
+    test = pd.concat([test, train.iloc[:5]], ignore_index=True)
+    arts = make_artifacts({"train": train, "test": test}, label="y", id="uid")
+    rec = run_check(L.train_test_overlap, arts, workdir=str(tmp_path / "as-text"))
+    assert rec["status"] == "failed", rec["error"]
+    assert (tmp_path / "as-text" / "overlap_rows.csv").is_file()
