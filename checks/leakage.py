@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, InputError, Metric, NotApplicable, Outcome, check
+from auditkit import Finding, InputError, Metric, NotApplicable, Outcome, SpecError, check
 from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
@@ -318,6 +318,79 @@ def _verify(
     return qi[ok], ti[ok], rms[ok]
 
 
+def _train_nn_distances(
+    v: np.ndarray, c: np.ndarray, d_num: int, *, sample: int, budget: float, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """RMS distance (numeric dims, categories equal) from sampled distinct train rows to their
+    nearest *other* train row: the scale of "near" in this data, fitted on train only.
+
+    ``sample`` query rows are searched exactly (faiss) against the train rows, or against a random
+    subset of them when queries × rows would exceed ``budget`` (stated: a subset's neighbours lie
+    farther, so the radius comes out larger). A query with no equal-category row among its ``k``
+    nearest counts as infinitely far.
+    """
+    import faiss
+
+    n = len(v)
+    q_idx = np.sort(rng.choice(n, size=min(sample, n), replace=False))
+    ref = np.arange(n)
+    if float(len(q_idx)) * n > budget:
+        ref = np.union1d(q_idx, rng.choice(n, size=max(int(budget // len(q_idx)), 1), replace=False))
+    faiss.omp_set_num_threads(_threads())
+    index = faiss.IndexFlatL2(v.shape[1])
+    index.add(np.ascontiguousarray(v[ref]))
+    kk = min(k + 1, len(ref))
+    _, idx = index.search(np.ascontiguousarray(v[q_idx]), kk)
+    qi = np.repeat(np.arange(len(q_idx)), kk)
+    ti = ref[np.maximum(idx.reshape(-1), 0)]
+    keep = (idx.reshape(-1) >= 0) & (ti != q_idx[qi])  # not the row itself
+    qi, ti = qi[keep], ti[keep]
+    diff = v[q_idx[qi], :d_num].astype(np.float64) - v[ti, :d_num].astype(np.float64)
+    rms = np.sqrt((diff * diff).sum(axis=1) / max(d_num, 1))
+    if c.shape[1]:
+        rms = np.where((c[ti] == c[q_idx[qi]]).all(axis=1), rms, np.inf)
+    nearest = np.full(len(q_idx), np.inf)
+    np.minimum.at(nearest, qi, rms)
+    return nearest, {"sampled_train_rows": int(len(q_idx)), "reference_train_rows": int(len(ref)),
+                     "train_rows": int(n)}  # fmt: skip
+
+
+def adaptive_radius(
+    v: np.ndarray,
+    c: np.ndarray,
+    d_num: int,
+    *,
+    floor: float,
+    quantile: float,
+    factor: float,
+    rng: np.random.Generator,
+    sample: int = 2000,
+    budget: float = 5e8,
+    k: int = 8,
+) -> tuple[float, dict[str, Any]]:
+    """The near-duplicate radius: ``factor`` × the ``quantile`` of train's own nearest-neighbour
+    distances, never below the absolute ``floor``. Returns the radius and how it was derived."""
+    if len(v) < 2:
+        return floor, {"radius": floor, "from": "floor (fewer than 2 distinct train rows)"}
+    nearest, info = _train_nn_distances(v, c, d_num, sample=sample, budget=budget, k=k, rng=rng)
+    finite = nearest[np.isfinite(nearest)]
+    q_val = float(np.quantile(nearest, quantile)) if len(finite) else float("inf")
+    adaptive = factor * q_val if np.isfinite(q_val) else float("inf")
+    radius = max(floor, adaptive) if np.isfinite(adaptive) else floor
+    qs = np.quantile(finite, [0.0, 0.01, 0.05, 0.5]) if len(finite) else [float("nan")] * 4
+    return radius, {
+        "radius": radius,
+        "from": "adaptive" if radius > floor else "floor (max_distance)",
+        "floor": floor,
+        "adaptive_radius": adaptive if np.isfinite(adaptive) else None,
+        "quantile": quantile,
+        "factor": factor,
+        "train_nn_quantile_value": q_val if np.isfinite(q_val) else None,
+        "train_nn_distance_quantiles": dict(zip(("min", "p1", "p5", "median"), map(float, qs), strict=True)),
+        **info,
+    }
+
+
 def _keep_best(best: np.ndarray, partner: np.ndarray, qi: np.ndarray, ti: np.ndarray, d: np.ndarray) -> None:
     """Per query, keep the closest verified train row."""
     if not len(qi):
@@ -453,6 +526,9 @@ def near_duplicates(
     /,
     *,
     max_distance: float = 0.01,
+    adaptive: bool = True,
+    radius_quantile: float = 0.01,
+    radius_factor: float = 0.25,
     max_near_duplicate_ratio: float = 0.0,
     exact_below: float = 5e8,
     neighbours: int = 8,
@@ -465,9 +541,14 @@ def near_duplicates(
     Each numeric feature is standardised with the *train* mean and standard deviation (NaN → the
     train mean); the distance between two rows is the root-mean-square difference over the numeric
     features in those units, and categorical features must be equal. A test row is a near-duplicate
-    when a train row lies within ``max_distance`` (an absolute threshold: 0.01 means the rows
-    differ by 1% of a standard deviation per feature on average; with very few numeric features
-    and many rows, chance pairs that close become common: lower it). Test rows that are exact copies
+    when a train row lies within the *radius*. With ``adaptive`` (the default) the radius fits the
+    data: ``radius_factor`` × the ``radius_quantile`` of the train split's own nearest-neighbour
+    distances (sampled train rows to their nearest other train row; train only, never test), so a
+    near copy is far closer to a train row than train rows are to each other; the absolute
+    ``max_distance`` is the floor (0.01: the rows differ by 1% of a standard deviation per feature
+    on average). Without ``adaptive`` the radius is ``max_distance`` alone (with very few numeric
+    features and many rows, chance pairs that close become common: lower it). Both radii and the
+    train distances they came from are in the evidence. Test rows that are exact copies
     are AK-LEAK-001's and are not counted here; repeated train rows are searched once. Only test is
     searched against train. Small inputs (train × test rows ≤ ``exact_below``) use an exact
     nearest-neighbour search (faiss); larger ones a grid locality-sensitive hash whose chance of
@@ -478,7 +559,11 @@ def near_duplicates(
     Parameters
     ----------
     max_distance: RMS difference per numeric feature, in train standard deviations, below which a
-        pair of rows counts as near-duplicate.
+        pair of rows always counts as near-duplicate (the floor of the adaptive radius).
+    adaptive: widen the radius to ``radius_factor`` × the ``radius_quantile`` of train's
+        nearest-neighbour distances when that is larger than ``max_distance``.
+    radius_quantile: quantile of train's nearest-neighbour RMS distances (in (0, 1)).
+    radius_factor: multiple of that quantile taken as the adaptive radius (in (0, 1]: "far below").
     max_near_duplicate_ratio: largest acceptable share of test rows with a near-duplicate in train.
     exact_below: use the exact search when train rows × test rows is at most this.
     neighbours: nearest train rows examined per test row by the exact search.
@@ -490,6 +575,8 @@ def near_duplicates(
     train, test = ctx.dataset("train"), ctx.dataset("test")
     _need_rows(train)
     _need_rows(test)
+    if not 0.0 < radius_quantile < 1.0 or not 0.0 < radius_factor <= 1.0 or not max_distance >= 0.0:
+        raise SpecError("radius_quantile must lie in (0, 1), radius_factor in (0, 1], max_distance ≥ 0")
     if not train.numeric and train.array is None:
         raise NotApplicable("no numeric features: near-duplicates are exact duplicates (AK-LEAK-001)")
     h_tr, h_te = cached_row_hashes(ctx, "train", decimals), cached_row_hashes(ctx, "test", decimals)
@@ -498,6 +585,10 @@ def near_duplicates(
     v_tr, v_te, c_tr, c_te, d_num = _embed(train, test, rng)
     d_num = max(d_num, 1)
     reps = np.sort(np.unique(h_tr, return_index=True)[1])  # one train row per distinct feature row
+    radius, fitted = max_distance, {"radius": max_distance, "from": "max_distance (adaptive off)"}
+    if adaptive:
+        radius, fitted = adaptive_radius(v_tr[reps], c_tr[reps], d_num, floor=max_distance,
+                                         quantile=radius_quantile, factor=radius_factor, rng=rng)  # fmt: skip
     query = np.flatnonzero(~exact)
     n = len(test)
     found = np.zeros(n, dtype=bool)
@@ -505,7 +596,7 @@ def near_duplicates(
     partner = np.full(n, -1, dtype=np.int64)
     info: dict[str, Any] = {"search": "none (every test row is an exact duplicate)"}
     if len(query):
-        args = (v_tr[reps], v_te[query], c_tr[reps], c_te[query], d_num, max_distance)
+        args = (v_tr[reps], v_te[query], c_tr[reps], c_te[query], d_num, radius)
         if float(len(reps)) * float(len(query)) <= exact_below:
             b, pt, info = _exact_search(*args, k=neighbours)
         else:
@@ -516,10 +607,11 @@ def near_duplicates(
         found[query] = np.isfinite(b)
     k = int(found.sum())
     metric = _ratio_metric("near_duplicate_ratio", k, n, max_near_duplicate_ratio,
-                           f"share of test rows within RMS distance {max_distance} of a train row "
+                           f"share of test rows within RMS distance {radius:.4g} of a train row "
                            "(exact copies excluded)")  # fmt: skip
     evidence: dict[str, Any] = {
-        "method": {**info, "max_distance": max_distance, "numeric_dims": d_num,
+        "radius": fitted,
+        "method": {**info, "max_distance": max_distance, "radius": radius, "numeric_dims": d_num,
                    "categorical_features": len(train.categorical), "exact_duplicates_excluded": int(exact.sum()),
                    "queried_rows": int(len(query))},
     }  # fmt: skip
@@ -543,7 +635,9 @@ def near_duplicates(
             "p5": qs[2],
             "median": qs[3],
         }
-    summary = f"{k} of {n} test rows ({k / n:.2%}) have a near-duplicate in train (RMS ≤ {max_distance} sd)"
+    how = "adaptive" if fitted["from"] == "adaptive" else "absolute"
+    summary = (f"{k} of {n} test rows ({k / n:.2%}) have a near-duplicate in train "
+               f"(RMS ≤ {radius:.3g} sd, {how} radius; floor {max_distance})")  # fmt: skip
     notes = []
     if info.get("buckets_truncated") or info.get("miss_probability_bound", 0.0) > miss_probability:
         notes.append(Finding(

