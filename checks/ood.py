@@ -23,8 +23,30 @@ if TYPE_CHECKING:
     from auditkit import RunContext
     from auditkit.data import Dataset
 
-ALL_DETECTORS = ("msp", "max_logit", "energy", "mahalanobis", "knn")
-FEATURE_DETECTORS = ("mahalanobis", "knn")
+ALL_DETECTORS = ("msp", "max_logit", "energy", "mahalanobis", "knn", "odin", "gen", "vim", "react", "ash", "dice",
+                 "relative_mahalanobis")  # fmt: skip
+LOGIT_DETECTORS = ("msp", "max_logit", "energy", "gen")
+# need penultimate features; HEAD_DETECTORS also reuse the model's last linear layer on them
+FEATURE_DETECTORS = ("mahalanobis", "knn", "vim", "react", "ash", "dice", "relative_mahalanobis")
+HEAD_DETECTORS = ("vim", "react", "ash", "dice")
+INPUT_DETECTORS = ("odin",)  # need the inputs and gradients through the model
+DEFAULT_DETECTORS = ["msp", "max_logit", "energy", "mahalanobis", "knn", "gen", "vim", "react", "ash", "dice",
+                     "relative_mahalanobis"]  # fmt: skip
+# The paper behind each detector, for the evidence and docs/ood.md.
+PAPERS = {
+    "msp": "Hendrycks & Gimpel, ICLR 2017 (maximum softmax probability)",
+    "max_logit": "Hendrycks et al., ICML 2022 (Scaling OOD detection to real-world settings)",
+    "energy": "Liu et al., NeurIPS 2020 (Energy-based OOD detection)",
+    "mahalanobis": "Lee et al., NeurIPS 2018 (class-conditional Gaussians, shared covariance)",
+    "knn": "Sun et al., ICML 2022 (deep nearest neighbours)",
+    "odin": "Liang, Li & Srikant, ICLR 2018 (ODIN); ε chosen on ID as in Hsu et al., CVPR 2020",
+    "gen": "Liu, Lochman & Zach, CVPR 2023 (GEN, generalised entropy)",
+    "vim": "Wang et al., CVPR 2022 (ViM, virtual-logit matching)",
+    "react": "Sun, Guo & Li, NeurIPS 2021 (ReAct, rectified activations) over energy",
+    "ash": "Djurisic et al., ICLR 2023 (ASH-S, activation shaping) over energy",
+    "dice": "Sun & Li, ECCV 2022 (DICE, sparsified head) over energy",
+    "relative_mahalanobis": "Ren et al., 2021, arXiv:2106.09022 (relative Mahalanobis distance)",
+}
 IMAGE_SETS = ("uniform_noise", "gaussian_noise", "inverted", "pixel_shuffled")
 TABULAR_SETS = ("uniform_box", "column_shuffled", "scaled_outliers")
 # Synthetic shifts for AK-OOD-002 and their magnitude at severity 1..5.
@@ -123,14 +145,28 @@ def _boot_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def detection_metrics_ci(
-    s_in: np.ndarray, s_out: np.ndarray, *, n_boot: int, rng: np.random.Generator, tpr: float = 0.95
+    s_in: np.ndarray,
+    s_out: np.ndarray,
+    *,
+    n_boot: int,
+    rng: np.random.Generator,
+    tpr: float = 0.95,
+    weights: tuple[np.ndarray, np.ndarray] | None = None,
+    boots: dict[str, np.ndarray] | None = None,
 ) -> dict[str, tuple[float, tuple[float, float] | None]]:
-    """Point estimates and 95% percentile intervals (ID and OOD resampled separately)."""
+    """Point estimates and 95% percentile intervals (ID and OOD resampled separately).
+
+    ``weights``: bootstrap count rows (ID, OOD) to reuse, so that several detectors are resampled
+    identically (paired); ``boots``, when given, receives the bootstrap values per metric.
+    """
     point = {k: float(v[0]) for k, v in detection_metrics(s_in, s_out, tpr=tpr).items()}
     chunks: dict[str, list[np.ndarray]] = {k: [] for k in point}
-    if n_boot > 0:
-        w_in_all = _boot_weights(len(s_in), n_boot, rng)
-        w_out_all = _boot_weights(len(s_out), n_boot, rng)
+    if weights is not None or n_boot > 0:
+        w_in_all, w_out_all = weights or (
+            _boot_weights(len(s_in), n_boot, rng),
+            _boot_weights(len(s_out), n_boot, rng),
+        )
+        n_boot = len(w_in_all)
         step = max(1, _MAX_BOOT_CELLS // max(1, len(s_in) + len(s_out)))
         for lo in range(0, n_boot, step):
             part = detection_metrics(
@@ -140,11 +176,33 @@ def detection_metrics_ci(
                 chunks[k].append(arr)
     out: dict[str, tuple[float, tuple[float, float] | None]] = {}
     for k, value in point.items():
-        boots = np.concatenate(chunks[k]) if chunks[k] else np.array([])
-        boots = boots[np.isfinite(boots)]
-        ci = (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))) if len(boots) else None
+        values = np.concatenate(chunks[k]) if chunks[k] else np.array([])
+        if boots is not None:
+            boots[k] = values
+        values = values[np.isfinite(values)]
+        ci = (float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))) if len(values) else None
         out[k] = (value, ci)
     return out
+
+
+def selection_summary(
+    results: dict[str, dict[str, Any]], boots: dict[str, dict[str, np.ndarray]]
+) -> tuple[str, list[list[Any]]]:
+    """Rank the detectors of one OOD set by AUROC; paired bootstrap interval of each one's AUROC
+    difference to the best (the same resamples for all). Returns (best, rows): detector, AUROC,
+    Δ to best, its 95% interval, whether the interval excludes 0, FPR@TPR both conventions."""
+    best = max(results, key=lambda d: (results[d]["auroc"][0], -list(results).index(d)))
+    rows = []
+    for det in sorted(results, key=lambda d: -results[d]["auroc"][0]):
+        diff = results[best]["auroc"][0] - results[det]["auroc"][0]
+        paired = (
+            boots[best]["auroc"] - boots[det]["auroc"] if len(boots[det].get("auroc", [])) else np.array([])
+        )
+        ci = _quantile_ci(paired) if det != best else None
+        rows.append([det, _r(results[det]["auroc"][0]), _r(diff), _r(ci[0]) if ci else None, _r(ci[1]) if ci else None,
+                     None if det == best or ci is None else bool(ci[0] > 0),
+                     _r(results[det]["fpr_in"][0]), _r(results[det]["fpr_out"][0])])  # fmt: skip
+    return best, rows
 
 
 def expected_calibration_error(
@@ -300,9 +358,222 @@ class KNN:
         return np.sqrt(np.maximum(0.0, 2.0 - 2.0 * kth))
 
 
+def _sym_inverse_sqrt(x: np.ndarray, ridge: float) -> np.ndarray:
+    """Whitening matrix of the covariance of ``x`` (rows centred by the caller), ridge as in Mahalanobis."""
+    cov = np.zeros((x.shape[1], x.shape[1]))
+    for lo in range(0, len(x), 8192):
+        c = x[lo : lo + 8192].astype(np.float64)
+        cov += c.T @ c
+    cov /= max(1, len(x))
+    cov += np.eye(len(cov)) * (ridge * max(float(np.trace(cov)) / max(len(cov), 1), 1e-12))
+    vals, vecs = np.linalg.eigh(cov)
+    return np.asarray(vecs / np.sqrt(np.maximum(vals, 1e-12))[None, :])
+
+
+@dataclass
+class RelativeMahalanobis:
+    """Relative Mahalanobis distance (Ren et al. 2021, "A Simple Fix to Mahalanobis Distance for
+    Improving Near-OOD Detection", arXiv:2106.09022): the class-conditional Mahalanobis score minus
+    the squared distance under one background Gaussian fitted to all train features,
+    ``min_k [MD_k(z) − MD_0(z)]``, which removes the directions every class shares."""
+
+    classes: Mahalanobis
+    mean0: np.ndarray
+    whiten0: np.ndarray
+
+    @classmethod
+    def fit(cls, emb: np.ndarray, y: np.ndarray, ridge: float = 1e-6) -> RelativeMahalanobis:
+        per_class = Mahalanobis.fit(emb, y, ridge)
+        x = np.asarray(emb)[y >= 0].astype(np.float64)
+        mean0 = x.mean(axis=0)
+        return cls(per_class, mean0, _sym_inverse_sqrt(x - mean0, ridge))
+
+    def score(self, emb: np.ndarray) -> np.ndarray:
+        z0 = (np.asarray(emb, dtype=np.float64) - self.mean0) @ self.whiten0
+        return self.classes.score(emb) - (z0**2).sum(axis=1)
+
+
+@dataclass
+class Head:
+    """The model's last linear layer, ``logits = z @ W.T + b`` on penultimate features ``z``."""
+
+    w: np.ndarray  # (C, D) float64
+    b: np.ndarray  # (C,)
+
+    @classmethod
+    def of(cls, model: Any, emb: np.ndarray, logits: np.ndarray) -> Head | None:
+        """The head, or None unless it reproduces the model's logits from the captured features
+        (a head followed by more layers, or without a plain Linear, cannot be reused)."""
+        layer = getattr(model, "embedding_layer", None)
+        weight = getattr(layer, "weight", None)
+        if weight is None or weight.ndim != 2 or weight.shape[1] != emb.shape[1]:
+            return None
+        bias = getattr(layer, "bias", None)
+        w = weight.detach().double().cpu().numpy()
+        b = bias.detach().double().cpu().numpy() if bias is not None else np.zeros(len(w))
+        head = cls(w, b)
+        if len(emb) and (logits.shape[1] != len(w)):
+            return None
+        if len(emb):
+            k = min(len(emb), 256)
+            err = np.abs(head(emb[:k]) - np.asarray(logits[:k], dtype=np.float64)).max()
+            if not err <= 1e-3 * (1.0 + float(np.abs(logits[:k]).max())):
+                return None
+        return head
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        return np.asarray(z, dtype=np.float64) @ self.w.T + self.b
+
+
+def _energy(logits: np.ndarray) -> np.ndarray:
+    """OOD score −logsumexp (Liu et al. 2020)."""
+    z = np.asarray(logits, dtype=np.float64)
+    m = z.max(axis=1)
+    return np.asarray(-(m + np.log(np.exp(z - m[:, None]).sum(axis=1))))
+
+
+def gen_score(logits: np.ndarray, gamma: float = 0.1, top_m: int = 100) -> np.ndarray:
+    """GEN (Liu, Lochman & Zach, CVPR 2023, "GEN: Pushing the Limits of Softmax-Based
+    Out-of-Distribution Detection"): the generalised entropy ``Σ_{top M} p^γ (1 − p)^γ`` of the
+    softmax (higher = more OOD). γ = 0.1 and M = 100 are the paper's; nothing is fitted."""
+    z = np.asarray(logits, dtype=np.float64)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p = np.clip(p / p.sum(axis=1, keepdims=True), 1e-7, 1 - 1e-7)
+    p = -np.sort(-p, axis=1)[:, :top_m]
+    return np.asarray((p**gamma * (1 - p) ** gamma).sum(axis=1))
+
+
+@dataclass
+class ViM:
+    """Virtual-logit matching (Wang et al., CVPR 2022, "ViM: Out-Of-Distribution with
+    Virtual-logit Matching"). Features are centred at ``u = −W⁺b``; the principal subspace (the
+    ``dim`` largest eigenvectors of train's feature covariance) is removed and the residual norm,
+    scaled by ``α = mean max logit / mean residual norm`` on train, is a virtual logit. OOD score:
+    ``α‖z^{P⊥}‖ − logsumexp(logits)``. ``dim`` follows the paper's rule by feature width D (1000 for
+    D ≥ 2048, 512 for D ≥ 768, else D/2), applied to the effective rank of the features."""
+
+    u: np.ndarray
+    residual: np.ndarray  # (D, D − dim) basis of the residual space
+    alpha: float
+    dim: int
+    rank: int = 0  # effective rank of the centred train features
+
+    @staticmethod
+    def default_dim(width: int) -> int:
+        return 1000 if width >= 2048 else 512 if width >= 768 else max(1, width // 2)
+
+    @classmethod
+    def fit(cls, emb: np.ndarray, head: Head, dim: int | None = None) -> ViM:
+        width = emb.shape[1]
+        u = -np.linalg.pinv(head.w) @ head.b
+        x = np.asarray(emb, dtype=np.float64) - u
+        vals, vecs = np.linalg.eigh(x.T @ x / max(len(x), 1))  # ascending eigenvalues
+        # ReLU features with dead units span fewer than D directions; the paper's rule applied to D
+        # would then cut inside the null space (a residual of exactly 0 on train, α without bound,
+        # a score set by rounding), so the rule is applied to the effective rank.
+        rank = int(np.sum(vals > 1e-9 * max(float(vals[-1]), 1e-300)))
+        dim = min(dim if dim is not None else cls.default_dim(rank), width - 1)
+        if dim < 1:
+            raise NotApplicable("ViM needs penultimate features with at least 2 effective dimensions")
+        residual = vecs[:, : width - dim]
+        norms = np.linalg.norm(x @ residual, axis=1)
+        alpha = float(head(emb).max(axis=1).mean() / max(norms.mean(), 1e-12))
+        return cls(u, residual, alpha, dim, rank)
+
+    def score(self, emb: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        x = np.asarray(emb, dtype=np.float64) - self.u
+        return np.asarray(self.alpha * np.linalg.norm(x @ self.residual, axis=1) + _energy(logits))
+
+
+def react_threshold(emb: np.ndarray, percentile: float) -> float:
+    """ReAct's clipping level (Sun, Guo & Li, NeurIPS 2021, "ReAct: Out-of-distribution Detection
+    With Rectified Activations"): the ``percentile`` of all train penultimate activations."""
+    return float(np.percentile(np.asarray(emb, dtype=np.float64).ravel(), percentile * 100))
+
+
+def react_score(emb: np.ndarray, head: Head, threshold: float) -> np.ndarray:
+    """Energy of the logits recomputed from activations clipped at ``threshold`` (ReAct)."""
+    return _energy(head(np.minimum(np.asarray(emb, dtype=np.float64), threshold)))
+
+
+def ash_score(emb: np.ndarray, head: Head, percentile: float) -> np.ndarray:
+    """ASH-S (Djurisic et al., ICLR 2023, "Extremely Simple Activation Shaping for
+    Out-of-Distribution Detection"): per input, zero the activations below its ``percentile``,
+    scale the rest by ``exp(s1/s2)`` (sums before and after pruning), energy of the new logits.
+    Per-input shaping: nothing is fitted."""
+    z = np.asarray(emb, dtype=np.float64)
+    n = z.shape[1]
+    keep = n - int(np.round(n * percentile))
+    if keep < 1:
+        raise SpecError("ash_percentile leaves no activation")
+    top = np.argpartition(-z, keep - 1, axis=1)[:, :keep]
+    pruned = np.zeros_like(z)
+    np.put_along_axis(pruned, top, np.take_along_axis(z, top, axis=1), axis=1)
+    s1, s2 = z.sum(axis=1), pruned.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        scale = np.exp(np.where(s2 != 0, s1 / s2, 0.0))
+    return _energy(head(pruned * scale[:, None]))
+
+
+def dice_head(emb: np.ndarray, head: Head, sparsity: float) -> Head:
+    """DICE (Sun & Li, ECCV 2022, "DICE: Leveraging Sparsification for Out-of-Distribution
+    Detection"): keep the head's weights whose contribution ``W ⊙ mean train activation`` is above
+    its ``sparsity`` quantile, zero the rest; the score is the energy of the sparsified head."""
+    contrib = head.w * np.asarray(emb, dtype=np.float64).mean(axis=0)[None, :]
+    cut = float(np.quantile(contrib.ravel(), sparsity))
+    return Head(np.where(contrib > cut, head.w, 0.0), head.b)
+
+
+@dataclass
+class ODIN:
+    """ODIN (Liang, Li & Srikant, ICLR 2018, "Enhancing The Reliability of Out-of-distribution
+    Image Detection in Neural Networks"): temperature-scaled MSP after a small input step that
+    raises the predicted class's softmax, ``x − ε·sign(−∇ₓ log S_ŷ(x; T))``. The paper tuned ε on
+    OOD data; here ε is chosen on held-out ID data alone, as the largest mean scaled MSP over a grid
+    (the criterion of Hsu et al., CVPR 2020, "Generalized ODIN"); T = 1000 as in the paper. ε is in
+    units of the input range (images) or of each feature's train sd (tabular); categorical
+    features are not moved."""
+
+    model: Any
+    temperature: float
+    eps: float
+    unit: np.ndarray  # per-element step scale, broadcast over a batch
+    grid_scores: dict[float, float] = field(default_factory=dict)
+
+    def _grad_sign(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        adapter = self.model
+        out = []
+        with torch.inference_mode(False), torch.enable_grad():
+            for lo in range(0, len(x), adapter.batch_size):
+                t = adapter.to_tensor(x[lo : lo + adapter.batch_size]).clone().requires_grad_(True)
+                logits = adapter.module(t).double() / self.temperature
+                loss = torch.nn.functional.cross_entropy(logits, logits.argmax(dim=1), reduction="sum")
+                (g,) = torch.autograd.grad(loss, t)
+                out.append(g.sign().reshape(len(t), -1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.unit.size))
+
+    def _msp(self, x: np.ndarray, sign: np.ndarray, eps: float) -> np.ndarray:
+        moved = (x.reshape(len(x), -1) - eps * self.unit * sign).astype(np.float32)
+        z = np.asarray(self.model.logits(moved.reshape(x.shape)), dtype=np.float64) / self.temperature
+        m = z.max(axis=1)
+        return np.asarray(np.exp(m - (m + np.log(np.exp(z - m[:, None]).sum(axis=1)))))
+
+    def fit_eps(self, x_id: np.ndarray, grid: list[float]) -> None:
+        sign = self._grad_sign(x_id)
+        self.grid_scores = {float(e): float(self._msp(x_id, sign, e).mean()) for e in grid}
+        self.eps = max(self.grid_scores, key=lambda e: (self.grid_scores[e], -e))
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros(0)
+        return -self._msp(x, self._grad_sign(x), self.eps)
+
+
 @dataclass
 class Fitted:
-    """Detectors fitted on train and the held-out ID scores that set thresholds."""
+    """Detectors fitted on train (ID only) and the held-out ID scores that set thresholds."""
 
     detectors: list[str]
     mahalanobis: Mahalanobis | None
@@ -310,14 +581,48 @@ class Fitted:
     holdout_source: str
     holdout_scores: dict[str, np.ndarray]
     notes: list[str]
+    relative: RelativeMahalanobis | None = None
+    head: Head | None = None
+    vim: ViM | None = None
+    react: float | None = None
+    dice: Head | None = None
+    odin: ODIN | None = None
+    ash_percentile: float = 0.9
+    fitted: dict[str, Any] = field(default_factory=dict)  # hyperparameters as fitted, for the evidence
 
-    def scores(self, logits: np.ndarray, emb: np.ndarray | None) -> dict[str, np.ndarray]:
+    @property
+    def uses_features(self) -> bool:
+        return any(d is not None for d in (self.mahalanobis, self.knn, self.relative, self.head))
+
+    def inputs(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
+        """``x[idx]`` when an input-space detector (ODIN) needs it; None spares the copy."""
+        return x[idx] if self.odin is not None else None
+
+    def scores(
+        self, logits: np.ndarray, emb: np.ndarray | None, x: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         base = logit_scores(logits)
         out = {d: base[d] for d in self.detectors if d in base}
-        if emb is not None and self.mahalanobis is not None:
-            out["mahalanobis"] = self.mahalanobis.score(emb)
-        if emb is not None and self.knn is not None:
-            out["knn"] = self.knn.score(emb)
+        if "gen" in self.detectors:
+            out["gen"] = gen_score(logits, **self.fitted.get("gen", {}))
+        if emb is not None:
+            if self.mahalanobis is not None:
+                out["mahalanobis"] = self.mahalanobis.score(emb)
+            if self.knn is not None:
+                out["knn"] = self.knn.score(emb)
+            if self.relative is not None:
+                out["relative_mahalanobis"] = self.relative.score(emb)
+            if self.head is not None:
+                if self.vim is not None:
+                    out["vim"] = self.vim.score(emb, logits)
+                if self.react is not None:
+                    out["react"] = react_score(emb, self.head, self.react)
+                if "ash" in self.detectors:
+                    out["ash"] = ash_score(emb, self.head, self.ash_percentile)
+                if self.dice is not None:
+                    out["dice"] = _energy(self.dice(emb))
+        if x is not None and self.odin is not None:
+            out["odin"] = self.odin.score(x)
         # A NaN score (the model's output is undefined, e.g. on missing values) counts as most OOD.
         return {d: np.where(np.isnan(out[d]), np.inf, out[d]) for d in self.detectors if d in out}
 
@@ -364,25 +669,30 @@ def fit_detectors(
     knn_backend: str = "torch",
     holdout_fraction: float,
     rng: np.random.Generator,
+    hyper: dict[str, Any] | None = None,
 ) -> Fitted:
-    """Fit the feature-space detectors on train and score held-out ID data for thresholds.
+    """Fit the detectors on train and score held-out ID data for thresholds.
 
     Held-out ID data: the ``validation`` split when the audit has one; otherwise a seeded
-    ``holdout_fraction`` of train that is left out of the Mahalanobis/kNN fit.
+    ``holdout_fraction`` of train that is left out of the detector fit. Every hyperparameter that
+    is fitted (ReAct's clip, DICE's mask, ViM's subspace and α, ODIN's ε) is fitted on this ID
+    data only, never on an OOD set. ``hyper``: react_percentile, ash_percentile, dice_sparsity,
+    vim_dim, odin_temperature, odin_eps (a list: the grid), gen_gamma, gen_top_m.
     """
+    h = {**_HYPER_DEFAULTS, **(hyper or {})}
     unknown = [d for d in detectors if d not in ALL_DETECTORS]
     if unknown or not detectors:
         raise SpecError(f"detectors: unknown {unknown or '(empty list)'}; known: {list(ALL_DETECTORS)}")
     if not 0.0 < holdout_fraction < 1.0:
         raise SpecError("holdout_fraction must be between 0 and 1")
+    _validate_hyper(h)
     train = ctx.dataset("train")
     notes: list[str] = []
     need_features = any(d in FEATURE_DETECTORS for d in detectors)
     train_emb = _safe_embeddings(lambda: ctx.embeddings("train")) if need_features else None
     if need_features and train_emb is None:
-        notes.append(
-            "the model has no linear head to take penultimate features from: Mahalanobis and kNN skipped"
-        )
+        skipped = ", ".join(d for d in detectors if d in FEATURE_DETECTORS)
+        notes.append(f"the model has no linear head to take penultimate features from: {skipped} skipped")
     has_validation = "validation" in ctx.splits() and len(ctx.dataset("validation")) > 0
     n = len(train)
     if has_validation:
@@ -390,6 +700,7 @@ def fit_detectors(
         val = ctx.dataset("validation")
         hold_logits = ctx.predictions("validation").logits
         hold_emb = _safe_embeddings(lambda: ctx.embeddings("validation")) if train_emb is not None else None
+        hold_x: Any = lambda: val.x  # noqa: E731
         source = f"validation split ({len(val)} rows)"
     else:
         perm = rng.permutation(n)
@@ -399,25 +710,110 @@ def fit_detectors(
         hold_idx, fit_idx = np.sort(perm[:n_hold]), np.sort(perm[n_hold:])
         hold_logits = ctx.predictions("train").logits[hold_idx]
         hold_emb = train_emb[hold_idx] if train_emb is not None else None
+        hold_x = lambda: train.x[hold_idx]  # noqa: E731
         source = (
             f"seeded {holdout_fraction:.0%} of train ({n_hold} rows) left out of the detector fit; the model "
             "itself saw these rows, so thresholds may be stricter than on unseen ID data"
         )
-    maha = knn = None
+    fitted = Fitted(list(detectors), None, None, source, {}, notes, ash_percentile=h["ash_percentile"])
+    fitted.fitted["gen"] = {"gamma": h["gen_gamma"], "top_m": h["gen_top_m"]}
     if train_emb is not None:
-        fit_emb = train_emb[fit_idx]
-        y = train.y
-        if "mahalanobis" in detectors:
-            if y is None or not np.any(y[fit_idx] >= 0):
-                notes.append("train has no labels: Mahalanobis skipped")
-            else:
-                maha = Mahalanobis.fit(fit_emb, y[fit_idx])
-        if "knn" in detectors:
-            knn = KNN.fit(fit_emb, knn_k, knn_backend, str(getattr(ctx.model(), "device", "cpu")))
-    fitted = Fitted(list(detectors), maha, knn, source, {}, notes)
-    fitted.holdout_scores = fitted.scores(hold_logits, hold_emb)
+        _fit_feature_detectors(ctx, fitted, train_emb[fit_idx], train, fit_idx, h, knn_k, knn_backend)
+    if "odin" in detectors:
+        fitted.odin = _fit_odin(ctx, train, hold_x(), h, rng)
+        fitted.fitted["odin"] = {"temperature": fitted.odin.temperature, "eps": fitted.odin.eps,
+                                 "eps_grid_mean_id_msp": fitted.odin.grid_scores}  # fmt: skip
+    fitted.holdout_scores = fitted.scores(
+        hold_logits, hold_emb, hold_x() if fitted.odin is not None else None
+    )
     fitted.detectors = [d for d in detectors if d in fitted.holdout_scores]
     return fitted
+
+
+_HYPER_DEFAULTS: dict[str, Any] = {
+    "react_percentile": 0.9,  # ReAct paper: the 90th percentile of ID activations
+    "ash_percentile": 0.9,  # ASH-S paper, ImageNet ResNet-50: p = 90
+    "dice_sparsity": 0.9,  # DICE paper, CIFAR: p = 0.9
+    "vim_dim": None,  # ViM paper's rule by feature width
+    "odin_temperature": 1000.0,  # ODIN paper
+    "odin_eps": [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.003, 0.005, 0.01, 0.02],  # grid, chosen on ID
+    "gen_gamma": 0.1,  # GEN paper
+    "gen_top_m": 100,  # GEN paper
+}
+
+
+def _validate_hyper(h: dict[str, Any]) -> None:
+    for key in ("react_percentile", "ash_percentile", "dice_sparsity"):
+        if not 0.0 < float(h[key]) < 1.0:
+            raise SpecError(f"{key} must be between 0 and 1")
+    if h["vim_dim"] is not None and int(h["vim_dim"]) < 1:
+        raise SpecError("vim_dim must be at least 1 (or null for the paper's rule)")
+    if float(h["odin_temperature"]) <= 0 or not h["odin_eps"] or min(h["odin_eps"]) < 0:
+        raise SpecError("odin_temperature must be > 0 and odin_eps a non-empty list of steps ≥ 0")
+    if float(h["gen_gamma"]) <= 0 or int(h["gen_top_m"]) < 1:
+        raise SpecError("gen_gamma must be > 0 and gen_top_m ≥ 1")
+
+
+def _fit_feature_detectors(
+    ctx: RunContext, fitted: Fitted, fit_emb: np.ndarray, train: Dataset, fit_idx: np.ndarray,
+    h: dict[str, Any], knn_k: int, knn_backend: str,
+) -> None:  # fmt: skip
+    dets = fitted.detectors
+    y = train.y
+    labelled = y is not None and bool(np.any(y[fit_idx] >= 0))
+    for d in ("mahalanobis", "relative_mahalanobis"):
+        if d in dets and not labelled:
+            fitted.notes.append(f"train has no labels: {d} skipped")
+    if labelled and y is not None:
+        if "mahalanobis" in dets:
+            fitted.mahalanobis = Mahalanobis.fit(fit_emb, y[fit_idx])
+        if "relative_mahalanobis" in dets:
+            fitted.relative = RelativeMahalanobis.fit(fit_emb, y[fit_idx])
+    if "knn" in dets:
+        fitted.knn = KNN.fit(fit_emb, knn_k, knn_backend, str(getattr(ctx.model(), "device", "cpu")))
+    wanted = [d for d in dets if d in HEAD_DETECTORS]
+    if not wanted:
+        return
+    fitted.head = Head.of(ctx.model(), fit_emb, ctx.predictions("train").logits[fit_idx])
+    if fitted.head is None:
+        fitted.notes.append(f"the model's logits are not its last linear layer applied to the penultimate "
+                            f"features: {', '.join(wanted)} skipped")  # fmt: skip
+        return
+    if "vim" in dets:
+        fitted.vim = ViM.fit(fit_emb, fitted.head, h["vim_dim"])
+        fitted.fitted["vim"] = {
+            "principal_dim": fitted.vim.dim,
+            "feature_rank": fitted.vim.rank,
+            "alpha": fitted.vim.alpha,
+        }
+    if "react" in dets:
+        fitted.react = react_threshold(fit_emb, h["react_percentile"])
+        fitted.fitted["react"] = {"percentile": h["react_percentile"], "clip": fitted.react}
+    if "dice" in dets:
+        fitted.dice = dice_head(fit_emb, fitted.head, h["dice_sparsity"])
+        fitted.fitted["dice"] = {"sparsity": h["dice_sparsity"]}
+    if "ash" in dets:
+        fitted.fitted["ash"] = {"variant": "ASH-S", "percentile": h["ash_percentile"]}
+
+
+def _fit_odin(
+    ctx: RunContext, train: Dataset, x_id: np.ndarray, h: dict[str, Any], rng: np.random.Generator
+) -> ODIN:
+    """ODIN with ε chosen on (at most 1000 rows of) held-out ID data."""
+    model = ctx.model()
+    flat = train.x.reshape(len(train), -1).astype(np.float64)
+    if ctx.model_input.kind == "image":
+        lo, hi = _value_range(ctx, train)
+        unit = np.full(flat.shape[1], hi - lo)
+    else:
+        unit = np.nan_to_num(np.nanstd(flat, axis=0))
+        cat = np.array([f in train.categorical for f in train.features]) if train.array is None else None
+        if cat is not None and len(cat) == len(unit):
+            unit = np.where(cat, 0.0, unit)
+    odin = ODIN(model, float(h["odin_temperature"]), 0.0, unit)
+    pick = _subsample(len(x_id), 1000, rng)
+    odin.fit_eps(np.asarray(x_id)[pick], [float(e) for e in h["odin_eps"]])
+    return odin
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,9 +858,7 @@ def synthetic_ood_sets(
                 perm = np.argsort(rng.random(flat.shape), axis=1)
                 out[name] = np.take_along_axis(flat, perm, axis=1).reshape(base.shape)
             else:
-                raise SpecError(
-                    f"synthetic set {name!r} does not apply to images; known: {list(IMAGE_SETS)}"
-                )
+                raise SpecError(f"synthetic set {name!r} does not apply to images; known: {list(IMAGE_SETS)}")
     else:
         xt = train.x2d.astype(np.float64)
         cat_idx = [i for i, f in enumerate(train.features) if f in train.categorical]
@@ -556,6 +950,16 @@ def _curve_points(
     return [round(float(v), 5) for v in fpr], [round(float(v), 5) for v in tpr]
 
 
+def _fitted_text(values: dict[str, Any] | None) -> str:
+    """Fitted hyperparameters as one short line (floats to 4 significant digits)."""
+    if not values:
+        return "nothing fitted"
+    fmt = {k: (f"{v:.4g}" if isinstance(v, float) else
+               "{" + ", ".join(f"{a:g}: {b:.6g}" for a, b in v.items()) + "}" if isinstance(v, dict) else str(v))
+           for k, v in values.items()}  # fmt: skip
+    return ", ".join(f"{k}={v}" for k, v in fmt.items())
+
+
 def _r(x: float | None, digits: int = 4) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), digits)
 
@@ -567,7 +971,7 @@ def _r(x: float | None, digits: int = 4) -> float | None:
 
 @check(
     id="AK-OOD-001",
-    title="Out-of-distribution detection: MSP, max logit, energy, Mahalanobis and kNN",
+    title="Out-of-distribution detection: softmax, energy, feature-space and activation-shaping detectors",
     requires=("model", "train", "test", "classification"),
     severity="medium",
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.6", "MAP 2.3", "MANAGE 2.3"),
@@ -578,7 +982,7 @@ def ood_detection(
     ctx: RunContext,
     /,
     *,
-    detectors: list[str] = ["msp", "max_logit", "energy", "mahalanobis", "knn"],  # noqa: B006
+    detectors: list[str] = list(DEFAULT_DETECTORS),  # noqa: B006, B008
     gate_detector: str | None = "mahalanobis",
     min_auroc: float = 0.8,
     gate_sets: list[str] | None = None,
@@ -591,13 +995,26 @@ def ood_detection(
     holdout_fraction: float = 0.2,
     max_samples: int = 5000,
     n_boot: int = 200,
+    react_percentile: float = 0.9,
+    ash_percentile: float = 0.9,
+    dice_sparsity: float = 0.9,
+    vim_dim: int | None = None,
+    odin_temperature: float = 1000.0,
+    odin_eps: list[float] = [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.003, 0.005, 0.01, 0.02],  # noqa: B006
+    gen_gamma: float = 0.1,
 ) -> Outcome:
     """How well the model's scores separate in-distribution test inputs from out-of-distribution ones.
 
-    Five detectors, each an OOD score (higher = more OOD): maximum softmax probability, max logit,
-    energy (−logsumexp of the logits), Mahalanobis (class-conditional Gaussians with a shared
-    covariance on penultimate features fitted on train) and kNN (distance to the k-th nearest
-    L2-normalised train embedding). OOD data: the ``ood`` split when the audit has one; otherwise
+    Detectors, each an OOD score (higher = more OOD; the paper of each is in the evidence and in
+    docs/ood.md): maximum softmax probability, max logit, energy (−logsumexp of the logits), GEN
+    (generalised entropy of the softmax), ODIN (temperature-scaled MSP after an input step; opt-in:
+    it needs a gradient per input), Mahalanobis and relative Mahalanobis (class Gaussians on the
+    penultimate features, the latter minus one background Gaussian), kNN (distance to the k-th
+    nearest L2-normalised train embedding), ViM (virtual logit from the feature residual), and three
+    that reshape the penultimate activations before the model's own last layer and take the energy:
+    ReAct (clipped), ASH-S (pruned and rescaled per input), DICE (sparsified head weights). Every
+    fitted hyperparameter (ReAct's clip, DICE's mask, ViM's subspace and scale, ODIN's step) comes
+    from train or held-out ID data only, never from an OOD set. OOD data: the ``ood`` split when the audit has one; otherwise
     synthetic sets fitted to the input kind, each reported on its own (images: uniform noise,
     Gaussian noise with the train pixel mean/sd, inverted and pixel-shuffled test images; tabular:
     uniform samples in the train box, test rows with every column shuffled independently, test rows
@@ -629,7 +1046,16 @@ def ood_detection(
     outlier_scale: factor by which the scaled_outliers set moves numeric features away from the train mean.
     holdout_fraction: share of train held out (seeded) for thresholds when there is no validation split.
     max_samples: at most this many ID test rows and OOD rows per set are scored (seeded subsample, reported).
-    n_boot: bootstrap resamples for the intervals.
+    n_boot: bootstrap resamples for the intervals (the same resamples for every detector, so that
+        AUROC differences between detectors get paired intervals).
+    react_percentile: ReAct clips penultimate activations at this quantile of train's (paper: 0.9).
+    ash_percentile: share of each input's activations ASH-S prunes (paper: 0.9).
+    dice_sparsity: share of the head's weight contributions DICE zeroes (paper: 0.9).
+    vim_dim: ViM's principal-subspace dimension; null: the paper's rule (D/2 below 768 features).
+    odin_temperature: ODIN's softmax temperature (paper: 1000).
+    odin_eps: ODIN's input-step grid (units of the input range, or of each feature's train sd for
+        tabular data); the step with the highest mean scaled MSP on held-out ID data is used.
+    gen_gamma: GEN's exponent γ (paper: 0.1; the top 100 classes are summed, as in the paper).
     """
     if fpr_convention not in ("in", "out"):
         raise SpecError("fpr_convention must be 'in' or 'out'")
@@ -645,14 +1071,20 @@ def ood_detection(
     if test_logits.ndim != 2 or test_logits.shape[1] < 2:
         raise NotApplicable("the model has a single output: softmax-based detectors need class logits")
     rng = ctx.rng()
+    hyper = {"react_percentile": react_percentile, "ash_percentile": ash_percentile, "dice_sparsity": dice_sparsity,
+             "vim_dim": vim_dim, "odin_temperature": odin_temperature, "odin_eps": list(odin_eps),
+             "gen_gamma": gen_gamma}  # fmt: skip
     fitted = fit_detectors(
-        ctx, detectors, knn_k=knn_k, knn_backend=knn_backend, holdout_fraction=holdout_fraction, rng=rng
-    )
-    features = fitted.mahalanobis is not None or fitted.knn is not None
+        ctx, detectors, knn_k=knn_k, knn_backend=knn_backend, holdout_fraction=holdout_fraction, rng=rng,
+        hyper=hyper,
+    )  # fmt: skip
+    features = fitted.uses_features
 
     idx = _subsample(len(test), max_samples, rng)
     test_emb = _safe_embeddings(lambda: ctx.embeddings("test")) if features else None
-    id_scores = fitted.scores(test_logits[idx], test_emb[idx] if test_emb is not None else None)
+    id_scores = fitted.scores(
+        test_logits[idx], test_emb[idx] if test_emb is not None else None, fitted.inputs(test.x, idx)
+    )
 
     kind = ctx.model_input.kind
     notes = list(fitted.notes)
@@ -663,7 +1095,11 @@ def ood_detection(
         o_idx = _subsample(len(ood), max_samples, rng)
         o_logits = ctx.predictions("ood").logits[o_idx]
         o_emb = _safe_embeddings(lambda: ctx.embeddings("ood")) if features else None
-        sets = {"ood": fitted.scores(o_logits, o_emb[o_idx] if o_emb is not None else None)}
+        sets = {
+            "ood": fitted.scores(
+                o_logits, o_emb[o_idx] if o_emb is not None else None, fitted.inputs(ood.x, o_idx)
+            )
+        }
         sizes = {"ood": (len(o_idx), len(ood))}
         source = "the audit's ood split"
     else:
@@ -674,7 +1110,7 @@ def ood_detection(
         sets, sizes = {}, {}
         for name, x in arrays.items():
             logits, emb = logits_and_embeddings(model, x, features)
-            sets[name] = fitted.scores(logits, emb)
+            sets[name] = fitted.scores(logits, emb, x)
             sizes[name] = (len(x), len(x))
         source = f"synthetic sets for {kind} inputs (no ood split)"
     if len(idx) < len(test):
@@ -691,25 +1127,37 @@ def ood_detection(
     # Deployment thresholds from held-out ID data.
     thresholds = {d: float(np.quantile(fitted.holdout_scores[d], tpr)) for d in fitted.detectors}
     fpr_key = "fpr_in" if fpr_convention == "in" else "fpr_out"
+    other = "out" if fpr_convention == "in" else "in"
+    other_key = f"fpr_{other}"
     from auditkit.stats import wilson
 
     rows: list[list[Any]] = []
     metrics: list[Metric] = []
     findings: list[Finding] = []
     results: dict[str, dict[str, dict[str, Any]]] = {}
+    selection: list[list[Any]] = []
     for set_name, ood_scores in sets.items():
         results[set_name] = {}
+        n_in, n_out = len(idx), len(next(iter(ood_scores.values())))
+        # one set of resamples per OOD set, shared by every detector: paired AUROC differences
+        shared = (_boot_weights(n_in, n_boot, rng), _boot_weights(n_out, n_boot, rng)) if n_boot > 0 else None
+        set_boots: dict[str, dict[str, np.ndarray]] = {}
         for det in fitted.detectors:
             s_in, s_out = id_scores[det], ood_scores[det]
-            m = detection_metrics_ci(s_in, s_out, n_boot=n_boot, rng=rng, tpr=tpr)
+            set_boots[det] = {}
+            m = detection_metrics_ci(s_in, s_out, n_boot=n_boot, rng=rng, tpr=tpr, weights=shared,
+                                     boots=set_boots[det])  # fmt: skip
             accepted = int(np.sum(s_out <= thresholds[det]))
             results[set_name][det] = {**{k: v for k, v in m.items()}, "accepted": accepted}
             au, au_ci = m["auroc"]
-            fpr, fpr_ci = m[fpr_key]
             rows.append([
                 set_name, det, _r(au), _r(au_ci[0]) if au_ci else None, _r(au_ci[1]) if au_ci else None,
-                _r(m["aupr_in"][0]), _r(m["aupr_out"][0]), _r(fpr), _r(accepted / len(s_out)), len(s_in), len(s_out),
+                _r(m["aupr_in"][0]), _r(m["aupr_out"][0]), _r(m["fpr_in"][0]), _r(m["fpr_out"][0]),
+                _r(accepted / len(s_out)), len(s_in), len(s_out),
             ])  # fmt: skip
+        if results[set_name]:
+            best_det, ranked = selection_summary(results[set_name], set_boots)
+            selection += [[set_name, *r] for r in ranked]
         if gate_detector in fitted.detectors:
             g = results[set_name][gate_detector]
             n_in, n_out = len(id_scores[gate_detector]), len(ood_scores[gate_detector])
@@ -731,6 +1179,13 @@ def ood_detection(
                        description=("share of OOD accepted when the threshold keeps "
                                     f"{tpr:.0%} of ID (ID positive)") if fpr_convention == "in" else
                                    f"share of ID flagged when the threshold catches {tpr:.0%} of OOD (OOD positive)"),
+                Metric(f"fpr_at_{round(tpr * 100)}tpr_{other}:{set_name}", g[other_key][0], ci=g[other_key][1],
+                       n=n_in + n_out, direction="lower",
+                       details={**details, "convention": other, "positive": "id" if other == "in" else "ood"},
+                       description=("the other FPR convention, for comparison with papers: "
+                                    + (f"share of OOD accepted when {tpr:.0%} of ID is kept (ID positive)"
+                                       if other == "in" else
+                                       f"share of ID flagged when {tpr:.0%} of OOD is caught (OOD positive)"))),
                 Metric(f"ood_accepted_at_threshold:{set_name}", g["accepted"] / n_out,
                        ci=wilson(g["accepted"], n_out), n=n_out, direction="lower", details=details,
                        description="share of OOD accepted at the threshold set on held-out ID data"),
@@ -769,6 +1224,8 @@ def ood_detection(
         "fpr_at_tpr": (f"{fpr_convention}: " + ("ID positive (ODIN/Energy): share of OOD accepted when "
                        f"{tpr:.0%} of ID is kept" if fpr_convention == "in" else "OOD positive (OpenOOD): share of"
                        f" ID flagged when {tpr:.0%} of OOD is caught")),
+        "fpr_both": ("the detection table lists FPR@TPR under both conventions; the gate metric uses "
+                     f"fpr_convention={fpr_convention}, the other is metric fpr_at_{round(tpr * 100)}tpr_{other}"),
         "thresholds": f"set on held-out ID data only: {fitted.holdout_source}",
         "intervals": f"95% percentile bootstrap, {n_boot} resamples, ID and OOD resampled separately",
     }  # fmt: skip
@@ -778,9 +1235,21 @@ def ood_detection(
         "gated_sets": sorted(gated_sets) if gate_detector in fitted.detectors else [],
         "detection": {
             "columns": ["ood set", "detector", "auroc", "auroc lo", "auroc hi", "aupr_in", "aupr_out",
-                        f"fpr@{round(tpr * 100)}tpr ({fpr_convention})", "ood accepted at threshold", "n id", "n ood"],
+                        f"fpr@{round(tpr * 100)}tpr, ID positive (ODIN/Energy papers: OOD accepted)",
+                        f"fpr@{round(tpr * 100)}tpr, OOD positive (OpenOOD, pytorch-ood: ID flagged)",
+                        "ood accepted at threshold", "n id", "n ood"],
             "rows": rows,
-        },  # fmt: skip
+        },
+        "detector selection": {
+            "columns": ["ood set", "detector", "auroc", "auroc below best", "difference lo", "difference hi",
+                        "worse than best (interval excludes 0)", f"fpr@{round(tpr * 100)}tpr ID positive",
+                        f"fpr@{round(tpr * 100)}tpr OOD positive"],
+            "rows": selection,
+            "note": ("reporting only, chosen on the test OOD sets: the gate uses the declared detector; "
+                     f"differences are paired (the same {n_boot} bootstrap resamples for every detector)"),
+        },
+        "detectors": {"columns": ["detector", "paper", "fitted on ID data"],
+                      "rows": [[d, PAPERS[d], _fitted_text(fitted.fitted.get(d))] for d in fitted.detectors]},
         "thresholds": {"columns": ["detector", "threshold", "test ID kept", "n"], "rows": id_rows},
         "plots": [
             {"type": "bar", "title": "AUROC by detector and OOD set", "x_label": "OOD set", "y_label": "AUROC",
@@ -906,7 +1375,8 @@ def shift_behaviour(
     max_ece: largest acceptable expected calibration error on shifted data; null: no gate.
     use_production: use a labelled production split as the shifted data when there is one.
     n_bins: equal-width confidence bins for ECE.
-    detectors: detectors compared for selective prediction (as in AK-OOD-001).
+    detectors: detectors compared for selective prediction (any of AK-OOD-001's, with their paper
+        default hyperparameters).
     coverage: share of inputs kept when reporting selective risk.
     max_selective_risk: largest acceptable error rate at ``coverage`` on shifted data; null: reported only.
     knn_k: which nearest neighbour's distance is the kNN score.
@@ -938,8 +1408,10 @@ def shift_behaviour(
     if len(labelled) < int(np.sum(y_test >= 0)):
         # As AK-PERF-001: rows whose clean output is undefined (NaN inputs) are left out and counted;
         # a NaN ECE used to compare as "not above the limit" and pass.
-        notes.append(f"left out {int(np.sum((y_test >= 0) & ~finite))} labelled test rows whose model output "
-                     "is not finite (e.g. missing values the model does not handle)")
+        notes.append(
+            f"left out {int(np.sum((y_test >= 0) & ~finite))} labelled test rows whose model output "
+            "is not finite (e.g. missing values the model does not handle)"
+        )
     if len(labelled) == 0:
         raise NotApplicable("no labelled test row has a finite model output")
     idx = labelled[_subsample(len(labelled), max_samples, rng)]
@@ -979,8 +1451,9 @@ def shift_behaviour(
     # Shifted data: production, or synthetic shifts of the same test rows (paired).
     value_range = _value_range(ctx, train)
     rows: list[list[Any]] = []
-    # name -> (embeddings of the shifted inputs (lazy), logits, labels): the data selective risk is reported on.
-    gated: dict[str, tuple[Any, np.ndarray, np.ndarray]] = {}
+    # name -> (embeddings of the shifted inputs (lazy), logits, labels, inputs (lazy)): the data selective
+    # risk is reported on.
+    gated: dict[str, tuple[Any, np.ndarray, np.ndarray, Any]] = {}
     prod = ctx.dataset("production") if use_production and "production" in ctx.splits() else None
     prod_labelled = prod is not None and prod.y is not None and bool(np.any(prod.y >= 0))
     curves_acc: list[dict[str, Any]] = []
@@ -1013,7 +1486,12 @@ def shift_behaviour(
             Metric("ece:production", ece, ci=ece_ci, n=len(p_idx), threshold=max_ece, direction="lower", details=details),
         ]  # fmt: skip
         rows.append(["production", None, _r(acc), _r(clean_acc - acc), _r(ece), len(p_idx)])
-        gated["production"] = (lambda: ctx.embeddings("production")[p_idx], p_logits, yp)
+        gated["production"] = (
+            lambda: ctx.embeddings("production")[p_idx],
+            p_logits,
+            yp,
+            lambda: prod.x[p_idx],
+        )
         source = f"the labelled production split ({len(p_idx)} rows)"
     else:
         table = IMAGE_SHIFTS if kind == "image" else TABULAR_SHIFTS
@@ -1064,7 +1542,7 @@ def shift_behaviour(
                     Metric(f"ece:{key}", ece, ci=ece_ci, n=len(idx), threshold=max_ece, direction="lower",
                            details=details),
                 ]  # fmt: skip
-                gated[key] = (lambda xs=xs: model.embeddings(xs), logits, y0)
+                gated[key] = (lambda xs=xs: model.embeddings(xs), logits, y0, lambda xs=xs: xs)
             xs_axis = [0, *sorted(severities)]
             curves_acc.append({"name": name, "x": xs_axis, "y": [_r(a) for a in accs],
                                "lo": [_r(v) for v in los], "hi": [_r(v) for v in his]})  # fmt: skip
@@ -1075,16 +1553,19 @@ def shift_behaviour(
     fitted = fit_detectors(
         ctx, detectors, knn_k=knn_k, knn_backend=knn_backend, holdout_fraction=holdout_fraction, rng=rng
     )
-    features = fitted.mahalanobis is not None or fitted.knn is not None
+    features = fitted.uses_features
     test_emb = _safe_embeddings(lambda: ctx.embeddings("test")) if features else None
-    scores_test = fitted.scores(test_logits[idx], test_emb[idx] if test_emb is not None else None)
+    scores_test = fitted.scores(test_logits[idx], test_emb[idx] if test_emb is not None else None,
+                                fitted.inputs(test.x, idx))  # fmt: skip
     err_test = 1.0 - clean["correct"]
     val = ctx.dataset("validation") if "validation" in ctx.splits() else None
     if val is not None and val.y is not None and np.any(val.y >= 0):
         v_lab = np.flatnonzero(val.y >= 0)
         v_logits = ctx.predictions("validation").logits[v_lab]
         v_emb = _safe_embeddings(lambda: ctx.embeddings("validation")) if features else None
-        sel_scores = fitted.scores(v_logits, v_emb[v_lab] if v_emb is not None else None)
+        sel_scores = fitted.scores(
+            v_logits, v_emb[v_lab] if v_emb is not None else None, fitted.inputs(val.x, v_lab)
+        )
         sel_err = (v_logits.argmax(axis=1) != val.y[v_lab]).astype(np.float64)
         report = np.arange(len(idx))
         how = f"chosen by AURC on the validation split ({len(v_lab)} labelled rows)"
@@ -1102,9 +1583,9 @@ def shift_behaviour(
 
     shifted_scores: list[np.ndarray] = []
     shifted_err: list[np.ndarray] = []
-    for get_emb, logits, y in gated.values():
+    for get_emb, logits, y, get_x in gated.values():
         emb = _safe_embeddings(get_emb) if features and best in FEATURE_DETECTORS else None
-        shifted_scores.append(fitted.scores(logits, emb)[best])
+        shifted_scores.append(fitted.scores(logits, emb, get_x() if best in INPUT_DETECTORS else None)[best])
         shifted_err.append((logits.argmax(axis=1) != y).astype(np.float64))
     sel_rows = []
     plot_series = []

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from _robust_fixtures import breast_cancer_mlp, digits_cnn
 from auditkit.checks.ood import (
+    DEFAULT_DETECTORS,
     KNN,
     Mahalanobis,
     detection_metrics,
@@ -206,7 +207,7 @@ def test_synthetic_image_sets_reported_separately_and_deterministic() -> None:
     sets = {r[0] for r in rec["evidence"]["detection"]["rows"]}
     assert sets == {"uniform_noise", "gaussian_noise", "inverted", "pixel_shuffled"}
     detectors = {r[1] for r in rec["evidence"]["detection"]["rows"]}
-    assert detectors == {"msp", "max_logit", "energy", "mahalanobis", "knn"}
+    assert detectors == set(DEFAULT_DETECTORS)  # every default detector ran on the CNN
     for s in sets:
         assert _metric(rec, f"auroc:{s}")["value"] > 0.85  # a trained digits CNN vs noise and inversions
     again = run_check(ood_detection, _digits(), params={"n_boot": 20}, seed=3)
@@ -353,7 +354,7 @@ def test_model_without_linear_head_fails_closed_for_feature_gate() -> None:
     rec = run_check(ood_detection, arts, params={"n_boot": 10})
     assert rec["status"] == "failed"  # the declared Mahalanobis gate cannot be evidenced
     assert any(f["key"] == "unavailable:mahalanobis" for f in rec["findings"])
-    assert {r[1] for r in rec["evidence"]["detection"]["rows"]} == {"msp", "max_logit", "energy"}
+    assert {r[1] for r in rec["evidence"]["detection"]["rows"]} == {"msp", "max_logit", "energy", "gen"}
     ok = run_check(ood_detection, arts, params={"n_boot": 10, "gate_detector": "energy", "min_auroc": 0.0})
     assert ok["status"] == "passed", ok["summary"]
 
@@ -423,3 +424,250 @@ def test_selective_detector_chosen_on_validation_when_present() -> None:
     assert _metric(rec, "aurc:clean")["n"] == len(xte)  # reported on the whole test set
     rows = rec["evidence"]["under shift"]["rows"]
     assert [(r[0], r[1]) for r in rows] == [("gaussian_noise", 2)]
+
+
+# --- detectors added for issue 20: independent paths, pytorch-ood, fitting on ID only ------------
+
+
+def _noise_ood(n: int = 300, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(0.5, 0.25, size=(n, 1, 8, 8)), 0, 1).astype(np.float32)
+
+
+def _rows(rec: dict, table: str = "detection") -> list[dict]:
+    cols = rec["evidence"][table]["columns"]
+    return [dict(zip(cols, r, strict=True)) for r in rec["evidence"][table]["rows"]]
+
+
+def test_activation_detectors_equal_the_model_run_with_its_activations_changed() -> None:
+    """ReAct, ASH-S and DICE through the real module (a hook that clips/shapes the head's input,
+    a copy of the head with masked weights) give the same scores as the check's numpy path."""
+    import copy
+
+    import torch
+    from auditkit.checks.ood import Head, ash_score, dice_head, react_score, react_threshold
+
+    from auditkit.model import wrap
+
+    module, xtr, ytr, xte, _ = digits_cnn()
+    adapter = wrap(module, device="cpu", input_kind="image", input_shape=(1, 8, 8))
+    z_tr, z_te = adapter.embeddings(xtr), adapter.embeddings(xte)
+    head = Head.of(adapter, z_tr, adapter.logits(xtr))
+    assert head is not None
+
+    def energy_with(fn) -> np.ndarray:  # type: ignore[no-untyped-def]
+        h = adapter.embedding_layer.register_forward_pre_hook(lambda _m, a: (fn(a[0]),))
+        try:
+            return -torch.logsumexp(torch.from_numpy(adapter.logits(xte)).double(), 1).numpy()
+        finally:
+            h.remove()
+
+    clip = float(np.quantile(z_tr.ravel(), 0.9, method="linear"))
+    assert react_threshold(z_tr, 0.9) == pytest.approx(clip)
+    assert np.allclose(react_score(z_te, head, clip), energy_with(lambda t: t.clamp(max=clip)), atol=1e-4)
+
+    def ash(t: torch.Tensor) -> torch.Tensor:
+        k = t.shape[1] - round(t.shape[1] * 0.9)
+        v, i = torch.topk(t, k, dim=1)
+        kept = torch.zeros_like(t).scatter(1, i, v)
+        return kept * torch.exp(t.sum(1, keepdim=True) / kept.sum(1, keepdim=True))
+
+    assert np.allclose(ash_score(z_te, head, 0.9), energy_with(ash), rtol=1e-4, atol=1e-3)
+    masked = copy.deepcopy(module)
+    lin = masked.head[-1]
+    contrib = lin.weight.detach().double() * torch.from_numpy(z_tr).double().mean(0)
+    with torch.no_grad():
+        lin.weight[contrib <= torch.quantile(contrib.flatten(), 0.9)] = 0.0
+        ref = -torch.logsumexp(masked(torch.from_numpy(xte)).double(), 1).numpy()
+    assert np.allclose(-np.log(np.exp(dice_head(z_tr, head, 0.9)(z_te)).sum(1)), ref, atol=1e-4)
+
+
+def test_gen_vim_and_relative_mahalanobis_against_their_formulas() -> None:
+    from auditkit.checks.ood import Head, Mahalanobis, RelativeMahalanobis, ViM, gen_score
+
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(40, 7)) * 3
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert np.allclose(gen_score(logits, gamma=0.1), (p**0.1 * (1 - p) ** 0.1).sum(1), atol=1e-6)
+    top2 = np.sort(p, 1)[:, ::-1][:, :2]
+    assert np.allclose(
+        gen_score(logits, gamma=0.5, top_m=2), (top2**0.5 * (1 - top2) ** 0.5).sum(1), atol=1e-6
+    )
+    # features of rank 6 in 10 dims (dead units): ViM's rule works on the rank, residual is not 0
+    y = rng.integers(0, 3, 500)
+    z = np.maximum(0, np.c_[rng.normal(size=(500, 6)) + y[:, None], np.zeros((500, 4))])
+    w, b = rng.normal(size=(3, 10)), rng.normal(size=3)
+    vim = ViM.fit(z, Head(w, b))
+    assert vim.rank in (6, 7) and vim.dim == vim.rank // 2
+    u = -np.linalg.pinv(w) @ b
+    ev, vec = np.linalg.eigh(np.cov((z - u).T, bias=True) + np.outer((z - u).mean(0), (z - u).mean(0)))
+    res = vec[:, : 10 - vim.dim]
+    alpha = (z @ w.T + b).max(1).mean() / np.linalg.norm((z - u) @ res, axis=1).mean()
+    q = rng.normal(size=(20, 10))
+    lq = q @ w.T + b
+    expected = alpha * np.linalg.norm((q - u) @ res, axis=1) - np.log(np.exp(lq).sum(1))
+    assert np.allclose(vim.score(q, lq), expected, rtol=1e-6)
+    rmd = RelativeMahalanobis.fit(z[:, :6], y, ridge=0.0).score(q[:, :6])
+    c0 = np.linalg.inv(np.cov(z[:, :6].T, bias=True))
+    d0 = np.einsum("ij,jk,ik->i", q[:, :6] - z[:, :6].mean(0), c0, q[:, :6] - z[:, :6].mean(0))
+    assert np.allclose(rmd, Mahalanobis.fit(z[:, :6], y, ridge=0.0).score(q[:, :6]) - d0, rtol=1e-5)
+
+
+def test_new_detectors_match_pytorch_ood_on_the_digits_cnn() -> None:
+    """Same features, head and hyperparameters: AUROC equal to pytorch-ood's to the third decimal
+    (relative Mahalanobis within 2e-3: pytorch-ood's background covariance is a sum, not a mean,
+    so its background distance is shrunk by 1/N; documented in docs/ood.md)."""
+    import sys
+    from pathlib import Path
+
+    import torch
+    from auditkit.checks.ood import (
+        ODIN,
+        Head,
+        RelativeMahalanobis,
+        ViM,
+        _energy,
+        ash_score,
+        dice_head,
+        gen_score,
+        react_score,
+        react_threshold,
+    )  # fmt: skip
+    from sklearn.metrics import roc_auc_score
+
+    from auditkit.model import wrap
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from bench_ood_detectors import import_pytorch_ood
+
+    ref = import_pytorch_ood()
+    if ref is None:
+        pytest.skip("pytorch-ood is not installed (a benchmark-only cross-check)")
+    module, xtr, ytr, xte, _ = digits_cnn()
+    a = wrap(module, device="cpu", input_kind="image", input_shape=(1, 8, 8))
+    ood = _noise_ood()
+    z_tr, z_te, z_o = a.embeddings(xtr), a.embeddings(xte), a.embeddings(ood)
+    head = Head.of(a, z_tr, a.logits(xtr))
+    layer = a.embedding_layer
+    w, b = layer.weight.detach(), layer.bias.detach()
+    t = torch.from_numpy
+    vim = ViM.fit(z_tr, head)
+    odin = ODIN(a, 1000.0, 0.0014, np.ones(64))
+    ours = {
+        "gen": lambda z, x: gen_score(layer(t(z)).detach().numpy()),
+        "vim": lambda z, x: vim.score(z, head(z)),
+        "react": lambda z, x: react_score(z, head, react_threshold(z_tr, 0.9)),
+        "ash": lambda z, x: ash_score(z, head, 0.9),
+        "dice": lambda z, x: _energy(dice_head(z_tr, head, 0.9)(z)),
+        "rmd": lambda z, x: RelativeMahalanobis.fit(z_tr, ytr).score(z),
+        "odin": lambda z, x: odin.score(x),
+    }
+    react = ref.ReAct(None, head=layer, percentile=0.9)
+    react.fit_feature_maps(t(z_tr), t(ytr))
+    r_vim = ref.ViM(None, d=vim.dim, w=w, b=b).fit_features(t(z_tr), t(ytr))
+    r_dice = ref.DICE(None, w=w, b=b, p=0.9).fit_features(t(z_tr), t(ytr))
+    r_rmd = ref.RMD(None).fit_features(t(z_tr), t(ytr))
+    r_ash = ref.ASH(None, head=lambda f: layer(f.flatten(1)), variant="ash-s", percentile=0.9)
+    theirs = {
+        "gen": lambda z, x: ref.GEN.score(layer(t(z)), gamma=0.1, M=100),
+        "vim": lambda z, x: r_vim.predict_features(t(z)),
+        "react": lambda z, x: react.predict_feature_maps(t(z)),
+        "ash": lambda z, x: r_ash.predict_feature_maps(t(z)[:, :, None, None]),
+        "dice": lambda z, x: r_dice.predict_features(t(z)),
+        "rmd": lambda z, x: r_rmd.predict_features(t(z)),
+        "odin": lambda z, x: ref.ODIN(module, eps=0.0014, temperature=1000.0).predict(t(x)),
+    }
+    labels = np.r_[np.zeros(len(xte)), np.ones(len(ood))]
+    for name in ours:
+        s_ours = np.r_[ours[name](z_te, xte), ours[name](z_o, ood)]
+        fn = theirs[name]
+        with torch.inference_mode(False):
+            parts = [fn(z, x) for z, x in ((z_te, xte), (z_o, ood))]
+        s_ref = np.r_[tuple(p.detach().numpy() if hasattr(p, "detach") else p for p in parts)]
+        diff = abs(roc_auc_score(labels, s_ours) - roc_auc_score(labels, s_ref))
+        assert diff < (2e-3 if name == "rmd" else 1e-3), (name, diff)
+
+
+def test_every_detector_reported_with_both_fpr_conventions_and_paired_selection() -> None:
+    from auditkit.checks.ood import ALL_DETECTORS
+
+    arts = _digits(ood=(_noise_ood(), np.zeros(300, dtype=int)))
+    rec = run_check(ood_detection, arts, params={"detectors": list(ALL_DETECTORS), "n_boot": 50,
+                                                 "odin_eps": [0.0, 0.002]})  # fmt: skip
+    assert rec["status"] in ("passed", "failed"), rec["error"]
+    rows = _rows(rec)
+    assert {r["detector"] for r in rows} == set(ALL_DETECTORS)
+    in_col = next(c for c in rows[0] if "ID positive" in c)
+    out_col = next(c for c in rows[0] if "OOD positive" in c)
+    # independent: both conventions from sklearn's ROC for one detector (msp, recomputed)
+    import torch
+    from sklearn.metrics import roc_curve
+
+    model = digits_cnn()[0]
+    with torch.no_grad():
+        s_in = -torch.softmax(model(torch.from_numpy(digits_cnn()[3])), 1).max(1).values.double().numpy()
+        s_out = -torch.softmax(model(torch.from_numpy(_noise_ood())), 1).max(1).values.double().numpy()
+    y = np.r_[np.zeros(len(s_in)), np.ones(len(s_out))]
+    fpr, tpr, _ = roc_curve(y, np.r_[s_in, s_out])
+    msp = next(r for r in rows if r["detector"] == "msp")
+    assert msp[out_col] == pytest.approx(fpr[np.argmax(tpr >= 0.95)], abs=1e-4)
+    fpr, tpr, _ = roc_curve(1 - y, -np.r_[s_in, s_out])
+    assert msp[in_col] == pytest.approx(fpr[np.argmax(tpr >= 0.95)], abs=1e-4)
+    gate_other = _metric(rec, "fpr_at_95tpr_out:ood")
+    assert (
+        gate_other["details"]["positive"] == "ood"
+        and _metric(rec, "fpr_at_95tpr:ood")["details"]["positive"] == "id"
+    )
+    # selection: sorted by AUROC, the best has no interval, the flag follows the paired interval
+    sel = _rows(rec, "detector selection")
+    aus = [r["auroc"] for r in sel]
+    assert aus == sorted(aus, reverse=True) and sel[0]["auroc below best"] == 0
+    for r in sel[1:]:
+        assert r["difference lo"] <= r["auroc below best"] + 1e-9 <= r["difference hi"] + 2e-9
+        assert r["worse than best (interval excludes 0)"] == (r["difference lo"] > 0)
+    papers = {r[0]: r[1] for r in rec["evidence"]["detectors"]["rows"]}
+    assert "ICLR 2018" in papers["odin"] and "CVPR 2022" in papers["vim"]
+
+
+def test_hyperparameters_are_fitted_on_id_data_only() -> None:
+    near = _digits(ood=(_noise_ood(seed=1), np.zeros(300, dtype=int)))
+    far = _digits(ood=(np.ones((300, 1, 8, 8), dtype=np.float32), np.zeros(300, dtype=int)))
+    params = {"detectors": ["odin", "vim", "react", "dice", "ash", "gen"], "gate_detector": None, "n_boot": 0,
+              "odin_eps": [0.0, 0.001, 0.004]}  # fmt: skip
+    a, b = run_check(ood_detection, near, params=params), run_check(ood_detection, far, params=params)
+    assert a["evidence"]["detectors"] == b["evidence"]["detectors"]
+    assert a["evidence"]["thresholds"] == b["evidence"]["thresholds"]
+    fitted = {r[0]: r[2] for r in a["evidence"]["detectors"]["rows"]}
+    assert "eps=" in fitted["odin"] and "clip=" in fitted["react"] and "principal_dim=" in fitted["vim"]
+
+
+def test_odin_without_a_step_is_temperature_scaled_msp_and_auroc_flip_invariant() -> None:
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    model, xtr, ytr, xte, yte = digits_cnn()
+    ood = _noise_ood()
+    arts = _digits(ood=(ood, np.zeros(300, dtype=int)))
+    rec = run_check(ood_detection, arts, params={"detectors": ["odin", "msp"], "gate_detector": "odin",
+                                                 "odin_eps": [0.0], "n_boot": 0})  # fmt: skip
+    with torch.no_grad():
+        p = [
+            torch.softmax(model(torch.from_numpy(x)).double() / 1000.0, 1).max(1).values.numpy()
+            for x in (xte, ood)
+        ]
+    y = np.r_[np.zeros(len(xte)), np.ones(len(ood))]
+    expected = roc_auc_score(y, -np.r_[p[0], p[1]])
+    assert _metric(rec, "auroc:ood")["value"] == pytest.approx(expected, abs=1e-6)
+    # flipping the positive class and the score sign together leaves AUROC unchanged
+    assert roc_auc_score(1 - y, np.r_[p[0], p[1]]) == pytest.approx(expected, abs=1e-12)
+    m = detection_metrics(-p[0], -p[1])
+    flipped = detection_metrics(p[1], p[0])  # OOD as "ID" with the score negated
+    assert m["auroc"][0] == pytest.approx(flipped["auroc"][0], abs=1e-12)
+
+
+def test_new_hyperparameters_are_validated() -> None:
+    arts = _digits()
+    for bad in ({"react_percentile": 1.5}, {"dice_sparsity": 0.0}, {"odin_eps": []}, {"vim_dim": 0},
+                {"gen_gamma": -1.0}):  # fmt: skip
+        rec = run_check(ood_detection, arts, params={**bad, "detectors": ["msp", "odin"], "n_boot": 0})
+        assert rec["status"] == "error" and rec["error"]["input"], bad
