@@ -83,7 +83,12 @@ def image_range(ctx: RunContext, x: np.ndarray) -> tuple[float, float]:
 
 
 def build_space(
-    ctx: RunContext, split: str, *, max_samples: int | None, perturb_binary: bool = False, rng: np.random.Generator
+    ctx: RunContext,
+    split: str,
+    *,
+    max_samples: int | None,
+    perturb_binary: bool = False,
+    rng: np.random.Generator,
 ) -> AttackSpace:
     """Labelled rows of ``split`` (a seeded subsample of at most ``max_samples``) in normalised units."""
     ds = ctx.dataset(split)
@@ -265,7 +270,12 @@ def best_pgd_class() -> Any:
             project onto the ball) in a few fused tensor ops: ART's version spends about as long in
             small tensor ops as a small tabular model spends in forward + backward. For L∞, clipping
             to [0, 1] and then to [x₀ − ε, x₀ + ε] is one clamp to their intersection (``bounds``)."""
-            if random_init or self.decay is not None or not np.isscalar(eps) or self.norm not in (np.inf, "inf", 2):
+            if (
+                random_init
+                or self.decay is not None
+                or not np.isscalar(eps)
+                or self.norm not in (np.inf, "inf", 2)
+            ):
                 return super()._compute_pytorch(x, x_init, y, mask, eps, eps_step, random_init, momentum)
             grad = self.estimator.loss_gradient(x=x, y=y)
             with torch.no_grad():
@@ -303,7 +313,9 @@ def best_pgd_class() -> Any:
             for i in range(self.max_iter):
                 self._i_max_iter = i
                 prev = adv
-                adv = self._compute_pytorch(adv, inputs, targets, mask, eps, eps_step, random_init and i == 0, momentum)
+                adv = self._compute_pytorch(
+                    adv, inputs, targets, mask, eps, eps_step, random_init and i == 0, momentum
+                )
                 if frozen is not None:
                     adv = torch.where(frozen, inputs, adv)
                 # The loss gradient was taken at ``prev`` (unless it was the random start): its logits are free.
@@ -383,9 +395,11 @@ def run_pgd(
 def white_box(
     adapter: ModelAdapter, space: AttackSpace, *, grid: Sequence[float], norms: Sequence[str], steps: int,
     restarts: int, losses: Sequence[str], step_ratio: float, l2_scale: float, batch_size: int, seed: int,
-    unbounded_steps: int = 0,
+    unbounded_steps: int = 0, attacks: Sequence[str] = ("fgsm", "pgd"), apgd_steps: int = 100,
+    apgd_targets: int = 9, square_queries: int = 5000,
 ) -> WhiteBox:  # fmt: skip
-    """FGSM and PGD at every radius of the grid, for each norm, on the clean-correct samples."""
+    """The attacks at every radius of the grid, for each norm, on the clean-correct samples (Square
+    is L∞ only: it is left out of the L2 evaluation)."""
     import time
 
     import torch
@@ -407,21 +421,31 @@ def white_box(
         for name in norms:
             norm = NORMS[name]
             radii[name] = list(map(float, grid)) if name == "inf" else l2_radii(grid, space, l2_scale)
-            res = {a: np.zeros((len(grid), len(space.y)), dtype=bool) for a in ("fgsm", "pgd")}
+            members = [a for a in attacks if not (a == "square" and name != "inf")]
+            res = {a: np.zeros((len(grid), len(space.y)), dtype=bool) for a in members}
             for i, eps in enumerate(radii[name]):
                 if eps <= 0 or len(todo) == 0:
                     for a in res:
                         res[a][i] = clean
                     continue
-                fgm = FastGradientMethod(clfs["ce"], norm=norm, eps=eps, eps_step=eps, batch_size=batch_size)
-                adv = fgm.generate(z, y, **({"mask": mask} if mask is not None else {}))
-                if mask is not None:  # ART clips to the box: put immutable values outside it back
-                    adv = np.where(mask > 0, adv, z).astype(np.float32)
-                res["fgsm"][i, todo] = predict_z(model, adv, adapter.device, batch_size) == y
-                res["pgd"][i, todo] = run_pgd(
-                    model, clfs, space, z, y, norm=norm, eps=eps, steps=steps, restarts=restarts, losses=losses,
-                    step_ratio=step_ratio, batch_size=batch_size, device=adapter.device,
-                )  # fmt: skip
+                if "fgsm" in res:
+                    fgm = FastGradientMethod(
+                        clfs["ce"], norm=norm, eps=eps, eps_step=eps, batch_size=batch_size
+                    )
+                    adv = fgm.generate(z, y, **({"mask": mask} if mask is not None else {}))
+                    if mask is not None:  # ART clips to the box: put immutable values outside it back
+                        adv = np.where(mask > 0, adv, z).astype(np.float32)
+                    res["fgsm"][i, todo] = predict_z(model, adv, adapter.device, batch_size) == y
+                if "pgd" in res:
+                    res["pgd"][i, todo] = run_pgd(
+                        model, clfs, space, z, y, norm=norm, eps=eps, steps=steps, restarts=restarts, losses=losses,
+                        step_ratio=step_ratio, batch_size=batch_size, device=adapter.device,
+                    )  # fmt: skip
+                for a in (m for m in members if m not in ("fgsm", "pgd")):
+                    res[a][i, todo] = ensemble_attack(
+                        model, space, z, y, attack=a, norm=name, eps=eps, steps=apgd_steps, n_targets=apgd_targets,
+                        queries=square_queries, batch_size=batch_size, device=adapter.device, seed=seed + i,
+                    )  # fmt: skip
             correct[name] = res
         unbounded = None
         if unbounded_steps > 0:
@@ -434,6 +458,239 @@ def white_box(
     return WhiteBox(space, radii, list(map(float, grid)), clean, correct, time.perf_counter() - t0, unbounded)
 
 
+# ------------------------------------------------------------------------------------------------
+# AutoAttack-style ensemble (Croce & Hein, ICML 2020): auditkit's own PyTorch implementations
+# ------------------------------------------------------------------------------------------------
+FAST_ATTACKS = ["fgsm", "pgd"]
+STANDARD_ATTACKS = ["apgd-ce", "apgd-t", "square"]
+KNOWN_ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-t", "square")
+
+
+def resolve_attacks(attacks: str | list[str]) -> list[str]:
+    """``fast`` (FGSM + PGD, the default), ``standard`` (APGD-CE, APGD-T, Square) or a list."""
+    if attacks == "fast":
+        return list(FAST_ATTACKS)
+    if attacks == "standard":
+        return list(STANDARD_ATTACKS)
+    names = [attacks] if isinstance(attacks, str) else list(attacks)
+    bad = [a for a in names if a not in KNOWN_ATTACKS]
+    if bad or not names:
+        raise SpecError(
+            f"attacks: {bad or names} — use 'fast', 'standard' or a list of {list(KNOWN_ATTACKS)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _bshape(v: Any, ndim: int) -> Any:
+    return v.reshape((-1,) + (1,) * (ndim - 1))
+
+
+def _project(x: Any, x0: Any, eps: float, norm: str, mask: Any) -> Any:
+    """Onto the ε-ball around ``x0`` (L∞ exactly; L2 by rescaling), the box [0, 1] and the mask
+    (frozen coordinates keep their value, even outside the box)."""
+    import torch
+
+    if norm == "inf":
+        lo = torch.minimum((x0 - eps).clamp(min=0.0), x0)
+        hi = torch.maximum((x0 + eps).clamp(max=1.0), x0)
+        x = torch.max(torch.min(x, hi), lo)
+    else:
+        d = (x - x0) * mask
+        n = d.reshape(len(d), -1).norm(dim=1).clamp_min(1e-12)
+        x = (x0 + d * _bshape(torch.clamp(eps / n, max=1.0), d.ndim)).clamp(0.0, 1.0)
+    return torch.where(mask > 0, x, x0)
+
+
+def dlr_loss(logits: Any, y: Any, target: Any | None = None) -> Any:
+    """Per-sample DLR loss (Croce & Hein 2020) to maximise; targeted when ``target`` is given.
+
+    Untargeted: −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3). Targeted: −(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2).
+    The denominators need 3 (4) classes; with fewer the plain margin (z_max_other − z_y, or
+    z_t − z_y) is used: the margin loss of a binary model.
+    """
+    import torch
+
+    k = logits.shape[1]
+    srt = logits.sort(dim=1, descending=True).values
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    if target is None:
+        other = logits.masked_fill(torch.nn.functional.one_hot(y, k).bool(), float("-inf")).amax(1)
+        num = other - true
+        den = srt[:, 0] - srt[:, 2] if k >= 3 else None
+    else:
+        num = logits.gather(1, target[:, None]).squeeze(1) - true
+        den = srt[:, 0] - 0.5 * (srt[:, 2] + srt[:, 3]) if k >= 4 else None
+    return num if den is None else num / (den + 1e-12)
+
+
+def apgd(
+    model: Any, z: Any, y: Any, mask: Any, *, eps: float, norm: str, steps: int, loss: str,
+    target: Any | None = None, seed: int = 0,
+) -> Any:  # fmt: skip
+    """APGD (Croce & Hein 2020, Algorithm 1): momentum 0.75, step 2ε halved at the checkpoints
+    p₀ = 0, p₁ = 0.22, p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06) when fewer than 75% of the
+    steps since the last checkpoint raised the loss or the step and best loss did not change;
+    restart from the best point. Random start in the ball. Returns a bool mask: still correct after
+    every iterate (a sample fooled by any iterate counts as broken)."""
+    import torch
+
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    n = len(z)
+    if norm == "inf":
+        start = z + eps * (2 * torch.rand(z.shape, generator=gen) - 1).to(z.device) * mask
+    else:
+        r = torch.randn(z.shape, generator=gen).to(z.device) * mask
+        start = z + eps * r / _bshape(r.reshape(n, -1).norm(dim=1).clamp_min(1e-12), z.ndim)
+    x = _project(start, z, eps, norm, mask)
+    ce = torch.nn.CrossEntropyLoss(reduction="none")
+
+    def loss_grad(xa: Any) -> tuple[Any, Any, Any]:
+        xa = xa.clone().requires_grad_(True)
+        out = model(xa)
+        per = ce(out, y) if loss == "ce" else dlr_loss(out, y, target)
+        (g,) = torch.autograd.grad(per.sum(), xa)
+        return per.detach(), g.detach() * mask, out.detach()
+
+    checkpoints, p = [0], [0.0, 0.22]
+    while p[-1] < 1:
+        checkpoints.append(math.ceil(p[-1] * steps))
+        p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
+    checkpoints = sorted(set(c for c in checkpoints if 0 < c < steps))
+    eta = torch.full((n,), 2.0 * eps, device=z.device)
+    f, g, out = loss_grad(x)
+    alive = out.argmax(1) == y
+    best_f, best_x, prev_f = f.clone(), x.clone(), f.clone()
+    prev, last_check, increases = x.clone(), 0, torch.zeros(n, device=z.device)
+    f_at_check, eta_at_check = best_f.clone(), eta.clone()
+    for k in range(steps):
+        if norm == "inf":
+            step = g.sign()
+        else:
+            step = g / _bshape(g.reshape(n, -1).norm(dim=1).clamp_min(1e-12), g.ndim)
+        zk = _project(x + _bshape(eta, x.ndim) * step, z, eps, norm, mask)
+        a = 0.75 if k > 0 else 1.0
+        new = _project(x + a * (zk - x) + (1 - a) * (x - prev), z, eps, norm, mask)
+        prev, x = x, new
+        f, g, out = loss_grad(x)
+        alive &= out.argmax(1) == y
+        up = f > best_f
+        increases += (f > prev_f).float()
+        prev_f = f
+        best_f = torch.where(up, f, best_f)
+        best_x = torch.where(_bshape(up, x.ndim), x, best_x)
+        if k + 1 in checkpoints:
+            span = k + 1 - last_check
+            cond = (increases < 0.75 * span) | ((eta_at_check == eta) & (f_at_check == best_f))
+            eta = torch.where(cond, eta / 2, eta)
+            x = torch.where(_bshape(cond, x.ndim), best_x, x)
+            if bool(cond.any()):
+                f, g, out = loss_grad(x)
+            last_check, increases = k + 1, torch.zeros(n, device=z.device)
+            f_at_check, eta_at_check = best_f.clone(), eta.clone()
+        if not bool(alive.any()):
+            break
+    return alive
+
+
+def square_attack(
+    model: Any, z: Any, y: Any, mask: Any, *, eps: float, queries: int, seed: int, p_init: float = 0.8
+) -> Any:
+    """Square attack, L∞ (Andriushchenko et al., ECCV 2020): score-based random search. Starts from
+    vertical stripes of ±ε; each query redraws ±ε on a random square window (images: side
+    √(p·h·w), per channel) or a random share p of the mutable features (tabular), kept when the
+    margin z_y − max_{j≠y} z_j falls; p halves on the paper's schedule (rescaled to the query
+    budget). Returns a bool mask: still correct."""
+    import torch
+
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    n = len(z)
+    dev = z.device
+
+    image = z.ndim == 4
+    if image:
+        c, h, w = z.shape[1:]
+        stripes = (2 * torch.randint(0, 2, (n, c, 1, w), generator=gen) - 1).float().to(dev)
+        delta = eps * stripes.expand(n, c, h, w)
+    else:
+        delta = eps * (2 * torch.randint(0, 2, z.shape, generator=gen) - 1).float().to(dev)
+    x = _project(z + delta * mask, z, eps, "inf", mask)
+    m = margin_of(model, x, y)
+    mutable = (mask.reshape(-1) > 0).nonzero().flatten() if not image else None
+    for i in range(queries):
+        active = (m > 0).nonzero().flatten()
+        if len(active) == 0:
+            break
+        frac = p_init * 0.5 ** sum(
+            i > q * queries / 10_000 for q in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+        )
+        xa, za = x[active], z[active]
+        cand = xa.clone()
+        if image:
+            s = max(1, min(h, w, int(round(math.sqrt(frac * h * w)))))
+            r = int(torch.randint(0, h - s + 1, (1,), generator=gen))
+            col = int(torch.randint(0, w - s + 1, (1,), generator=gen))
+            signs = (2 * torch.randint(0, 2, (len(active), c, 1, 1), generator=gen) - 1).float().to(dev)
+            cand[:, :, r : r + s, col : col + s] = za[:, :, r : r + s, col : col + s] + eps * signs
+        else:
+            assert mutable is not None
+            k = max(1, int(round(frac * len(mutable))))
+            pick = mutable[torch.randperm(len(mutable), generator=gen)[:k]]
+            flat = cand.reshape(len(active), -1)
+            signs = (2 * torch.randint(0, 2, (len(active), k), generator=gen) - 1).float().to(dev)
+            flat[:, pick] = za.reshape(len(active), -1)[:, pick] + eps * signs
+        cand = _project(cand, za, eps, "inf", mask)
+        mc = margin_of(model, cand, y[active])
+        better = mc < m[active]
+        x[active[better]] = cand[better]
+        m[active[better]] = mc[better]
+    return m > 0
+
+
+def margin_of(model: Any, x: Any, y: Any) -> Any:
+    import torch
+
+    with torch.no_grad():
+        out = model(x)
+    true = out.gather(1, y[:, None]).squeeze(1)
+    other = out.masked_fill(torch.nn.functional.one_hot(y, out.shape[1]).bool(), float("-inf")).amax(1)
+    return true - other
+
+
+def ensemble_attack(
+    model: Any, space: AttackSpace, z: np.ndarray, y: np.ndarray, *, attack: str, norm: str, eps: float,
+    steps: int, n_targets: int, queries: int, batch_size: int, device: Any, seed: int,
+) -> np.ndarray:  # fmt: skip
+    """One member of the ensemble on ``z``: a correct-after-attack mask. APGD-T runs once per target
+    class, the ``n_targets`` classes with the highest clean logits after the true one."""
+    import torch
+
+    mask_t = torch.from_numpy(np.broadcast_to(space.mask, space.shape).copy()).to(device)
+    correct = np.ones(len(z), dtype=bool)
+    for s in range(0, len(z), batch_size):
+        zb = torch.from_numpy(z[s : s + batch_size]).to(device)
+        yb = torch.from_numpy(y[s : s + batch_size]).to(device)
+        if attack == "apgd-ce":
+            ok = apgd(model, zb, yb, mask_t, eps=eps, norm=norm, steps=steps, loss="ce", seed=seed)
+        elif attack == "apgd-t":
+            with torch.no_grad():
+                out = model(zb)
+                ranked = out.masked_fill(torch.nn.functional.one_hot(yb, out.shape[1]).bool(), float("-inf"))
+                ranked = ranked.argsort(1, descending=True)
+            ok = torch.ones(len(zb), dtype=torch.bool, device=device)
+            for t in range(min(n_targets, ranked.shape[1] - 1)):
+                todo = ok.nonzero().flatten()
+                if len(todo) == 0:
+                    break
+                ok[todo] = apgd(model, zb[todo], yb[todo], mask_t, eps=eps, norm=norm, steps=steps, loss="dlr",
+                                target=ranked[todo, t], seed=seed + t)  # fmt: skip
+        elif attack == "square":
+            ok = square_attack(model, zb, yb, mask_t, eps=eps, queries=queries, seed=seed)
+        else:
+            raise SpecError(f"unknown attack {attack!r}")
+        correct[s : s + batch_size] = ok.cpu().numpy()
+    return correct
+
+
 def wilson_row(correct: np.ndarray) -> tuple[float, tuple[float, float], int]:
     from auditkit.stats import wilson
 
@@ -442,11 +699,20 @@ def wilson_row(correct: np.ndarray) -> tuple[float, tuple[float, float], int]:
     return (k / n if n else float("nan")), wilson(k, n), n
 
 
-def _grid_and_gate(kind: str, epsilons: list[float] | None, gate_epsilon: float | None) -> tuple[list[float], float]:
-    grid = [float(e) for e in (epsilons if epsilons is not None else (IMAGE_EPSILONS if kind == "image" else TABULAR_EPSILONS))]
+def _grid_and_gate(
+    kind: str, epsilons: list[float] | None, gate_epsilon: float | None
+) -> tuple[list[float], float]:
+    grid = [
+        float(e)
+        for e in (
+            epsilons if epsilons is not None else (IMAGE_EPSILONS if kind == "image" else TABULAR_EPSILONS)
+        )
+    ]
     if any(e < 0 for e in grid):
         raise SpecError("epsilons must be ≥ 0")
-    gate = float(gate_epsilon) if gate_epsilon is not None else (IMAGE_GATE if kind == "image" else TABULAR_GATE)
+    gate = (
+        float(gate_epsilon) if gate_epsilon is not None else (IMAGE_GATE if kind == "image" else TABULAR_GATE)
+    )
     grid = sorted(set(grid) | {0.0, gate})
     return grid, gate
 
@@ -466,7 +732,9 @@ def attack_inputs(
     return adapter, space
 
 
-def shared_white_box(ctx: RunContext, split: str, params: dict[str, Any], unbounded_steps: int = 0) -> tuple[WhiteBox, float]:
+def shared_white_box(
+    ctx: RunContext, split: str, params: dict[str, Any], unbounded_steps: int = 0
+) -> tuple[WhiteBox, float]:
     """The white-box run, shared between AK-ADV-001 and AK-ADV-002 when their parameters agree."""
     from auditkit.context import derive_seed
 
@@ -480,6 +748,8 @@ def shared_white_box(ctx: RunContext, split: str, params: dict[str, Any], unboun
             adapter, space, grid=grid, norms=params["norms"], steps=params["steps"], restarts=params["restarts"],
             losses=params["losses"], step_ratio=params["step_ratio"], l2_scale=params["l2_scale"],
             batch_size=params["batch_size"], seed=seed, unbounded_steps=unbounded_steps,
+            attacks=resolve_attacks(params.get("attacks", "fast")), apgd_steps=params.get("apgd_steps", 100),
+            apgd_targets=params.get("apgd_targets", 9), square_queries=params.get("square_queries", 5000),
         )  # fmt: skip
         return wb, gate
 
@@ -505,7 +775,7 @@ def _fmt_eps(e: float, kind: str, name: str) -> str:
 
 @check(
     id="AK-ADV-001",
-    title="White-box evasion robustness (FGSM, PGD L∞/L2 with restarts) over an epsilon grid",
+    title="White-box evasion robustness (FGSM/PGD, or the APGD/Square ensemble) over an epsilon grid",
     requires=("model", "test"),
     severity="high",
     nist_ai_rmf=("MEASURE 2.7", "MEASURE 2.5", "MEASURE 2.6"),
@@ -518,7 +788,8 @@ def white_box_evasion(
     norms: list[str] = ["inf", "l2"], steps: int = 20, restarts: int = 3,  # noqa: B006
     losses: list[str] = ["ce", "margin"],  # noqa: B006
     step_ratio: float = 2.5, l2_scale: float = 0.25, max_samples: int = 1000, perturb_binary: bool = False,
-    batch_size: int = 2048,
+    batch_size: int = 2048, attacks: str | list[str] = "fast", apgd_steps: int = 100, apgd_targets: int = 9,
+    square_queries: int = 5000,
 ) -> Outcome:  # fmt: skip
     """Robust accuracy under white-box FGSM and PGD (L∞ and L2, ART) over an epsilon grid, true labels.
 
@@ -533,7 +804,12 @@ def white_box_evasion(
     PGD and all smaller radii. Also reported: per-class robust accuracy at the gate radius and the
     distribution of each sample's smallest successful epsilon. The gate compares the worst-case
     robust accuracy at ``gate_epsilon`` with ``min_robust_accuracy`` (its lower 95% bound when
-    ``conservative``).
+    ``conservative``). ``attacks: standard`` runs instead the AutoAttack-style ensemble (Croce &
+    Hein 2020), auditkit's own PyTorch code: APGD with cross-entropy, APGD with the targeted DLR loss
+    against the ``apgd_targets`` most likely wrong classes (the targeted margin z_t − z_y when the
+    model has fewer than 4 classes: binary models work), and the score-based Square attack (L∞);
+    a sample is robust only if every member fails. FAB is not implemented. All members respect the
+    mask and the per-feature box. A list picks members from fgsm, pgd, apgd-ce, apgd-t, square.
 
     Parameters
     ----------
@@ -552,14 +828,23 @@ def white_box_evasion(
     max_samples: attack a seeded random subsample of at most this many labelled rows.
     perturb_binary: also perturb numeric columns with ≤ 2 distinct train values (default: treated as flags / one-hot).
     batch_size: attack batch size (large batches are what makes ART fast).
+    attacks: ``fast`` (FGSM + PGD, the default), ``standard`` (APGD-CE, APGD-T, Square) or a list of
+        fgsm, pgd, apgd-ce, apgd-t, square.
+    apgd_steps: iterations of each APGD run (AutoAttack: 100).
+    apgd_targets: target classes of APGD-T, the most likely wrong ones first (AutoAttack: 9).
+    square_queries: model queries per sample of the Square attack (AutoAttack: 5000).
     """
     _validate(norms, losses, steps, restarts)
+    resolve_attacks(attacks)
+    if apgd_steps < 1 or apgd_targets < 1 or square_queries < 1:
+        raise SpecError("apgd_steps, apgd_targets and square_queries must be ≥ 1")
     if gate_norm not in norms:
         raise SpecError(f"gate_norm {gate_norm!r} must be one of norms {norms}")
     params = dict(
         epsilons=epsilons, gate_epsilon=gate_epsilon, norms=list(norms), steps=steps, restarts=restarts,
         losses=list(losses), step_ratio=step_ratio, l2_scale=l2_scale, max_samples=max_samples,
-        perturb_binary=perturb_binary, batch_size=batch_size,
+        perturb_binary=perturb_binary, batch_size=batch_size, attacks=attacks, apgd_steps=apgd_steps,
+        apgd_targets=apgd_targets, square_queries=square_queries,
     )  # fmt: skip
     wb, gate = shared_white_box(ctx, split, params)
     return _report_white_box(ctx, wb, gate, gate_norm, min_robust_accuracy, conservative)
@@ -572,7 +857,9 @@ def _report_white_box(
     n = len(space.y)
     gi = wb.grid.index(gate)
     acc, ci, _ = wilson_row(wb.clean)
-    metrics = [Metric("clean_accuracy", acc, ci=ci, n=n, description="accuracy on the attacked rows, no attack")]
+    metrics = [
+        Metric("clean_accuracy", acc, ci=ci, n=n, description="accuracy on the attacked rows, no attack")
+    ]
     rows: list[list[Any]] = []
     plots: list[dict[str, Any]] = []
     for name, per_attack in wb.correct.items():
@@ -603,7 +890,16 @@ def _report_white_box(
     for c in np.unique(space.y):
         sel = space.y == c
         v, (lo, hi), m = wilson_row(worst[gi][sel])
-        per_class.append([int(c), round(float(wilson_row(wb.clean[sel])[0]), 4), round(v, 4), round(lo, 4), round(hi, 4), m])
+        per_class.append(
+            [
+                int(c),
+                round(float(wilson_row(wb.clean[sel])[0]), 4),
+                round(v, 4),
+                round(lo, 4),
+                round(hi, 4),
+                m,
+            ]
+        )
     per_class.sort(key=lambda r: r[2])
     if per_class and len(per_class) > 1:
         weakest = per_class[0]
@@ -624,7 +920,9 @@ def _report_white_box(
     if space.n_outside:
         note.append(f"{space.n_outside} rows had values outside the valid range and were projected onto it")
     if space.frozen:
-        note.append(f"not perturbed: {', '.join(space.frozen[:20])}" + (" ..." if len(space.frozen) > 20 else ""))
+        note.append(
+            f"not perturbed: {', '.join(space.frozen[:20])}" + (" ..." if len(space.frozen) > 20 else "")
+        )
     if note:
         findings.append(Finding("; ".join(note), severity="info", key="input-space"))
     g = next(m for m in metrics if m.name == f"robust_accuracy_{gate_norm}")

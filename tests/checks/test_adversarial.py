@@ -130,8 +130,12 @@ def test_conservative_gate_uses_lower_bound() -> None:
     point = run_check(white_box_evasion, arts, params=base)
     value = next(m for m in point["metrics"] if m["name"] == "robust_accuracy_inf")
     mid = (value["value"] + value["ci"][0]) / 2  # between the lower bound and the estimate
-    assert run_check(white_box_evasion, arts, params={**base, "min_robust_accuracy": mid})["status"] == "passed"
-    cons = run_check(white_box_evasion, arts, params={**base, "min_robust_accuracy": mid, "conservative": True})
+    assert (
+        run_check(white_box_evasion, arts, params={**base, "min_robust_accuracy": mid})["status"] == "passed"
+    )
+    cons = run_check(
+        white_box_evasion, arts, params={**base, "min_robust_accuracy": mid, "conservative": True}
+    )
     assert cons["status"] == "failed"
 
 
@@ -174,10 +178,16 @@ def test_immutable_and_categorical_features_are_not_perturbed() -> None:
     rec = run_check(white_box_evasion, arts, params=params)
     assert rec["metrics"][1]["value"] == rec["metrics"][0]["value"] > 0.95
     frozen = rec["findings"][-1]["message"]
-    assert "age (immutable)" in frozen and "region (categorical)" in frozen and "flag (binary / one-hot)" in frozen
+    assert (
+        "age (immutable)" in frozen
+        and "region (categorical)" in frozen
+        and "flag (binary / one-hot)" in frozen
+    )
     # The same model on a mutable column is broken; the categorical code (column 2) is never moved.
     spec_free = {"model": {"builtin": "mlp", "input": {"kind": "tabular"}}}
-    arts = make_artifacts({"train": train, "test": test}, label="y", model=OnlyFeature(0, 45.0), spec=spec_free)
+    arts = make_artifacts(
+        {"train": train, "test": test}, label="y", model=OnlyFeature(0, 45.0), spec=spec_free
+    )
     assert run_check(white_box_evasion, arts, params=params)["metrics"][1]["value"] < 0.05
     # Immutable values beyond the train range (test ages 70-100, train 20-70) stay outside the
     # attack box; clipping them to it would move age by up to 30 years and "break" the model.
@@ -186,10 +196,14 @@ def test_immutable_and_categorical_features_are_not_perturbed() -> None:
     arts = make_artifacts({"train": train, "test": old}, label="y", model=OnlyFeature(0, 75.0), spec=spec)
     rec = run_check(white_box_evasion, arts, params={**params, "epsilons": [0.0, 0.1], "gate_epsilon": 0.1})
     assert rec["metrics"][0]["value"] == 1.0
-    assert all(m["value"] == 1.0 for m in rec["metrics"] if m["name"].startswith("robust_accuracy")), rec["metrics"]
+    assert all(m["value"] == 1.0 for m in rec["metrics"] if m["name"].startswith("robust_accuracy")), rec[
+        "metrics"
+    ]
     test2 = test.assign(y=(test["region"] == "s").astype(int))
     train2 = train.assign(y=(train["region"] == "s").astype(int))
-    arts = make_artifacts({"train": train2, "test": test2}, label="y", model=OnlyFeature(2, 0.5), spec=spec_free)
+    arts = make_artifacts(
+        {"train": train2, "test": test2}, label="y", model=OnlyFeature(2, 0.5), spec=spec_free
+    )
     rec = run_check(white_box_evasion, arts, params=params)
     assert rec["metrics"][1]["value"] == rec["metrics"][0]["value"] == 1.0
 
@@ -198,7 +212,10 @@ def test_deterministic_and_contract() -> None:
     params = {**FAST, "max_samples": 60}
     a = run_check(white_box_evasion, digits_arts(), params=params, seed=3)
     b = run_check(white_box_evasion, digits_arts(), params=params, seed=3)
-    assert a["metrics"] == b["metrics"] and a["evidence"]["smallest successful epsilon"] == b["evidence"]["smallest successful epsilon"]
+    assert (
+        a["metrics"] == b["metrics"]
+        and a["evidence"]["smallest successful epsilon"] == b["evidence"]["smallest successful epsilon"]
+    )
     check_contract(white_box_evasion)
     check_contract(black_box_and_masking)
 
@@ -268,3 +285,132 @@ def test_cuda_agrees_with_cpu() -> None:
         assert abs(a["value"] - b["value"]) <= 3 / a["n"]
     assert run_check(natural_corruptions, arts_gpu)["status"] != "error"
     assert run_check(black_box_and_masking, arts_gpu, params=BB_FAST)["status"] != "error"
+
+
+# --- the AutoAttack-style ensemble (attacks: standard) ------------------------------------------
+TINY_STANDARD = {"attacks": "standard", "apgd_steps": 10, "apgd_targets": 2, "square_queries": 60,
+                 "norms": ["inf"], "max_samples": 40}  # fmt: skip
+
+
+def _acc(rec: dict, attack: str, norm: str = "inf") -> list[float]:
+    rows = rec["evidence"]["robust accuracy by attack and epsilon"]["rows"]
+    return [r[4] for r in rows if r[0] == norm and r[1] == attack]
+
+
+class Linear2(nn.Module):
+    """A fixed linear two-class model: its exact L∞ robust accuracy is known in closed form."""
+
+    def __init__(self, w: np.ndarray, b: float) -> None:
+        super().__init__()
+        self.lin = nn.Linear(len(w), 2)
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.tensor(np.stack([-w / 2, w / 2]), dtype=torch.float32))
+            self.lin.bias.copy_(torch.tensor([-b / 2, b / 2], dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x)
+
+
+def test_every_member_reaches_the_exact_robust_accuracy_of_a_linear_binary_model() -> None:
+    """Logit difference w·x + b on features whose train range is [0, 1] (so z = x): a point stays
+    correct under L∞ radius ε exactly when its margin exceeds ε·‖w_mutable‖₁ (rows well inside the
+    box, one immutable feature). APGD-CE, APGD-T (margin loss: two classes) and Square find it."""
+    rng = np.random.default_rng(0)
+    w = np.array([3.0, -2.0, 1.5, 4.0, -1.0])
+    cols = [f"f{i}" for i in range(5)]
+    train = pd.DataFrame(np.r_[np.zeros((1, 5)), np.ones((1, 5)), rng.uniform(0, 1, (98, 5))], columns=cols)
+    test = pd.DataFrame(rng.uniform(0.3, 0.7, (60, 5)), columns=cols)
+    b = -float(np.median(test.to_numpy() @ w))  # half of the test rows in each class
+    for frame in (train, test):
+        frame["y"] = (frame[cols].to_numpy() @ w + b > 0).astype(int)
+    spec = {"model": {"builtin": "mlp", "input": {"kind": "tabular", "immutable": ["f3"]}}}
+    arts = make_artifacts({"train": train, "test": test}, label="y", model=Linear2(w, b), spec=spec)
+    grid = [0.0, 0.02, 0.05, 0.1]
+    rec = run_check(white_box_evasion, arts, params={**TINY_STANDARD, "epsilons": grid, "gate_epsilon": 0.05,
+                                                     "max_samples": 100, "square_queries": 300})  # fmt: skip
+    margin = np.abs(test[cols].to_numpy() @ w + b)
+    l1 = np.abs(w).sum() - abs(w[3])
+    exact = [float(np.mean(margin > e * l1)) for e in grid]
+    for attack in ("apgd-ce", "apgd-t", "square", "worst case"):
+        assert _acc(rec, attack) == pytest.approx(exact, abs=1e-4), attack  # (rounded to 4 places)
+
+
+def test_standard_ensemble_invariants_on_the_binary_tabular_mlp() -> None:
+    rec = run_check(white_box_evasion, cancer_arts(),
+                    params={**TINY_STANDARD, "epsilons": [0.0, 0.02, 0.05, 0.1]})  # fmt: skip
+    assert rec["status"] in ("passed", "failed"), rec["error"]
+    worst = _acc(rec, "worst case")
+    assert worst[0] == rec["metrics"][0]["value"]  # ε = 0 is clean accuracy
+    assert all(a >= b for a, b in zip(worst, worst[1:], strict=False))  # never rises with ε
+    for attack in ("apgd-ce", "apgd-t", "square"):
+        assert all(w <= a for w, a in zip(worst, _acc(rec, attack), strict=True)), attack  # never weaker
+    assert {r[1] for r in rec["evidence"]["robust accuracy by attack and epsilon"]["rows"]} == {
+        "apgd-ce", "apgd-t", "square", "worst case"}  # fmt: skip
+    rows = rec["evidence"]["robust accuracy by attack and epsilon"]["rows"]
+    assert all(r[5] <= r[4] <= r[6] for r in rows)  # Wilson interval around every estimate
+
+
+def test_standard_ensemble_respects_immutable_features_and_the_box() -> None:
+    rng = np.random.default_rng(0)
+
+    def frame(n: int, lo: float = 20, hi: float = 70) -> pd.DataFrame:
+        age = rng.uniform(lo, hi, n)
+        return pd.DataFrame({"age": age, "income": rng.normal(50, 10, n), "y": (age > 45).astype(int)})
+
+    train = frame(300)
+    spec = {"model": {"builtin": "mlp", "input": {"kind": "tabular", "immutable": ["age"]}}}
+    params = {**TINY_STANDARD, "epsilons": [0.0, 1.0], "gate_epsilon": 1.0}
+    arts = make_artifacts(
+        {"train": train, "test": frame(60)}, label="y", model=OnlyFeature(0, 45.0), spec=spec
+    )
+    rec = run_check(white_box_evasion, arts, params=params)
+    assert _acc(rec, "worst case") == [1.0, 1.0]  # a whole-range attack cannot move an immutable age
+    free = {"model": {"builtin": "mlp", "input": {"kind": "tabular"}}}
+    arts = make_artifacts(
+        {"train": train, "test": frame(60)}, label="y", model=OnlyFeature(0, 45.0), spec=free
+    )
+    assert run_check(white_box_evasion, arts, params=params)["metrics"][1]["value"] < 0.05
+    # immutable ages beyond the train range stay where they are (no clip to the box)
+    old = frame(60, 76, 100).assign(y=1)
+    arts = make_artifacts({"train": train, "test": old}, label="y", model=OnlyFeature(0, 75.0), spec=spec)
+    rec = run_check(white_box_evasion, arts, params={**params, "epsilons": [0.0, 0.1], "gate_epsilon": 0.1})
+    assert _acc(rec, "worst case") == [1.0, 1.0]
+
+
+def test_standard_ensemble_not_weaker_than_pgd20_on_the_digits_cnn() -> None:
+    params = {"norms": ["inf"], "max_samples": 40, "epsilons": [0.0, 8 / 255, 16 / 255, 32 / 255],
+              "gate_epsilon": 16 / 255}  # fmt: skip
+    pgd = run_check(white_box_evasion, digits_arts(), params={**params, "steps": 20, "restarts": 1,
+                                                              "losses": ["ce"]})  # fmt: skip
+    std = run_check(white_box_evasion, digits_arts(), params={**TINY_STANDARD, **params, "apgd_steps": 20})
+    for e, a, p in zip(params["epsilons"], _acc(std, "worst case"), _acc(pgd, "pgd"), strict=True):
+        assert a <= p, (e, a, p)
+    assert _acc(std, "worst case")[-1] < _acc(std, "worst case")[0]  # the largest radius breaks some
+
+
+def test_dlr_loss_and_attack_list() -> None:
+    from auditkit.checks.adversarial import dlr_loss, resolve_attacks
+
+    z = torch.tensor([[3.0, 1.0, 0.5, -1.0, 2.0], [0.0, 4.0, 1.0, 1.0, -2.0]])
+    y = torch.tensor([0, 1])
+    srt = z.sort(1, descending=True).values
+    expected = -(z[[0, 1], y] - torch.tensor([2.0, 1.0])) / (srt[:, 0] - srt[:, 2])
+    assert torch.allclose(dlr_loss(z, y), expected)
+    t = torch.tensor([4, 2])
+    exp_t = -(z[[0, 1], y] - z[[0, 1], t]) / (srt[:, 0] - 0.5 * (srt[:, 2] + srt[:, 3]))
+    assert torch.allclose(dlr_loss(z, y, t), exp_t)
+    two = z[:, :2]  # binary: the margin, not a ratio of a missing third logit
+    assert torch.allclose(dlr_loss(two, y), two[[0, 1], 1 - y] - two[[0, 1], y])
+    assert resolve_attacks("fast") == ["fgsm", "pgd"] and resolve_attacks(["square", "pgd"]) == [
+        "square",
+        "pgd",
+    ]
+    rec = run_check(white_box_evasion, cancer_arts(), params={"attacks": ["bogus"]})
+    assert rec["status"] == "error" and "attacks" in rec["error"]["message"]
+    rec = run_check(
+        white_box_evasion, cancer_arts(), params={**FAST, "attacks": ["apgd-ce"], "apgd_steps": 5}
+    )
+    assert {r[1] for r in rec["evidence"]["robust accuracy by attack and epsilon"]["rows"]} == {
+        "apgd-ce",
+        "worst case",
+    }
