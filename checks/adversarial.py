@@ -442,10 +442,18 @@ def white_box(
                         step_ratio=step_ratio, batch_size=batch_size, device=adapter.device,
                     )  # fmt: skip
                 for a in (m for m in members if m not in ("fgsm", "pgd")):
-                    res[a][i, todo] = ensemble_attack(
-                        model, space, z, y, attack=a, norm=name, eps=eps, steps=apgd_steps, n_targets=apgd_targets,
-                        queries=square_queries, batch_size=batch_size, device=adapter.device, seed=seed + i,
-                    )  # fmt: skip
+                    # A perturbation that fools at a smaller radius lies in this ball too: ensemble members
+                    # attack only the rows they have not broken yet (FGSM and PGD run on all rows, so that
+                    # AK-ADV-002 can still see a PGD curve that rises with ε).
+                    alive = res[a][i - 1, todo] if i > 0 else np.ones(len(todo), dtype=bool)
+                    got = np.zeros(len(todo), dtype=bool)
+                    if alive.any():
+                        got[alive] = ensemble_attack(
+                            model, space, z[alive], y[alive], attack=a, norm=name, eps=eps, steps=apgd_steps,
+                            n_targets=apgd_targets, queries=square_queries, batch_size=batch_size,
+                            device=adapter.device, seed=seed + i,
+                        )  # fmt: skip
+                    res[a][i, todo] = got
             correct[name] = res
         unbounded = None
         if unbounded_steps > 0:
