@@ -26,8 +26,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "checks")]
 
-import numpy as np  # noqa: E402
-
 
 def wilson(k: int, n: int) -> tuple[float, float]:
     from auditkit.stats import wilson as w
@@ -44,8 +42,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     from _robust_fixtures import breast_cancer_mlp, digits_cnn
-
     from auditkit.checks.adversarial import white_box_evasion
+
     from auditkit.testing import make_artifacts, run_check
 
     module, xtr, ytr, xte, yte = digits_cnn()
