@@ -421,7 +421,8 @@ def white_box(
         for name in norms:
             norm = NORMS[name]
             radii[name] = list(map(float, grid)) if name == "inf" else l2_radii(grid, space, l2_scale)
-            members = [a for a in attacks if not (a == "square" and name != "inf")]
+            members = [a for a in attacks if not (a in LINF_ONLY and name != "inf")]
+            fab = None
             res = {a: np.zeros((len(grid), len(space.y)), dtype=bool) for a in members}
             for i, eps in enumerate(radii[name]):
                 if eps <= 0 or len(todo) == 0:
@@ -441,7 +442,12 @@ def white_box(
                         model, clfs, space, z, y, norm=norm, eps=eps, steps=steps, restarts=restarts, losses=losses,
                         step_ratio=step_ratio, batch_size=batch_size, device=adapter.device,
                     )  # fmt: skip
-                for a in (m for m in members if m not in ("fgsm", "pgd")):
+                if "fab-t" in res:
+                    if fab is None:  # minimum-norm: one run answers every radius
+                        fab = fab_distances(model, space, z, y, steps=apgd_steps, n_targets=apgd_targets,
+                                            batch_size=batch_size, device=adapter.device)  # fmt: skip
+                    res["fab-t"][i, todo] = ~(fab <= eps + 1e-6)
+                for a in (m for m in members if m not in ("fgsm", "pgd", "fab-t")):
                     # A perturbation that fools at a smaller radius lies in this ball too: ensemble members
                     # attack only the rows they have not broken yet (FGSM and PGD run on all rows, so that
                     # AK-ADV-002 can still see a PGD curve that rises with ε).
@@ -470,12 +476,13 @@ def white_box(
 # AutoAttack-style ensemble (Croce & Hein, ICML 2020): auditkit's own PyTorch implementations
 # ------------------------------------------------------------------------------------------------
 FAST_ATTACKS = ["fgsm", "pgd"]
-STANDARD_ATTACKS = ["apgd-ce", "apgd-t", "square"]
-KNOWN_ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-t", "square")
+STANDARD_ATTACKS = ["apgd-ce", "apgd-t", "fab-t", "square"]
+KNOWN_ATTACKS = ("fgsm", "pgd", "apgd-ce", "apgd-t", "fab-t", "square")
+LINF_ONLY = ("fab-t", "square")
 
 
 def resolve_attacks(attacks: str | list[str]) -> list[str]:
-    """``fast`` (FGSM + PGD, the default), ``standard`` (APGD-CE, APGD-T, Square) or a list."""
+    """``fast`` (FGSM + PGD, the default), ``standard`` (APGD-CE, APGD-T, FAB-T, Square) or a list."""
     if attacks == "fast":
         return list(FAST_ATTACKS)
     if attacks == "standard":
@@ -654,6 +661,95 @@ def square_attack(
     return m > 0
 
 
+def _linf_hyperplane_step(w: Any, f: Any, room_up: Any, room_down: Any, iters: int = 40) -> Any:
+    """Smallest-L∞ step d with w·d = −f inside the box (room_up/room_down: how far each coordinate
+    may rise/fall; 0 for frozen ones), by bisection on t = ‖d‖∞: d_i = s_i·min(t, room_i) with
+    s = −sign(f)·sign(w). Where the hyperplane is out of reach, the step goes as far as the box allows."""
+    import torch
+
+    s = -torch.sign(f)[:, None] * torch.sign(w)
+    room = torch.where(s > 0, room_up, room_down) * (s != 0)
+    need = f.abs()
+    aw = w.abs()
+    lo = torch.zeros_like(need)
+    hi = room.amax(1)
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        reach = (aw * torch.minimum(room, mid[:, None])).sum(1)
+        ok = reach >= need
+        hi = torch.where(ok, mid, hi)
+        lo = torch.where(ok, lo, mid)
+    return s * torch.minimum(room, hi[:, None])
+
+
+def fab_linf(
+    model: Any, z: Any, y: Any, mask: Any, target: Any, *, steps: int, eta: float = 1.05, beta: float = 0.9,
+    alpha_max: float = 0.1,
+) -> Any:  # fmt: skip
+    """FAB-T, L∞ (Croce & Hein, ICML 2020, "Minimally distorted adversarial examples with a fast
+    adaptive boundary attack"): at each step, project the current point and the original onto the
+    linearised boundary between the true and the ``target`` class (inside the box, frozen features
+    fixed), move to a convex combination of the two (extrapolated by ``eta``, weight of the original
+    ≤ ``alpha_max``), and after a success step back towards the original by ``beta``. Returns each
+    sample's smallest L∞ distance at which it was fooled (inf when never)."""
+    import torch
+
+    n = len(z)
+    flat0 = z.reshape(n, -1)
+    m = mask.reshape(1, -1).expand(n, -1)
+    best = torch.full((n,), float("inf"), device=z.device)
+    x = flat0.clone()
+    rows = torch.arange(n, device=z.device)
+    for _ in range(steps):
+        xa = x.clone().requires_grad_(True)
+        out = model(xa.reshape(z.shape))
+        f = out[rows, y] - out[rows, target]  # > 0 while correct (against this target)
+        (w,) = torch.autograd.grad(f.sum(), xa)
+        f, w, out = f.detach(), w.detach() * m, out.detach()
+        fooled = out.argmax(1) != y
+        dist = (x - flat0).abs().amax(1)
+        best = torch.where(fooled & (dist < best), dist, best)
+        up, down = (1.0 - x).clamp(min=0) * m, x.clamp(min=0) * m
+        d1 = _linf_hyperplane_step(w, f, up, down)
+        f0 = f + (w * (flat0 - x)).sum(1)  # the linearisation, seen from the original point
+        d2 = _linf_hyperplane_step(w, f0, (1.0 - flat0).clamp(min=0) * m, flat0.clamp(min=0) * m)
+        n1, n2 = d1.abs().amax(1), d2.abs().amax(1)
+        alpha = torch.clamp(n1 / (n1 + n2).clamp_min(1e-12), 0.0, alpha_max)[:, None]
+        x = ((x + eta * d1) * (1 - alpha) + (flat0 + eta * d2) * alpha).clamp(0.0, 1.0)
+        x = torch.where(m > 0, x, flat0)
+        with torch.no_grad():
+            now = model(x.reshape(z.shape)).argmax(1) != y
+        dist = (x - flat0).abs().amax(1)
+        best = torch.where(now & (dist < best), dist, best)
+        x = torch.where(now[:, None], flat0 + beta * (x - flat0), x)
+    return best
+
+
+def fab_distances(
+    model: Any, space: AttackSpace, z: np.ndarray, y: np.ndarray, *, steps: int, n_targets: int, batch_size: int,
+    device: Any,
+) -> np.ndarray:  # fmt: skip
+    """FAB-T against the ``n_targets`` most likely wrong classes: per sample the smallest L∞
+    distance (normalised units) at which it was fooled, inf when never. Run once per norm: a
+    minimum-norm attack answers every radius of the grid."""
+    import torch
+
+    mask_t = torch.from_numpy(np.broadcast_to(space.mask, space.shape).copy()).to(device)
+    out = np.full(len(z), np.inf)
+    for s in range(0, len(z), batch_size):
+        zb = torch.from_numpy(z[s : s + batch_size]).to(device)
+        yb = torch.from_numpy(y[s : s + batch_size]).to(device)
+        with torch.no_grad():
+            logits = model(zb)
+        ranked = logits.masked_fill(torch.nn.functional.one_hot(yb, logits.shape[1]).bool(), float("-inf"))
+        ranked = ranked.argsort(1, descending=True)
+        best = torch.full((len(zb),), float("inf"), device=device)
+        for t in range(min(n_targets, ranked.shape[1] - 1)):
+            best = torch.minimum(best, fab_linf(model, zb, yb, mask_t, ranked[:, t], steps=steps))
+        out[s : s + batch_size] = best.cpu().numpy()
+    return out
+
+
 def margin_of(model: Any, x: Any, y: Any) -> Any:
     import torch
 
@@ -815,9 +911,9 @@ def white_box_evasion(
     ``conservative``). ``attacks: standard`` runs instead the AutoAttack-style ensemble (Croce &
     Hein 2020), auditkit's own PyTorch code: APGD with cross-entropy, APGD with the targeted DLR loss
     against the ``apgd_targets`` most likely wrong classes (the targeted margin z_t − z_y when the
-    model has fewer than 4 classes: binary models work), and the score-based Square attack (L∞);
-    a sample is robust only if every member fails. FAB is not implemented. All members respect the
-    mask and the per-feature box. A list picks members from fgsm, pgd, apgd-ce, apgd-t, square.
+    model has fewer than 4 classes: binary models work), the minimum-norm FAB-T and the score-based
+    Square attack (both L∞); a sample is robust only if every member fails. All members respect the
+    mask and the per-feature box. A list picks members from fgsm, pgd, apgd-ce, apgd-t, fab-t, square.
 
     Parameters
     ----------
@@ -836,10 +932,10 @@ def white_box_evasion(
     max_samples: attack a seeded random subsample of at most this many labelled rows.
     perturb_binary: also perturb numeric columns with ≤ 2 distinct train values (default: treated as flags / one-hot).
     batch_size: attack batch size (large batches are what makes ART fast).
-    attacks: ``fast`` (FGSM + PGD, the default), ``standard`` (APGD-CE, APGD-T, Square) or a list of
-        fgsm, pgd, apgd-ce, apgd-t, square.
-    apgd_steps: iterations of each APGD run (AutoAttack: 100).
-    apgd_targets: target classes of APGD-T, the most likely wrong ones first (AutoAttack: 9).
+    attacks: ``fast`` (FGSM + PGD, the default), ``standard`` (APGD-CE, APGD-T, FAB-T, Square) or a
+        list of fgsm, pgd, apgd-ce, apgd-t, fab-t, square.
+    apgd_steps: iterations of each APGD and FAB-T run (AutoAttack: 100).
+    apgd_targets: target classes of APGD-T and FAB-T, the most likely wrong ones first (AutoAttack: 9).
     square_queries: model queries per sample of the Square attack (AutoAttack: 5000).
     """
     _validate(norms, losses, steps, restarts)

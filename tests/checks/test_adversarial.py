@@ -331,7 +331,7 @@ def test_every_member_reaches_the_exact_robust_accuracy_of_a_linear_binary_model
     margin = np.abs(test[cols].to_numpy() @ w + b)
     l1 = np.abs(w).sum() - abs(w[3])
     exact = [float(np.mean(margin > e * l1)) for e in grid]
-    for attack in ("apgd-ce", "apgd-t", "square", "worst case"):
+    for attack in ("apgd-ce", "apgd-t", "fab-t", "square", "worst case"):
         assert _acc(rec, attack) == pytest.approx(exact, abs=1e-4), attack  # (rounded to 4 places)
 
 
@@ -342,10 +342,10 @@ def test_standard_ensemble_invariants_on_the_binary_tabular_mlp() -> None:
     worst = _acc(rec, "worst case")
     assert worst[0] == rec["metrics"][0]["value"]  # ε = 0 is clean accuracy
     assert all(a >= b for a, b in zip(worst, worst[1:], strict=False))  # never rises with ε
-    for attack in ("apgd-ce", "apgd-t", "square"):
+    for attack in ("apgd-ce", "apgd-t", "fab-t", "square"):
         assert all(w <= a for w, a in zip(worst, _acc(rec, attack), strict=True)), attack  # never weaker
     assert {r[1] for r in rec["evidence"]["robust accuracy by attack and epsilon"]["rows"]} == {
-        "apgd-ce", "apgd-t", "square", "worst case"}  # fmt: skip
+        "apgd-ce", "apgd-t", "fab-t", "square", "worst case"}  # fmt: skip
     rows = rec["evidence"]["robust accuracy by attack and epsilon"]["rows"]
     assert all(r[5] <= r[4] <= r[6] for r in rows)  # Wilson interval around every estimate
 
@@ -414,3 +414,21 @@ def test_dlr_loss_and_attack_list() -> None:
         "apgd-ce",
         "worst case",
     }
+
+
+def test_fab_finds_the_minimal_linf_distance_of_a_linear_model() -> None:
+    """The smallest L∞ perturbation that flips w·z + b is |w·z + b| / ‖w_mutable‖₁ (inside the box);
+    FAB's answer can only be above it (it is a real adversarial point) and should be close."""
+    from auditkit.checks.adversarial import fab_linf
+
+    rng = np.random.default_rng(1)
+    w = np.array([3.0, -2.0, 1.5, 4.0, -1.0])
+    z = rng.uniform(0.4, 0.6, (50, 5)).astype(np.float32)
+    b = -float(np.median(z @ w))
+    model = Linear2(w, b)
+    y = torch.from_numpy((z @ w + b > 0).astype(np.int64))
+    mask = torch.tensor([1.0, 1.0, 1.0, 0.0, 1.0])
+    found = fab_linf(model, torch.from_numpy(z), y, mask, 1 - y, steps=20).numpy()
+    exact = np.abs(z @ w + b) / (np.abs(w).sum() - abs(w[3]))
+    assert np.all(found >= exact - 1e-5)
+    assert np.all(found <= exact * 1.05 + 1e-4)
