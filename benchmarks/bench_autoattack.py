@@ -39,6 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--queries", type=int, default=5000)
+    ap.add_argument("--no-reference", action="store_true", help="skip torchattacks' AutoAttack")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from _robust_fixtures import breast_cancer_mlp, digits_cnn
@@ -71,6 +72,8 @@ def main() -> None:
         import torchattacks
     except ImportError:
         print("torchattacks not installed: reference run skipped")
+        torchattacks = None
+    if args.no_reference:
         torchattacks = None
     if torchattacks is not None:
         module.eval()
