@@ -111,7 +111,9 @@ def run_check(
     """
     info = _info(fn)
     arts = artifacts if artifacts is not None else make_artifacts(**artifact_kwargs)
-    p = Planned(info, validate_params(info, dict(params or {}), f"params.{info.id}"), severity or info.severity, True)
+    p = Planned(
+        info, validate_params(info, dict(params or {}), f"params.{info.id}"), severity or info.severity, True
+    )
     return run_one(p, arts, run_seed=seed, workdir=Path(workdir) if workdir is not None else None)
 
 

@@ -94,7 +94,9 @@ def plain_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, lo: torch.Tens
 def space_for(x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray, kind: str) -> AttackSpace:
     scale = (hi - lo).astype(np.float32)
     z = np.clip((x - lo) / scale, 0, 1).astype(np.float32)
-    return AttackSpace(kind, z, y, np.arange(len(y)), lo.astype(np.float32), scale, np.ones(x.shape[1:], np.float32))
+    return AttackSpace(
+        kind, z, y, np.arange(len(y)), lo.astype(np.float32), scale, np.ones(x.shape[1:], np.float32)
+    )
 
 
 def bench_pgd(name: str, module: nn.Module, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray,

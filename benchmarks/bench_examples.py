@@ -26,14 +26,27 @@ EXAMPLES = [
     ("breast_cancer", "breast_cancer/prepare.py", [("breast_cancer/audit.yaml", "breast_cancer/out", [], 0)]),
     ("loan_approval", "loan_approval/prepare.py", [("loan_approval/audit.yaml", "loan_approval/out", [], 1)]),
     ("digits", "digits/prepare.py", [("digits/audit.yaml", "digits/out", [], 0)]),
-    ("panel_wages", "panel_wages/prepare.py", [
-        ("panel_wages/naive.yaml", "panel_wages/out/naive", [], 1),
-        ("panel_wages/correct.yaml", "panel_wages/out/correct", [], 0),
-    ]),
-    ("release_gate", "release_gate/prepare.py", [
-        ("release_gate/v1.yaml", "release_gate/out/v1", [], 0),
-        ("release_gate/v2.yaml", "release_gate/out/v2", ["--baseline", str(EX / "release_gate/out/v1/results.json")], 1),
-    ]),
+    (
+        "panel_wages",
+        "panel_wages/prepare.py",
+        [
+            ("panel_wages/naive.yaml", "panel_wages/out/naive", [], 1),
+            ("panel_wages/correct.yaml", "panel_wages/out/correct", [], 0),
+        ],
+    ),
+    (
+        "release_gate",
+        "release_gate/prepare.py",
+        [
+            ("release_gate/v1.yaml", "release_gate/out/v1", [], 0),
+            (
+                "release_gate/v2.yaml",
+                "release_gate/out/v2",
+                ["--baseline", str(EX / "release_gate/out/v1/results.json")],
+                1,
+            ),
+        ],
+    ),
 ]
 
 

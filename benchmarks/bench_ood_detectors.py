@@ -13,6 +13,11 @@ auditkit dependency: ``pip install pytorch-ood``. When torchvision cannot load (
 the PyPI torchvision wheel), its detector modules are imported without that ``__init__``.
 
 Run: ``.venv/bin/python benchmarks/bench_ood_detectors.py``
+
+Measured 2026-12-03 on the shared 2-core machine (load 4–8), pytorch-ood 0.4.0: every detector's
+AUROC equal to pytorch-ood's within 1e-4 (Spearman 1.000) on both OOD sets, except relative
+Mahalanobis (faces 0.9061 vs 0.9066, MNIST 0.8622 vs 0.8620: pytorch-ood's background covariance
+is a sum, not a mean). The table is in docs/ood.md. The check with all 12 detectors: 1.6–3.1 s.
 """
 
 from __future__ import annotations

@@ -71,7 +71,9 @@ def screen(x: np.ndarray, y: np.ndarray, seed: int, epochs: int) -> tuple[torch.
 def line(rec: dict, classes: set[str]) -> str:  # type: ignore[type-arg]
     rows = rec["evidence"]["spectral screen by class"]["rows"]
     suspected = [r[0] for r in rows if r[-1]]
-    detail = ", ".join(f"class {r[0]}: stat {r[3]:.2f} p {r[5]:.3g}" for r in rows if r[0] in classes or r[-1])
+    detail = ", ".join(
+        f"class {r[0]}: stat {r[3]:.2f} p {r[5]:.3g}" for r in rows if r[0] in classes or r[-1]
+    )
     return f"suspected {suspected or 'none'} ({detail})"
 
 
@@ -85,7 +87,9 @@ def main() -> None:
     for seed in args.seeds:
         for epochs in sorted({1, 3, args.epochs}):
             _, rec, _ = screen(xtr, ytr, seed, epochs)
-            print(f"clean    seed {seed} epochs {epochs:2d}: {rec['status']:6s} {line(rec, set())}", flush=True)
+            print(
+                f"clean    seed {seed} epochs {epochs:2d}: {rec['status']:6s} {line(rec, set())}", flush=True
+            )
         src, tgt, rate = PAIRS[seed % len(PAIRS)]
         rng = np.random.default_rng(seed)
         cand = np.flatnonzero(ytr == src)

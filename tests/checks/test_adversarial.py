@@ -348,6 +348,13 @@ def test_standard_ensemble_invariants_on_the_binary_tabular_mlp() -> None:
         "apgd-ce", "apgd-t", "fab-t", "square", "worst case"}  # fmt: skip
     rows = rec["evidence"]["robust accuracy by attack and epsilon"]["rows"]
     assert all(r[5] <= r[4] <= r[6] for r in rows)  # Wilson interval around every estimate
+    again = run_check(
+        white_box_evasion, cancer_arts(), params={**TINY_STANDARD, "epsilons": [0.0, 0.02, 0.05, 0.1]}
+    )
+    assert (
+        again["evidence"]["robust accuracy by attack and epsilon"]
+        == rec["evidence"]["robust accuracy by attack and epsilon"]
+    )  # fmt: skip  (seeded: the same numbers twice)
 
 
 def test_standard_ensemble_respects_immutable_features_and_the_box() -> None:
