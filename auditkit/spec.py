@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import difflib
 import hashlib
+import reprlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,24 +42,37 @@ class DataSpec(_Strict):
     features: Literal["auto"] | list[str] = Field(
         "auto", description="'auto' = every column but label/id/group/time, or an explicit list."
     )
-    categorical: list[str] | None = Field(None, description="Categorical features; inferred from dtype if absent.")
+    categorical: list[str] | None = Field(
+        None, description="Categorical features; inferred from dtype if absent."
+    )
     id: str | None = Field(None, description="Entity id column (entity leakage, per-entity time order).")
     group: str | None = Field(None, description="Grouping column (group leakage).")
     time: str | None = Field(None, description="Timestamp column (temporal leakage).")
-    sensitive: list[str] = Field(default_factory=list, description="Sensitive attributes for slices and fairness.")
-    exclude: list[str] = Field(default_factory=list, description="Columns that are neither features nor roles.")
+    sensitive: list[str] = Field(
+        default_factory=list, description="Sensitive attributes for slices and fairness."
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Columns that are neither features nor roles."
+    )
     splits: SplitsSpec = Field(default_factory=SplitsSpec)
-    expectations: str | None = Field(None, description="A Great Expectations suite (JSON) to validate splits with.")
+    expectations: str | None = Field(
+        None, description="A Great Expectations suite (JSON) to validate splits with."
+    )
     slices: dict[str, str] = Field(
-        default_factory=dict, description="Named user slices as pandas query expressions, e.g. {old: 'age > 60'}."
+        default_factory=dict,
+        description="Named user slices as pandas query expressions, e.g. {old: 'age > 60'}.",
     )
 
 
 class InputSpec(_Strict):
     kind: Literal["tabular", "image"] = "tabular"
-    range: tuple[float, float] | None = Field(None, description="Valid value range; tabular default: train min/max.")
+    range: tuple[float, float] | None = Field(
+        None, description="Valid value range; tabular default: train min/max."
+    )
     immutable: list[str] = Field(default_factory=list, description="Features an attack may not change.")
-    shape: list[int] | None = Field(None, description="Per-sample input shape, e.g. [1, 8, 8]; default from data.")
+    shape: list[int] | None = Field(
+        None, description="Per-sample input shape, e.g. [1, 8, 8]; default from data."
+    )
 
 
 class ModelSpec(_Strict):
@@ -68,8 +82,12 @@ class ModelSpec(_Strict):
     factory_args: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = Field(None, description="Weights for 'factory': .safetensors or a state_dict .pt.")
     builtin: Literal["mlp", "cnn"] | None = None
-    builtin_args: dict[str, Any] = Field(default_factory=dict, description="e.g. {hidden: [64, 32], dropout: 0.1}.")
-    allow_pickle: bool = Field(False, description="Load full pickles. Only for files you trust: unpickling runs code.")
+    builtin_args: dict[str, Any] = Field(
+        default_factory=dict, description="e.g. {hidden: [64, 32], dropout: 0.1}."
+    )
+    allow_pickle: bool = Field(
+        False, description="Load full pickles. Only for files you trust: unpickling runs code."
+    )
     sha256: str | None = Field(None, description="Pinned sha256 of the model file (AK-GOV-003 checks it).")
     task: Literal["classification"] = "classification"
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
@@ -135,7 +153,9 @@ class ChecksSpec(_Strict):
     enable: list[str] = Field(default_factory=list, description="Checks that are off by default.")
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     severity: dict[str, SeverityName] = Field(default_factory=dict)
-    paths: list[str] = Field(default_factory=list, description="Folders of local check modules to load by path.")
+    paths: list[str] = Field(
+        default_factory=list, description="Folders of local check modules to load by path."
+    )
     require_plugins: list[str] = Field(default_factory=list)
     plugin_autoload: bool = True
 
@@ -274,7 +294,11 @@ def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...], key: str) -> str
         current = _model_in(ann)
     names = list(getattr(current, "model_fields", {}) or [])
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else (f"; expected one of: {', '.join(names)}" if names else "")
+    return (
+        f"; did you mean {close[0]!r}?"
+        if close
+        else (f"; expected one of: {', '.join(names)}" if names else "")
+    )
 
 
 def _model_in(ann: Any) -> Any:
@@ -287,6 +311,15 @@ def _model_in(ann: Any) -> Any:
         if m is not None:
             return m
     return None
+
+
+def _short_repr(value: Any) -> str:
+    """At most 60 characters of repr, without building the whole repr of a huge value."""
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 60
+    short.maxlist = short.maxdict = 4
+    short.maxlevel = 2
+    return short.repr(value)[:60]
 
 
 def format_validation_error(err: ValidationError, model: type[BaseModel] = AuditSpec) -> str:
@@ -302,8 +335,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel] = Audit
         else:
             msg = e["msg"].removeprefix("Value error, ")
             if e.get("input") is not None and e["type"] not in ("value_error", "assertion_error"):
-                shown = repr(e["input"])
-                msg += f" (got {shown[:60]})"
+                msg += f" (got {_short_repr(e['input'])})"
         lines.append(f"{where}: {msg}")
     extra = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
     return lines[0] + extra
@@ -351,8 +383,48 @@ def parse_spec(
     return loaded
 
 
+# A spec is small: 100k nodes after alias expansion is far beyond any real one, and well below what a
+# "billion laughs" document needs (nine levels of nine aliases expand to 387M nodes and took 2 min and
+# 6 GB before this limit, in validation and in the error message).
+MAX_EXPANDED_NODES = 100_000
+
+
+class _AliasBomb(Exception):
+    pass
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], open_: set[int]) -> int:
+    """How many nodes the document has once every alias is expanded (aliases share node objects)."""
+    key = id(node)
+    if key in open_:
+        raise _AliasBomb("a YAML alias refers to itself")
+    if key not in memo:
+        open_.add(key)
+        size = 1
+        if isinstance(node, yaml.SequenceNode):
+            size += sum(_expanded_size(child, memo, open_) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size += sum(
+                _expanded_size(k, memo, open_) + _expanded_size(v, memo, open_) for k, v in node.value
+            )
+        open_.discard(key)
+        if size > MAX_EXPANDED_NODES:
+            raise _AliasBomb(f"the document expands to over {MAX_EXPANDED_NODES:,} nodes (YAML aliases)")
+        memo[key] = size
+    return memo[key]
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one) and alias bombs."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()  # type: ignore[no-untyped-call]
+        if node is not None:
+            try:
+                _expanded_size(node, {}, set())
+            except _AliasBomb as err:
+                raise yaml.constructor.ConstructorError(None, None, str(err), node.start_mark) from None
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
