@@ -50,7 +50,8 @@ class DataSpec(_Strict):
     splits: SplitsSpec = Field(default_factory=SplitsSpec)
     expectations: str | None = Field(None, description="A Great Expectations suite (JSON) to validate splits with.")
     slices: dict[str, str] = Field(
-        default_factory=dict, description="Named user slices as pandas query expressions, e.g. {old: 'age > 60'}."
+        default_factory=dict, description="Named user slices, e.g. {old: 'age > 60'}: columns, literals, comparisons, "
+        "and/or/not, in [...], isna()/notna() and arithmetic (never Python code)."
     )
 
 
@@ -346,9 +347,21 @@ def parse_spec(
     except ValidationError as err:
         raise SpecError(format_validation_error(err)) from None
     loaded = LoadedSpec(spec, path=path, raw=raw if raw is not None else yaml.safe_dump(data).encode())
+    _check_slice_syntax(spec)
     if check_files:
         _check_files(loaded)
     return loaded
+
+
+def _check_slice_syntax(spec: AuditSpec) -> None:
+    """data.slices are parsed against auditkit's expression whitelist now, before anything runs."""
+    from auditkit.expr import ExpressionError, parse
+
+    for name, source in spec.data.slices.items():
+        try:
+            parse(source)
+        except ExpressionError as err:
+            raise SpecError(f"unsupported expression: {err}", location=f"data.slices.{name}") from None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
