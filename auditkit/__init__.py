@@ -37,8 +37,8 @@ from auditkit.errors import AuditkitError, InputError, SpecError  # noqa: E402
 
 if TYPE_CHECKING:
     from auditkit.audit import Overrides, run_audit
-    from auditkit.expr import slice_mask
     from auditkit.context import RunContext
+    from auditkit.expr import slice_mask
     from auditkit.results import AuditResults
 
 __all__ = [

@@ -22,7 +22,9 @@ def best_of(args: tuple[str, ...], runs: int = 5) -> float:
     best = float("inf")
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "auditkit", *args], capture_output=True, timeout=120, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "auditkit", *args], capture_output=True, timeout=120, check=True
+        )
         best = min(best, time.perf_counter() - start)
     return best
 

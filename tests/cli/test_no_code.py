@@ -25,13 +25,18 @@ from auditkit import nocode
 from auditkit.cli import main
 
 TOUCH = "import pathlib, os\npathlib.Path(os.environ['NC_CANARY']).touch()\n"
-NETS = TOUCH + """
+NETS = (
+    TOUCH
+    + """
 from torch import nn
 
 def make(d=4, k=2):
     return nn.Sequential(nn.Linear(d, 8), nn.ReLU(), nn.Linear(8, k))
 """
-OPT = TOUCH + """
+)
+OPT = (
+    TOUCH
+    + """
 import torch
 
 class Opt(torch.optim.SGD):
@@ -40,7 +45,10 @@ class Opt(torch.optim.SGD):
 class Sched(torch.optim.lr_scheduler.StepLR):
     pass
 """
-LOCAL_CHECK = TOUCH + '''
+)
+LOCAL_CHECK = (
+    TOUCH
+    + '''
 from auditkit import Outcome, check
 
 @check(id="NC-LOCAL-001", title="A local check", requires=("train",))
@@ -53,6 +61,7 @@ def local(ctx, /, *, x: int = 1):
     """
     return Outcome()
 '''
+)
 
 
 class _Touch:
@@ -78,7 +87,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_file(net.state_dict(), str(folder / "net.safetensors"))
     torch.jit.save(torch.jit.script(net), str(folder / "net_ts.pt"))
     dims = {"input": {0: torch.export.Dim("batch")}}
-    torch.export.save(torch.export.export(net, (torch.zeros(4, 4),), dynamic_shapes=dims), str(folder / "net.pt2"))
+    torch.export.save(
+        torch.export.export(net, (torch.zeros(4, 4),), dynamic_shapes=dims), str(folder / "net.pt2")
+    )
     return folder
 
 
@@ -265,7 +276,9 @@ def test_without_no_code_the_same_keys_do_run_code(project: Path, capsys: pytest
     assert (project / "CANARY").exists()
 
 
-def test_no_code_run_is_recorded_and_loads_no_plugin(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_code_run_is_recorded_and_loads_no_plugin(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("auditkit_example_plugin", reason="install examples/plugin (make test does)")
     spec = _write(project, {"model": {"builtin": "mlp"},
                             "training": {"optimizer": {"name": "AdamW", "lr": 0.01}, "schedule": {"name": "cosine"},
@@ -333,7 +346,9 @@ def test_a_clean_torch_export_archive_still_loads(project: Path, capsys: pytest.
         ("data/constants/opaque_obj_0", "holds data/constants/opaque_obj_0"),
     ],
 )
-def test_archive_members_torch_would_load_as_code_are_refused(project: Path, member: str, reason: str) -> None:
+def test_archive_members_torch_would_load_as_code_are_refused(
+    project: Path, member: str, reason: str
+) -> None:
     from auditkit.model_loading import export_pickles
 
     src, dst = project / "net.pt2", project / "odd.pt2"
