@@ -133,6 +133,12 @@ def _check_expectations(path: Path) -> None:
     if not isinstance(doc, dict) or not isinstance(doc.get("expectations"), list):
         raise InputError(f"data.expectations: {path.name} is not a Great Expectations suite "
                          "(a JSON object with a list 'expectations')")
+    from auditkit.expr import unsafe_row_condition
+
+    for i, e in enumerate(doc["expectations"]):
+        why = unsafe_row_condition(e.get("kwargs") if isinstance(e, dict) else None)
+        if why:  # GX would run it through DataFrame.query, which evaluates Python
+            raise InputError(f"data.expectations: {path.name}: expectation {i}: {why}")
 
 
 def _check_slices(arts: Artifacts, slices: dict[str, str]) -> None:

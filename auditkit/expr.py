@@ -403,3 +403,24 @@ def slice_mask(source: str, frame: pd.DataFrame) -> np.ndarray:
     ValueError (types that do not fit, e.g. a text column compared with a number).
     """
     return parse(source).mask(frame)
+
+
+def unsafe_row_condition(kwargs: Any) -> str | None:
+    """Why a Great Expectations ``row_condition`` could run code; None when absent or whitelisted.
+
+    GX hands a row condition to ``DataFrame.query`` (a string, a pass-through filter, or a query
+    string it builds from a structured condition), which evaluates Python. A suite named by the
+    spec is data like the spec, so only strings in the slice language are let through; run
+    through ``query`` they stay inside pandas' own syntax.
+    """
+    cond = kwargs.get("row_condition") if isinstance(kwargs, dict) else None
+    if cond is None:
+        return None
+    if not isinstance(cond, str):
+        return "a structured row_condition is not supported (Great Expectations turns it into a DataFrame.query)"
+    try:
+        parse(cond)
+    except ExpressionError as err:
+        return f"row_condition: unsupported expression: {err}"
+    return None
+

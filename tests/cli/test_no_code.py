@@ -359,3 +359,56 @@ def test_archive_members_torch_would_load_as_code_are_refused(
         zout.writestr(f"{root}/{member}", b"\x7fELF")
     assert export_pickles(src) is None
     assert reason in (export_pickles(dst) or "")
+
+
+# ---------------------------------------------------------------------------------------------
+# data.expectations: Great Expectations hands row_condition to DataFrame.query
+
+
+def _suite(project: Path, kwargs: dict[str, object]) -> Path:
+    suite = {
+        "name": "s",
+        "expectations": [
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "a", "min_value": 0.0, **kwargs},
+            }
+        ],
+    }
+    (project / "suite.json").write_text(json.dumps(suite))
+    return _write(project, {"data": {"expectations": "suite.json"}, "checks": {"select": ["AK-DQ-001"]}})
+
+
+@pytest.mark.parametrize(
+    ("row_condition", "what"),
+    [
+        ("a.__class__.__init__.__globals__['sys'].modules['os'].system('touch __CANARY__') == 0",
+         "row_condition: unsupported expression: function calls"),
+        ("@pd.io.common.os.system('touch __CANARY__') == 0", "row_condition: unsupported expression: '@' local"),
+        ({"pass_through_filter": "__import__('os').system('touch __CANARY__') == 0"},
+         "a structured row_condition is not supported"),
+    ],
+)  # fmt: skip
+def test_a_suite_row_condition_that_runs_code_is_refused(
+    project: Path, capsys: pytest.CaptureFixture[str], row_condition: object, what: str
+) -> None:
+    if isinstance(row_condition, str):
+        row_condition = row_condition.replace(CANARY, str(project / "CANARY"))
+    else:
+        row_condition = {k: v.replace(CANARY, str(project / "CANARY")) for k, v in row_condition.items()}  # type: ignore[attr-defined]
+    spec = _suite(project, {"row_condition": row_condition, "condition_parser": "pandas"})
+    code, _out, err = _run(["run", str(spec), "-o", str(project / "out"), "-q"], capsys)
+    _assert_refused(project, code, err, f"data.expectations: suite.json: expectation 0: {what}")
+
+
+def test_a_suite_row_condition_in_the_slice_language_still_filters(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _suite(project, {"row_condition": "a > 0.5", "condition_parser": "pandas"})
+    code, _out, err = _run(["run", str(spec), "-o", str(project / "out"), "-q"], capsys)
+    assert code == 0, err  # only rows with a > 0.5 are checked against min_value 0
+    spec = _suite(project, {"row_condition": "a > -5", "condition_parser": "pandas"})
+    code, _out, err = _run(["run", str(spec), "-o", str(project / "out2"), "-q"], capsys)
+    assert code == 1, err  # the same suite over every row: negative values of a fail the gate
+    doc = json.loads((project / "out2" / "results.json").read_text())
+    assert next(c for c in doc["checks"] if c["id"] == "AK-DQ-001")["status"] == "failed"
