@@ -179,3 +179,10 @@ def test_large_literals_stay_numbers_not_python_bigints(frame: pd.DataFrame) -> 
     assert not slice_mask("age > 9 ** 64 * 9 ** 64 * 9 ** 64", frame).any()
     assert not slice_mask("age > 1e999", frame).any()
     assert slice_mask("age > -1e999", frame).sum() == frame["age"].notna().sum()
+
+
+def test_refusal_messages_stay_on_one_line_with_invisible_characters_escaped() -> None:
+    with pytest.raises(ExpressionError) as err:
+        parse("a.\u202eb\u2066 == 1\n or c()")
+    text = str(err.value)
+    assert "\n" not in text and "\u202e" not in text and "\\u202e" in text
