@@ -38,6 +38,7 @@ from auditkit.errors import AuditkitError, InputError, SpecError  # noqa: E402
 if TYPE_CHECKING:
     from auditkit.audit import Overrides, run_audit
     from auditkit.context import RunContext
+    from auditkit.expr import slice_mask
     from auditkit.results import AuditResults
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "check",
     "check_info",
     "run_audit",
+    "slice_mask",
 ]
 
 _LAZY = {
@@ -65,6 +67,7 @@ _LAZY = {
     "Overrides": "auditkit.audit",
     "RunContext": "auditkit.context",
     "AuditResults": "auditkit.results",
+    "slice_mask": "auditkit.expr",
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from auditkit import __version__
+from auditkit import __version__, nocode
 from auditkit.artifacts import Artifacts
 from auditkit.bundle import atomic_dir, build_manifest, input_entries, write_json
 from auditkit.errors import AuditkitError, InputError
@@ -49,6 +49,7 @@ class Overrides:
     seed: int | None = None
     formats: Sequence[str] | None = None
     plugin_autoload: bool | None = None
+    no_code: bool = False  # refuse spec keys that run code (also AUDITKIT_NO_CODE=1; see nocode.py)
 
 
 def _load(spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec) -> LoadedSpec:
@@ -132,20 +133,34 @@ def _check_expectations(path: Path) -> None:
     if not isinstance(doc, dict) or not isinstance(doc.get("expectations"), list):
         raise InputError(f"data.expectations: {path.name} is not a Great Expectations suite "
                          "(a JSON object with a list 'expectations')")
+    from auditkit.expr import unsafe_row_condition
+
+    for i, e in enumerate(doc["expectations"]):
+        why = unsafe_row_condition(e.get("kwargs") if isinstance(e, dict) else None)
+        if why:  # GX would run it through DataFrame.query, which evaluates Python
+            raise InputError(f"data.expectations: {path.name}: expectation {i}: {why}")
 
 
 def _check_slices(arts: Artifacts, slices: dict[str, str]) -> None:
-    """Each data.slices query must evaluate on the data (AK-PERF-004 errored on a typo)."""
+    """Each data.slices expression names existing columns and evaluates on the data (AK-PERF-004
+    errored on a typo). The syntax was whitelisted with the spec; nothing here runs Python."""
+    from auditkit.expr import ColumnError, parse
+
     datasets = arts.datasets()
     ds = datasets.get("test") or next(iter(datasets.values()), None)
     if not slices or ds is None:
         return
-    for name, expr in slices.items():
+    for name, source in slices.items():
+        where = f"data.slices.{name}"
+        expr = parse(source)
         try:
-            ds.frame.query(expr)
+            expr.mask(ds.frame)
+        except ColumnError as err:
+            raise InputError(f"{where}: unknown column {err.column!r} in {source[:80]!r} on the {ds.name} split"
+                             f"{err.hint}") from None
         except Exception as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise InputError(f"data.slices.{name}: cannot evaluate {expr!r} on the {ds.name} split: {first}") from None
+            raise InputError(f"{where}: cannot evaluate {source!r} on the {ds.name} split: {first}") from None
 
 
 def _check_immutable(arts: Artifacts, immutable: list[str]) -> None:
@@ -235,15 +250,38 @@ def run_audit(
     overrides: command-line style overrides (select, params, fail_on, baseline, seed, formats).
     quiet: no progress bar.
     artifacts: pre-built inputs (in-memory datasets or model) instead of the spec's files.
+
+    With ``overrides.no_code`` or ``AUDITKIT_NO_CODE=1``, spec keys that import or run Python
+    (checks.paths, model.factory, pkg.mod:Class optimizers and schedules, model.allow_pickle,
+    plugins) are refused with SpecError before anything runs, and plugins are not loaded.
     """
+    with nocode.scope(bool(overrides and overrides.no_code)):
+        return _run_audit(spec, output=output, overrides=overrides, quiet=quiet, argv=argv,
+                          artifacts=artifacts, today=today, on_record=on_record)  # fmt: skip
+
+
+def _run_audit(
+    spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec,
+    *,
+    output: str | Path | None = None,
+    overrides: Overrides | None = None,
+    quiet: bool = True,
+    argv: Sequence[str] | None = None,
+    artifacts: Artifacts | None = None,
+    today: dt.date | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> AuditResults:
     started = time.time()
     loaded = _load(spec)
     ov = overrides or Overrides()
     s = loaded.spec
+    no_code = nocode.active()
+    nocode.check_spec(s)  # under --no-code, a key that runs code is an error before anything loads
     seed = ov.seed if ov.seed is not None else s.seed
     fail_on = ov.fail_on or s.gate.fail_on
     formats = list(ov.formats) if ov.formats is not None else list(s.report.formats)
     autoload = ov.plugin_autoload if ov.plugin_autoload is not None else s.checks.plugin_autoload
+    autoload = autoload and not no_code  # plugins are code: --no-code never loads them
     registry = build_registry(
         autoload=autoload,
         require_plugins=s.checks.require_plugins,
@@ -321,6 +359,7 @@ def run_audit(
                 "spec_path": str(loaded.path) if loaded.path else None,
                 "spec_sha256": loaded.sha256,
                 "formats": formats,
+                "no_code": no_code,
             },
             "subject": subject,
             "environment": environment(arts),

@@ -85,12 +85,15 @@ def cli() -> None:
 @click.option("--format", "formats", multiple=True,
               help="Report formats: json, html, pdf, model_card, junit, sarif (default: report.formats).")
 @click.option("--no-plugin-autoload", is_flag=True, help="Do not load entry-point plugins.")
+@click.option("--no-code", is_flag=True,
+              help="Refuse spec keys that run Python (checks.paths, model.factory, pkg.mod:Class, "
+                   "model.allow_pickle, plugins); also AUDITKIT_NO_CODE=1.")  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table.")
 @click.option("-v", "--verbose", count=True, help="More logging; -vv shows tracebacks of auditkit errors.")
 def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tuple[str, ...],
             enable: tuple[str, ...], params: tuple[str, ...], fail_on: str | None, baseline: Path | None,
-            seed: int | None, formats: tuple[str, ...], no_plugin_autoload: bool, quiet: bool,
-            verbose: int) -> None:  # fmt: skip
+            seed: int | None, formats: tuple[str, ...], no_plugin_autoload: bool, no_code: bool,
+            quiet: bool, verbose: int) -> None:  # fmt: skip
     """Run the audit described by SPEC and write the evidence bundle.
 
     Exit codes: 0 gate passed, 1 gate failed, 2 spec/input/usage error, 3 a check errored,
@@ -112,6 +115,7 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
         seed=seed,
         formats=_split_csv(formats) or None,
         plugin_autoload=False if no_plugin_autoload else None,
+        no_code=no_code,
     )
     results = run_audit(spec, output=out, overrides=overrides, quiet=quiet, argv=["auditkit", *sys.argv[1:]])
     if not quiet:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from auditkit import nocode
 from auditkit.data import file_sha256
 from auditkit.errors import InputError
 
@@ -107,6 +108,7 @@ def call_factory(artifacts: Artifacts) -> nn.Module:
     from torch import nn
 
     m = artifacts.spec.model
+    nocode.refuse("model.factory", f"{m.factory!r} imports and calls Python")
     mod_name, _, attr = m.factory.partition(":")
     if mod_name.endswith(".py") or "/" in mod_name or "\\" in mod_name:
         dotted = mod_name.removesuffix(".py").replace("\\", "/").strip("./").replace("/", ".")
@@ -309,6 +311,15 @@ def _load_exported(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
     if not zipfile.is_zipfile(path):
         raise InputError(f"model.exported: {path.name} is not a torch.export program (not a zip archive; "
                          "write it with torch.export.save)")
+    unsafe = export_pickles(path)
+    if unsafe and not m.allow_pickle:
+        raise InputError(
+            f"model.exported: {path.name} {unsafe}; torch.export.load would unpickle it (falling back to "
+            "full pickle, which runs any code it contains), so it was refused. Re-export the model with "
+            "torch.export.save, or, only for a file you trust, set model.allow_pickle: true"
+        )
+    if unsafe:
+        nocode.refuse("model.allow_pickle", "unpickling a file runs any code it contains")
     import logging
 
     export_log = logging.getLogger("torch.export")
@@ -320,7 +331,64 @@ def _load_exported(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
         raise InputError(f"model.exported: {path.name} is not a torch.export program ({_first(err)})") from None
     finally:
         export_log.setLevel(level)
-    return _exported_wrapper()(program.module()), _source("export", path, safe=True, pinned=m.sha256)
+    note = {"note": f"{unsafe}; loaded because model.allow_pickle is true"} if unsafe else {}
+    source = _source("export", path, safe=not unsafe, pinned=m.sha256, **note)
+    return _exported_wrapper()(program.module()), source
+
+
+# Members of a torch.export (.pt2) archive, relative to its root folder, that hold no pickle.
+_PT2_PLAIN = ("archive_format", "archive_version", "byteorder", ".data/", "models/", "extra/")
+
+
+def export_pickles(path: Path) -> str | None:
+    """Why torch.export.load would unpickle more than plain tensors from ``path``; None if it would not.
+
+    torch.export.load reads sample inputs, pickled weights and constants with ``torch.load``, and
+    when ``weights_only=True`` refuses one it retries with ``weights_only=False``: a crafted
+    archive then runs code. So every pickle in the archive must load with ``weights_only=True``
+    here first, and members torch would load as code or raw pickle (AOTInductor libraries, opaque
+    and custom objects, the legacy format) are refused outright. Nothing is unpickled unsafely.
+    """
+    import io
+    import json
+
+    import torch
+
+    def plain(data: bytes) -> bool:
+        try:
+            torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception:
+            return False
+        return True
+
+    with zipfile.ZipFile(path) as zf:
+        names = {n.split("/", 1)[1] if "/" in n else n: n for n in zf.namelist() if not n.endswith("/")}
+        if "archive_format" not in names:
+            return "is a legacy torch.export archive (its state is pickled)"
+        pickled: list[str] = []
+        for rel, full in sorted(names.items()):
+            if rel.startswith(_PT2_PLAIN):
+                continue
+            if rel.startswith("data/sample_inputs/") or rel.startswith("data/constants/") and rel.endswith(".pt"):
+                pickled.append(rel)
+            elif rel.endswith("_config.json") and rel.startswith(("data/weights/", "data/constants/")):
+                try:
+                    config = json.loads(zf.read(full)).get("config", {})
+                except (ValueError, AttributeError):
+                    return f"has an unreadable {rel}"
+                folder = rel.rsplit("/", 1)[0] + "/"
+                for entry in config.values():
+                    member = folder + str(entry.get("path_name", ""))
+                    if str(entry.get("path_name", "")).startswith(("custom_obj_", "opaque_obj_")):
+                        return f"holds a pickled Python object ({member})"
+                    if entry.get("use_pickle"):
+                        pickled.append(member)
+            elif not rel.startswith(("data/weights/weight_", "data/constants/tensor_")):
+                return f"holds {rel}, which torch.export.load may load as code"
+        for rel in pickled:
+            if rel not in names or not plain(zf.read(names[rel])):
+                return f"holds a pickle that is not plain tensors ({rel})"
+    return None
 
 
 def _exported_wrapper() -> type:
@@ -376,6 +444,7 @@ def _load_factory(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
                     f"{_first(err)[:200]}). It was not unpickled; set model.allow_pickle: true only for a file you trust"
                 ) from None
             _check_pin_before_unsafe(path, m.sha256, "model.weights")
+            nocode.refuse("model.allow_pickle", "unpickling a file runs any code it contains")
             state = torch.load(str(path), map_location="cpu", weights_only=False)  # trusted by the spec
             safe, fmt = False, "pickle"
         if isinstance(state, torch.nn.Module):
@@ -398,6 +467,7 @@ def _load_pickle(path: Path, where: str, allow: bool, pinned: str | None, device
     if not allow:
         raise _refuse_pickle(path, where)
     _check_pin_before_unsafe(path, pinned, where)
+    nocode.refuse("model.allow_pickle", "unpickling a file runs any code it contains")
     obj = torch.load(str(path), map_location=device, weights_only=False)  # trusted by model.allow_pickle
     if not isinstance(obj, torch.nn.Module):
         raise InputError(f"{where}: {path.name} unpickled to a {type(obj).__name__}, not an nn.Module")

@@ -42,37 +42,25 @@ class DataSpec(_Strict):
     features: Literal["auto"] | list[str] = Field(
         "auto", description="'auto' = every column but label/id/group/time, or an explicit list."
     )
-    categorical: list[str] | None = Field(
-        None, description="Categorical features; inferred from dtype if absent."
-    )
+    categorical: list[str] | None = Field(None, description="Categorical features; inferred from dtype if absent.")
     id: str | None = Field(None, description="Entity id column (entity leakage, per-entity time order).")
     group: str | None = Field(None, description="Grouping column (group leakage).")
     time: str | None = Field(None, description="Timestamp column (temporal leakage).")
-    sensitive: list[str] = Field(
-        default_factory=list, description="Sensitive attributes for slices and fairness."
-    )
-    exclude: list[str] = Field(
-        default_factory=list, description="Columns that are neither features nor roles."
-    )
+    sensitive: list[str] = Field(default_factory=list, description="Sensitive attributes for slices and fairness.")
+    exclude: list[str] = Field(default_factory=list, description="Columns that are neither features nor roles.")
     splits: SplitsSpec = Field(default_factory=SplitsSpec)
-    expectations: str | None = Field(
-        None, description="A Great Expectations suite (JSON) to validate splits with."
-    )
+    expectations: str | None = Field(None, description="A Great Expectations suite (JSON) to validate splits with.")
     slices: dict[str, str] = Field(
-        default_factory=dict,
-        description="Named user slices as pandas query expressions, e.g. {old: 'age > 60'}.",
+        default_factory=dict, description="Named user slices, e.g. {old: 'age > 60'}: columns, literals, comparisons, "
+        "and/or/not, in [...], isna()/notna() and arithmetic (never Python code)."
     )
 
 
 class InputSpec(_Strict):
     kind: Literal["tabular", "image"] = "tabular"
-    range: tuple[float, float] | None = Field(
-        None, description="Valid value range; tabular default: train min/max."
-    )
+    range: tuple[float, float] | None = Field(None, description="Valid value range; tabular default: train min/max.")
     immutable: list[str] = Field(default_factory=list, description="Features an attack may not change.")
-    shape: list[int] | None = Field(
-        None, description="Per-sample input shape, e.g. [1, 8, 8]; default from data."
-    )
+    shape: list[int] | None = Field(None, description="Per-sample input shape, e.g. [1, 8, 8]; default from data.")
 
 
 class ModelSpec(_Strict):
@@ -82,12 +70,8 @@ class ModelSpec(_Strict):
     factory_args: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = Field(None, description="Weights for 'factory': .safetensors or a state_dict .pt.")
     builtin: Literal["mlp", "cnn"] | None = None
-    builtin_args: dict[str, Any] = Field(
-        default_factory=dict, description="e.g. {hidden: [64, 32], dropout: 0.1}."
-    )
-    allow_pickle: bool = Field(
-        False, description="Load full pickles. Only for files you trust: unpickling runs code."
-    )
+    builtin_args: dict[str, Any] = Field(default_factory=dict, description="e.g. {hidden: [64, 32], dropout: 0.1}.")
+    allow_pickle: bool = Field(False, description="Load full pickles. Only for files you trust: unpickling runs code.")
     sha256: str | None = Field(None, description="Pinned sha256 of the model file (AK-GOV-003 checks it).")
     task: Literal["classification"] = "classification"
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
@@ -153,9 +137,7 @@ class ChecksSpec(_Strict):
     enable: list[str] = Field(default_factory=list, description="Checks that are off by default.")
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     severity: dict[str, SeverityName] = Field(default_factory=dict)
-    paths: list[str] = Field(
-        default_factory=list, description="Folders of local check modules to load by path."
-    )
+    paths: list[str] = Field(default_factory=list, description="Folders of local check modules to load by path.")
     require_plugins: list[str] = Field(default_factory=list)
     plugin_autoload: bool = True
 
@@ -294,11 +276,7 @@ def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...], key: str) -> str
         current = _model_in(ann)
     names = list(getattr(current, "model_fields", {}) or [])
     close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-    return (
-        f"; did you mean {close[0]!r}?"
-        if close
-        else (f"; expected one of: {', '.join(names)}" if names else "")
-    )
+    return f"; did you mean {close[0]!r}?" if close else (f"; expected one of: {', '.join(names)}" if names else "")
 
 
 def _model_in(ann: Any) -> Any:
@@ -378,9 +356,21 @@ def parse_spec(
     except ValidationError as err:
         raise SpecError(format_validation_error(err)) from None
     loaded = LoadedSpec(spec, path=path, raw=raw if raw is not None else yaml.safe_dump(data).encode())
+    _check_slice_syntax(spec)
     if check_files:
         _check_files(loaded)
     return loaded
+
+
+def _check_slice_syntax(spec: AuditSpec) -> None:
+    """data.slices are parsed against auditkit's expression whitelist now, before anything runs."""
+    from auditkit.expr import ExpressionError, parse
+
+    for name, source in spec.data.slices.items():
+        try:
+            parse(source)
+        except ExpressionError as err:
+            raise SpecError(f"unsupported expression: {err}", location=f"data.slices.{name}") from None
 
 
 # A spec is small: 100k nodes after alias expansion is far beyond any real one, and well below what a
@@ -404,9 +394,7 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int], open_: set[int]) -> in
         if isinstance(node, yaml.SequenceNode):
             size += sum(_expanded_size(child, memo, open_) for child in node.value)
         elif isinstance(node, yaml.MappingNode):
-            size += sum(
-                _expanded_size(k, memo, open_) + _expanded_size(v, memo, open_) for k, v in node.value
-            )
+            size += sum(_expanded_size(k, memo, open_) + _expanded_size(v, memo, open_) for k, v in node.value)
         open_.discard(key)
         if size > MAX_EXPANDED_NODES:
             raise _AliasBomb(f"the document expands to over {MAX_EXPANDED_NODES:,} nodes (YAML aliases)")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
+from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check, slice_mask
 from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
@@ -283,7 +283,7 @@ def calibration(
 
 def slice_masks(ctx: RunContext, split: str, *, numeric_bins: int = 4, max_levels: int = 50) -> dict[str, tuple[str, np.ndarray]]:
     """{slice name: (attribute, boolean mask)} over sensitive columns, categorical features and
-    `data.slices` queries. Numeric sensitive columns are cut into quantile bins of train."""
+    `data.slices` expressions. Numeric sensitive columns are cut into quantile bins of train."""
     ds = ctx.dataset(split)
     frame = ds.frame
     out: dict[str, tuple[str, np.ndarray]] = {}
@@ -305,11 +305,9 @@ def slice_masks(ctx: RunContext, split: str, *, numeric_bins: int = 4, max_level
     queries = dict(spec.data.slices) if spec is not None else {}
     for name, expr in queries.items():
         try:
-            idx = frame.query(expr).index
+            mask = slice_mask(expr, frame)  # auditkit's whitelisted expressions, never pandas.query
         except Exception as err:
             raise SpecError(f"data.slices.{name}: cannot evaluate {expr!r}: {err}") from None
-        mask = np.zeros(len(frame), dtype=bool)
-        mask[frame.index.get_indexer(idx)] = True
         out[f"slice:{name}"] = ("user slice", mask)
     return out
 

@@ -18,6 +18,7 @@ import numpy as np
 from auditkit.checks.leakage import _pair_hash, cached_row_hashes, label_codes
 
 from auditkit import Finding, InputError, Metric, NotApplicable, Outcome, check
+from auditkit.expr import unsafe_row_condition
 from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ def _suite_from_json(doc: dict[str, Any], where: str) -> Any:
         kind = e.get("type") or e.get("expectation_type")  # 0.x used expectation_type
         if not kind:
             raise InputError(f"{where}: expectation {i} has no 'type'")
+        why = unsafe_row_condition(e.get("kwargs"))
+        if why:  # GX would hand it to DataFrame.query, which evaluates Python
+            raise InputError(f"{where}: expectation {i}: {why}")
         # built one by one: GE's suite constructor would only log and drop an invalid one
         try:
             config = ExpectationConfiguration(type=kind, kwargs=dict(e.get("kwargs") or {}),
