@@ -49,6 +49,7 @@ class Overrides:
     seed: int | None = None
     formats: Sequence[str] | None = None
     plugin_autoload: bool | None = None
+    timeout: float | None = None  # seconds per check (checks.timeout)
 
 
 def _load(spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec) -> LoadedSpec:
@@ -297,6 +298,7 @@ def run_audit(
         records = run_planned(
             planned, arts, run_seed=seed, bundle_dir=bundle_dir,
             progress=progress_enabled(quiet), on_record=on_record,
+            timeout=ov.timeout if ov.timeout is not None else s.checks.timeout,
         )  # fmt: skip
         gate = decide(
             records,

@@ -85,12 +85,14 @@ def cli() -> None:
 @click.option("--format", "formats", multiple=True,
               help="Report formats: json, html, pdf, model_card, junit, sarif (default: report.formats).")
 @click.option("--no-plugin-autoload", is_flag=True, help="Do not load entry-point plugins.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Time limit per check; one past it is recorded as error (overrides checks.timeout).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table (one line: the gate).")
 @click.option("-v", "--verbose", count=True, help="More logging; -vv shows tracebacks of auditkit errors.")
 def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tuple[str, ...],
             enable: tuple[str, ...], params: tuple[str, ...], fail_on: str | None, baseline: Path | None,
-            seed: int | None, formats: tuple[str, ...], no_plugin_autoload: bool, quiet: bool,
-            verbose: int) -> None:  # fmt: skip
+            seed: int | None, formats: tuple[str, ...], no_plugin_autoload: bool, timeout: float | None,
+            quiet: bool, verbose: int) -> None:  # fmt: skip
     """Run the audit described by SPEC and write the evidence bundle.
 
     Exit codes: 0 gate passed, 1 gate failed, 2 spec/input/usage error, 3 a check errored,
@@ -112,15 +114,39 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
         seed=seed,
         formats=_split_csv(formats) or None,
         plugin_autoload=False if no_plugin_autoload else None,
+        timeout=timeout,
     )
     results = run_audit(spec, output=out, overrides=overrides, quiet=quiet, argv=["auditkit", *sys.argv[1:]])
-    if not quiet:
+    if quiet:
+        click.echo(gate_line(results.doc))
+    else:
         _print_summary(results.doc, out)
     for rec in results.checks:  # a check that found its parameters or inputs wrong: one line each
         if rec["status"] == "error" and (rec.get("error") or {}).get("input"):
             first = (str(rec["error"].get("message") or "").splitlines() or [rec["error"].get("type") or "error"])[0]
             click.echo(f"auditkit: error: {rec['id']}: {first}", err=True)
     sys.exit(results.exit_code)
+
+
+def gate_line(doc: dict[str, Any]) -> str:
+    """The gate in one line, for ``-q`` (a CI log must show why a gate failed)."""
+    gate = doc["gate"]
+    line = f"auditkit: gate {gate['decision'].upper()} (exit {gate['exit_code']})"
+    failed = [r["id"] for r in doc["checks"] if r["status"] == "failed"]
+    blocking = list(dict.fromkeys(b["check"] for b in gate.get("blocking", [])))
+    parts = []
+    if blocking:
+        parts.append("blocking: " + ", ".join(blocking))
+    other = [c for c in failed if c not in blocking]
+    if other:
+        parts.append("failed below fail_on: " + ", ".join(other))
+    if gate.get("errored"):
+        parts.append("errored: " + ", ".join(gate["errored"]))
+    if gate.get("regressions"):
+        parts.append(f"{len(gate['regressions'])} regression(s)")
+    if gate["decision"] != "pass" and not parts:
+        parts.append(gate["reason"])
+    return line + (": " + "; ".join(parts) if parts else "")
 
 
 def _print_summary(doc: dict[str, Any], out: Path) -> None:

@@ -6,11 +6,14 @@ A check that raises becomes status ``error`` with its traceback; the run goes on
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,14 +137,62 @@ def _record(p: Planned, status: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+class CheckTimeout(BaseException):
+    """Raised in the main thread when a check runs past ``checks.timeout``.
+
+    A BaseException, so that a check's own ``except Exception`` cannot swallow it and the shared
+    artefact cache never stores it as a result.
+    """
+
+
+def timeout_supported() -> bool:
+    """A time limit needs SIGALRM (POSIX) and the main thread (signals are delivered there)."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise ``CheckTimeout`` in this thread once ``seconds`` have passed (no limit when None).
+
+    A running thread cannot be killed, so the limit is an interval timer whose SIGALRM handler
+    raises in the main thread. Python runs the handler between bytecodes: a check stuck in one long
+    C call (a single huge torch op, a blocking read) is stopped only when that call returns; torch
+    code that loops over batches returns to Python often, so it stops within one operation. Where
+    SIGALRM is unavailable (Windows, a worker thread) the limit is not enforced.
+    """
+    if not seconds or not timeout_supported():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise CheckTimeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds:g} s"
+
+
 def run_one(
     p: Planned,
     artifacts: Artifacts,
     *,
     run_seed: int,
     workdir: Path | None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
-    """Run one planned check in isolation and return its results record."""
+    """Run one planned check in isolation and return its results record.
+
+    With ``timeout`` (seconds) a check that runs longer is stopped and recorded as ``error``
+    ("timed out after N s"); the run goes on with the next check.
+    """
     info = p.info
     if not p.selected:
         return _record(p, "skipped", skip_reason=p.skip_reason)
@@ -152,7 +203,8 @@ def run_one(
     ctx = RunContext(info, artifacts, run_seed=run_seed, params=p.params, workdir=workdir)
     start = time.perf_counter()
     try:
-        outcome = info.func(ctx, **p.params)
+        with time_limit(timeout):
+            outcome = info.func(ctx, **p.params)
         if not isinstance(outcome, Outcome):
             raise TypeError(f"{info.id} returned {type(outcome).__name__}, not an Outcome")
         status = outcome.resolved_status()
@@ -179,6 +231,9 @@ def run_one(
             error={"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": "", "input": True},
             summary=f"input error: {str(exc)[:200]}",
         )
+    except CheckTimeout:
+        msg = f"timed out after {_fmt_seconds(timeout or 0)} (checks.timeout)"
+        rec = _record(p, "error", error={"type": "Timeout", "message": msg, "traceback": ""}, summary=msg)
     except Exception as exc:
         rec = _record(
             p,
@@ -204,8 +259,12 @@ def run_planned(
     bundle_dir: Path | None,
     progress: bool = False,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    timeout: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every planned check in order (selected ones get a progress bar on stderr)."""
+    """Run every planned check in order (selected ones get a progress bar on stderr).
+
+    ``timeout``: seconds each check may run (``checks.timeout``); None = no limit.
+    """
     records: list[dict[str, Any]] = []
     todo = [p for p in planned if p.selected]
 
@@ -225,7 +284,7 @@ def run_planned(
             for p in planned:
                 if p.selected:
                     bar.update(task, description=p.info.id)
-                rec = run_one(p, artifacts, run_seed=run_seed, workdir=workdir(p))
+                rec = run_one(p, artifacts, run_seed=run_seed, workdir=workdir(p), timeout=timeout)
                 records.append(rec)
                 if on_record:
                     on_record(rec)
@@ -233,7 +292,7 @@ def run_planned(
                     bar.advance(task)
     else:
         for p in planned:
-            rec = run_one(p, artifacts, run_seed=run_seed, workdir=workdir(p))
+            rec = run_one(p, artifacts, run_seed=run_seed, workdir=workdir(p), timeout=timeout)
             records.append(rec)
             if on_record:
                 on_record(rec)

@@ -138,6 +138,9 @@ class ChecksSpec(_Strict):
     paths: list[str] = Field(default_factory=list, description="Folders of local check modules to load by path.")
     require_plugins: list[str] = Field(default_factory=list)
     plugin_autoload: bool = True
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds each check may run; one past it is recorded as error. None = no limit."
+    )
 
 
 class Waiver(_Strict):
