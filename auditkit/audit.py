@@ -259,6 +259,7 @@ def run_audit(
         enable=list(s.checks.enable) + list(ov.enable),
         params=merged_params,
         severity=dict(s.checks.severity),
+        min_rows=s.checks.min_rows,
     )
     planned = plan(registry, selection)
     for i, w in enumerate(s.gate.waivers):

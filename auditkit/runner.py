@@ -43,6 +43,12 @@ class Selection:
     enable: Sequence[str] = ()
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     severity: dict[str, str] = field(default_factory=dict)
+    # checks.min_rows: the default of every check's ``min_rows`` parameter (a check's own params win).
+    min_rows: int | None = None
+
+
+# Parameters that say how many rows a check needs to judge something (set at once by checks.min_rows).
+MIN_ROWS_PARAMS = ("min_rows", "min_slice_size", "min_group_size")
 
 
 def _matches(check_id: str, pattern: str) -> bool:
@@ -103,7 +109,11 @@ def plan(registry: Registry, sel: Selection) -> list[Planned]:
             reason = "not selected: outside checks.select"
         elif not enabled:
             reason = f"not selected: off by default (cost: {info.cost}); add it to checks.enable"
-        params = validate_params(info, sel.params.get(info.id, {}), f"checks.params.{info.id}")
+        given = dict(sel.params.get(info.id, {}))
+        for name in MIN_ROWS_PARAMS:
+            if sel.min_rows is not None and info.param(name) is not None:
+                given.setdefault(name, sel.min_rows)
+        params = validate_params(info, given, f"checks.params.{info.id}")
         severity = next((v for k, v in sel.severity.items() if _matches(info.id, k)), info.severity)
         planned.append(Planned(info, params, severity, reason is None, reason))
     return planned
