@@ -363,7 +363,8 @@ def _missing_labels(
 ) -> tuple[dict[str, FrameTriple], dict[str, int]]:
     """Refuse rows without a label (they used to vanish from every metric), or drop and count them
     when ``data.drop_missing_labels`` is true."""
-    out, dropped = dict(frames), {}
+    out: dict[str, FrameTriple] = dict(frames)
+    dropped: dict[str, int] = {}
     if not roles.label:
         return out, dropped
     for name, (frame, arr, path) in frames.items():

@@ -174,16 +174,27 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         yield
         return
 
+    # An interval timer already running (a caller's own, pytest-timeout's) is nested, not clobbered:
+    # if it expires first it is left alone; otherwise it is re-armed with its remaining time after.
+    outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    if outer_delay and outer_delay <= seconds:
+        yield
+        return
+
     def on_alarm(signum: int, frame: Any) -> None:
         raise CheckTimeout()
 
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, float(seconds))
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+        if outer_delay:
+            left = max(outer_delay - (time.monotonic() - started), 1e-3)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -277,6 +288,12 @@ def run_planned(
     """
     records: list[dict[str, Any]] = []
     todo = [p for p in planned if p.selected]
+    if timeout and not timeout_supported():
+        import logging
+
+        logging.getLogger("auditkit").warning(
+            "checks.timeout is not enforced here: it needs SIGALRM and the main thread (POSIX)"
+        )
 
     def workdir(p: Planned) -> Path | None:
         return bundle_dir / "artifacts" / p.info.id if bundle_dir else None

@@ -394,8 +394,8 @@ def slice_performance(
         raise NotApplicable(f"no slice has the {min_slice_size} test rows needed to judge it "
                             f"({len(small)} smaller: {', '.join(small[:5])}{' ...' if len(small) > 5 else ''})")
     if small:
-        findings.append(Finding(f"{len(small)} slice(s) have fewer than {min_slice_size} test rows and were not "
-                                f"judged: {', '.join(small[:10])}" + (" ..." if len(small) > 10 else ""),
+        findings.append(Finding(f"{len(small)} slice(s) too small to judge (fewer than {min_slice_size} test rows): "
+                                f"{', '.join(small[:10])}" + (" ..." if len(small) > 10 else ""),
                                 severity="info", key="small slices"))
     metrics = [Metric("overall_accuracy", overall, ci=wilson(k, n), n=n)]
     if worst is not None:

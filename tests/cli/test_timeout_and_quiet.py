@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from auditkit.cli import main
+from auditkit.runner import CheckTimeout, time_limit
 
 LOCAL = '''
 import time
@@ -142,3 +144,29 @@ def test_quiet_prints_the_gate_and_the_failing_check_ids(
     )
     assert code == 0
     assert out.strip().splitlines() == ["auditkit: gate PASS (exit 0)"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="POSIX interval timers")
+def test_an_outer_interval_timer_is_restored_not_clobbered() -> None:
+    """pytest-timeout (make test) and callers arm ITIMER_REAL too: a check's limit nests inside it."""
+    fired: list[int] = []
+
+    def outer(signum: int, frame: object) -> None:
+        fired.append(signum)
+
+    old = signal.signal(signal.SIGALRM, outer)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 300.0)
+        with time_limit(5):
+            assert signal.getitimer(signal.ITIMER_REAL)[0] <= 5  # the check's limit is armed
+        remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert 200 < remaining <= 300  # the outer timer runs on with its remaining time
+        assert signal.getsignal(signal.SIGALRM) is outer
+        with pytest.raises(CheckTimeout), time_limit(0.05):
+            while True:
+                pass
+        assert signal.getsignal(signal.SIGALRM) is outer and signal.getitimer(signal.ITIMER_REAL)[0] > 200
+        assert not fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
