@@ -292,3 +292,18 @@ def test_init_refuses_an_ambiguous_label_without_label_option(
     code, _out, err = _run(["init", str(tmp_path / "train.csv"), "-o", str(spec), "--label", first], capsys)
     assert code == 0, err
     assert yaml.safe_load(spec.read_text())["data"]["label"] == first
+
+
+def test_init_asks_on_a_terminal_when_the_label_is_ambiguous(tmp_path: Path) -> None:
+    from auditkit.init import write_spec
+
+    pd.DataFrame({"label": [0, 1] * 20, "target": [1, 0] * 20}).to_csv(tmp_path / "train.csv", index=False)
+    asked: list[list[str]] = []
+
+    def ask(candidates: list[str], reason: str) -> str:
+        asked.append(candidates)
+        return "target"
+
+    text = write_spec([tmp_path / "train.csv"], tmp_path / "audit.yaml", ask=ask)
+    assert asked == [["label", "target"]]
+    assert yaml.safe_load(text)["data"]["label"] == "target" and "chosen at the prompt" in text
