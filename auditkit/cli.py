@@ -85,7 +85,7 @@ def cli() -> None:
 @click.option("--format", "formats", multiple=True,
               help="Report formats: json, html, pdf, model_card, junit, sarif (default: report.formats).")
 @click.option("--no-plugin-autoload", is_flag=True, help="Do not load entry-point plugins.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=1e6), default=None, metavar="SECONDS",
               help="Time limit per check; one past it is recorded as error (overrides checks.timeout).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table (one line: the gate).")
 @click.option("-v", "--verbose", count=True, help="More logging; -vv shows tracebacks of auditkit errors.")

@@ -76,7 +76,7 @@ class ModelAdapter:
             batch = self.to_tensor(x[start : start + self.batch_size])
             try:
                 out = fn(batch)
-            except Exception as err:
+            except (Exception, SystemExit) as err:  # a model calling sys.exit() must not end the audit
                 from auditkit.model_loading import model_error_text
 
                 # The model's own words, not the TorchScript interpreter's traceback around them.

@@ -185,7 +185,7 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
             probe = module.to(device) if hasattr(module, "to") else module
             with torch.inference_mode():
                 out = probe(torch.as_tensor(example, dtype=torch.float32, device=device).reshape((len(example), *shape)))
-        except Exception as err:
+        except (Exception, SystemExit) as err:  # sys.exit(0) in a forward would otherwise "pass" the gate
             width = _width_problem(artifacts, module, err, shape)
             if width:
                 raise InputError(width) from None
@@ -414,6 +414,8 @@ _SHAPES = re.compile(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) a
 def model_error_text(err: BaseException) -> str:
     """The model's own error in one line: the last line of the message, so a TorchScript
     interpreter traceback shrinks to e.g. ``ValueError: column 2 must be positive``."""
+    if isinstance(err, SystemExit):
+        return f"SystemExit: the model called sys.exit({err.code!r})"
     lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
     if not lines:
         return type(err).__name__

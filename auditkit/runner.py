@@ -252,6 +252,9 @@ def run_one(
             error={"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": "", "input": True},
             summary=f"input error: {str(exc)[:200]}",
         )
+    except SystemExit as exc:  # a check (or code it calls) must not end the audit with its own exit code
+        msg = f"the check called sys.exit({exc.code!r})"
+        rec = _record(p, "error", error={"type": "SystemExit", "message": msg, "traceback": ""}, summary=msg)
     except CheckTimeout:
         msg = f"timed out after {_fmt_seconds(timeout or 0)} (checks.timeout)"
         rec = _record(p, "error", error={"type": "Timeout", "message": msg, "traceback": ""}, summary=msg)

@@ -146,7 +146,7 @@ class ChecksSpec(_Strict):
         None, ge=1, description="Default of every check's min_rows: fewest rows a headline metric is judged on."
     )
     timeout: float | None = Field(
-        None, gt=0, description="Seconds each check may run; one past it is recorded as error. None = no limit."
+        None, gt=0, le=1e6, description="Seconds each check may run; one past it is recorded as error. None = no limit."
     )
 
 

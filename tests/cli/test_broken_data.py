@@ -47,8 +47,23 @@ class Picky(nn.Module):
         return self.head(x)
 
 
+class Quitter(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        import sys
+
+        sys.exit(0)  # hostile: would end auditkit with exit code 0, a "passed" gate
+
+
 def make(d: int = 4, k: int = 2):
     return Net(d, k)
+
+
+def quitter():
+    return Quitter()
 
 
 def picky(limit: float = 100.0):
@@ -307,3 +322,11 @@ def test_init_asks_on_a_terminal_when_the_label_is_ambiguous(tmp_path: Path) -> 
     text = write_spec([tmp_path / "train.csv"], tmp_path / "audit.yaml", ask=ask)
     assert asked == [["label", "target"]]
     assert yaml.safe_load(text)["data"]["label"] == "target" and "chosen at the prompt" in text
+
+
+def test_a_model_that_calls_sys_exit_cannot_pass_the_gate(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(project, DATA + "model: {factory: 'vd_nets_pkg.nets:quitter'}\n")
+    line = _one_line(*_run(["run", str(spec), "-o", str(project / "out"), "-q"], capsys)[::2])
+    assert "SystemExit: the model called sys.exit(0)" in line

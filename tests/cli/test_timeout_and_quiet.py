@@ -45,6 +45,18 @@ def ok(ctx, /, *, value: float = 1.0):
     """
     return Outcome(summary="fine")
 
+@check(id="LOCAL-EXIT-001", title="A check that calls sys.exit(0)", requires=("train",))
+def quits(ctx, /, *, code: int = 0):
+    """Calls sys.exit: the audit must record an error, not exit with the check's code.
+
+    Parameters
+    ----------
+    code: the exit code it asks for.
+    """
+    import sys
+
+    sys.exit(code)
+
 @check(id="LOCAL-BAD-001", title="A check that fails", requires=("train",), severity="high")
 def bad(ctx, /, *, fail: bool = True):
     """Fails with one high finding.
@@ -120,7 +132,7 @@ def test_cli_timeout_overrides_and_a_fast_check_is_untouched(
     assert next(r for r in rec if r["id"] == "LOCAL-LOOP-001")["error"]["type"] == "Timeout"
 
 
-@pytest.mark.parametrize("bad", ["0", "-1", "soon"])
+@pytest.mark.parametrize("bad", ["0", "-1", "soon", "1e9"])
 def test_a_bad_timeout_is_a_usage_error(project: Path, bad: str, capsys: pytest.CaptureFixture[str]) -> None:
     spec = _spec(project, "[LOCAL-OK]")
     code, _o, err = _run(["run", str(spec), "-o", str(project / "out"), "-q", "--timeout", bad], capsys)
@@ -170,3 +182,16 @@ def test_an_outer_interval_timer_is_restored_not_clobbered() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_a_check_calling_sys_exit_is_an_error_not_the_exit_code(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(project, "[LOCAL-EXIT, LOCAL-OK]")
+    out = project / "out"
+    code, _o, err = _run(["run", str(spec), "-o", str(out), "-q"], capsys)
+    assert code == 3, err
+    recs = {r["id"]: r for r in json.loads((out / "results.json").read_text())["checks"]}
+    assert recs["LOCAL-EXIT-001"]["status"] == "error"
+    assert recs["LOCAL-EXIT-001"]["error"]["message"] == "the check called sys.exit(0)"
+    assert recs["LOCAL-OK-001"]["status"] == "passed"
