@@ -409,6 +409,7 @@ def _load_pickle(path: Path, where: str, allow: bool, pinned: str | None, device
 
 
 _SHAPES = re.compile(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
+_EXPORT_GUARD = re.compile(r"(?:size\(\)\[1\] == |shape\[1\] to be equal to )(\d+)")
 
 
 def model_error_text(err: BaseException) -> str:
@@ -446,8 +447,15 @@ def _width_problem(artifacts: Artifacts, module: Any, err: BaseException, shape:
     if len(shape) != 1:
         return None
     given = shape[0]
-    match = _SHAPES.search(str(err))
-    expected = int(match.group(3)) if match and int(match.group(2)) == given else _first_linear_width(module)
+    text = str(err)
+    match = _SHAPES.search(text)
+    guard = _EXPORT_GUARD.search(text)  # torch.export: "Guard failed: x.size()[1] == 4"
+    if match and int(match.group(2)) == given:
+        expected: int | None = int(match.group(3))
+    elif guard:
+        expected = int(guard.group(1))
+    else:
+        expected = _first_linear_width(module)
     if expected is None or expected == given:
         return None
     features: list[str] = []

@@ -167,8 +167,9 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     A running thread cannot be killed, so the limit is an interval timer whose SIGALRM handler
     raises in the main thread. Python runs the handler between bytecodes: a check stuck in one long
     C call (a single huge torch op, a blocking read) is stopped only when that call returns; torch
-    code that loops over batches returns to Python often, so it stops within one operation. Where
-    SIGALRM is unavailable (Windows, a worker thread) the limit is not enforced.
+    code that loops over batches returns to Python often, so it stops within one operation. Threads
+    or processes the check started run on. Where SIGALRM is unavailable (Windows, a worker thread)
+    the limit is not enforced. Shared artefacts a timed-out check was computing are not cached.
     """
     if not seconds or not timeout_supported():
         yield

@@ -215,11 +215,31 @@ def _script(project: Path, cls: str, path: str, **kw: object) -> None:
             del sys.modules[name]
 
 
+def _export(project: Path, d: int) -> None:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(d, 8), nn.ReLU(), nn.Linear(8, 2))
+    ep = torch.export.export(
+        net, (torch.zeros(4, d),), dynamic_shapes={"input": {0: torch.export.Dim("batch")}}
+    )
+    torch.export.save(ep, str(project / "net5.pt2"))
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "exported"])
 def test_a_model_of_another_input_width_says_both_numbers_and_the_features(
-    project: Path, capsys: pytest.CaptureFixture[str]
+    project: Path, fmt: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _script(project, "Net", "net5.pt", d=5)
-    spec = _spec(project, DATA + "model: {torchscript: net5.pt}\n")
+    if fmt == "torchscript":
+        _script(project, "Net", "net5.pt", d=5)
+    else:
+        _export(project, 5)
+    spec = _spec(
+        project,
+        DATA
+        + ("model: {torchscript: net5.pt}\n" if fmt == "torchscript" else "model: {exported: net5.pt2}\n"),
+    )
     line = _one_line(*_run(["run", str(spec), "-o", str(project / "out"), "-q"], capsys)[::2])
     assert "takes 5 inputs per row but the data give 4 features (a, b, c, d)" in line
     assert "TorchScript" not in line and "HERE" not in line
