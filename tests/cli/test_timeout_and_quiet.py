@@ -35,6 +35,22 @@ def loop(ctx, /, *, seconds: float = 60.0, swallow: bool = False):
                 raise
     return Outcome(summary="finished the loop")
 
+@check(id="LOCAL-TORCH-001", title="A check that multiplies matrices for a minute", requires=("train",))
+def torch_loop(ctx, /, *, seconds: float = 60.0):
+    """Torch work in a Python loop: the alarm lands between two operations.
+
+    Parameters
+    ----------
+    seconds: how long to run.
+    """
+    import torch
+
+    a = torch.randn(256, 256)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        a = torch.tanh(a @ a)
+    return Outcome(summary="finished")
+
 @check(id="LOCAL-OK-001", title="A check that passes", requires=("train",))
 def ok(ctx, /, *, value: float = 1.0):
     """Passes.
@@ -194,4 +210,14 @@ def test_a_check_calling_sys_exit_is_an_error_not_the_exit_code(
     recs = {r["id"]: r for r in json.loads((out / "results.json").read_text())["checks"]}
     assert recs["LOCAL-EXIT-001"]["status"] == "error"
     assert recs["LOCAL-EXIT-001"]["error"]["message"] == "the check called sys.exit(0)"
+    assert recs["LOCAL-OK-001"]["status"] == "passed"
+
+
+def test_torch_work_past_the_limit_is_stopped(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _spec(project, "[LOCAL-TORCH, LOCAL-OK]", "  timeout: 1")
+    out = project / "out"
+    code, _o, err = _run(["run", str(spec), "-o", str(out), "-q"], capsys)
+    assert code == 3, err
+    recs = {r["id"]: r for r in json.loads((out / "results.json").read_text())["checks"]}
+    assert recs["LOCAL-TORCH-001"]["error"]["type"] == "Timeout"
     assert recs["LOCAL-OK-001"]["status"] == "passed"
