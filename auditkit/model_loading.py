@@ -420,8 +420,8 @@ def model_error_text(err: BaseException) -> str:
     lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
     if not lines:
         return type(err).__name__
-    last = lines[-1].removeprefix("builtins.")
-    if len(lines) == 1 and not re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b", last):
+    last = lines[-1].removeprefix("builtins.")[:500]
+    if not re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b", last):
         return f"{type(err).__name__}: {last}"  # a plain Python exception: its message has no type
     return last
 
