@@ -23,6 +23,7 @@ if not (_here / "checks").is_dir() and (_here.parent / "checks" / "__init__.py")
 del _here
 
 from auditkit.check import (  # noqa: E402
+    DEFAULT_MIN_ROWS,
     SEVERITIES,
     CheckInfo,
     Finding,
@@ -32,6 +33,7 @@ from auditkit.check import (  # noqa: E402
     Skipped,
     check,
     check_info,
+    require_rows,
 )
 from auditkit.errors import AuditkitError, InputError, SpecError  # noqa: E402
 
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from auditkit.results import AuditResults
 
 __all__ = [
+    "DEFAULT_MIN_ROWS",
     "SEVERITIES",
     "AuditResults",
     "AuditkitError",
@@ -58,6 +61,7 @@ __all__ = [
     "__version__",
     "check",
     "check_info",
+    "require_rows",
     "run_audit",
     "slice_mask",
 ]

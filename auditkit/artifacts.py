@@ -101,6 +101,7 @@ class Artifacts:
             time=d.time,
             sensitive=tuple(d.sensitive),
             exclude=tuple(d.exclude),
+            drop_missing_labels=d.drop_missing_labels,
         )
 
     def datasets(self) -> dict[str, Dataset]:

@@ -50,6 +50,7 @@ class Overrides:
     formats: Sequence[str] | None = None
     plugin_autoload: bool | None = None
     no_code: bool = False  # refuse spec keys that run code (also AUDITKIT_NO_CODE=1; see nocode.py)
+    timeout: float | None = None  # seconds per check (checks.timeout)
 
 
 def _load(spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec) -> LoadedSpec:
@@ -296,6 +297,7 @@ def _run_audit(
         enable=list(s.checks.enable) + list(ov.enable),
         params=merged_params,
         severity=dict(s.checks.severity),
+        min_rows=s.checks.min_rows,
     )
     planned = plan(registry, selection)
     for i, w in enumerate(s.gate.waivers):
@@ -335,6 +337,7 @@ def _run_audit(
         records = run_planned(
             planned, arts, run_seed=seed, bundle_dir=bundle_dir,
             progress=progress_enabled(quiet), on_record=on_record,
+            timeout=ov.timeout if ov.timeout is not None else s.checks.timeout,
         )  # fmt: skip
         gate = decide(
             records,

@@ -88,11 +88,14 @@ def cli() -> None:
 @click.option("--no-code", is_flag=True,
               help="Refuse spec keys that run Python (checks.paths, model.factory, pkg.mod:Class, "
                    "model.allow_pickle, plugins); also AUDITKIT_NO_CODE=1.")  # fmt: skip
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=1e6), default=None, metavar="SECONDS",
+              help="Time limit per check; one past it is recorded as error (overrides checks.timeout).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table (one line: the gate).")
 @click.option("-v", "--verbose", count=True, help="More logging; -vv shows tracebacks of auditkit errors.")
 def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tuple[str, ...],
             enable: tuple[str, ...], params: tuple[str, ...], fail_on: str | None, baseline: Path | None,
             seed: int | None, formats: tuple[str, ...], no_plugin_autoload: bool, no_code: bool,
+            timeout: float | None,
             quiet: bool, verbose: int) -> None:  # fmt: skip
     """Run the audit described by SPEC and write the evidence bundle.
 
@@ -116,15 +119,39 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
         formats=_split_csv(formats) or None,
         plugin_autoload=False if no_plugin_autoload else None,
         no_code=no_code,
+        timeout=timeout,
     )
     results = run_audit(spec, output=out, overrides=overrides, quiet=quiet, argv=["auditkit", *sys.argv[1:]])
-    if not quiet:
+    if quiet:
+        click.echo(gate_line(results.doc))
+    else:
         _print_summary(results.doc, out)
     for rec in results.checks:  # a check that found its parameters or inputs wrong: one line each
         if rec["status"] == "error" and (rec.get("error") or {}).get("input"):
             first = (str(rec["error"].get("message") or "").splitlines() or [rec["error"].get("type") or "error"])[0]
             click.echo(f"auditkit: error: {rec['id']}: {first}", err=True)
     sys.exit(results.exit_code)
+
+
+def gate_line(doc: dict[str, Any]) -> str:
+    """The gate in one line, for ``-q`` (a CI log must show why a gate failed)."""
+    gate = doc["gate"]
+    line = f"auditkit: gate {gate['decision'].upper()} (exit {gate['exit_code']})"
+    failed = [r["id"] for r in doc["checks"] if r["status"] == "failed"]
+    blocking = list(dict.fromkeys(b["check"] for b in gate.get("blocking", [])))
+    parts = []
+    if blocking:
+        parts.append("blocking: " + ", ".join(blocking))
+    other = [c for c in failed if c not in blocking]
+    if other:
+        parts.append("failed below fail_on: " + ", ".join(other))
+    if gate.get("errored"):
+        parts.append("errored: " + ", ".join(gate["errored"]))
+    if gate.get("regressions"):
+        parts.append(f"{len(gate['regressions'])} regression(s)")
+    if gate["decision"] != "pass" and not parts:
+        parts.append(gate["reason"])
+    return line + (": " + "; ".join(parts) if parts else "")
 
 
 def _print_summary(doc: dict[str, Any], out: Path) -> None:

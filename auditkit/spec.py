@@ -40,7 +40,8 @@ class SplitsSpec(_Strict):
 class DataSpec(_Strict):
     label: str | None = Field(None, description="Target column (tabular). For .npz files: array 'y'.")
     features: Literal["auto"] | list[str] = Field(
-        "auto", description="'auto' = every column but label/id/group/time, or an explicit list."
+        "auto",
+        description="'auto' = every column but label/id/group/time/sensitive/exclude and datetimes, or a list.",
     )
     categorical: list[str] | None = Field(None, description="Categorical features; inferred from dtype if absent.")
     id: str | None = Field(None, description="Entity id column (entity leakage, per-entity time order).")
@@ -48,6 +49,9 @@ class DataSpec(_Strict):
     time: str | None = Field(None, description="Timestamp column (temporal leakage).")
     sensitive: list[str] = Field(default_factory=list, description="Sensitive attributes for slices and fairness.")
     exclude: list[str] = Field(default_factory=list, description="Columns that are neither features nor roles.")
+    drop_missing_labels: bool = Field(
+        False, description="Leave out rows with an empty/NaN label (counted by AK-DQ-004); default: an input error."
+    )
     splits: SplitsSpec = Field(default_factory=SplitsSpec)
     expectations: str | None = Field(None, description="A Great Expectations suite (JSON) to validate splits with.")
     slices: dict[str, str] = Field(
@@ -140,6 +144,12 @@ class ChecksSpec(_Strict):
     paths: list[str] = Field(default_factory=list, description="Folders of local check modules to load by path.")
     require_plugins: list[str] = Field(default_factory=list)
     plugin_autoload: bool = True
+    min_rows: int | None = Field(
+        None, ge=1, description="Default of every check's min_rows: fewest rows a headline metric is judged on."
+    )
+    timeout: float | None = Field(
+        None, gt=0, le=1e6, description="Seconds each check may run; one past it is recorded as error. None = no limit."
+    )
 
 
 class Waiver(_Strict):

@@ -41,12 +41,14 @@ def make_artifacts(
     input_kind: str | None = None,
     spec: Mapping[str, Any] | None = None,
     training_runs: list[Any] | None = None,
+    drop_missing_labels: bool = False,
 ) -> Artifacts:
     """In-memory Artifacts. ``data`` maps split name to a DataFrame or (x, y[, extra arrays]).
 
     ``model`` may be an ``nn.Module`` (wrapped with ``auditkit.model.wrap``) or a ModelAdapter.
     ``spec`` is a partial audit spec (e.g. ``{"card": {...}, "model": {"input": {...}}}``): file
-    paths are not needed because data and model are given here.
+    paths are not needed because data and model are given here. Rows with an empty label are an
+    ``InputError`` unless ``drop_missing_labels`` (as ``data.drop_missing_labels`` in a spec).
     """
     frames: dict[str, tuple[pd.DataFrame, np.ndarray | None, None]] = {}
     arrays = False
@@ -67,6 +69,7 @@ def make_artifacts(
         group=group,
         time=time,
         sensitive=tuple(sensitive),
+        drop_missing_labels=drop_missing_labels,
     )
     datasets = build_datasets(frames, roles) if frames else {}
     doc: dict[str, Any] = {"version": 1, "name": "test-audit", **dict(spec or {})}

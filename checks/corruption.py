@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
+from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, NotApplicable, Outcome, SpecError, check, require_rows
 
 if TYPE_CHECKING:
     from auditkit import RunContext
@@ -100,7 +100,7 @@ def natural_corruptions(
     ctx: RunContext, /, *, split: str = "test", corruptions: list[str] | None = None,
     severities: list[int] = [1, 2, 3, 4, 5], max_relative_error: float = 0.1,  # noqa: B006
     conservative: bool = False, max_samples: int = 5000, baseline_drops: dict[str, float] | None = None,
-    max_relative_mce: float | None = None,
+    max_relative_mce: float | None = None, min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:  # fmt: skip
     """Accuracy under natural corruptions at five deterministic severities, and the mean relative
     corruption error (mean accuracy lost against clean, over corruptions and severities).
@@ -130,6 +130,7 @@ def natural_corruptions(
     baseline_drops: per corruption name, a reference model's mean accuracy drop (> 0) over the same
         severities; enables the Relative mCE metric.
     max_relative_mce: largest acceptable Relative mCE (needs ``baseline_drops``); None reports it ungated.
+    min_rows: fewest labelled rows of ``split`` to judge on; fewer make the check not applicable, never a pass.
     """
     from auditkit.stats import mean_ci, wilson
 
@@ -139,6 +140,7 @@ def natural_corruptions(
     keep = np.flatnonzero(y >= 0)
     if len(keep) == 0:
         raise NotApplicable(f"split {split!r} has no labelled rows")
+    require_rows(len(keep), min_rows, what="accuracy under corruption", split=f"labelled {split}")
     rng = ctx.rng()
     if len(keep) > max_samples:
         keep = np.sort(rng.choice(keep, size=max_samples, replace=False))
