@@ -197,6 +197,8 @@ class Artifacts:
             return ok, "needs training.compare"
         if req == "card":
             return bool(spec and spec.card), "needs a card section"
+        if req == "deployment":
+            return bool(spec and spec.deployment), "needs a deployment section (deployment.artifacts)"
         if req == "expectations":
             return bool(spec and spec.data.expectations), "needs data.expectations"
         if req in ("label", "id", "group", "time"):
@@ -254,6 +256,15 @@ class Artifacts:
                     files.append((f"model.{key}", self.loaded.resolve(rel)))
         if spec.gate.baseline:
             files.append(("gate.baseline", self.loaded.resolve(spec.gate.baseline)))
+        for i, art in enumerate(spec.deployment.artifacts if spec.deployment else []):
+            rel = art.onnx or art.torchscript
+            if rel:
+                path = self.loaded.resolve(rel)
+                files.append((f"deployment.artifacts.{i}.{art.source}", path))
+                # ONNX weights saved as external data live beside the graph: they are the model too.
+                sidecar = path.with_name(path.name + ".data")
+                if art.onnx and sidecar.is_file():
+                    files.append((f"deployment.artifacts.{i}.onnx_data", sidecar))
         return files
 
 
