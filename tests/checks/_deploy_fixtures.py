@@ -28,6 +28,11 @@ def net(mean: Any, std: Any, hidden: int = 32, k: int = 2) -> Any:
     return Net()
 
 
+def make_net(n_features: int = 30, hidden: int = 32, k: int = 2) -> Any:
+    """Factory for ``model.factory``: the architecture with placeholder constants (the weights file sets them)."""
+    return net(np.zeros(n_features), np.ones(n_features), hidden, k)
+
+
 def breast_cancer_splits(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
