@@ -414,9 +414,9 @@ def _check_signature(
 
 
 def _grad_reaches_input(module: Any, shape: tuple[int, ...]) -> bool:
-    import torch
-
     import warnings
+
+    import torch
 
     x = torch.zeros((2, *shape), dtype=torch.float32, requires_grad=True)
     try:

@@ -404,10 +404,11 @@ def deployment_parity(
     w.writerows(flips)
     ctx.write("flips.csv", buf.getvalue())
     evidence: dict[str, Any] = {
-        "parity": {"columns": ["artifact", "split", "n", "agreement", "ci low", "ci high", "flips", "audited accuracy",
+        # Keys sort in results.json: the parity table comes first (a passed check shows one table).
+        "accuracy and agreement by artifact": {"columns": ["artifact", "split", "n", "agreement", "ci low", "ci high", "flips", "audited accuracy",
                                "artifact accuracy", "accuracy drop", "drop ci low", "drop ci high", "max |Δp|",
                                "p99 |Δp|", "ECE change", "worst slice"], "rows": table},
-        "robustness parity": {"columns": ["artifact", "method", "robust accuracy", "ci low", "ci high",
+        "adversarial and corruption robustness by artifact": {"columns": ["artifact", "method", "robust accuracy", "ci low", "ci high",
                                           "audited (same method)", "drop", "corruption error", "audited corruption error",
                                           "increase"], "rows": rob_rows},
         "flipped rows": {"columns": cols, "rows": flips[:50], "total_rows": len(flips)},
@@ -419,10 +420,12 @@ def deployment_parity(
                       "rows": [[c.name, c.kind, c.device, c.runtime, str(c.signature or ""), c.sha256 or "",
                                 "; ".join(c.notes) or c.unavailable or ""] for c in ready + missing]},
     }  # fmt: skip
+    names = list(dict.fromkeys(r[0] for r in table))
     evidence["plots"] = [{
-        "type": "bar", "title": "Top-1 agreement with the audited model", "x_label": "artifact / split",
-        "y_label": "agreement", "categories": [f"{r[0]} / {r[1]}" for r in table],
-        "series": [{"name": "agreement", "values": [r[3] for r in table]}],
+        "type": "bar", "title": "Top-1 agreement with the audited model", "x_label": "artifact",
+        "y_label": "agreement", "categories": names,
+        "series": [{"name": split, "values": [next((r[3] for r in table if r[0] == n and r[1] == split), None)
+                                              for n in names]} for split in present],
     }]  # fmt: skip
     out = Outcome.from_metrics(metrics, findings=findings, evidence=evidence)
     worst = min(table, key=lambda r: (r[3], r[0], r[1])) if table else None
@@ -566,7 +569,9 @@ def inference_cost(
                     ))  # fmt: skip
         big = max(dep.batch_sizes)
         assert cand.forward is not None  # only runnable candidates are timed
-        mem, how = peak_memory(cand.forward, np.resize(x, (big, *shape)).astype(np.float32), cand.device, memory_calls)
+        mem, how = peak_memory(
+            cand.forward, np.resize(x, (big, *shape)).astype(np.float32), cand.device, memory_calls
+        )
         mem_mb = None if mem is None else mem / 2**20
         mlimit = dep.memory_budget_mb if gated else None
         metrics.append(Metric(f"peak_memory_mb[{cand.name}]", mem_mb, unit="MB", threshold=mlimit if mem_mb is not None else None,
@@ -595,17 +600,17 @@ def inference_cost(
         for (n, a, lat, s), f in zip(points, front, strict=True)
     ]
     evidence: dict[str, Any] = {
-        "candidates": {"columns": ["name", "kind", "device", "runtime", "threads", "size bytes", "size is", "stored values",
+        "what was timed": {"columns": ["name", "kind", "device", "runtime", "threads", "size bytes", "size is", "stored values",
                                    f"accuracy ({split})"], "rows": cand_rows},
         "timings": {
             "latency (ms) and throughput": {"columns": ["candidate", "batch", "threads", "p50", "p50 lo", "p50 hi", "p95",
                                                         "p95 lo", "p95 hi", "p99", "p99 lo", "p99 hi", "rows/s"],
                                             "rows": lat_rows},
-            "pareto": {"columns": ["candidate", f"accuracy ({split})", f"p95 ms (batch {ref_b})", "size bytes",
+            "accuracy vs p95 latency vs size (Pareto)": {"columns": ["candidate", f"accuracy ({split})", f"p95 ms (batch {ref_b})", "size bytes",
                                    "Pareto-optimal"], "rows": pareto_rows},
         },
         "plots": [
-            {"type": "scatter", "timing": True, "title": f"Accuracy vs p95 latency (batch {ref_b})",
+            {"type": "scatter", "timing": True, "point_radius": 5, "title": f"Accuracy vs p95 latency (batch {ref_b})",
              "x_label": "p95 latency (ms)", "y_label": f"accuracy ({split})",
              "series": [{"name": n, "x": [lat], "y": [a]} for n, a, lat, _ in points if a is not None]},
             {"type": "bar", "timing": True, "title": "p95 latency per batch size", "x_label": "candidate",
@@ -620,10 +625,12 @@ def inference_cost(
         budgets += [
             f"p{q} ≤ {getattr(budget, f'p{q}'):g} ms" for q in (50, 95, 99) if getattr(budget, f"p{q}")
         ]
+        if budgets:
+            budgets[-1] += f" at batch {budget.batch_size}"
     if dep.memory_budget_mb:
-        budgets.append(f"memory ≤ {dep.memory_budget_mb:g} MB")
+        budgets.append(f"memory ≤ {dep.memory_budget_mb:g} MB at batch {max(dep.batch_sizes)}")
     out = Outcome.from_metrics(metrics, findings=findings, evidence=evidence)
     out.summary = (f"{len(ready)} candidate(s) timed at batch sizes {list(dep.batch_sizes)}, {repeats} calls each after "
                    f"{warmup} warm-up, {ready[0].threads} thread(s); "
-                   + (f"budgets for the artifacts: {', '.join(budgets)} (batch {ref_b})" if budgets else "no budget declared: report only"))  # fmt: skip
+                   + (f"budgets for the artifacts: {', '.join(budgets)}" if budgets else "no budget declared: report only"))  # fmt: skip
     return out

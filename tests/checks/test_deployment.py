@@ -39,7 +39,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _arts(b: dict[str, Any], artifacts: list[dict[str, Any]], **deployment: Any) -> Any:
     spec = {"deployment": {"artifacts": artifacts, **deployment}} if artifacts else {}
-    return make_artifacts({"train": b["train"], "test": b["test"]}, label="y", id="patient", model=b["model"], spec=spec)
+    return make_artifacts(
+        {"train": b["train"], "test": b["test"]}, label="y", id="patient", model=b["model"], spec=spec
+    )
 
 
 ALL = [
@@ -90,13 +92,17 @@ def test_correct_export_passes_and_the_wrong_normalisation_fails(parity: dict[st
     assert not any(k.startswith(("agreement[onnx,", "accuracy_drop[onnx,")) for k in keys)
 
 
-def test_agreement_equals_an_independent_numpy_computation(built: dict[str, Any], parity: dict[str, Any]) -> None:
+def test_agreement_equals_an_independent_numpy_computation(
+    built: dict[str, Any], parity: dict[str, Any]
+) -> None:
     x = built["test"].drop(columns=["patient", "y"]).to_numpy(np.float32)
     audited = _numpy_logits(built["model"], x).argmax(1)
     bad = _numpy_logits(built["bad"], x).argmax(1)
     flips = np.flatnonzero(audited != bad)
     assert len(flips) > 0
-    assert _metric(parity, "agreement[onnx-badnorm, test]")["value"] == pytest.approx(1 - len(flips) / len(x), abs=1e-12)
+    assert _metric(parity, "agreement[onnx-badnorm, test]")["value"] == pytest.approx(
+        1 - len(flips) / len(x), abs=1e-12
+    )
     rows = list(csv.DictReader((parity["_workdir"] / "flips.csv").open()))
     listed = [r for r in rows if r["artifact"] == "onnx-badnorm"]
     assert [r["id"] for r in listed] == list(built["test"]["patient"].iloc[flips])
@@ -106,13 +112,19 @@ def test_agreement_equals_an_independent_numpy_computation(built: dict[str, Any]
     assert _metric(parity, "accuracy_drop[onnx-badnorm, test]")["value"] == pytest.approx(drop, abs=1e-12)
 
 
-def test_robustness_parity_methods_and_the_audited_scores_match_adv_checks(built: dict[str, Any], parity: dict[str, Any]) -> None:
+def test_robustness_parity_methods_and_the_audited_scores_match_adv_checks(
+    built: dict[str, Any], parity: dict[str, Any]
+) -> None:
     from auditkit.checks.adversarial import white_box_evasion
     from auditkit.checks.corruption import natural_corruptions
 
-    rows = {r[0]: r for r in parity["evidence"]["robustness parity"]["rows"]}
+    rows = {r[0]: r for r in parity["evidence"]["adversarial and corruption robustness by artifact"]["rows"]}
     assert rows["bf16"][1] == "white-box"  # gradients reach a bfloat16 module's input
-    assert rows["onnx"][1] == "transfer" and rows["ts-int8"][1] == "transfer" and rows["dyn-int8"][1] == "transfer"
+    assert (
+        rows["onnx"][1] == "transfer"
+        and rows["ts-int8"][1] == "transfer"
+        and rows["dyn-int8"][1] == "transfer"
+    )
     assert rows["onnx"][6] == 0.0 and rows["onnx"][9] == 0.0  # identical predictions, identical robustness
     # The audited model's numbers are AK-ADV-001's and AK-ADV-003's, recomputed independently here.
     adv = run_check(white_box_evasion, _arts(built, []))
@@ -121,7 +133,9 @@ def test_robustness_parity_methods_and_the_audited_scores_match_adv_checks(built
     assert bf16["audited"] == _metric(adv, "robust_accuracy_inf")["value"]
     assert bf16["epsilon"] == _metric(adv, "robust_accuracy_inf")["details"]["epsilon"]
     onnx = _metric(parity, "corruption_error_increase[onnx]")["details"]
-    assert onnx["audited"] == pytest.approx(_metric(cor, "mean_relative_corruption_error")["value"], abs=1e-12)
+    assert onnx["audited"] == pytest.approx(
+        _metric(cor, "mean_relative_corruption_error")["value"], abs=1e-12
+    )
 
 
 def test_int8_is_measured_by_transfer_and_float16_needs_cuda(parity: dict[str, Any]) -> None:
@@ -145,7 +159,9 @@ def test_cost_gates_only_on_declared_budgets(built: dict[str, Any]) -> None:
     from auditkit.checks.deployment import inference_cost
 
     arts = _resolve(built, ALL[:1] + ALL[3:4])
-    free = run_check(inference_cost, _arts(built, arts, batch_sizes=[1, 4]), params={"repeats": 20, "warmup": 2})
+    free = run_check(
+        inference_cost, _arts(built, arts, batch_sizes=[1, 4]), params={"repeats": 20, "warmup": 2}
+    )
     assert free["status"] == "passed", free["summary"]
     assert all(m["threshold"] is None for m in free["metrics"])
     lat = {(r[0], r[1]): r for r in free["evidence"]["timings"]["latency (ms) and throughput"]["rows"]}
@@ -154,7 +170,11 @@ def test_cost_gates_only_on_declared_budgets(built: dict[str, Any]) -> None:
         p50, p95, p99 = r[3], r[6], r[9]
         assert 0 < p50 <= p95 <= p99 and r[4] <= p50 <= r[5] and r[7] <= p95 <= r[8]
         assert r[2] >= 1  # thread count recorded
-    assert all((m["details"] or {}).get("timing") for m in free["metrics"] if m["name"].startswith(("latency", "peak")))
+    assert all(
+        (m["details"] or {}).get("timing")
+        for m in free["metrics"]
+        if m["name"].startswith(("latency", "peak"))
+    )
     size = {m["name"]: m["value"] for m in free["metrics"] if m["name"].startswith("size_bytes")}
     assert size["size_bytes[onnx]"] == built["good_onnx"].stat().st_size
     # A budget no computer meets (one nanosecond) fails; an unbounded one passes. No wall-clock guess.
@@ -162,7 +182,9 @@ def test_cost_gates_only_on_declared_budgets(built: dict[str, Any]) -> None:
                       params={"repeats": 20, "warmup": 2})  # fmt: skip
     assert tight["status"] == "failed"
     assert {f["key"] for f in tight["findings"] if f["severity"] != "info"} == {
-        "latency_p95_ms[onnx, b=1]", "latency_p95_ms[dyn-int8, b=1]"}  # the audited model is the reference
+        "latency_p95_ms[onnx, b=1]",
+        "latency_p95_ms[dyn-int8, b=1]",
+    }  # the audited model is the reference
     loose = run_check(inference_cost, _arts(built, arts, batch_sizes=[1], latency_budget_ms={"p95": 1e9},
                                             memory_budget_mb=1e9), params={"repeats": 20, "warmup": 2})  # fmt: skip
     assert loose["status"] == "passed"
@@ -215,7 +237,9 @@ def test_artifact_files_are_hashed_in_the_manifest(built: dict[str, Any], tmp_pa
     import shutil
 
     shutil.copy(built["good_onnx"], tmp_path / "model.onnx")
-    spec = _project(built, tmp_path, "    - {name: onnx, onnx: model.onnx}\n    - {name: bf16, dtype: bfloat16}\n")
+    spec = _project(
+        built, tmp_path, "    - {name: onnx, onnx: model.onnx}\n    - {name: bf16, dtype: bfloat16}\n"
+    )
     out = tmp_path / "out"
     assert _cli(["run", str(spec), "-o", str(out), "-q"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
@@ -232,7 +256,9 @@ def test_artifact_files_are_hashed_in_the_manifest(built: dict[str, Any], tmp_pa
     assert any("deployment.artifacts.0.onnx" in p for p in verify(out))
 
 
-def test_signature_mismatch_is_exit_2_showing_both(built: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_signature_mismatch_is_exit_2_showing_both(
+    built: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import torch
 
     other = F.net(np.zeros(29), np.ones(29))
@@ -251,9 +277,18 @@ def test_signature_mismatch_is_exit_2_showing_both(built: dict[str, Any], tmp_pa
 @pytest.mark.parametrize(
     ("artifacts", "message"),
     [
-        ("    - {name: a, onnx: missing.onnx}\n", "deployment.artifacts.0.onnx: file not found: missing.onnx"),
-        ("    - {name: a, quantize: dynamic_int8, dtype: bfloat16}\n", "exactly one of: onnx, torchscript, quantize, dtype"),
-        ("    - {name: a, quantize: dynamic_int8}\n    - {name: a, dtype: bfloat16}\n", "unique (repeated: a)"),
+        (
+            "    - {name: a, onnx: missing.onnx}\n",
+            "deployment.artifacts.0.onnx: file not found: missing.onnx",
+        ),
+        (
+            "    - {name: a, quantize: dynamic_int8, dtype: bfloat16}\n",
+            "exactly one of: onnx, torchscript, quantize, dtype",
+        ),
+        (
+            "    - {name: a, quantize: dynamic_int8}\n    - {name: a, dtype: bfloat16}\n",
+            "unique (repeated: a)",
+        ),
         ("    - {name: a, quantize: static_int8}\n", "deployment.artifacts.0.quantize"),
     ],
 )
