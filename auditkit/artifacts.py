@@ -233,7 +233,20 @@ class Artifacts:
             out["model"] = dict(model.source)
         elif self.spec and self.spec.model:
             out["model"] = {"format": self.spec.model.source, "loaded": False}
+        if self.spec and self.spec.deployment and self.loaded:
+            out["deployment"] = [self._artifact_fingerprint(a) for a in self.spec.deployment.artifacts]
         return out
+
+    def _artifact_fingerprint(self, art: Any) -> dict[str, Any]:
+        """A deployment artifact as the subject names it: its file's sha256, or what it is derived by."""
+        from auditkit.data import file_sha256
+
+        rel = art.onnx or art.torchscript
+        if rel is None:
+            return {"name": art.name, "format": art.source, "derived": art.quantize or art.dtype}
+        path = self.loaded.resolve(rel)  # type: ignore[union-attr]
+        sha = file_sha256(path) if path.is_file() else None
+        return {"name": art.name, "format": art.source, "path": rel, "sha256": sha}
 
     def input_files(self) -> list[tuple[str, Path]]:
         """(role, path) of every input file named in the spec, for the manifest."""

@@ -248,6 +248,9 @@ def test_artifact_files_are_hashed_in_the_manifest(built: dict[str, Any], tmp_pa
 
     assert entry["sha256"] == file_sha256(tmp_path / "model.onnx") and entry["path"] == "model.onnx"
     assert (out / "artifacts" / "AK-DEPLOY-001" / "flips.csv").is_file()
+    subject = json.loads((out / "results.json").read_text())["subject"]["deployment"]
+    assert subject == [{"name": "onnx", "format": "onnx", "path": "model.onnx", "sha256": entry["sha256"]},
+                       {"name": "bf16", "format": "dtype", "derived": "bfloat16"}]  # fmt: skip
     assert _cli(["verify", str(out)]) == 0
     with (tmp_path / "model.onnx").open("ab") as fh:
         fh.write(b"\0")
@@ -298,3 +301,13 @@ def test_spec_errors_name_their_place(built: dict[str, Any], tmp_path: Path, cap
     assert _cli(["run", str(spec), "-o", str(tmp_path / "out"), "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_deployment_without_a_model_is_a_spec_error(tmp_path: Path) -> None:
+    from auditkit.errors import SpecError
+    from auditkit.spec import load_spec
+
+    (tmp_path / "a.yaml").write_text("version: 1\nname: x\ncard: {license: MIT}\n"
+                                     "deployment: {artifacts: [{name: a, quantize: dynamic_int8}]}\n")  # fmt: skip
+    with pytest.raises(SpecError, match="deployment: needs a model section"):
+        load_spec(tmp_path / "a.yaml")
