@@ -62,9 +62,20 @@ def _logits(ctx: RunContext, cand: Candidate, split: str) -> np.ndarray:
     def compute() -> np.ndarray:
         x = ctx.dataset(split).x
         shape = per_sample_shape(ctx.artifacts, ctx.model())
-        return cand.logits(x.reshape((len(x), *shape)))
+        out = cand.logits(x.reshape((len(x), *shape)))
+        if _are_probabilities(out) and not _are_probabilities(ctx.predictions(split).logits):
+            # An export with the softmax inside returns probabilities: compare them as such.
+            note = "outputs probabilities (softmax inside); compared as log-probabilities"
+            if note not in cand.notes:
+                cand.notes.append(note)
+            return np.log(np.clip(out.astype(np.float64), 1e-300, None))
+        return out
 
     return ctx.cached(f"deployment:logits:{cand.name}:{split}", compute)
+
+
+def _are_probabilities(out: np.ndarray) -> bool:
+    return bool(len(out)) and bool((out >= 0).all()) and bool(np.allclose(out.sum(axis=1), 1.0, atol=1e-4))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -122,11 +133,9 @@ def _parity_one(
     conservative: bool, max_slice_disagreement: float, min_slice_rows: int, n_boot: int,
 ) -> tuple[list[Metric], list[Any], list[list[Any]], list[list[Any]], list[list[Any]]]:  # fmt: skip
     """Metrics, a parity-table row, per-class rows, per-slice rows and flipped rows for one artifact × split."""
-    from auditkit.deployment import AUDITED
     from auditkit.stats import classification_metrics, wilson
 
-    audited = next(c for c in _candidates(ctx)[0] if c.name == AUDITED)  # cached: no reload
-    pm, pa = _softmax(_logits(ctx, audited, split)), _softmax(_logits(ctx, cand, split))
+    pm, pa = _softmax(ctx.predictions(split).logits), _softmax(_logits(ctx, cand, split))
     n = len(pm)
     flips = pm.argmax(1) != pa.argmax(1)
     agree = 1.0 - float(flips.mean())

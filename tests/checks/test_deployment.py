@@ -311,3 +311,28 @@ def test_deployment_without_a_model_is_a_spec_error(tmp_path: Path) -> None:
                                      "deployment: {artifacts: [{name: a, quantize: dynamic_int8}]}\n")  # fmt: skip
     with pytest.raises(SpecError, match="deployment: needs a model section"):
         load_spec(tmp_path / "a.yaml")
+
+
+def test_an_unreadable_onnx_file_is_one_line_exit_2(built: dict[str, Any], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    (tmp_path / "broken.onnx").write_bytes(b"not a protobuf at all")
+    spec = _project(built, tmp_path, "    - {name: broken, onnx: broken.onnx}\n")
+    assert _cli(["run", str(spec), "-o", str(tmp_path / "out"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "deployment.artifacts.0.onnx: onnxruntime cannot load broken.onnx" in err[0]
+
+
+def test_an_export_with_the_softmax_inside_is_compared_as_probabilities(built: dict[str, Any]) -> None:
+    import torch
+    from auditkit.checks.deployment import deployment_parity
+
+    path = built["root"] / "softmax.onnx"
+    F.export_onnx(
+        torch.nn.Sequential(built["model"], torch.nn.Softmax(dim=1)), path, built["train"].shape[1] - 2
+    )
+    rec = run_check(deployment_parity, _arts(built, [{"name": "proba", "onnx": str(path)}]),
+                    params={"robustness": False})  # fmt: skip
+    assert rec["status"] == "passed", rec["summary"]
+    assert _metric(rec, "max_probability_difference[proba, test]")["value"] < 1e-5
+    notes = {r[0]: r[6] for r in rec["evidence"]["artifacts"]["rows"]}
+    assert "probabilities" in notes["proba"]
