@@ -332,6 +332,10 @@ def _run_audit(
         from auditkit.model import set_thread_policy
 
         set_thread_policy()  # before any torch work: 1 thread on ≤ 2 cores is usually fastest
+    if s.deployment is not None and s.model is not None and s.model.source != "builtin":
+        from auditkit.deployment import candidates
+
+        candidates(arts)  # an unreadable artifact or one whose signature differs: exit 2 before any check
 
     def execute(bundle_dir: Path | None) -> AuditResults:
         records = run_planned(

@@ -31,7 +31,7 @@ REQUIREMENTS = frozenset(
     {
         "train", "test", "ood", "production", "validation",   # splits
         "model", "training", "training.compare",            # model under audit, training runs
-        "card", "expectations",                             # governance facts, GE suite
+        "card", "expectations", "deployment",               # governance facts, GE suite, artifacts to ship
         "label", "id", "group", "time", "sensitive",        # column roles
         "classification", "tabular", "image",               # task / input kind
     }

@@ -33,6 +33,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "auditkit.checks.ood",
     "auditkit.checks.governance",
     "auditkit.checks.provenance",
+    "auditkit.checks.deployment",
 )
 
 ENTRY_POINT_GROUP = "auditkit.checks"

@@ -223,6 +223,63 @@ class ReportSpec(_Strict):
     organisation: str | None = None
 
 
+class DeployArtifactSpec(_Strict):
+    """One candidate to ship, compared with ``model``: a file (ONNX, TorchScript) or a derivation."""
+
+    name: str = Field(..., min_length=1, description="Name shown in the report and in metric names.")
+    onnx: str | None = Field(None, description="An ONNX file, run with onnxruntime's CPU provider (auditkit[onnx]).")
+    torchscript: str | None = Field(None, description="A TorchScript file (torch.jit.load).")
+    quantize: Literal["dynamic_int8"] | None = Field(
+        None, description="Derived by auditkit from `model`: torch.ao.quantization.quantize_dynamic (nn.Linear, qint8)."
+    )
+    dtype: Literal["float16", "bfloat16"] | None = Field(
+        None, description="Derived by auditkit from `model` by casting its weights; float16 runs on CUDA only."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> DeployArtifactSpec:
+        sources = [k for k in DEPLOY_SOURCES if getattr(self, k)]
+        if len(sources) != 1:
+            raise ValueError(
+                "each artifact needs exactly one of: onnx, torchscript, quantize, dtype"
+                + (f" (got {', '.join(sources)})" if sources else "")
+            )
+        return self
+
+    @property
+    def source(self) -> str:
+        return next(k for k in DEPLOY_SOURCES if getattr(self, k))
+
+
+DEPLOY_SOURCES = ("onnx", "torchscript", "quantize", "dtype")
+
+
+class LatencyBudget(_Strict):
+    p50: float | None = Field(None, gt=0)
+    p95: float | None = Field(None, gt=0)
+    p99: float | None = Field(None, gt=0)
+    batch_size: int = Field(1, gt=0, description="The batch size the budget applies to.")
+
+
+class DeploymentSpec(_Strict):
+    artifacts: list[DeployArtifactSpec] = Field(..., min_length=1)
+    batch_sizes: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [1, 8, 64], min_length=1)
+    latency_budget_ms: LatencyBudget | None = Field(None, description="Optional gates on latency percentiles (ms).")
+    memory_budget_mb: float | None = Field(None, gt=0, description="Optional gate on peak inference memory (MB).")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DeploymentSpec:
+        names = [a.name for a in self.artifacts]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"artifact names must be unique (repeated: {', '.join(dup)})")
+        if self.latency_budget_ms and self.latency_budget_ms.batch_size not in self.batch_sizes:
+            raise ValueError(
+                f"latency_budget_ms.batch_size {self.latency_budget_ms.batch_size} is not in batch_sizes {self.batch_sizes}"
+            )
+        return self
+
+
 class AuditSpec(_Strict):
     version: Literal[1] = 1
     name: str = Field(..., min_length=1, description="Subject of the audit.")
@@ -235,6 +292,7 @@ class AuditSpec(_Strict):
     gate: GateSpec = Field(default_factory=GateSpec)
     card: CardSpec | None = None
     report: ReportSpec = Field(default_factory=ReportSpec)
+    deployment: DeploymentSpec | None = Field(None, description="Candidates to ship, compared with `model`.")
 
     @model_validator(mode="after")
     def _builtin_needs_training(self) -> AuditSpec:
@@ -340,6 +398,11 @@ def _check_files(loaded: LoadedSpec) -> None:
             files.append((f"model.{key}", getattr(spec.model, key)))
     if spec.gate.baseline:
         files.append(("gate.baseline", spec.gate.baseline))
+    if spec.deployment is not None and spec.model is None:
+        raise SpecError("needs a model section: the audited model each artifact is compared with", location="deployment")
+    for i, art in enumerate(spec.deployment.artifacts if spec.deployment else []):
+        for key in ("onnx", "torchscript"):
+            files.append((f"deployment.artifacts.{i}.{key}", getattr(art, key)))
     for where, rel in files:
         if rel is None:
             continue

@@ -123,8 +123,12 @@ def _comparable(rec: dict[str, Any]) -> str:
     keep = {k: rec[k] for k in ("status", "metrics", "findings", "summary", "evidence")}
     # Durations measure the machine, not the subject (DESIGN §7: "timestamps and durations aside"):
     # metrics marked details.timing and evidence["timings"] are left out of the determinism test.
-    keep["metrics"] = [m for m in keep["metrics"] if not (m.get("details") or {}).get("timing")]
+    timed = {m["name"] for m in keep["metrics"] if (m.get("details") or {}).get("timing")}
+    keep["metrics"] = [m for m in keep["metrics"] if m["name"] not in timed]
+    keep["findings"] = [f for f in keep["findings"] if f.get("metric") not in timed]  # e.g. a latency budget
     keep["evidence"] = {k: v for k, v in (keep["evidence"] or {}).items() if k != "timings"}
+    if isinstance(keep["evidence"].get("plots"), list):  # plots of timings carry "timing": true
+        keep["evidence"]["plots"] = [p for p in keep["evidence"]["plots"] if not (isinstance(p, dict) and p.get("timing"))]
     return json.dumps(keep, sort_keys=True, default=str)
 
 

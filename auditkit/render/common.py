@@ -37,6 +37,7 @@ AREAS: tuple[tuple[str, str, str], ...] = (
         "Out-of-distribution",
         "Detection of inputs unlike the training data, and behaviour under shift.",
     ),
+    ("deployment", "Deployment", "The artifacts to ship against the audited model: parity, robustness, inference cost."),
     ("governance", "Governance", "Model card, NIST AI RMF attestations, artefact provenance."),
     ("other", "Other checks", "Checks from plugins or outside the built-in areas."),
 )
@@ -47,6 +48,7 @@ _PREFIX_AREA = {
     "AK-ADV": "robustness", "AK-POIS": "robustness",
     "AK-OOD": "ood",
     "AK-GOV": "governance",
+    "AK-DEPLOY": "deployment",
 }  # fmt: skip
 _TAG_AREA = {
     "data": "data", "leakage": "data", "balance": "data", "quality": "data", "drift": "data",
