@@ -278,6 +278,7 @@ def _run_audit(
     s = loaded.spec
     no_code = nocode.active()
     nocode.check_spec(s)  # under --no-code, a key that runs code is an error before anything loads
+    nocode.check_paths(loaded)  # and a file outside the spec's folder is not read
     seed = ov.seed if ov.seed is not None else s.seed
     fail_on = ov.fail_on or s.gate.fail_on
     formats = list(ov.formats) if ov.formats is not None else list(s.report.formats)

@@ -17,14 +17,16 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from auditkit.errors import SpecError
 
 if TYPE_CHECKING:
-    from auditkit.spec import AuditSpec
+    from auditkit.spec import AuditSpec, LoadedSpec
 
 ENV = "AUDITKIT_NO_CODE"
+ROOTS_ENV = "AUDITKIT_ALLOW_PATHS"  # extra folders a no-code spec may read, os.pathsep-separated
 _active = 0  # nesting count of no-code runs in this process (threads of a run see it too)
 
 
@@ -90,3 +92,30 @@ def check_spec(spec: AuditSpec) -> None:
     keys = code_keys(spec)
     if keys:
         raise forbidden(*keys[0])
+
+
+def allowed_roots(loaded: LoadedSpec) -> list[Path]:
+    """The spec's own folder and the folders the operator allowed in ``AUDITKIT_ALLOW_PATHS``."""
+    extra = [Path(p) for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    return [Path(os.path.realpath(p)) for p in [loaded.base, *extra]]
+
+
+def check_paths(loaded: LoadedSpec) -> None:
+    """Under the policy, every file the spec names must lie inside an allowed root.
+
+    A spec from a pull request could otherwise name ``~/.aws/credentials`` or ``/etc/shadow`` as a data
+    split and publish its rows in the report, which CI uploads. Symbolic links are resolved first.
+    """
+    if not active():
+        return
+    from auditkit.spec import spec_files
+
+    roots = allowed_roots(loaded)
+    for key, rel in spec_files(loaded):
+        real = Path(os.path.realpath(loaded.resolve(rel)))
+        if not any(real == root or root in real.parents for root in roots):
+            raise SpecError(
+                f"{rel!r} is outside the spec's folder; --no-code reads only files under it "
+                f"(or under {ROOTS_ENV})",
+                location=key,
+            )

@@ -387,7 +387,8 @@ def format_validation_error(err: ValidationError, model: type[BaseModel] = Audit
     return lines[0] + extra
 
 
-def _check_files(loaded: LoadedSpec) -> None:
+def spec_files(loaded: LoadedSpec) -> list[tuple[str, str]]:
+    """(key, path as written) of every input file the spec names."""
     spec = loaded.spec
     files: list[tuple[str, str | None]] = [
         (f"data.splits.{name}", getattr(spec.data.splits, name)) for name in SPLIT_NAMES
@@ -398,14 +399,18 @@ def _check_files(loaded: LoadedSpec) -> None:
             files.append((f"model.{key}", getattr(spec.model, key)))
     if spec.gate.baseline:
         files.append(("gate.baseline", spec.gate.baseline))
-    if spec.deployment is not None and spec.model is None:
-        raise SpecError("needs a model section: the audited model each artifact is compared with", location="deployment")
     for i, art in enumerate(spec.deployment.artifacts if spec.deployment else []):
         for key in ("onnx", "torchscript"):
             files.append((f"deployment.artifacts.{i}.{key}", getattr(art, key)))
+    return [(where, rel) for where, rel in files if rel is not None]
+
+
+def _check_files(loaded: LoadedSpec) -> None:
+    spec = loaded.spec
+    if spec.deployment is not None and spec.model is None:
+        raise SpecError("needs a model section: the audited model each artifact is compared with", location="deployment")
+    files = spec_files(loaded)
     for where, rel in files:
-        if rel is None:
-            continue
         p = loaded.resolve(rel)
         if not p.is_file():
             raise SpecError(f"file not found: {rel}", location=where)

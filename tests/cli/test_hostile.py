@@ -8,6 +8,7 @@ run, every file outside the bundle folder must be byte-identical and no canary f
 from __future__ import annotations
 
 import hashlib
+import json
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,10 @@ class Case:
     prepare: Callable[[Path], None] | None = None
 
 
+def _slice(expr: str) -> str:
+    return BASE.replace("  splits:", f"  slices: {{x: {json.dumps(expr)}}}\n  splits:")
+
+
 def _yaml_bomb(levels: int) -> str:
     lines = ["    - &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for i in range(1, levels):
@@ -78,6 +83,77 @@ CASES: list[Case] = [
         BASE + "description: !!python/name:os.system\n",
         "could not determine a constructor",
     ),
+    # §1: a spec never runs code
+    Case(
+        "slice_dunder_chain",
+        _slice("a.__class__.__init__.__globals__['sys'].modules['os'].system('touch {canary}')"),
+        "data.slices.x: unsupported expression",
+    ),
+    Case("slice_call", _slice("__import__('os').system('touch {canary}')"), "unsupported expression"),
+    Case("slice_at_local", _slice("a > @os"), "data.slices.x"),
+    Case("slice_lambda", _slice("(lambda: 1)() > 0"), "unsupported expression"),
+    Case("slice_power_dos", _slice("a > 2**2**2**2**99"), "unsupported expression"),
+    Case(
+        "slice_fstring",
+        _slice("f'{__import__(\"os\").system(\"touch {canary}\")}' == 'a'"),
+        "unsupported expression",
+    ),
+    Case("slice_walrus", _slice("(z := a) > 0"), "unsupported expression"),
+    Case("slice_comprehension", _slice("a in [c for c in ().__class__.__bases__]"), "unsupported expression"),
+    Case(
+        "slice_backtick_code",
+        _slice('`a) or __import__("os").system("touch {canary}") or (a` > 0'),
+        "data.slices.x",
+    ),
+    Case("slice_unknown_column", _slice("aa > 0"), "did you mean 'a'"),
+    Case(
+        "no_code_factory",
+        BASE + "model: {factory: 'os:system'}\n",
+        "model.factory: code is forbidden by --no-code",
+        args=("--no-code",),
+    ),
+    Case(
+        "no_code_env_optimizer",
+        BASE + "model: {builtin: mlp}\ntraining: {optimizer: {name: 'os:system'}}\n",
+        "training.optimizer.name: code is forbidden by --no-code",
+        env={"AUDITKIT_NO_CODE": "1"},
+    ),
+    Case(
+        "no_code_check_paths",
+        BASE + "checks: {paths: [mine]}\n",
+        "checks.paths: code is forbidden by --no-code",
+        args=("--no-code",),
+    ),
+    Case(
+        "no_code_pickle",
+        BASE + "model: {torchscript: train.csv, allow_pickle: true}\n",
+        "model.allow_pickle: code is forbidden",
+        args=("--no-code",),
+    ),
+    Case(
+        "no_code_reads_outside_spec_folder",
+        BASE.replace("test: test.csv", "test: /etc/passwd"),
+        "data.splits.test: '/etc/passwd' is outside the spec's folder",
+        args=("--no-code",),
+    ),
+    Case(
+        "no_code_symlink_out_of_spec_folder",
+        BASE.replace("test: test.csv", "test: link.csv"),
+        "data.splits.test: 'link.csv' is outside the spec's folder",
+        args=("--no-code",),
+        prepare=lambda tmp: (tmp / "link.csv").symlink_to("/etc/hostname"),
+    ),
+    # §4: no silent verdicts on broken data
+    Case(
+        "nan_labels",
+        BASE.replace("test: test.csv", "test: nan.csv"),
+        "data.splits.test: 7 of 40 rows have no label",
+        prepare=lambda tmp: (
+            pd.read_csv(tmp / "test.csv")
+            .assign(y=lambda d: d.y.astype(float).where(d.index % 6 != 0))
+            .to_csv(tmp / "nan.csv", index=False)
+        ),
+    ),
 ]
 
 
@@ -97,7 +173,7 @@ def test_hostile_input(
         monkeypatch.setenv(k, v)
     out = tmp_path / "out"
     before = _snapshot(tmp_path, skip=out)
-    args = [a.replace("{tmp}", str(tmp_path)) for a in case.args] or ["run", str(spec), "-o", str(out), "-q"]
+    args = ["run", str(spec), "-o", str(out), "-q", *case.args]
     with pytest.raises(SystemExit) as exc:
         main(args)
     err = capsys.readouterr().err.strip()
