@@ -273,7 +273,11 @@ def run_audit(
     baseline, baseline_ref = _load_baseline(loaded, ov.baseline)
     signer = None
     if sign_key is not None:
+        from auditkit.errors import UsageError
         from auditkit.signing import load_private_key
+
+        if output is None:
+            raise UsageError("sign_key: signing needs an output bundle folder")
 
         signer = load_private_key(Path(sign_key))  # a bad key is exit 2 before anything runs
     arts = artifacts or Artifacts(loaded)

@@ -206,7 +206,7 @@ def check_signature(
             problems.append(f"signature missing: the manifest says {SIGNATURE} by {declared_fp}")
         elif public_key is not None:
             problems.append(f"not signed: no {SIGNATURE} (--key {fingerprint(public_key)} asked for one)")
-        return problems, "unsigned"
+        return problems, "none (the bundle is not signed)"
     doc = read_signature(path) if path.is_file() and not path.is_symlink() else None
     if doc is None:
         return [
