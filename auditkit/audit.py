@@ -225,7 +225,7 @@ def run_audit(
     artifacts: Artifacts | None = None,
     today: dt.date | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
-    sign_key: str | Path | None = None,
+    sign_key: str | Path | Any = None,
 ) -> AuditResults:
     """Run an audit and return its results; with ``output``, also write the evidence bundle.
 
@@ -236,7 +236,8 @@ def run_audit(
     overrides: command-line style overrides (select, params, fail_on, baseline, seed, formats).
     quiet: no progress bar.
     artifacts: pre-built inputs (in-memory datasets or model) instead of the spec's files.
-    sign_key: an Ed25519 private key (PEM file) that signs the bundle's manifest (manifest.sig).
+    sign_key: an Ed25519 private key (a PEM file, or a key loaded by auditkit.signing.load_private_key)
+        that signs the bundle's manifest (manifest.sig).
     """
     started = time.time()
     loaded = _load(spec)
@@ -279,7 +280,8 @@ def run_audit(
         if output is None:
             raise UsageError("sign_key: signing needs an output bundle folder")
 
-        signer = load_private_key(Path(sign_key))  # a bad key is exit 2 before anything runs
+        # a bad key is exit 2 before anything runs
+        signer = load_private_key(Path(sign_key), "sign_key") if isinstance(sign_key, (str, Path)) else sign_key
     arts = artifacts or Artifacts(loaded)
     arts.datasets()  # input errors (exit 2) surface here, before any check runs
     _check_slices(arts, dict(s.data.slices))

@@ -116,8 +116,13 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
         formats=_split_csv(formats) or None,
         plugin_autoload=False if no_plugin_autoload else None,
     )
+    signer = None
+    if sign_key is not None:
+        from auditkit.signing import load_private_key
+
+        signer = load_private_key(sign_key, "--sign")
     results = run_audit(spec, output=out, overrides=overrides, quiet=quiet, argv=["auditkit", *sys.argv[1:]],
-                        sign_key=sign_key)
+                        sign_key=signer)
     if not quiet:
         _print_summary(results.doc, out)
     for rec in results.checks:  # a check that found its parameters or inputs wrong: one line each

@@ -96,22 +96,22 @@ def _read(path: Path, what: str) -> bytes:
         raise InputError(f"{what} {path}: cannot read it ({err.strerror or err})") from None
 
 
-def load_private_key(path: Path) -> Any:
+def load_private_key(path: Path, what: str = "--key") -> Any:
     """An Ed25519 private key from a PEM file (one line, exit 2, for anything else)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    data = _read(path, "--key")
+    data = _read(path, what)
     try:
         key = serialization.load_pem_private_key(data, password=_passphrase())
     except TypeError as err:  # encrypted without a passphrase, or a passphrase for a plain key
-        raise InputError(f"--key {path}: {err} (set {PASSPHRASE_ENV} for an encrypted key)") from None
+        raise InputError(f"{what} {path}: {err} (set {PASSPHRASE_ENV} for an encrypted key)") from None
     except ValueError:
         hint = " (this is a public key; signing needs the private one)" if b"PUBLIC KEY" in data else ""
-        raise InputError(f"--key {path}: not a PEM private key{hint}") from None
+        raise InputError(f"{what} {path}: not a PEM private key{hint}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise InputError(
-            f"--key {path}: a {type(key).__name__}; auditkit signs with Ed25519 keys (auditkit keygen)"
+            f"{what} {path}: a {type(key).__name__}; auditkit signs with Ed25519 keys (auditkit keygen)"
         )
     return key
 

@@ -445,3 +445,72 @@ def test_key_files_are_not_world_readable_by_accident(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
+
+
+def test_run_sign_with_a_bad_key_is_one_line_before_anything_runs(
+    signed: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, pub = signed
+    spec = _spec(tmp_path, "checks: {select: [AK-GOV-001]}\n")
+    (tmp_path / "rsa.pem").write_bytes(_rsa_private_pem())
+    cases = [
+        (tmp_path / "nope", "cannot read it"),
+        (pub, "this is a public key"),
+        (tmp_path / "rsa.pem", "auditkit signs with Ed25519 keys"),
+    ]
+    for key, why in cases:
+        capsys.readouterr()
+        assert run(["run", str(spec), "-o", str(tmp_path / "out"), "-q", "--sign", str(key)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"auditkit: error: --sign {key}: ") and why in err[0], err
+        assert not (tmp_path / "out").exists()
+
+
+def _rsa_private_pem() -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@pytest.mark.parametrize("kind", ["symlink", "directory", "garbage", "extra-key"])
+def test_a_hostile_signature_file_is_a_problem_not_a_crash(
+    signed: tuple[Path, Path, Path], tmp_path: Path, kind: str
+) -> None:
+    out, _, pub = signed
+    dst = tmp_path / "b"
+    shutil.copytree(out, dst)
+    sig = dst / "manifest.sig"
+    doc = json.loads(sig.read_text())
+    sig.unlink()
+    if kind == "symlink":
+        (tmp_path / "real.sig").write_text(json.dumps(doc))
+        sig.symlink_to(tmp_path / "real.sig")
+    elif kind == "directory":
+        sig.mkdir()
+    elif kind == "garbage":
+        sig.write_bytes(b"\xff\xfe not json")
+    else:
+        sig.write_text(json.dumps({**doc, "public_key": "trust me"}))
+    for key in (None, pub):
+        problems = verify(dst, key=key)
+        assert any(p.startswith("manifest.sig: not an auditkit signature") for p in problems), problems
+
+
+def test_a_custom_optimizer_module_is_an_input(tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    (tmp_path / f"opt_{tag}.py").write_text("import torch\n\n\nclass MyAdam(torch.optim.Adam):\n    pass\n")
+    spec = _spec(
+        tmp_path,
+        f"model: {{builtin: mlp}}\ntraining: {{optimizer: {{name: 'opt_{tag}:MyAdam', lr: 0.01}}, epochs: 1}}\n"
+        "checks: {select: [AK-GOV-001]}\n",
+    )
+    out = tmp_path / "out"
+    assert run(["run", str(spec), "-o", str(out), "-q"]) == 0
+    roles = {e["path"]: e["role"] for e in json.loads((out / "manifest.json").read_text())["inputs"]}
+    assert roles.get(f"opt_{tag}.py") == "training.optimizer", roles
+    (tmp_path / f"opt_{tag}.py").write_text("import torch\n\n\nclass MyAdam(torch.optim.SGD):\n    pass\n")
+    assert verify(out) == [f"changed input: training.optimizer opt_{tag}.py"]
