@@ -8,6 +8,7 @@ every input (spec, data, model files) and every output except itself.
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ MANIFEST = "manifest.json"
 MANIFEST_VERSION = "1"
 FORMAT = "auditkit-bundle"  # the format id that says auditkit wrote a folder (with every file it lists)
 REPORT_FORMAT = "auditkit-report"  # a folder written by `auditkit report`
+MAX_MANIFEST_BYTES = 256 << 20  # a bigger "manifest.json" is not one auditkit wrote
 SIGNATURE = "manifest.sig"  # detached Ed25519 signature over manifest.json (auditkit.signing)
 # errnos that mean "the output place cannot take the bundle", not "a bug": exit 2 with one line.
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -129,27 +131,18 @@ def foreign_entry(folder: Path) -> str | None:
     Symbolic links, devices and pipes are never auditkit's; a listed file that was edited is the
     user's now. Empty folders hold nothing to lose.
     """
-    entries = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            p = Path(dirpath) / name
-            st = os.lstat(p)
-            if not stat.S_ISDIR(st.st_mode):
-                entries.append((p.relative_to(folder).as_posix(), p, st))
-    if not entries:
+    entries = _entries(folder)
+    first = next(entries, None)
+    if first is None:
         return None
-    mpath = folder / MANIFEST
-    listed = None
-    if mpath.is_file() and not mpath.is_symlink():
-        try:
-            listed = _listed(json.loads(mpath.read_text(encoding="utf-8")))
-        except (OSError, ValueError, UnicodeDecodeError):
-            listed = None
-    if listed is None:
-        first = entries[0][0]
-        return f"{first} (the folder has no manifest.json written by auditkit: it is not an auditkit bundle)"
-    for rel, p, st in entries:
+    listed = _read_listed(folder / MANIFEST)
+    if listed is None:  # decided without walking the rest (an -o of / or of a home folder)
+        return (
+            f"{first[0]} (the folder has no manifest.json written by auditkit: it is not an auditkit bundle)"
+        )
+    for rel, p, st in itertools.chain([first], entries):
+        if st is None:
+            return f"{rel} (a folder auditkit cannot read)"
         if not stat.S_ISREG(st.st_mode):
             return f"{rel} (a symbolic link or special file, not one auditkit wrote)"
         if rel == MANIFEST:
@@ -158,6 +151,34 @@ def foreign_entry(folder: Path) -> str | None:
             why = "changed since auditkit wrote it" if rel in listed else "not listed in its manifest.json"
             return f"{rel} ({why})"
     return None
+
+
+def _entries(folder: Path) -> Iterator[tuple[str, Path, os.stat_result | None]]:
+    """Every non-folder entry under ``folder`` (links not followed), sorted per folder, lazily;
+    a folder that cannot be listed comes out with ``None``."""
+    unreadable: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False, onerror=unreadable.append):
+        while unreadable:
+            err = unreadable.pop()
+            yield Path(str(err.filename)).relative_to(folder).as_posix() or ".", Path(str(err.filename)), None
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            p = Path(dirpath) / name
+            st = os.lstat(p)
+            if not stat.S_ISDIR(st.st_mode):
+                yield p.relative_to(folder).as_posix(), p, st
+    for err in unreadable:
+        yield Path(str(err.filename)).relative_to(folder).as_posix() or ".", Path(str(err.filename)), None
+
+
+def _read_listed(mpath: Path) -> dict[str, tuple[str, int | None]] | None:
+    try:
+        st = os.lstat(mpath)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_MANIFEST_BYTES:
+            return None
+        return _listed(json.loads(mpath.read_text(encoding="utf-8")))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
 
 
 def _output_path(target: Path) -> Path:

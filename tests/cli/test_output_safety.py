@@ -66,7 +66,10 @@ def snapshot(folder: Path) -> dict[str, bytes | str]:
         for name in dirnames + filenames:
             p = Path(dirpath) / name
             rel = p.relative_to(folder).as_posix()
-            out[rel] = f"-> {os.readlink(p)}" if p.is_symlink() else ("dir" if p.is_dir() else p.read_bytes())
+            if p.is_symlink():
+                out[rel] = f"-> {os.readlink(p)}"
+            else:
+                out[rel] = "dir" if p.is_dir() else (p.read_bytes() if p.is_file() else "special")
     return out
 
 
@@ -334,3 +337,64 @@ def test_file_size_limit_as_an_ordinary_user(spec: Path) -> None:
 
     out = spec.parent / "big-out"
     _assert_full_disk_line(_cli(spec, out, preexec_fn=limit), out, "File too large")
+
+
+def _fifo(out: Path) -> None:
+    os.mkfifo(out / "pipe")
+
+
+def _dangling(out: Path) -> None:
+    (out / "gone").symlink_to(out.parent / "does-not-exist")
+
+
+def _manifest_link(out: Path) -> None:
+    real = out.parent / "real-manifest.json"
+    shutil.move(str(out / "manifest.json"), real)
+    (out / "manifest.json").symlink_to(real)
+
+
+def _binary_manifest(out: Path) -> None:
+    (out / "manifest.json").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+
+
+def _listed_dir_as_file(out: Path) -> None:
+    man = json.loads((out / "manifest.json").read_text())
+    man["outputs"].append({"path": "../outside.txt", "sha256": "0" * 64, "bytes": 1})
+    (out / "manifest.json").write_text(json.dumps(man))
+    (out / "user.txt").write_text("mine")
+
+
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (_fifo, "pipe (a symbolic link or special file"),
+        (_dangling, "gone (a symbolic link or special file"),
+        (_manifest_link, "not an auditkit bundle"),
+        (_binary_manifest, "not an auditkit bundle"),
+        (_listed_dir_as_file, "user.txt (not listed"),
+    ],
+    ids=["fifo", "dangling-link", "manifest-is-a-link", "binary-manifest", "manifest-lists-outside-paths"],
+)
+def test_hostile_bundle_contents(
+    spec: Path, capsys: pytest.CaptureFixture[str], damage: object, named: str
+) -> None:
+    out = bundle(spec, spec.parent / "out")
+    damage(out)  # type: ignore[operator]
+    before = snapshot(out)
+    capsys.readouterr()
+    assert run(["run", str(spec), "-o", str(out), "-q"]) == 2
+    assert named in one_error_line(capsys)
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("where", ["cwd", "spec-folder", "root", "empty-string"])
+def test_hostile_output_places(
+    spec: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Folders full of other things: the working directory, the spec's own folder, /."""
+    monkeypatch.chdir(spec.parent)
+    target = {"cwd": ".", "spec-folder": str(spec.parent), "root": "/", "empty-string": ""}[where]
+    before = snapshot(spec.parent)
+    assert run(["run", str(spec), "-o", target, "-q"]) == 2
+    one_error_line(capsys)
+    assert snapshot(spec.parent) == before
