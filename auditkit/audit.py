@@ -22,7 +22,7 @@ import numpy as np
 
 from auditkit import __version__, nocode
 from auditkit.artifacts import Artifacts
-from auditkit.bundle import atomic_dir, build_manifest, input_entries, write_json
+from auditkit.bundle import DISK_ERRNOS, atomic_dir, build_manifest, input_entries, write_json
 from auditkit.errors import AuditkitError, InputError
 from auditkit.gate import decide
 from auditkit.registry import build_registry
@@ -241,6 +241,7 @@ def run_audit(
     artifacts: Artifacts | None = None,
     today: dt.date | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    sign_key: str | Path | Any = None,
 ) -> AuditResults:
     """Run an audit and return its results; with ``output``, also write the evidence bundle.
 
@@ -255,10 +256,13 @@ def run_audit(
     With ``overrides.no_code`` or ``AUDITKIT_NO_CODE=1``, spec keys that import or run Python
     (checks.paths, model.factory, pkg.mod:Class optimizers and schedules, model.allow_pickle,
     plugins) are refused with SpecError before anything runs, and plugins are not loaded.
+
+    sign_key: an Ed25519 private key (a PEM file, or a key loaded by auditkit.signing.load_private_key)
+        that signs the bundle's manifest (manifest.sig).
     """
     with nocode.scope(bool(overrides and overrides.no_code)):
         return _run_audit(spec, output=output, overrides=overrides, quiet=quiet, argv=argv,
-                          artifacts=artifacts, today=today, on_record=on_record)  # fmt: skip
+                          artifacts=artifacts, today=today, on_record=on_record, sign_key=sign_key)  # fmt: skip
 
 
 def _run_audit(
@@ -271,6 +275,7 @@ def _run_audit(
     artifacts: Artifacts | None = None,
     today: dt.date | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    sign_key: str | Path | Any = None,
 ) -> AuditResults:
     started = time.time()
     loaded = _load(spec)
@@ -310,6 +315,16 @@ def _run_audit(
             if fmt != "json":
                 get_renderer(fmt)  # unknown or unavailable formats fail before anything runs
     baseline, baseline_ref = _load_baseline(loaded, ov.baseline)
+    signer = None
+    if sign_key is not None:
+        from auditkit.errors import UsageError
+        from auditkit.signing import load_private_key
+
+        if output is None:
+            raise UsageError("sign_key: signing needs an output bundle folder")
+
+        # a bad key is exit 2 before anything runs
+        signer = load_private_key(Path(sign_key), "sign_key") if isinstance(sign_key, (str, Path)) else sign_key
     arts = artifacts or Artifacts(loaded)
     arts.datasets()  # input errors (exit 2) surface here, before any check runs
     _check_slices(arts, dict(s.data.slices))
@@ -379,7 +394,8 @@ def _run_audit(
         }
         results = AuditResults(doc)
         if bundle_dir is not None:
-            write_bundle(bundle_dir, results, arts, formats)
+            extra = [("gate.baseline", Path(ov.baseline))] if ov.baseline is not None else []
+            write_bundle(bundle_dir, results, arts, formats, extra_inputs=extra, sign_key=signer)
         return results
 
     if output is None:
@@ -398,17 +414,39 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, tz=dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def write_bundle(root: Path, results: AuditResults, arts: Artifacts, formats: Sequence[str]) -> None:
-    """results.json, the engine's own outputs (e.g. a trained model), the reports, the manifest."""
+def bundle_inputs(arts: Artifacts, plugins: list[dict[str, Any]], extra: Sequence[tuple[str, Path]] = ()) -> list[dict[str, Any]]:
+    """Manifest entries of every input the verdict depends on: the spec (waivers included), data,
+    model and expectation files, the baseline, and the code the run imported (model factory,
+    custom optimizers, ``checks.paths`` modules, plugin distributions)."""
+    from auditkit.provenance import code_inputs
+
+    files = list(arts.input_files()) + list(extra)
+    dists: list[dict[str, Any]] = []
+    if arts.loaded is not None:
+        code_files, dists = code_inputs(arts.loaded, plugins)
+        known = {p.resolve() for _, p in files}
+        files += [(role, p) for role, p in code_files if p.resolve() not in known]
+    return input_entries(files, arts.loaded.base if arts.loaded else None) + dists
+
+
+def write_bundle(root: Path, results: AuditResults, arts: Artifacts, formats: Sequence[str],
+                 *, extra_inputs: Sequence[tuple[str, Path]] = (), sign_key: Any = None) -> None:
+    """results.json, the engine's own outputs (e.g. a trained model), the reports, the manifest and,
+    with ``sign_key`` (an Ed25519 private key), its detached signature manifest.sig."""
     (root / "results.json").write_text(results.dumps(), encoding="utf-8")
     for rel, content in sorted(getattr(arts, "outputs", {}).items()):
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(content)
-    inputs = input_entries(arts.input_files(), arts.loaded.base if arts.loaded else None)
+    inputs = bundle_inputs(arts, results.doc.get("plugins") or [], extra_inputs)
+    signing = None
+    if sign_key is not None:
+        from auditkit.signing import ALGORITHM, fingerprint
+
+        signing = {"algorithm": ALGORITHM, "public_key_fingerprint": fingerprint(sign_key.public_key())}
     attachments = {
         "results.json": results.dumps().encode("utf-8"),
-        "manifest.json": dumps(build_manifest(root, inputs)).encode("utf-8"),
+        "manifest.json": dumps(build_manifest(root, inputs, signing=signing)).encode("utf-8"),
     }
     # Render from results.json as written (sorted keys, JSON values), exactly what `auditkit report`
     # reads later: a re-render then lays evidence out in the same order.
@@ -419,7 +457,11 @@ def write_bundle(root: Path, results: AuditResults, arts: Artifacts, formats: Se
         # listed in the manifest, and the run's exit code becomes 3 (an incomplete bundle fails closed).
         results.render_errors = errors
         write_json(root / "render_errors.json", {"render_errors": errors})
-    write_json(root / "manifest.json", build_manifest(root, inputs))
+    write_json(root / "manifest.json", build_manifest(root, inputs, signing=signing))
+    if sign_key is not None:
+        from auditkit.signing import write_signature
+
+        write_signature(root, sign_key)
 
 
 def render_formats(
@@ -434,6 +476,11 @@ def render_formats(
             get_renderer(fmt)(doc, out_dir, attachments=attachments)
         except AuditkitError:
             raise
+        except OSError as exc:
+            if exc.errno in DISK_ERRNOS:  # a full disk is the output place's problem, not the renderer's
+                raise
+            errors.append({"format": fmt, "error": f"{type(exc).__name__}: {exc}"})
+            print(f"auditkit: the {fmt} report failed to render: {type(exc).__name__}: {exc}", file=sys.stderr)
         except Exception as exc:
             errors.append({"format": fmt, "error": f"{type(exc).__name__}: {exc}"})
             print(f"auditkit: the {fmt} report failed to render: {type(exc).__name__}: {exc}", file=sys.stderr)
