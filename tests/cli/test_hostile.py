@@ -30,11 +30,15 @@ report: {formats: [json]}
 """
 
 
-def _sandbox(tmp: Path) -> None:
+def _sandbox_tables(tmp: Path) -> None:
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"a": rng.normal(size=80), "b": rng.normal(size=80), "y": rng.integers(0, 2, 80)})
     df.to_csv(tmp / "train.csv", index=False)
     df.iloc[:40].to_csv(tmp / "test.csv", index=False)
+
+
+def _sandbox(tmp: Path) -> None:
+    _sandbox_tables(tmp)
     mine = tmp / "mine"
     mine.mkdir()
     (mine / "thesis.txt").write_text("years of work")
@@ -57,6 +61,20 @@ class Case:
     code: int = 2
     env: dict[str, str] = field(default_factory=dict)
     prepare: Callable[[Path], None] | None = None
+    argv: tuple[str, ...] | None = None  # instead of `run SPEC -o out -q ARGS`; {spec} and {tmp} replaced
+
+
+def _results_json(tmp: Path) -> bytes:
+    """A real results.json from a clean run in a scratch folder beside the sandbox."""
+    scratch = tmp.parent / (tmp.name + "-scratch")
+    scratch.mkdir(exist_ok=True)
+    _sandbox_tables(scratch)
+    (scratch / "audit.yaml").write_text(BASE)
+    with pytest.raises(SystemExit):
+        main(
+            ["run", str(scratch / "audit.yaml"), "-o", str(scratch / "out"), "-q", "--select", "AK-LEAK-001"]
+        )
+    return (scratch / "out" / "results.json").read_bytes()
 
 
 def _slice(expr: str) -> str:
@@ -154,6 +172,41 @@ CASES: list[Case] = [
             .to_csv(tmp / "nan.csv", index=False)
         ),
     ),
+    # §2: no user file is ever lost
+    Case(
+        "out_is_a_user_folder",
+        BASE,
+        "holds a file auditkit did not write",
+        argv=("run", "{spec}", "-o", "{tmp}/mine", "-q"),
+    ),
+    Case(
+        "out_has_forged_manifest",
+        BASE,
+        "holds a file auditkit did not write",
+        argv=("run", "{spec}", "-o", "{tmp}/mine", "-q"),
+        prepare=lambda tmp: (tmp / "mine" / "manifest.json").write_text(
+            '{"format": "auditkit-bundle", "files": []}'
+        ),
+    ),
+    Case(
+        "out_under_proc",
+        BASE,
+        "cannot create a folder here",
+        argv=("run", "{spec}", "-o", "/proc/auditkit-hostile", "-q"),
+    ),
+    Case(
+        "out_under_a_file",
+        BASE,
+        "cannot create a folder here",
+        argv=("run", "{spec}", "-o", "{tmp}/train.csv/out", "-q"),
+    ),
+    Case(
+        "report_into_user_folder",
+        BASE,
+        "holds a file auditkit did not write",
+        argv=("report", "{tmp}/results.json", "-o", "{tmp}/mine"),
+        prepare=lambda tmp: (tmp / "results.json").write_bytes(_results_json(tmp)),
+    ),
 ]
 
 
@@ -173,7 +226,10 @@ def test_hostile_input(
         monkeypatch.setenv(k, v)
     out = tmp_path / "out"
     before = _snapshot(tmp_path, skip=out)
-    args = ["run", str(spec), "-o", str(out), "-q", *case.args]
+    if case.argv is None:
+        args = ["run", str(spec), "-o", str(out), "-q", *case.args]
+    else:
+        args = [a.replace("{spec}", str(spec)).replace("{tmp}", str(tmp_path)) for a in case.argv]
     with pytest.raises(SystemExit) as exc:
         main(args)
     err = capsys.readouterr().err.strip()
