@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
+from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, NotApplicable, Outcome, SpecError, check, require_rows
 
 if TYPE_CHECKING:
     from auditkit import RunContext
@@ -1002,6 +1002,7 @@ def ood_detection(
     odin_temperature: float = 1000.0,
     odin_eps: list[float] = [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.003, 0.005, 0.01, 0.02],  # noqa: B006
     gen_gamma: float = 0.1,
+    min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:
     """How well the model's scores separate in-distribution test inputs from out-of-distribution ones.
 
@@ -1056,6 +1057,7 @@ def ood_detection(
     odin_eps: ODIN's input-step grid (units of the input range, or of each feature's train sd for
         tabular data); the step with the highest mean scaled MSP on held-out ID data is used.
     gen_gamma: GEN's exponent γ (paper: 0.1; the top 100 classes are summed, as in the paper).
+    min_rows: fewest test rows (and ood rows) to judge detection on; fewer make the check not applicable.
     """
     if fpr_convention not in ("in", "out"):
         raise SpecError("fpr_convention must be 'in' or 'out'")
@@ -1065,8 +1067,9 @@ def ood_detection(
         raise SpecError(f"gate_detector {gate_detector!r} is not among detectors {detectors}")
     model = ctx.model()
     train, test = ctx.dataset("train"), ctx.dataset("test")
-    if len(test) < 2:
-        raise NotApplicable(f"the test split has {len(test)} rows: nothing to measure detection on")
+    require_rows(len(test), max(min_rows, 2), what="OOD detection", split="test")
+    if "ood" in ctx.splits():
+        require_rows(len(ctx.dataset("ood")), max(min_rows, 1), what="OOD detection", split="ood")
     test_logits = ctx.predictions("test").logits
     if test_logits.ndim != 2 or test_logits.shape[1] < 2:
         raise NotApplicable("the model has a single output: softmax-based detectors need class logits")
@@ -1348,6 +1351,7 @@ def shift_behaviour(
     holdout_fraction: float = 0.2,
     max_samples: int = 5000,
     n_boot: int = 200,
+    min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:
     """Accuracy and calibration when inputs shift, and what abstaining on OOD-looking inputs buys.
 
@@ -1384,6 +1388,7 @@ def shift_behaviour(
     holdout_fraction: share of train held out of the detector fit when there is no validation split.
     max_samples: at most this many labelled test rows are used (seeded subsample, reported).
     n_boot: bootstrap resamples for the intervals.
+    min_rows: fewest labelled test rows with a finite output to judge on; fewer make the check not applicable.
     """
     from auditkit.stats import wilson
 
@@ -1414,6 +1419,7 @@ def shift_behaviour(
         )
     if len(labelled) == 0:
         raise NotApplicable("no labelled test row has a finite model output")
+    require_rows(len(labelled), min_rows, what="accuracy under shift", split="labelled test")
     idx = labelled[_subsample(len(labelled), max_samples, rng)]
     kind = ctx.model_input.kind
     if len(idx) < len(labelled):
