@@ -439,3 +439,33 @@ def test_fab_finds_the_minimal_linf_distance_of_a_linear_model() -> None:
     exact = np.abs(z @ w + b) / (np.abs(w).sum() - abs(w[3]))
     assert np.all(found >= exact - 1e-5)
     assert np.all(found <= exact * 1.05 + 1e-4)
+
+
+def test_standard_ensemble_on_colour_images_at_cifar_resolution() -> None:
+    """3×32×32 inputs (Square's windows per channel, APGD and FAB on 4-D tensors): runs, and the
+    invariants hold. A small CNN trained for a few steps on two colour classes."""
+    rng = np.random.default_rng(0)
+    n = 64
+    y = rng.integers(0, 2, n)
+    x = np.clip(rng.normal(0.5, 0.15, (n, 3, 32, 32)) + (y[:, None, None, None] * 0.2 - 0.1)
+                * np.array([1.0, 0.0, -1.0])[None, :, None, None], 0, 1).astype(np.float32)  # fmt: skip
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+                        nn.Linear(128, 2))  # fmt: skip
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    for _ in range(30):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        opt.step()
+    net.eval()
+    arts = make_artifacts({"train": (x, y), "test": (x, y)}, model=net, spec=IMG_SPEC)
+    grid = [0.0, 2 / 255, 8 / 255, 32 / 255]
+    rec = run_check(
+        white_box_evasion, arts, params={**TINY_STANDARD, "epsilons": grid, "gate_epsilon": 8 / 255}
+    )
+    assert rec["status"] in ("passed", "failed"), rec["error"]
+    worst = _acc(rec, "worst case")
+    assert worst[0] > 0.8 and all(a >= b for a, b in zip(worst, worst[1:], strict=False))
+    for attack in ("apgd-ce", "apgd-t", "fab-t", "square"):
+        assert all(w <= a for w, a in zip(worst, _acc(rec, attack), strict=True)), attack
+    assert worst[-1] < worst[0]  # 32/255 breaks some of them
