@@ -154,20 +154,21 @@ def main() -> None:
 
         F.odin.fit_eps(xtr[:500], [0.0, 0.0005, 0.001, 0.0014, 0.002, 0.003, 0.005, 0.01, 0.02])
         F.odin.unit = np.ones(int(np.prod(xtr.shape[1:])))
-        ours = {
-            "energy": logit_scores(l_te)["energy"], "gen": gen_score(l_te), "vim": F.vim.score(z_te, l_te),
-            "react": react_score(z_te, head, react_threshold(z_tr, 0.9)), "ash": ash_score(z_te, head, 0.9),
-            "dice": _energy(dice_head(z_tr, head, 0.9)(z_te)),
-            "mahalanobis": Mahalanobis.fit(z_tr, ytr).score(z_te),
-            "relative_mahalanobis": RelativeMahalanobis.fit(z_tr, ytr).score(z_te), "odin": F.odin.score(xte),
-        }  # fmt: skip
-        ours_o = {
-            "energy": logit_scores(l_o)["energy"], "gen": gen_score(l_o), "vim": F.vim.score(z_o, l_o),
-            "react": react_score(z_o, head, react_threshold(z_tr, 0.9)), "ash": ash_score(z_o, head, 0.9),
-            "dice": _energy(dice_head(z_tr, head, 0.9)(z_o)),
-            "mahalanobis": Mahalanobis.fit(z_tr, ytr).score(z_o),
-            "relative_mahalanobis": RelativeMahalanobis.fit(z_tr, ytr).score(z_o), "odin": F.odin.score(ood),
-        }  # fmt: skip
+        maha, rmd, clip = (
+            Mahalanobis.fit(z_tr, ytr),
+            RelativeMahalanobis.fit(z_tr, ytr),
+            react_threshold(z_tr, 0.9),
+        )
+        dice = dice_head(z_tr, head, 0.9)
+
+        def scores(z, logits, inputs, head=head, clip=clip, dice=dice, maha=maha, rmd=rmd):  # type: ignore[no-untyped-def]
+            return {
+                "energy": logit_scores(logits)["energy"], "gen": gen_score(logits), "vim": F.vim.score(z, logits),
+                "react": react_score(z, head, clip), "ash": ash_score(z, head, 0.9), "dice": _energy(dice(z)),
+                "mahalanobis": maha.score(z), "relative_mahalanobis": rmd.score(z), "odin": F.odin.score(inputs),
+            }  # fmt: skip
+
+        ours, ours_o = scores(z_te, l_te, xte), scores(z_o, l_o, ood)
         print(f"cross-check vs pytorch-ood (same features, head and hyperparameters; ODIN eps={F.odin.eps}):")
         print(f"  {'detector':22s} {'auditkit':>9s} {'pytorch-ood':>11s} {'diff':>8s} {'spearman':>9s}")
         y = np.r_[np.zeros(len(xte)), np.ones(len(ood))]
