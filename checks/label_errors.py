@@ -134,20 +134,24 @@ C_SAMPLE = 20_000
 
 def choose_c(
     x: np.ndarray, y: np.ndarray, k: int, folds: int, seed: int, categorical: list[int]
-) -> tuple[float, dict[str, float]]:
+) -> tuple[float, dict[str, float], np.ndarray | None]:
     """The logistic regression's inverse regularisation ``C`` from ``C_GRID`` with the lowest
-    out-of-fold log loss on the given labels, on a stratified sample of at most ``C_SAMPLE`` rows."""
+    out-of-fold log loss on the given labels, on a stratified sample of at most ``C_SAMPLE`` rows.
+
+    Returns (C, log loss per C, the chosen C's out-of-fold probabilities when the sample was every row).
+    """
     rng = np.random.default_rng(seed + 1)
     rows = _cap(np.arange(len(y)), y, C_SAMPLE, rng)
     xs, ys = x[rows], y[rows]
-    losses = {}
+    losses, probas = {}, {}
     for c in C_GRID:
         p = np.zeros((len(ys), k))
         for tr, te in _folds(ys, folds, seed):
             p[te] = _fit_predict("logistic", xs, ys, tr, te, k, categorical, seed, c)
         losses[str(c)] = float(-np.log(np.clip(p[np.arange(len(ys)), ys], 1e-15, 1)).mean())
+        probas[c] = p
     best = min(C_GRID, key=lambda c: (losses[str(c)], c))
-    return best, losses
+    return best, losses, probas[best] if len(rows) == len(y) else None
 
 
 def crossfit_proba(
@@ -175,7 +179,10 @@ def crossfit_proba(
     rng = np.random.default_rng(seed)
     cats = categorical or []
     with threadpool_limits(default_threads()):  # oversubscribed OpenMP was 18× slower on 2 busy cores
-        c = choose_c(x2, y, k, folds, seed, cats)[0] if learner == "logistic" and c is None else c
+        if learner == "logistic" and c is None:
+            c, _, reuse = choose_c(x2, y, k, folds, seed, cats)
+            if reuse is not None and len(y) <= max_fit_rows:  # same rows, same folds: the same fits
+                return reuse
         for tr, te in _folds(y, folds, seed):
             tr = _cap(tr, y, max_fit_rows, rng)
             proba[te] = _fit_predict(learner, x2, y, tr, te, k, cats, seed, c if c is not None else 0.1)

@@ -168,7 +168,11 @@ def test_test_split_is_examined_and_the_accuracy_impact_is_computed() -> None:
     assert by["label_issue_ratio_test"]["passed"] is False and by["label_issue_ratio_train"]["passed"] is True
     imp = by["accuracy_hidden_by_label_noise"]
     with torch.no_grad():
-        pred = net(torch.tensor(test[["f0", "f1", "f2", "f3"]].to_numpy(), dtype=torch.float32)).argmax(1).numpy()
+        pred = (
+            net(torch.tensor(test[["f0", "f1", "f2", "f3"]].to_numpy(), dtype=torch.float32))
+            .argmax(1)
+            .numpy()
+        )
     correct = pred == test["y"].to_numpy()
     assert imp["details"]["accuracy_all"] == pytest.approx(correct.mean())
     assert imp["value"] > 0.05  # the model is right where the label is wrong
@@ -208,7 +212,9 @@ def test_images_use_the_models_embeddings_and_pixels_without_a_model() -> None:
     for i, c in enumerate(y):
         x[i, 0, c * 2 : c * 2 + 3, :] += 0.6
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)
+    )
     rec = run_check(label_errors, make_artifacts({"train": (x, y)}, model=net))
     assert rec["status"] != "error", rec.get("error")
     assert rec["metrics"][0]["details"]["source"] == "embeddings"
@@ -220,7 +226,9 @@ def test_source_model_cross_fits_the_builtin_architecture() -> None:
     noisy, flipped = blobs(n=300, flip=0.1, seed=6)
     spec = {"model": {"builtin": "mlp", "builtin_args": {"hidden": [16]}},
             "training": {"epochs": 30, "batch_size": 64, "optimizer": {"name": "Adam", "lr": 0.01}}}  # fmt: skip
-    rec = run_check(label_errors, make_artifacts({"train": noisy}, label="y", spec=spec), params={"source": "model"})
+    rec = run_check(
+        label_errors, make_artifacts({"train": noisy}, label="y", spec=spec), params={"source": "model"}
+    )
     assert rec["status"] == "failed", rec.get("error") or rec["summary"]
     m = rec["metrics"][0]
     assert m["details"]["source"] == "model" and abs(m["value"] - flipped.mean()) < 0.04
@@ -230,3 +238,25 @@ def test_source_model_cross_fits_the_builtin_architecture() -> None:
 
 def test_contract() -> None:
     check_contract(label_errors, lambda: make_artifacts({"train": blobs(n=200)[0]}, label="y"))
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "wine", "digits"])
+def test_real_datasets_as_shipped_pass_with_the_default_threshold(name: str) -> None:
+    import sklearn.datasets as skd
+
+    frame = getattr(skd, f"load_{name}")(as_frame=True).frame.rename(columns={"target": "label"})
+    order = np.random.default_rng(0).permutation(len(frame))
+    cut = int(0.7 * len(frame))
+    splits = {"train": frame.iloc[order[:cut]], "test": frame.iloc[order[cut:]]}
+    rec = run_check(label_errors, make_artifacts(splits, label="label"))
+    assert rec["status"] == "passed", rec["summary"]
+    # and the same data with 10% of train's labels moved fails
+    train = splits["train"].copy()
+    rng = np.random.default_rng(1)
+    idx = rng.choice(len(train), len(train) // 10, replace=False)
+    k = frame["label"].nunique()
+    train.iloc[idx, train.columns.get_loc("label")] = (
+        train["label"].to_numpy()[idx] + rng.integers(1, k, len(idx))
+    ) % k
+    rec = run_check(label_errors, make_artifacts({**splits, "train": train}, label="label"))
+    assert rec["status"] == "failed"
