@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from auditkit.checks.label_errors import conflicting_rows, crossfit_proba, label_errors
+
 from auditkit.confident import (
     bootstrap_noise_rate,
     calibrate,
