@@ -217,10 +217,16 @@ def bootstrap_noise_rate(
     if n == 0 or n_boot <= 0:
         return (float("nan"), float("nan"))
     values = np.empty(n_boot)
+    p32 = np.asarray(proba, dtype=np.float32)  # half the memory traffic: the resamples scan n × k each
+    own = p32[np.arange(n), labels].astype(np.float64)
     for b in range(n_boot):
         w = np.bincount(rng.integers(0, n, size=n), minlength=n).astype(np.float64)
-        t = thresholds(labels, proba, w)
-        c, _ = confident_joint(labels, proba, t, w)
-        values[b] = noise_rate(calibrate(c, np.bincount(labels, weights=w, minlength=k)))
+        wc = np.bincount(labels, weights=w, minlength=k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = np.where(
+                wc > 0, np.bincount(labels, weights=w * own, minlength=k) / np.where(wc > 0, wc, 1), np.nan
+            )
+        c, _ = confident_joint(labels, p32, t.astype(np.float32), w)
+        values[b] = noise_rate(calibrate(c, wc))
     alpha = (1 - confidence) / 2
     return (float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha)))

@@ -98,14 +98,16 @@ def _fit_predict(
         return out
     from sklearn.linear_model import LogisticRegression
 
-    fit = np.zeros(len(x), dtype=bool)
-    fit[tr] = True
-    d = _design(x, categorical, fit)
+    rows = np.concatenate([tr, te])  # only the rows used: a capped fold at a million rows is a fraction
+    fit = np.zeros(len(rows), dtype=bool)
+    fit[: len(tr)] = True
+    d = _design(x[rows], categorical, fit)
     model = LogisticRegression(C=c, max_iter=300)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(d[tr], y[tr])
-    out[:, model.classes_] = model.predict_proba(d[te])
+        model.fit(d[: len(tr)], y[tr])
+    d = d[len(tr) :]
+    out[:, model.classes_] = model.predict_proba(d)
     return out
 
 
