@@ -293,7 +293,7 @@ def _impact(ctx: RunContext, flagged: np.ndarray, keep: np.ndarray, n_boot: int)
         vals[b] = (wc @ correct) / max(wc.sum(), 1.0) - (w @ correct) / w.sum()
     ci = (float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))) if n_boot > 0 else None
     return Metric(
-        "accuracy_hidden_by_label_noise", diff, ci=ci, n=n, unit="accuracy points (fraction)",
+        "accuracy_hidden_by_label_noise", diff, ci=ci, n=n,
         description="audited model's test accuracy on rows not flagged as mislabelled minus on all test rows "
         "(AK-PERF-001's accuracy); an upper-side estimate: flagged rows are also hard rows",
         details={"accuracy_all": float(correct.mean()), "accuracy_unflagged": float(correct[clean].mean()),
@@ -501,7 +501,7 @@ def label_errors(
             listed.append(row[1:])
         worst = _worst_cells(res.joint, n_used, classes)
         text = (f"{split}: estimated {res.noise_rate:.1%} wrong labels (95% CI {ci[0]:.1%}–{ci[1]:.1%}, n={n_used}); "
-                f"{n_flag} rows flagged")  # fmt: skip
+                f"{n_flag} row{'' if n_flag == 1 else 's'} flagged")  # fmt: skip
         if worst:
             text += "; most confused: " + ", ".join(
                 f"{g} given for {t} (≈{m} rows)" for g, t, m, _ in worst[:3]
