@@ -416,19 +416,29 @@ def label_errors(
         raise NotApplicable(
             f"{k} distinct labels (more than max_classes={max_classes}): not a classification label"
         )
-    ys = {s: ctx.dataset(s).y for s in names}
-    keep: dict[str, np.ndarray] = {s: np.asarray(ys[s]) >= 0 for s in names}
-    y_all = np.concatenate([ys[s] for s in names])  # type: ignore[misc]
-    labelled = y_all >= 0
-    counts = np.bincount(y_all[labelled], minlength=k)
-    small = [
-        f"{_name(classes, c)} ({counts[c]})" for c in range(k) if counts[c] < max(min_rows_per_class, folds)
-    ]
-    if small:
+    ys = {s: np.asarray(ctx.dataset(s).y) for s in names}
+    keep: dict[str, np.ndarray] = {s: ys[s] >= 0 for s in names}
+    y_all = np.concatenate([ys[s] for s in names])
+    floor = max(min_rows_per_class, folds)
+    counts = np.bincount(y_all[y_all >= 0], minlength=k)
+    train_counts = np.bincount(ys["train"][keep["train"]], minlength=k)
+    small = [c for c in range(k) if counts[c] < floor]
+    if any(train_counts[c] > 0 for c in small):
         raise NotApplicable(
-            f"too few labelled rows to cross-fit in class {', '.join(small)}: fewer than "
-            f"min_rows_per_class={min_rows_per_class} (and folds={folds})"
+            "too few labelled rows to cross-fit in class "
+            + ", ".join(f"{_name(classes, c)} ({counts[c]})" for c in small)
+            + f": fewer than min_rows_per_class={min_rows_per_class} (and folds={folds})"
         )
+    notes: list[Finding] = []
+    if small:  # labels that only other splits carry, a handful of times: left out, said plainly
+        for s in names:
+            keep[s] &= ~np.isin(ys[s], small)
+        notes.append(Finding(
+            f"labels never seen in train and too rare to cross-fit ({', '.join(f'{_name(classes, c)}: {counts[c]} rows' for c in small)}) "
+            "are left out of the estimate",
+            severity="info", key="rare_labels",
+        ))  # fmt: skip
+    labelled = np.concatenate([keep[s] for s in names])
     x, cats, used = _inputs(ctx, source, names)
     xl, yl = x[labelled], y_all[labelled]
     if used == "model":
@@ -440,7 +450,7 @@ def label_errors(
     proba[labelled] = proba_l
 
     metrics: list[Metric] = []
-    findings: list[Finding] = []
+    findings: list[Finding] = notes
     evidence: dict[str, Any] = {}
     csv_rows: list[list[Any]] = []
     parts: list[str] = []
@@ -452,7 +462,7 @@ def label_errors(
         n_split = len(ds)
         p, y = proba[start : start + n_split], ys[split]
         start += n_split
-        conflict = conflicting_rows(ds, y)  # type: ignore[arg-type]
+        conflict = conflicting_rows(ds, y) & keep[split]
         use = keep[split] & ~conflict
         rows = np.flatnonzero(use)
         if len(rows) == 0:
