@@ -260,3 +260,13 @@ def test_real_datasets_as_shipped_pass_with_the_default_threshold(name: str) -> 
     ) % k
     rec = run_check(label_errors, make_artifacts({**splits, "train": train}, label="label"))
     assert rec["status"] == "failed"
+
+
+def test_a_rare_label_only_in_test_is_left_out_with_a_note() -> None:
+    train, _ = blobs(n=400, seed=7)
+    test, _ = blobs(n=100, seed=8)
+    test.loc[test.index[:3], "y"] = 9  # a class train never has, three times
+    rec = run_check(label_errors, make_artifacts({"train": train, "test": test}, label="y"))
+    assert rec["status"] == "passed", rec.get("skip_reason") or rec["summary"]
+    assert any(f["key"] == "rare_labels" and "9: 3 rows" in f["message"] for f in rec["findings"])
+    assert {m["name"]: m for m in rec["metrics"]}["label_issue_ratio_test"]["n"] == 97
