@@ -40,7 +40,9 @@ else:
     pd = lazy("pandas")
 
 SOURCES = ("auto", "features", "embeddings", "model")
-LEARNERS = ("logistic", "hgb")
+LEARNERS = ("auto", "logistic", "hgb", "knn")
+KNN_NEIGHBOURS = 10
+KNN_PRIOR = 0.02  # probability mass spread evenly over the classes: no row is certain from 10 neighbours
 MAX_LEVELS = 64  # one-hot columns per categorical feature (the most frequent levels; the rest: "other")
 
 
@@ -83,6 +85,15 @@ def _fit_predict(
     from sklearn.exceptions import ConvergenceWarning
 
     out = np.zeros((len(te), k))
+    if learner == "knn":
+        from sklearn.neighbors import KNeighborsClassifier
+
+        knn = KNeighborsClassifier(
+            n_neighbors=min(KNN_NEIGHBOURS, len(tr)), weights="distance", algorithm="brute"
+        )
+        knn.fit(x[tr], y[tr])
+        out[:, knn.classes_] = knn.predict_proba(x[te])
+        return (1 - KNN_PRIOR) * out + KNN_PRIOR / k
     if learner == "hgb":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -350,7 +361,7 @@ def label_errors(
     splits: list[str] = ["train", "validation", "test"],  # noqa: B006 - JSON-native, never mutated
     folds: int = 5,
     source: str = "auto",
-    learner: str = "logistic",
+    learner: str = "auto",
     prune: str = "prune_by_noise_rate",
     rank_by: str = "self_confidence",
     min_rows_per_class: int = 10,
@@ -380,8 +391,9 @@ def label_errors(
     source: ``auto`` (features for tabular data; the model's embeddings for images, pixels without a
         model), ``features``, ``embeddings`` (a logistic probe on the audited model's penultimate
         layer) or ``model`` (the audited built-in/factory architecture trained on each fold).
-    learner: feature learner: ``logistic`` (multinomial logistic regression) or ``hgb``
-        (HistGradientBoostingClassifier).
+    learner: ``auto`` (``logistic`` for tabular features, ``knn`` for pixels and embeddings),
+        ``logistic`` (multinomial logistic regression), ``hgb`` (HistGradientBoostingClassifier) or
+        ``knn`` (10 distance-weighted neighbours).
     prune: which rows are flagged: ``prune_by_noise_rate``, ``prune_by_class``, ``both`` or
         ``confident_joint`` (Northcutt et al. 2021, section 3.2).
     rank_by: order of the listed rows: ``self_confidence`` or ``normalized_margin``.
@@ -444,6 +456,8 @@ def label_errors(
     if used == "model":
         proba_l = _crossfit_model(ctx, xl, yl, k, folds)
     else:
+        if learner == "auto":
+            learner = "logistic" if used == "features" else "knn"
         proba_l = crossfit_proba(xl, yl, k, folds=folds, learner=learner, seed=ctx.seed, categorical=cats,
                                  max_fit_rows=max_fit_rows)  # fmt: skip
     proba = np.zeros((len(y_all), k))
