@@ -13,9 +13,12 @@ Learners, by ``source``:
   is convex (no seed dependence), fast (a million rows in seconds) and, having little capacity to
   memorise, keeps mislabelled rows away from their given class; gradient boosting fits
   interactions but cost 5–50× more per fold here.
-* ``embeddings`` (image default when there is a model): the same logistic probe on the audited
-  model's penultimate activations (``ctx.embeddings``). The audited model was trained on train's
-  labels, so it may have memorised some of train's errors: ``source: model`` avoids that.
+* ``embeddings`` (image default when there is a model): 10 distance-weighted nearest neighbours
+  (``learner: auto`` → ``knn``) on the audited model's penultimate activations
+  (``ctx.embeddings``); on raw pixels when there is no model. On MNIST pixels kNN beat the
+  logistic probe (F1 0.78 vs 0.68 at 5% flips) at a 25th of the time. The audited model was
+  trained on train's labels, so it may have memorised some of train's errors: ``source: model``
+  avoids that.
 * ``model``: the audited architecture itself (``model.builtin`` or ``model.factory``) trained K
   times with the spec's training settings (``auditkit.training.fit_rows``).
 """
