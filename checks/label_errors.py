@@ -45,6 +45,7 @@ else:
 SOURCES = ("auto", "features", "embeddings", "model")
 LEARNERS = ("auto", "logistic", "hgb", "knn")
 KNN_NEIGHBOURS = 10
+WEAK_BALANCED_ACCURACY = 0.7  # below it the estimate mixes ambiguity with label errors (a note says so)
 KNN_PRIOR = 0.02  # probability mass spread evenly over the classes: no row is certain from 10 neighbours
 MAX_LEVELS = 64  # one-hot columns per categorical feature (the most frequent levels; the rest: "other")
 
@@ -492,13 +493,16 @@ def label_errors(
         cidx = np.flatnonzero(conflict)
         c_flag = cidx[p[cidx].argmax(axis=1) != y[cidx]] if len(cidx) else cidx  # type: ignore[index]
         n_flag, n_used = int(res.flagged.sum()), len(rows)
+        pred_rows, y_rows = p[rows].argmax(axis=1), y[rows]
+        recalls = [float((pred_rows[y_rows == c] == c).mean()) for c in range(k) if (y_rows == c).any()]
+        bal_acc = float(np.mean(recalls))  # the learner's out-of-fold balanced accuracy on the given labels
         metric = Metric(
             f"label_issue_ratio_{split}", res.noise_rate, ci=ci, n=n_used, threshold=max_label_issue_ratio,
             direction="lower", bound=bound,  # type: ignore[arg-type]
             description=f"estimated share of wrong labels in {split} (confident learning, 1 - trace of the "
             "calibrated joint)",
             details={"flagged_rows": n_flag, "flagged_ratio": n_flag / n_used, "flagged_ratio_ci": wilson(n_flag, n_used),
-                     "conflicting_duplicate_rows": int(len(cidx)), "conflicting_duplicates_flagged": int(len(c_flag)),
+                     "learner_balanced_accuracy": bal_acc, "conflicting_duplicate_rows": int(len(cidx)), "conflicting_duplicates_flagged": int(len(c_flag)),
                      "thresholds": {_name(classes, c): res.thresholds[c] for c in range(k)},
                      "joint": res.joint, "noise_matrix": res.noise_matrix, "source": used,
                      "learner": learner if used in ("features", "pixels", "embeddings") else "architecture",
@@ -549,6 +553,13 @@ def label_errors(
                 f"{split}: class {', '.join(_name(classes, c) for c in never)} is never the most probable class out "
                 "of sample: the learner cannot tell it apart, so errors into or out of it are not found",
                 severity="info", key=f"never_predicted:{split}",
+            ))  # fmt: skip
+        if bal_acc < WEAK_BALANCED_ACCURACY:
+            findings.append(Finding(
+                f"{split}: the labels are only weakly predictable from the inputs (the learner's out-of-fold balanced "
+                f"accuracy is {bal_acc:.2f}): confident learning counts ambiguous rows as wrong labels, so read "
+                f"{res.noise_rate:.1%} as 'ambiguous or wrong' and look at the listed rows before concluding",
+                severity="info", key=f"weakly_predictable:{split}",
             ))  # fmt: skip
         if k <= 20:
             nm = res.noise_matrix

@@ -270,3 +270,13 @@ def test_a_rare_label_only_in_test_is_left_out_with_a_note() -> None:
     assert rec["status"] == "passed", rec.get("skip_reason") or rec["summary"]
     assert any(f["key"] == "rare_labels" and "9: 3 rows" in f["message"] for f in rec["findings"])
     assert {m["name"]: m for m in rec["metrics"]}["label_issue_ratio_test"]["n"] == 97
+
+
+def test_weakly_predictable_labels_carry_a_note_and_separable_ones_do_not() -> None:
+    frame, _ = blobs(n=400, seed=9)
+    rec = run_check(label_errors, make_artifacts({"train": frame}, label="y"))
+    assert not any(f["key"].startswith("weakly_predictable") for f in rec["findings"])
+    assert rec["metrics"][0]["details"]["learner_balanced_accuracy"] > 0.9
+    frame["y"] = np.random.default_rng(0).integers(0, 3, len(frame))  # labels unrelated to the features
+    rec = run_check(label_errors, make_artifacts({"train": frame}, label="y"))
+    assert any(f["key"] == "weakly_predictable:train" and f["severity"] == "info" for f in rec["findings"])
