@@ -369,6 +369,7 @@ def label_errors(
     prune: str = "prune_by_noise_rate",
     rank_by: str = "self_confidence",
     min_rows_per_class: int = 10,
+    min_rows: int = 30,
     max_classes: int = 100,
     max_fit_rows: int = 200_000,
     n_boot: int = 200,
@@ -402,6 +403,8 @@ def label_errors(
         ``confident_joint`` (Northcutt et al. 2021, section 3.2).
     rank_by: order of the listed rows: ``self_confidence`` or ``normalized_margin``.
     min_rows_per_class: fewest labelled rows per class to cross-fit; fewer is not_applicable.
+    min_rows: fewest labelled rows for a split to be judged (train below it: not_applicable; another
+        split below it: not examined, with a note).
     max_classes: more distinct labels than this is not treated as classification (not_applicable).
     max_fit_rows: each fold's model trains on at most this many rows (a stratified sample; every row
         is still predicted out of sample).
@@ -455,6 +458,11 @@ def label_errors(
             severity="info", key="rare_labels",
         ))  # fmt: skip
     labelled = np.concatenate([keep[s] for s in names])
+    if int(keep["train"].sum()) < min_rows:
+        raise NotApplicable(
+            f"too few rows to judge label errors: {int(keep['train'].sum())} labelled train row(s), at least "
+            f"{min_rows} needed (parameter min_rows)"
+        )
     x, cats, used = _inputs(ctx, source, names)
     xl, yl = x[labelled], y_all[labelled]
     if used == "model":
@@ -483,7 +491,16 @@ def label_errors(
         conflict = conflicting_rows(ds, y) & keep[split]
         use = keep[split] & ~conflict
         rows = np.flatnonzero(use)
-        if len(rows) == 0:
+        if len(rows) < min_rows:  # no verdict on too few rows (the project's min_rows rule)
+            if split == "train":
+                raise NotApplicable(
+                    f"too few rows to judge label errors: {len(rows)} train row(s), at least {min_rows} "
+                    "needed (parameter min_rows)"
+                )
+            findings.append(Finding(
+                f"{split}: too few rows to judge label errors ({len(rows)}, at least {min_rows} needed; parameter "
+                "min_rows): not examined", severity="info", key=f"too_few_rows:{split}",
+            ))  # fmt: skip
             continue
         res = find_label_issues(y[rows], p[rows], prune=prune, rank_by=rank_by)  # type: ignore[index]
         ci = bootstrap_noise_rate(y[rows], p[rows], n_boot=n_boot, rng=rng)  # type: ignore[index]

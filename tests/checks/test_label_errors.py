@@ -280,3 +280,17 @@ def test_weakly_predictable_labels_carry_a_note_and_separable_ones_do_not() -> N
     frame["y"] = np.random.default_rng(0).integers(0, 3, len(frame))  # labels unrelated to the features
     rec = run_check(label_errors, make_artifacts({"train": frame}, label="y"))
     assert any(f["key"] == "weakly_predictable:train" and f["severity"] == "info" for f in rec["findings"])
+
+
+def test_too_few_rows_get_no_verdict() -> None:
+    train, _ = blobs(n=300, seed=10)
+    test, _ = blobs(n=20, seed=11)
+    rec = run_check(label_errors, make_artifacts({"train": train, "test": test}, label="y"))
+    assert [m["name"] for m in rec["metrics"]] == ["label_issue_ratio_train"]
+    assert any(f["key"] == "too_few_rows:test" for f in rec["findings"])
+    rec = run_check(
+        label_errors, make_artifacts({"train": train, "test": test}, label="y"), params={"min_rows": 10}
+    )
+    assert "label_issue_ratio_test" in [m["name"] for m in rec["metrics"]]
+    rec = run_check(label_errors, make_artifacts({"train": train}, label="y"), params={"min_rows": 301})
+    assert rec["status"] == "not_applicable" and "min_rows" in rec["skip_reason"]
