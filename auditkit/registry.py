@@ -23,6 +23,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "auditkit.checks.leakage",
     "auditkit.checks.balance",
     "auditkit.checks.quality",
+    "auditkit.checks.label_errors",
     "auditkit.checks.drift",
     "auditkit.checks.training",
     "auditkit.checks.performance",

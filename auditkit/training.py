@@ -630,6 +630,37 @@ def _fit(run: TrainingRun, module: nn.Module, spec: Any, sched_spec: dict[str, A
     run.module = module.eval()
 
 
+def fit_rows(artifacts: Artifacts, x: np.ndarray, y: np.ndarray, *, seed: int, n_classes: int) -> nn.Module:
+    """A fresh module of the audited architecture (built-in or factory) trained on the given rows.
+
+    Uses the spec's ``training`` settings (their defaults without a training section) and the
+    main optimizer, with no held-out rows: for cross-fitting the architecture (AK-DQ-005), where
+    every row must be predicted by a model that never saw it. Returns the module in eval mode.
+    """
+    import torch
+
+    from auditkit.model import resolve_device, set_thread_policy
+    from auditkit.spec import TrainingSpec
+
+    threads = set_thread_policy()
+    spec = artifacts.spec.training or TrainingSpec()
+    mspec = artifacts.spec.model
+    device = resolve_device(mspec.device if mspec is not None else "auto")
+    n = len(y)
+    bs = min(spec.batch_size, n)
+    opt_spec, sched_spec = spec.optimizer.model_dump(), spec.schedule.model_dump()
+    run = TrainingRun(
+        config="crossfit", optimizer=dict(opt_spec), schedule=sched_spec, seed=seed, epochs=spec.epochs,
+        batch_size=bs, steps_per_epoch=math.ceil(n / bs), device=str(device), n_train=n, threads=threads,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    module = build_module(artifacts, artifacts.dataset("train"), x, n_classes).to(device)
+    _fit(run, module, spec, sched_spec, opt_spec, x, y, None, None, device, seed)
+    if run.error is not None or run.nonfinite_step is not None:
+        raise RuntimeError(f"cross-fitting the architecture failed: {run.error or 'loss became NaN/inf'}")
+    return module.eval()
+
+
 def _safe_step(scheduler: Any) -> None:
     import contextlib
     import warnings
