@@ -25,9 +25,9 @@ from auditkit.artifacts import Artifacts
 from auditkit.bundle import DISK_ERRNOS, atomic_dir, build_manifest, input_entries, write_json
 from auditkit.errors import AuditkitError, InputError
 from auditkit.gate import decide
-from auditkit.registry import build_registry
+from auditkit.registry import Registry, build_registry
 from auditkit.results import SCHEMA_VERSION, AuditResults, dumps
-from auditkit.runner import Selection, _known, plan, progress_enabled, run_planned
+from auditkit.runner import Planned, Selection, _known, plan, progress_enabled, run_planned
 from auditkit.spec import AuditSpec, LoadedSpec, load_spec, parse_spec
 
 LIBRARIES = (
@@ -265,6 +265,41 @@ def run_audit(
                           artifacts=artifacts, today=today, on_record=on_record, sign_key=sign_key)  # fmt: skip
 
 
+def plan_audit(
+    spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec, overrides: Overrides | None = None
+) -> list[Planned]:
+    """The checks an audit would run (``selected``) or leave out (``skip_reason``), in run order,
+    without loading data or running anything. Spec errors raise as in ``run_audit``."""
+    with nocode.scope(bool(overrides and overrides.no_code)):
+        loaded = _load(spec)
+        nocode.check_spec(loaded.spec)
+        return _plan(loaded, overrides or Overrides(), nocode.active())[1]
+
+
+def _plan(loaded: LoadedSpec, ov: Overrides, no_code: bool) -> tuple[Registry, list[Planned]]:
+    """Registry and plan from the spec and the overrides (the one place selection is decided)."""
+    s = loaded.spec
+    autoload = ov.plugin_autoload if ov.plugin_autoload is not None else s.checks.plugin_autoload
+    autoload = autoload and not no_code  # plugins are code: --no-code never loads them
+    registry = build_registry(
+        autoload=autoload,
+        require_plugins=s.checks.require_plugins,
+        paths=[loaded.resolve(p) for p in s.checks.paths],
+    )
+    merged_params = {k: dict(v) for k, v in s.checks.params.items()}
+    for cid, kv in ov.params.items():
+        merged_params.setdefault(cid, {}).update(kv)
+    selection = Selection(
+        select=list(ov.select) or s.checks.select,
+        ignore=list(s.checks.ignore) + list(ov.ignore),
+        enable=list(s.checks.enable) + list(ov.enable),
+        params=merged_params,
+        severity=dict(s.checks.severity),
+        min_rows=s.checks.min_rows,
+    )
+    return registry, plan(registry, selection)
+
+
 def _run_audit(
     spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec,
     *,
@@ -287,25 +322,7 @@ def _run_audit(
     seed = ov.seed if ov.seed is not None else s.seed
     fail_on = ov.fail_on or s.gate.fail_on
     formats = list(ov.formats) if ov.formats is not None else list(s.report.formats)
-    autoload = ov.plugin_autoload if ov.plugin_autoload is not None else s.checks.plugin_autoload
-    autoload = autoload and not no_code  # plugins are code: --no-code never loads them
-    registry = build_registry(
-        autoload=autoload,
-        require_plugins=s.checks.require_plugins,
-        paths=[loaded.resolve(p) for p in s.checks.paths],
-    )
-    merged_params = {k: dict(v) for k, v in s.checks.params.items()}
-    for cid, kv in ov.params.items():
-        merged_params.setdefault(cid, {}).update(kv)
-    selection = Selection(
-        select=list(ov.select) or s.checks.select,
-        ignore=list(s.checks.ignore) + list(ov.ignore),
-        enable=list(s.checks.enable) + list(ov.enable),
-        params=merged_params,
-        severity=dict(s.checks.severity),
-        min_rows=s.checks.min_rows,
-    )
-    planned = plan(registry, selection)
+    registry, planned = _plan(loaded, ov, no_code)
     for i, w in enumerate(s.gate.waivers):
         _known(w.check, registry.checks, f"gate.waivers.{i}.check")  # a mistyped id would waive nothing
     if formats and output is not None:
