@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from tiny_audit import write_audit  # tests/integrations is on pythonpath (pyproject)
 
@@ -211,17 +210,29 @@ def test_gate_step_fails_closed_without_an_exit_code(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "usage" in bad.stderr
 
 
-@pytest.mark.slow  # builds auditkit from this checkout into a fresh venv (≈ 1 min on a loaded machine)
 def test_install_step_installs_this_checkout(tmp_path: Path) -> None:
+    """The install step with auditkit-version empty installs the action's own checkout. The fresh
+    venv borrows this venv's packages (pip, setuptools, torch, ...) through a .pth line, so
+    nothing is downloaded; auditkit itself must come from the install step."""
+    import sysconfig
+
     venv = tmp_path / "venv"
-    subprocess.run([sys._base_executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    (Path(site) / "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     step = next(s for s in ACTION["runs"]["steps"] if s.get("id") == "install")
-    env = {**os.environ, "AK_PYTHON": str(venv / "bin" / "python"), "AK_AUDITKIT": str(venv / "bin" / "auditkit"),
-           "AK_ACTION_PATH": str(ROOT), "AK_VERSION": "", "AK_TORCH_INDEX": "",
+    env = {**os.environ, "AK_PYTHON": str(py), "AK_AUDITKIT": str(venv / "bin" / "auditkit"),
+           "AK_ACTION_PATH": str(ROOT), "AK_VERSION": "", "AK_TORCH_INDEX": "https://invalid.example/never-used",
            "AK_PIP_ARGS": "--no-deps --no-build-isolation -q"}  # fmt: skip
-    proc = subprocess.run(["bash", "-c", step["run"]], env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(["bash", "-c", _subst(step["run"], {"inputs": {}, "steps": {}})], env=env,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "auditkit, version 0.1.0" in proc.stdout or "0.1.0" in proc.stdout
+    assert "auditkit, version 0.1.0" in proc.stdout  # torch was found: its index was never asked
+    where = subprocess.run([str(py), "-c", "import auditkit, auditkit.pytest_plugin; print(auditkit.__file__)"],
+                           capture_output=True, text=True, check=True, cwd=tmp_path).stdout  # fmt: skip
+    assert where.startswith(site)
 
 
 def test_pre_commit_hook_is_valid_and_its_entry_gates(tmp_path: Path) -> None:
