@@ -66,16 +66,22 @@ class _Audit:
 
     def overrides(self, select: list[str] | None = None) -> Overrides:
         from auditkit.audit import Overrides
+        from auditkit.check import SEVERITIES
         from auditkit.cli import _parse_params, _split_csv
+        from auditkit.errors import UsageError
 
         opt = self.config.getoption
+        if opt("auditkit_fail_on") not in (None, *SEVERITIES):
+            raise UsageError(
+                f"--auditkit-fail-on: {opt('auditkit_fail_on')!r} is not one of {', '.join(SEVERITIES)}"
+            )
         return Overrides(
             select=select if select is not None else _split_csv(tuple(opt("auditkit_select"))),
             ignore=_split_csv(tuple(opt("auditkit_ignore"))),
             enable=_split_csv(tuple(opt("auditkit_enable"))),
             params=_parse_params(tuple(opt("auditkit_param"))),
             fail_on=opt("auditkit_fail_on"),
-            baseline=opt("auditkit_baseline"),
+            baseline=_path(self.config, opt("auditkit_baseline")),
             seed=opt("auditkit_seed"),
         )
 
@@ -86,7 +92,10 @@ class _Audit:
             from auditkit.errors import AuditkitError
 
             opt = self.config.getoption
-            output, sign = opt("auditkit_output"), opt("auditkit_sign")
+            output, sign = (
+                _path(self.config, opt("auditkit_output")),
+                _path(self.config, opt("auditkit_sign")),
+            )
             try:
                 self._results = run_audit(
                     self.spec, output=output, overrides=self.overrides(self.run_ids), quiet=True,
@@ -105,10 +114,15 @@ class _Audit:
 _AUDIT = pytest.StashKey[_Audit]()
 
 
+def _path(config: pytest.Config, value: str | None) -> Path | None:
+    """A path option relative to where pytest was started (a conftest may chdir later)."""
+    return None if value is None else (config.invocation_params.dir / value).resolve()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     spec = config.getoption("auditkit", None)
     if spec:
-        config.stash[_AUDIT] = _Audit(config, Path(spec).resolve())
+        config.stash[_AUDIT] = _Audit(config, (config.invocation_params.dir / spec).resolve())
 
 
 class AuditSpecFile(pytest.File):

@@ -169,6 +169,14 @@ def test_spec_and_input_errors_are_one_line(pytester: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*auditkit: error: *chekcs*", "*1 error*"])
     assert "Traceback" not in result.stdout.str()
+    spec = write_audit(pytester.path)
+    for bad, says in ((["--auditkit-fail-on", "severe"], "--auditkit-fail-on: 'severe' is not one of info"),
+                      (["--auditkit-param", "AK-LEAK-001=1"], "expected CHECK-ID.name=value"),
+                      (["--auditkit-param", "AK-LEAK-001.max_overlap=1"], "did you mean 'max_overlap_ratio'")):  # fmt: skip
+        result = pytester.runpytest_subprocess("--auditkit", str(spec), *bad)
+        assert result.ret == pytest.ExitCode.INTERRUPTED
+        result.stdout.fnmatch_lines([f"*auditkit: error: *{says}*"])
+        assert "Traceback" not in result.stdout.str()
     # found only when the data is read (a label column that is not there): every item errors
     spec = write_audit(pytester.path)
     spec.write_text(spec.read_text().replace("label: y", "label: approved"))
