@@ -136,6 +136,10 @@ def test_fixture_runs_the_audit_once_for_items_and_tests(pytester: pytest.Pytest
             assert auditkit_results.exit_code == 3  # the crashing local check fails the gate closed
     """
     )
+    # collecting plans the checks but runs nothing
+    result = pytester.runpytest_subprocess("--auditkit", str(spec), "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*audit.yaml::AK-LEAK-001*", "*audit.yaml::gate*"])
+    assert not count.exists()
     result = pytester.runpytest_subprocess("--auditkit", str(spec), "-p", "no:randomly")
     # the checks: BAL-001, DQ-004, LOCAL-COUNT-001 pass; LEAK-001 and the gate fail; + the 2 tests
     result.assert_outcomes(passed=3 + 2, failed=2, errors=1, skipped=1, xfailed=1)
