@@ -26,7 +26,9 @@ class Interrupted(BaseException):
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    click.echo(f"auditkit: error: {message}", err=True)
+    from auditkit.safetext import inert
+
+    click.echo(f"auditkit: error: {inert(message, multiline=False)}", err=True)
     sys.exit(code)
 
 
@@ -119,8 +121,18 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
     for rec in results.checks:  # a check that found its parameters or inputs wrong: one line each
         if rec["status"] == "error" and (rec.get("error") or {}).get("input"):
             first = (str(rec["error"].get("message") or "").splitlines() or [rec["error"].get("type") or "error"])[0]
-            click.echo(f"auditkit: error: {rec['id']}: {first}", err=True)
+            click.echo(f"auditkit: error: {_shown(rec['id'])}: {_shown(first)}", err=True)
     sys.exit(results.exit_code)
+
+
+def _shown(text: Any) -> str:
+    """Spec or data text for the terminal: control, bidi and format characters shown escaped
+    (an ESC sequence in a column name cannot recolour or rewrite the log), rich markup escaped."""
+    from rich.markup import escape
+
+    from auditkit.safetext import inert
+
+    return escape(inert(text, multiline=False))
 
 
 def _print_summary(doc: dict[str, Any], out: Path) -> None:
@@ -128,27 +140,28 @@ def _print_summary(doc: dict[str, Any], out: Path) -> None:
 
     console = _console()
     styles = {"passed": "green", "failed": "red", "error": "yellow", "skipped": "dim", "not_applicable": "dim"}
-    table = Table(title=f"auditkit — {doc['subject']['name']}", show_lines=False)
+    table = Table(title=f"auditkit — {_shown(doc['subject']['name'])}", show_lines=False)
     for col in ("check", "status", "severity", "summary"):
         table.add_column(col, overflow="fold")
     for rec in doc["checks"]:
         if rec["status"] == "skipped" and (rec.get("skip_reason") or "").startswith("not selected"):
             continue
         summary = rec.get("summary") or rec.get("skip_reason") or ""
-        table.add_row(rec["id"], f"[{styles[rec['status']]}]{rec['status']}[/]", rec["severity"], summary)
+        table.add_row(_shown(rec["id"]), f"[{styles[rec['status']]}]{rec['status']}[/]", _shown(rec["severity"]),
+                      _shown(summary))
     console.print(table)
     gate = doc["gate"]
     colour = "green" if gate["decision"] == "pass" else "red"
-    console.print(f"gate: [bold {colour}]{gate['decision'].upper()}[/] (exit {gate['exit_code']}): {gate['reason']}")
+    console.print(f"gate: [bold {colour}]{gate['decision'].upper()}[/] (exit {gate['exit_code']}): {_shown(gate['reason'])}")
     for w in gate.get("waived", []):
-        console.print(f"  waived: {w['check']} {w.get('key') or ''} — {w['message']}")
+        console.print(f"  waived: {_shown(w['check'])} {_shown(w.get('key') or '')} — {_shown(w['message'])}")
     for w in gate.get("unused_waivers", []):
-        key = f" key {w['key']!r}" if w.get("key") else ""
-        console.print(f"  [yellow]unused waiver[/]: {w['check']}{key} matched no finding (check the id and key)")
+        key = f" key {_shown(repr(w['key']))}" if w.get("key") else ""
+        console.print(f"  [yellow]unused waiver[/]: {_shown(w['check'])}{key} matched no finding (check the id and key)")
     for r in gate.get("regressions", []):
-        console.print(f"  regression: {r['message']}")
+        console.print(f"  regression: {_shown(r['message'])}")
     pdf = out / "report.pdf"
-    console.print(f"bundle: {out}" + (f"  report: {pdf}" if pdf.exists() else ""))
+    console.print(f"bundle: {_shown(out)}" + (f"  report: {_shown(pdf)}" if pdf.exists() else ""))
 
 
 @cli.group("checks", invoke_without_command=True, context_settings=CONTEXT)

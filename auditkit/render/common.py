@@ -14,11 +14,13 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 from collections import Counter
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from auditkit.check import SEVERITIES
+from auditkit.safetext import inert
 
 if TYPE_CHECKING:
     import jinja2
@@ -574,6 +576,38 @@ def build_view(
     }
 
 
+def shown(value: Any) -> Any:
+    """Jinja ``finalize``: text with bidi, format and control characters escaped (``\\u202e``).
+
+    Markup (already-escaped HTML, the plots' SVG, a joined list) stays Markup: escaping its
+    invisible characters adds only ASCII."""
+    from markupsafe import Markup
+
+    if isinstance(value, Markup):
+        return Markup(inert(str(value)))
+    if isinstance(value, str):
+        return inert(value)
+    return value
+
+
+_BREAK_AFTER = re.compile(r"([_/:])")
+_LONG_RUN = re.compile(r"[^\s_/:]{25,}")
+MAX_RUN = 24  # a run without a break opportunity longer than this (a hash, a cut 10k string) breaks every 24
+
+
+def breakable(value: Any) -> Any:
+    """Table text that wraps only between words: a break opportunity (``<wbr>``) after ``_``, ``/``
+    and ``:`` (identifiers such as ``robust_accuracy`` and paths), none inside a word. The CSS
+    forbids breaking elsewhere (``overflow-wrap: normal``); only a run of more than 24 characters
+    with no such place (a digest, a cut string) gets breaks every 24 characters."""
+    from markupsafe import Markup, escape
+
+    s = inert(value if isinstance(value, str) else fmt_value(value), multiline=True)
+    s = _LONG_RUN.sub(lambda m: "\0".join(m.group()[i : i + MAX_RUN] for i in range(0, len(m.group()), MAX_RUN)), s)
+    s = _BREAK_AFTER.sub("\\1\0", s)
+    return Markup(str(escape(s)).replace("\0", "<wbr>"))
+
+
 @lru_cache(maxsize=1)
 def jinja_env() -> jinja2.Environment:
     import jinja2
@@ -581,12 +615,14 @@ def jinja_env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("auditkit.report_templates", "."),
         autoescape=True,  # every string from results.json is escaped unless marked safe here
+        finalize=shown,  # every {{ }} output, filtered or not, with invisible characters made visible
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
     env.filters["num"] = fmt_num
+    env.filters["brk"] = breakable
     return env
 
 
