@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from markupsafe import Markup
 
 from auditkit.render.common import area_of, cut, deselected, document_date, fmt_ci, fmt_num
 from auditkit.safetext import inert, markdown_text
@@ -43,6 +44,13 @@ def _one_line(value: Any, limit: int = 200) -> str:
     return cut(inert(re.sub(r"\s+", " ", str(value or "")).strip(), multiline=False), limit)
 
 
+def _numbers(fmt: Any, value: Any) -> Any:
+    """``fmt(value)`` as Markup (shown as written) when ``value`` holds only numbers; else text."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items)
+    return Markup(fmt(value)) if numeric else fmt(value)
+
+
 def _rows(
     results: dict[str, Any], areas: tuple[str, ...], name_filter: str | None = None
 ) -> list[dict[str, Any]]:
@@ -64,8 +72,10 @@ def _rows(
             if thr is not None and direction in ("higher", "lower"):
                 rule = ("≥ " if direction == "higher" else "≤ ") + fmt_num(thr)
             rows.append({
-                "check": str(rec.get("id")), "metric": str(m.get("name")), "raw": m, "value": fmt_num(m.get("value")),
-                "ci": fmt_ci(m.get("ci")), "n": fmt_num(m.get("n")) if m.get("n") is not None else "",
+                # numbers formatted here are shown as written (Markup): "[0.91, 0.98]" is an interval, not a link
+                "check": str(rec.get("id")), "metric": str(m.get("name")), "raw": m,
+                "value": _numbers(fmt_num, m.get("value")), "ci": _numbers(fmt_ci, m.get("ci")),
+                "n": _numbers(fmt_num, m.get("n")) if m.get("n") is not None else "",
                 "rule": rule, "status": rec.get("status"), "title": str(rec.get("title") or ""),
             })  # fmt: skip
     return rows
