@@ -8,7 +8,6 @@ check); ``better``/``worse`` follows the metric's direction.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from auditkit.render.common import deselected, fmt_ci, fmt_num

@@ -326,8 +326,9 @@ def _param_view(rec: dict[str, Any], name: str, value: Any, user_set: bool) -> t
     if user_set:
         return cut(name, 60), shown
     if value is None:
-        ev = rec.get("evidence") if isinstance(rec.get("evidence"), dict) else {}
-        setup = ev.get("setup") if isinstance(ev.get("setup"), dict) else {}
+        raw = rec.get("evidence")
+        ev: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        setup: dict[str, Any] = ev["setup"] if isinstance(ev.get("setup"), dict) else {}
         for place in (ev, setup):
             used = place.get(name)
             if used is not None and not _is_table(used):

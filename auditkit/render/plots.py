@@ -116,9 +116,9 @@ def _wrap2(text: str, size: float, max_w: float) -> list[str] | None:
     best = None
     for i in cuts:
         a, b = text[:i].rstrip(), text[i:].lstrip()
-        if a and b and max(text_width(a, size, True), text_width(b, size, True)) <= max_w:
-            if best is None or abs(len(a) - len(b)) < abs(len(best[0]) - len(best[1])):
-                best = (a, b)
+        fits = bool(a and b) and max(text_width(a, size, True), text_width(b, size, True)) <= max_w
+        if fits and (best is None or abs(len(a) - len(b)) < abs(len(best[0]) - len(best[1]))):
+            best = (a, b)
     return list(best) if best else None
 
 

@@ -102,4 +102,10 @@ def screenshot(chromium: str, html: Path, width: int, out: Path, height: int = 2
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "shot.html"
         page.write_text(framed(html.read_text(encoding="utf-8"), width, height), encoding="utf-8")
-        _run(chromium, page.as_uri(), max(width, 500), f"--screenshot={out}", f"--window-size={max(width, 500)},{height}")
+        _run(
+            chromium,
+            page.as_uri(),
+            max(width, 500),
+            f"--screenshot={out}",
+            f"--window-size={max(width, 500)},{height}",
+        )

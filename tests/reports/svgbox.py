@@ -13,7 +13,9 @@ _TRANSFORM = re.compile(r"(translate|rotate)\(([^)]*)\)")
 
 
 def _matrix(transform: str | None) -> list[tuple[str, list[float]]]:
-    return [(k, [float(x) for x in re.split(r"[ ,]+", a.strip())]) for k, a in _TRANSFORM.findall(transform or "")]
+    return [
+        (k, [float(x) for x in re.split(r"[ ,]+", a.strip())]) for k, a in _TRANSFORM.findall(transform or "")
+    ]
 
 
 def _apply(ops: list[tuple[str, list[float]]], x: float, y: float) -> tuple[float, float]:

@@ -51,7 +51,9 @@ def test_the_probe_finds_an_overflow(chromium: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_synthetic_report_fits_the_window(chromium: str, synth: dict[str, Any], tmp_path: Path, width: int) -> None:
+def test_synthetic_report_fits_the_window(
+    chromium: str, synth: dict[str, Any], tmp_path: Path, width: int
+) -> None:
     from auditkit.render.html import render
 
     (html,) = render(synth, tmp_path)

@@ -49,7 +49,9 @@ def _stress_plots() -> list[dict[str, Any]]:
 
 def _all_plots(engine_results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     docs = [synthetic_results(), synthetic_results(hostile=False), engine_results]
-    found = [(r["id"], p) for d in docs for r in d["checks"] for p in (r.get("evidence") or {}).get("plots") or []]
+    found = [
+        (r["id"], p) for d in docs for r in d["checks"] for p in (r.get("evidence") or {}).get("plots") or []
+    ]
     return found + [("stress", p) for p in _stress_plots()]
 
 
@@ -145,7 +147,9 @@ def _narrowed() -> dict[str, Any]:
     keep = {"AK-LEAK-001", "AK-BAL-001"}
     for r in doc["checks"]:
         if r["id"] not in keep:
-            r.update(status="skipped", skip_reason="not selected: outside checks.select", metrics=[], findings=[])
+            r.update(
+                status="skipped", skip_reason="not selected: outside checks.select", metrics=[], findings=[]
+            )
     for i in range(28):
         doc["checks"].append(_rec(f"AK-X-{i:03d}", f"Check {i}", "skipped",
                                   skip_reason="not selected: outside checks.select"))  # fmt: skip
@@ -166,7 +170,9 @@ def test_cover_states_a_narrowed_scope_and_lists_deselected_checks() -> None:
         if r["id"] not in ("AK-LEAK-001", "AK-BAL-001"):
             assert r["id"] in appendix
     full = synthetic_results(hostile=False)
-    full["checks"] = [r for r in full["checks"] if not r.get("skip_reason", "") or "not selected" not in r["skip_reason"]]
+    full["checks"] = [
+        r for r in full["checks"] if not r.get("skip_reason", "") or "not selected" not in r["skip_reason"]
+    ]
     assert "Narrowed audit" not in render_html(full, pdf=False)  # nothing left out: not narrowed
 
 
@@ -175,7 +181,9 @@ def test_failures_below_the_gate_are_worded_as_such() -> None:
     html = render_html(doc, pdf=False)
     cover = html.split('<section class="summary"')[0]
     assert "Gate: PASSED" in cover
-    assert re.search(r"2 failed check\(s\) with findings below the gate's threshold \(<code>fail_on: high</code>\)", cover)
+    assert re.search(
+        r"2 failed check\(s\) with findings below the gate's threshold \(<code>fail_on: high</code>\)", cover
+    )
     assert "AK-BAL-001, AK-LEAK-001" in cover and "2 below gate" in html
     blocked = synthetic_results(hostile=False)  # AK-LEAK-001 blocks here: not "below the gate"
     assert "AK-LEAK-001" not in build_view(blocked)["below_gate"]
@@ -223,8 +231,12 @@ def test_diff_table_never_truncates_ids_or_metric_names() -> None:
     long_metric = "ood_accepted_at_threshold:column_shuffled_and_scaled"
     for doc, value in ((base, 0.5), (new, 0.7)):
         rec = next(r for r in doc["checks"] if r["id"] == "AK-LEAK-001")
-        rec["metrics"].append(_metric(long_metric, value, (value - 0.01, value + 0.01), 85, None, "higher", None))
-        next(r for r in doc["checks"] if r["id"] == "AK-GOV-001")["status"] = "failed" if value > 0.6 else "passed"
+        rec["metrics"].append(
+            _metric(long_metric, value, (value - 0.01, value + 0.01), 85, None, "higher", None)
+        )
+        next(r for r in doc["checks"] if r["id"] == "AK-GOV-001")["status"] = (
+            "failed" if value > 0.6 else "passed"
+        )
     console = Console(file=_io.StringIO(), width=80, record=True)
     render_diff(diff_results(base, new), console=console)
     out = console.export_text()
