@@ -328,8 +328,11 @@ def _bundle_manifest(path: Path, results_bytes: bytes) -> bytes | None:
 @click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table")
 def diff_cmd(base: Path, new: Path, fmt: str) -> None:
-    """What changed between two audits: status changes and metric changes with intervals."""
-    from auditkit.diff import diff_results, render_diff
+    """What changed between two audits: status changes and metric changes with intervals.
+
+    Exit codes: 0 no difference, 1 differences found, 2 bad input (a file that is not results.json).
+    """
+    from auditkit.diff import diff_results, has_changes, render_diff
     from auditkit.results import AuditResults
 
     d = diff_results(AuditResults.load_valid(base).doc, AuditResults.load_valid(new).doc)
@@ -341,6 +344,7 @@ def diff_cmd(base: Path, new: Path, fmt: str) -> None:
         click.echo(render_diff(d, markdown=True))
     else:
         render_diff(d, console=_console())
+    sys.exit(1 if has_changes(d) else 0)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

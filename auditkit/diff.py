@@ -130,6 +130,14 @@ def diff_results(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+CHANGE_KEYS = ("status_changes", "metric_changes", "added", "removed", "new_findings", "resolved_findings")
+
+
+def has_changes(d: dict[str, Any]) -> bool:
+    """Whether two audits differ (``auditkit diff`` exits 1 then, 0 when they are the same)."""
+    return bool(d.get("gate_changed")) or any(d.get(k) for k in CHANGE_KEYS)
+
+
 def _t(text: Any) -> str:
     """Terminal text: control, bidi and format characters shown escaped (an ESC sequence cannot
     recolour or move the cursor), then rich markup escaped."""
@@ -166,10 +174,7 @@ def _markdown(d: dict[str, Any]) -> str:
         f"(exit {_md(d['base']['exit_code'])} → {_md(d['new']['exit_code'])}); runs `{_md(d['base']['id'])}` → `{_md(d['new']['id'])}`.",
         "",
     ]
-    if not any(
-        d[k]
-        for k in ("status_changes", "metric_changes", "added", "removed", "new_findings", "resolved_findings")
-    ):
+    if not any(d[k] for k in CHANGE_KEYS):
         lines.append("No change in check statuses, metrics or findings.")
         return "\n".join(lines) + "\n"
     if d["status_changes"]:
@@ -260,10 +265,7 @@ def render_diff(d: dict[str, Any], markdown: bool = False, console: Any = None) 
             rec.print(
                 f"{key.replace('_', ' ')}: [{f['severity']}] {_t(f['check'])}: {_t(str(f['message'])[:200])}"
             )
-    if not any(
-        d[k]
-        for k in ("status_changes", "metric_changes", "added", "removed", "new_findings", "resolved_findings")
-    ):
+    if not any(d[k] for k in CHANGE_KEYS):
         rec.print("no change in check statuses, metrics or findings")
     if console is None:
         return str(rec.export_text())
