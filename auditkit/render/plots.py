@@ -86,9 +86,20 @@ class _Frame:
         return H - MB - (v - self.ylo) / (self.yhi - self.ylo) * (H - MT - MB)
 
 
+def _slanted(xticks: list[tuple[float, str]] | None) -> bool:
+    """Category labels are slanted when there are more than 8, or when one of them is wider than
+    its share of the axis (side by side they would run into each other)."""
+    if xticks is None or not xticks:
+        return False
+    if len(xticks) > 8:
+        return True
+    slot = (W - ML - MR) / max(len(xticks), 1)
+    return any(text_width(inert(label, multiline=False)[:14], 10) > slot - 4 for _, label in xticks)
+
+
 def _extra_for(xticks: list[tuple[float, str]] | None) -> int:
     """Slanted tick labels reach below the default margin: the axis title moves under them."""
-    return ROTATED_EXTRA if xticks is not None and len(xticks) > 8 else 0
+    return ROTATED_EXTRA if _slanted(xticks) else 0
 
 
 PAD = 3  # no text comes closer than this to the edge of the chart
@@ -222,11 +233,14 @@ def _axes(
                 f'<line x1="{ML}" y1="{y:.1f}" x2="{W - MR}" y2="{y:.1f}" stroke="#e3e3e3" stroke-width="0.6"/>'
             )
             out.append(f'<text x="{ML - 4}" y="{y + 3:.1f}" text-anchor="end" font-size="{size:g}">{label}</text>')
+    categorical = xticks is not None
     if xticks is None:
         xticks = [
             (v, _fmt_tick(v)) for v in _nice_ticks(fr.xlo, fr.xhi) if fr.xlo - 1e-12 <= v <= fr.xhi + 1e-12
         ]
-    rotate = len(xticks) > 8
+    rotate = _slanted(xticks) if categorical else False
+    xs_ = sorted(fr.x(v) for v, _ in xticks)
+    spacing = min((b - a for a, b in zip(xs_, xs_[1:], strict=False)), default=float(W))
     for v, raw in xticks:
         x = fr.x(v)
         out.append(
@@ -241,7 +255,8 @@ def _axes(
                 f'transform="rotate(-35 {x:.1f} {H - MB + 10})">{label}</text>'
             )
         else:
-            label, size = _fit(raw, 10, 2 * (W - PAD - x) if x > W / 2 else 2 * (x - PAD), min_size=7, limit=14)
+            edge = 2 * (W - PAD - x) if x > W / 2 else 2 * (x - PAD)
+            label, size = _fit(raw, 10, min(edge, spacing - 4), min_size=7, limit=14)  # never into a neighbour
             out.append(
                 f'<text x="{x:.1f}" y="{H - MB + 13}" text-anchor="middle" font-size="{size:g}">{label}</text>'
             )

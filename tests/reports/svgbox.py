@@ -66,3 +66,21 @@ def outside(svg: str) -> list[str]:
         for b in boxes
         if any(x < -0.5 or y < -0.5 or x > vw + 0.5 or y > vh + 0.5 for x, y in b["corners"])
     ]
+
+
+def overlapping(svg: str, slack: float = 0.5) -> list[str]:
+    """Pairs of upright labels whose boxes overlap (slanted labels are skipped: their boxes are not
+    axis-aligned)."""
+    _, boxes = text_boxes(svg)
+    upright = []
+    for b in boxes:
+        xs = [x for x, _ in b["corners"]]
+        ys = [y for _, y in b["corners"]]
+        if len({round(x, 3) for x in xs}) == 2 and len({round(y, 3) for y in ys}) == 2:
+            upright.append((b["label"], min(xs), min(ys), max(xs), max(ys)))
+    out = []
+    for i, a in enumerate(upright):
+        for b in upright[i + 1 :]:
+            if a[1] < b[3] - slack and b[1] < a[3] - slack and a[2] < b[4] - slack and b[2] < a[4] - slack:
+                out.append(f"{a[0]!r} overlaps {b[0]!r}")
+    return out

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from svgbox import outside
+from svgbox import outside, overlapping
 from synth import _metric, _rec, synthetic_results
 
 from auditkit.render.common import build_view, fmt_num, render_html
@@ -36,6 +36,9 @@ def _stress_plots() -> list[dict[str, Any]]:
         {"type": "bar", "title": "W" * 200, "x_label": "feature", "y_label": "effect size",
          "categories": [f"mean_concave_points_error_{i}" for i in range(40)],
          "series": [{"name": "test", "values": [0.01 * i for i in range(40)]}]},
+        {"type": "bar", "title": "Mean accuracy drop per corruption", "x_label": "corruption", "y_label": "drop",
+         "categories": ["gaussian_noise", "impulse_noise", "gaussian_blur", "contrast", "brightness", "pixelate",
+                        "occlusion"], "series": [{"name": "drop", "values": [0.02, 0.07, 0.14, 0.13, 0.29, 0.36, 0.22]}]},
         {"type": "line", "title": "log", "log_y": True, "x_label": "step", "y_label": "lr",
          "series": [{"name": "lr", "x": xs, "y": [10.0 ** -(x + 1) for x in xs]}]},
         {"type": "line", "title": "categorical", "x_label": "corruption", "y_label": "drop",
@@ -55,7 +58,7 @@ def _all_plots(engine_results: dict[str, Any]) -> list[tuple[str, dict[str, Any]
     return found + [("stress", p) for p in _stress_plots()]
 
 
-def test_every_plot_text_lies_inside_its_view_box(engine_results: dict[str, Any]) -> None:
+def test_every_plot_text_lies_inside_its_view_box_and_apart(engine_results: dict[str, Any]) -> None:
     plots = _all_plots(engine_results)
     assert {p.get("type") for _, p in plots} >= {"line", "bar", "scatter"}
     drawn = 0
@@ -65,6 +68,7 @@ def test_every_plot_text_lies_inside_its_view_box(engine_results: dict[str, Any]
             continue
         drawn += 1
         assert outside(svg) == [], (cid, plot.get("title"))
+        assert overlapping(svg) == [], (cid, plot.get("title"))  # e.g. category labels side by side
     assert drawn >= 15
 
 
