@@ -49,7 +49,7 @@ def has_hidden(value: str) -> bool:
     return inert(value, multiline=False) != value
 
 
-_MD_META = re.compile(r"([\\`*_\[\]!|#~])")
+_MD_META = re.compile(r"([\\`*_\[\]!|~]|(?<!&)#)")  # not the "#" of an HTML entity (&#34;)
 
 
 def markdown_text(value: object, *, multiline: bool = True) -> str:

@@ -297,6 +297,7 @@ def hidden_text_results() -> dict[str, Any]:
     doc = synthetic_results(hostile=False)
     doc["spec"]["card"].update(HIDDEN)
     doc["spec"]["card"]["users"] = [HIDDEN["license"]]
+    doc["spec"]["card"]["owners"] = [{"name": 'ML "core" team #1', "contact": "ml@example.com"}]
     rec = next(r for r in doc["checks"] if r["id"] == "AK-LEAK-001")
     rec["title"] = f"Overlap {HIDDEN['license']}"
     rec["summary"] = HIDDEN["limitations"]

@@ -99,6 +99,7 @@ def test_markdown_card_is_text_not_markup(doc: dict[str, Any], tmp_path: Path) -
     assert "javascript:" not in re.findall(r'href="([^"]*)"', html).__str__()
     assert "<img" not in html and "<script" not in html
     assert "[click](javascript:alert(1))" in html  # shown as the text that was written
+    assert "&\\#" not in text and "ML &quot;core&quot; team #1" in html  # entities intact in table cells
     # the escapes are visible in the rendered card too
     assert "MIT\\u202eLPG-3.0\\u202c" in html
     # results.json keeps the text exactly as written (the renderers only change what is shown)
