@@ -785,4 +785,8 @@ def render_html(
                 for s in c["evidence"]["plots"]
             ]
     css = template_text("report.css")
-    return jinja_env().get_template("report.html.j2").render(v=view, pdf=pdf, css=Markup(css))
+    html = jinja_env().get_template("report.html.j2").render(v=view, pdf=pdf, css=Markup(css))
+    # PDF: the break opportunities as U+200B, which WeasyPrint lays out a quarter faster than <wbr>
+    # elements (7.1 → 5.4 s for the demo, interleaved, loaded machine) and leaves out of the text
+    # layer. Every "<wbr>" here is the brk filter's: text from results.json is escaped.
+    return html.replace("<wbr>", "\u200b") if pdf else html
