@@ -23,6 +23,7 @@ if not (_here / "checks").is_dir() and (_here.parent / "checks" / "__init__.py")
 del _here
 
 from auditkit.check import (  # noqa: E402
+    DEFAULT_MIN_ROWS,
     SEVERITIES,
     CheckInfo,
     Finding,
@@ -32,15 +33,18 @@ from auditkit.check import (  # noqa: E402
     Skipped,
     check,
     check_info,
+    require_rows,
 )
 from auditkit.errors import AuditkitError, InputError, SpecError  # noqa: E402
 
 if TYPE_CHECKING:
     from auditkit.audit import Overrides, run_audit
     from auditkit.context import RunContext
+    from auditkit.expr import slice_mask
     from auditkit.results import AuditResults
 
 __all__ = [
+    "DEFAULT_MIN_ROWS",
     "SEVERITIES",
     "AuditResults",
     "AuditkitError",
@@ -57,7 +61,9 @@ __all__ = [
     "__version__",
     "check",
     "check_info",
+    "require_rows",
     "run_audit",
+    "slice_mask",
 ]
 
 _LAZY = {
@@ -65,6 +71,7 @@ _LAZY = {
     "Overrides": "auditkit.audit",
     "RunContext": "auditkit.context",
     "AuditResults": "auditkit.results",
+    "slice_mask": "auditkit.expr",
 }
 
 

@@ -101,6 +101,7 @@ class Artifacts:
             time=d.time,
             sensitive=tuple(d.sensitive),
             exclude=tuple(d.exclude),
+            drop_missing_labels=d.drop_missing_labels,
         )
 
     def datasets(self) -> dict[str, Dataset]:
@@ -197,6 +198,8 @@ class Artifacts:
             return ok, "needs training.compare"
         if req == "card":
             return bool(spec and spec.card), "needs a card section"
+        if req == "deployment":
+            return bool(spec and spec.deployment), "needs a deployment section (deployment.artifacts)"
         if req == "expectations":
             return bool(spec and spec.data.expectations), "needs data.expectations"
         if req in ("label", "id", "group", "time"):
@@ -231,7 +234,20 @@ class Artifacts:
             out["model"] = dict(model.source)
         elif self.spec and self.spec.model:
             out["model"] = {"format": self.spec.model.source, "loaded": False}
+        if self.spec and self.spec.deployment and self.loaded:
+            out["deployment"] = [self._artifact_fingerprint(a) for a in self.spec.deployment.artifacts]
         return out
+
+    def _artifact_fingerprint(self, art: Any) -> dict[str, Any]:
+        """A deployment artifact as the subject names it: its file's sha256, or what it is derived by."""
+        from auditkit.data import file_sha256
+
+        rel = art.onnx or art.torchscript
+        if rel is None:
+            return {"name": art.name, "format": art.source, "derived": art.quantize or art.dtype}
+        path = self.loaded.resolve(rel)  # type: ignore[union-attr]
+        sha = file_sha256(path) if path.is_file() else None
+        return {"name": art.name, "format": art.source, "path": rel, "sha256": sha}
 
     def input_files(self) -> list[tuple[str, Path]]:
         """(role, path) of every input file named in the spec, for the manifest."""
@@ -254,6 +270,15 @@ class Artifacts:
                     files.append((f"model.{key}", self.loaded.resolve(rel)))
         if spec.gate.baseline:
             files.append(("gate.baseline", self.loaded.resolve(spec.gate.baseline)))
+        for i, art in enumerate(spec.deployment.artifacts if spec.deployment else []):
+            rel = art.onnx or art.torchscript
+            if rel:
+                path = self.loaded.resolve(rel)
+                files.append((f"deployment.artifacts.{i}.{art.source}", path))
+                # ONNX weights saved as external data live beside the graph: they are the model too.
+                sidecar = path.with_name(path.name + ".data")
+                if art.onnx and sidecar.is_file():
+                    files.append((f"deployment.artifacts.{i}.onnx_data", sidecar))
         return files
 
 

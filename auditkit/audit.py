@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from auditkit import __version__
+from auditkit import __version__, nocode
 from auditkit.artifacts import Artifacts
-from auditkit.bundle import atomic_dir, build_manifest, input_entries, write_json
+from auditkit.bundle import DISK_ERRNOS, atomic_dir, build_manifest, input_entries, write_json
 from auditkit.errors import AuditkitError, InputError
 from auditkit.gate import decide
 from auditkit.registry import build_registry
@@ -49,6 +49,8 @@ class Overrides:
     seed: int | None = None
     formats: Sequence[str] | None = None
     plugin_autoload: bool | None = None
+    no_code: bool = False  # refuse spec keys that run code (also AUDITKIT_NO_CODE=1; see nocode.py)
+    timeout: float | None = None  # seconds per check (checks.timeout)
 
 
 def _load(spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec) -> LoadedSpec:
@@ -132,20 +134,34 @@ def _check_expectations(path: Path) -> None:
     if not isinstance(doc, dict) or not isinstance(doc.get("expectations"), list):
         raise InputError(f"data.expectations: {path.name} is not a Great Expectations suite "
                          "(a JSON object with a list 'expectations')")
+    from auditkit.expr import unsafe_row_condition
+
+    for i, e in enumerate(doc["expectations"]):
+        why = unsafe_row_condition(e.get("kwargs") if isinstance(e, dict) else None)
+        if why:  # GX would run it through DataFrame.query, which evaluates Python
+            raise InputError(f"data.expectations: {path.name}: expectation {i}: {why}")
 
 
 def _check_slices(arts: Artifacts, slices: dict[str, str]) -> None:
-    """Each data.slices query must evaluate on the data (AK-PERF-004 errored on a typo)."""
+    """Each data.slices expression names existing columns and evaluates on the data (AK-PERF-004
+    errored on a typo). The syntax was whitelisted with the spec; nothing here runs Python."""
+    from auditkit.expr import ColumnError, parse
+
     datasets = arts.datasets()
     ds = datasets.get("test") or next(iter(datasets.values()), None)
     if not slices or ds is None:
         return
-    for name, expr in slices.items():
+    for name, source in slices.items():
+        where = f"data.slices.{name}"
+        expr = parse(source)
         try:
-            ds.frame.query(expr)
+            expr.mask(ds.frame)
+        except ColumnError as err:
+            raise InputError(f"{where}: unknown column {err.column!r} in {source[:80]!r} on the {ds.name} split"
+                             f"{err.hint}") from None
         except Exception as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise InputError(f"data.slices.{name}: cannot evaluate {expr!r} on the {ds.name} split: {first}") from None
+            raise InputError(f"{where}: cannot evaluate {source!r} on the {ds.name} split: {first}") from None
 
 
 def _check_immutable(arts: Artifacts, immutable: list[str]) -> None:
@@ -225,6 +241,7 @@ def run_audit(
     artifacts: Artifacts | None = None,
     today: dt.date | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    sign_key: str | Path | Any = None,
 ) -> AuditResults:
     """Run an audit and return its results; with ``output``, also write the evidence bundle.
 
@@ -235,15 +252,43 @@ def run_audit(
     overrides: command-line style overrides (select, params, fail_on, baseline, seed, formats).
     quiet: no progress bar.
     artifacts: pre-built inputs (in-memory datasets or model) instead of the spec's files.
+
+    With ``overrides.no_code`` or ``AUDITKIT_NO_CODE=1``, spec keys that import or run Python
+    (checks.paths, model.factory, pkg.mod:Class optimizers and schedules, model.allow_pickle,
+    plugins) are refused with SpecError before anything runs, and plugins are not loaded.
+
+    sign_key: an Ed25519 private key (a PEM file, or a key loaded by auditkit.signing.load_private_key)
+        that signs the bundle's manifest (manifest.sig).
     """
+    with nocode.scope(bool(overrides and overrides.no_code)):
+        return _run_audit(spec, output=output, overrides=overrides, quiet=quiet, argv=argv,
+                          artifacts=artifacts, today=today, on_record=on_record, sign_key=sign_key)  # fmt: skip
+
+
+def _run_audit(
+    spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec,
+    *,
+    output: str | Path | None = None,
+    overrides: Overrides | None = None,
+    quiet: bool = True,
+    argv: Sequence[str] | None = None,
+    artifacts: Artifacts | None = None,
+    today: dt.date | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    sign_key: str | Path | Any = None,
+) -> AuditResults:
     started = time.time()
     loaded = _load(spec)
     ov = overrides or Overrides()
     s = loaded.spec
+    no_code = nocode.active()
+    nocode.check_spec(s)  # under --no-code, a key that runs code is an error before anything loads
+    nocode.check_paths(loaded)  # and a file outside the spec's folder is not read
     seed = ov.seed if ov.seed is not None else s.seed
     fail_on = ov.fail_on or s.gate.fail_on
     formats = list(ov.formats) if ov.formats is not None else list(s.report.formats)
     autoload = ov.plugin_autoload if ov.plugin_autoload is not None else s.checks.plugin_autoload
+    autoload = autoload and not no_code  # plugins are code: --no-code never loads them
     registry = build_registry(
         autoload=autoload,
         require_plugins=s.checks.require_plugins,
@@ -258,6 +303,7 @@ def run_audit(
         enable=list(s.checks.enable) + list(ov.enable),
         params=merged_params,
         severity=dict(s.checks.severity),
+        min_rows=s.checks.min_rows,
     )
     planned = plan(registry, selection)
     for i, w in enumerate(s.gate.waivers):
@@ -269,6 +315,16 @@ def run_audit(
             if fmt != "json":
                 get_renderer(fmt)  # unknown or unavailable formats fail before anything runs
     baseline, baseline_ref = _load_baseline(loaded, ov.baseline)
+    signer = None
+    if sign_key is not None:
+        from auditkit.errors import UsageError
+        from auditkit.signing import load_private_key
+
+        if output is None:
+            raise UsageError("sign_key: signing needs an output bundle folder")
+
+        # a bad key is exit 2 before anything runs
+        signer = load_private_key(Path(sign_key), "sign_key") if isinstance(sign_key, (str, Path)) else sign_key
     arts = artifacts or Artifacts(loaded)
     arts.datasets()  # input errors (exit 2) surface here, before any check runs
     _check_slices(arts, dict(s.data.slices))
@@ -292,11 +348,16 @@ def run_audit(
         from auditkit.model import set_thread_policy
 
         set_thread_policy()  # before any torch work: 1 thread on ≤ 2 cores is usually fastest
+    if s.deployment is not None and s.model is not None and s.model.source != "builtin":
+        from auditkit.deployment import candidates
+
+        candidates(arts)  # an unreadable artifact or one whose signature differs: exit 2 before any check
 
     def execute(bundle_dir: Path | None) -> AuditResults:
         records = run_planned(
             planned, arts, run_seed=seed, bundle_dir=bundle_dir,
             progress=progress_enabled(quiet), on_record=on_record,
+            timeout=ov.timeout if ov.timeout is not None else s.checks.timeout,
         )  # fmt: skip
         gate = decide(
             records,
@@ -321,6 +382,7 @@ def run_audit(
                 "spec_path": str(loaded.path) if loaded.path else None,
                 "spec_sha256": loaded.sha256,
                 "formats": formats,
+                "no_code": no_code,
             },
             "subject": subject,
             "environment": environment(arts),
@@ -332,7 +394,8 @@ def run_audit(
         }
         results = AuditResults(doc)
         if bundle_dir is not None:
-            write_bundle(bundle_dir, results, arts, formats)
+            extra = [("gate.baseline", Path(ov.baseline))] if ov.baseline is not None else []
+            write_bundle(bundle_dir, results, arts, formats, extra_inputs=extra, sign_key=signer)
         return results
 
     if output is None:
@@ -351,17 +414,39 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, tz=dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def write_bundle(root: Path, results: AuditResults, arts: Artifacts, formats: Sequence[str]) -> None:
-    """results.json, the engine's own outputs (e.g. a trained model), the reports, the manifest."""
+def bundle_inputs(arts: Artifacts, plugins: list[dict[str, Any]], extra: Sequence[tuple[str, Path]] = ()) -> list[dict[str, Any]]:
+    """Manifest entries of every input the verdict depends on: the spec (waivers included), data,
+    model and expectation files, the baseline, and the code the run imported (model factory,
+    custom optimizers, ``checks.paths`` modules, plugin distributions)."""
+    from auditkit.provenance import code_inputs
+
+    files = list(arts.input_files()) + list(extra)
+    dists: list[dict[str, Any]] = []
+    if arts.loaded is not None:
+        code_files, dists = code_inputs(arts.loaded, plugins)
+        known = {p.resolve() for _, p in files}
+        files += [(role, p) for role, p in code_files if p.resolve() not in known]
+    return input_entries(files, arts.loaded.base if arts.loaded else None) + dists
+
+
+def write_bundle(root: Path, results: AuditResults, arts: Artifacts, formats: Sequence[str],
+                 *, extra_inputs: Sequence[tuple[str, Path]] = (), sign_key: Any = None) -> None:
+    """results.json, the engine's own outputs (e.g. a trained model), the reports, the manifest and,
+    with ``sign_key`` (an Ed25519 private key), its detached signature manifest.sig."""
     (root / "results.json").write_text(results.dumps(), encoding="utf-8")
     for rel, content in sorted(getattr(arts, "outputs", {}).items()):
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(content)
-    inputs = input_entries(arts.input_files(), arts.loaded.base if arts.loaded else None)
+    inputs = bundle_inputs(arts, results.doc.get("plugins") or [], extra_inputs)
+    signing = None
+    if sign_key is not None:
+        from auditkit.signing import ALGORITHM, fingerprint
+
+        signing = {"algorithm": ALGORITHM, "public_key_fingerprint": fingerprint(sign_key.public_key())}
     attachments = {
         "results.json": results.dumps().encode("utf-8"),
-        "manifest.json": dumps(build_manifest(root, inputs)).encode("utf-8"),
+        "manifest.json": dumps(build_manifest(root, inputs, signing=signing)).encode("utf-8"),
     }
     # Render from results.json as written (sorted keys, JSON values), exactly what `auditkit report`
     # reads later: a re-render then lays evidence out in the same order.
@@ -372,7 +457,11 @@ def write_bundle(root: Path, results: AuditResults, arts: Artifacts, formats: Se
         # listed in the manifest, and the run's exit code becomes 3 (an incomplete bundle fails closed).
         results.render_errors = errors
         write_json(root / "render_errors.json", {"render_errors": errors})
-    write_json(root / "manifest.json", build_manifest(root, inputs))
+    write_json(root / "manifest.json", build_manifest(root, inputs, signing=signing))
+    if sign_key is not None:
+        from auditkit.signing import write_signature
+
+        write_signature(root, sign_key)
 
 
 def render_formats(
@@ -387,6 +476,11 @@ def render_formats(
             get_renderer(fmt)(doc, out_dir, attachments=attachments)
         except AuditkitError:
             raise
+        except OSError as exc:
+            if exc.errno in DISK_ERRNOS:  # a full disk is the output place's problem, not the renderer's
+                raise
+            errors.append({"format": fmt, "error": f"{type(exc).__name__}: {exc}"})
+            print(f"auditkit: the {fmt} report failed to render: {type(exc).__name__}: {exc}", file=sys.stderr)
         except Exception as exc:
             errors.append({"format": fmt, "error": f"{type(exc).__name__}: {exc}"})
             print(f"auditkit: the {fmt} report failed to render: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -31,7 +31,7 @@ REQUIREMENTS = frozenset(
     {
         "train", "test", "ood", "production", "validation",   # splits
         "model", "training", "training.compare",            # model under audit, training runs
-        "card", "expectations",                             # governance facts, GE suite
+        "card", "expectations", "deployment",               # governance facts, GE suite, artifacts to ship
         "label", "id", "group", "time", "sensitive",        # column roles
         "classification", "tabular", "image",               # task / input kind
     }
@@ -44,6 +44,24 @@ def severity_rank(sev: str) -> int:
 
 class NotApplicable(Exception):
     """Raise inside a check when its inputs are absent or it does not apply to this subject."""
+
+
+# Fewest rows on which a check judges a proportion (accuracy, a rate, a robust accuracy): a 95%
+# Wilson interval on 30 rows is still ±0.17 wide at 0.5; on 1 row a "pass" means nothing.
+DEFAULT_MIN_ROWS = 30
+
+
+def require_rows(n: int, min_rows: int, *, what: str, split: str) -> None:
+    """Raise ``NotApplicable`` when ``n`` rows of ``split`` are too few to judge ``what``.
+
+    The shared rule for every check that computes a headline metric on a split: below
+    ``min_rows`` (a declared parameter, default ``DEFAULT_MIN_ROWS``; ``checks.min_rows`` sets it
+    for every check at once) the check is ``not_applicable`` with this reason, never a pass.
+    """
+    if n < min_rows:
+        raise NotApplicable(
+            f"too few rows to judge {what}: {n} {split} row(s), at least {min_rows} needed (parameter min_rows)"
+        )
 
 
 class Skipped(Exception):

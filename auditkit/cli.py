@@ -68,6 +68,7 @@ def cli() -> None:
     auditkit run audit.yaml -o audit-out     run an audit, write the evidence bundle
     auditkit checks                          list the checks
     auditkit verify audit-out                recompute the bundle's hashes
+    auditkit keygen key; auditkit sign audit-out --key key; auditkit verify audit-out --key key.pub
     """
 
 
@@ -87,12 +88,20 @@ def cli() -> None:
 @click.option("--format", "formats", multiple=True,
               help="Report formats: json, html, pdf, model_card, junit, sarif (default: report.formats).")
 @click.option("--no-plugin-autoload", is_flag=True, help="Do not load entry-point plugins.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table.")
+@click.option("--no-code", is_flag=True,
+              help="Refuse spec keys that run Python (checks.paths, model.factory, pkg.mod:Class, "
+                   "model.allow_pickle, plugins); also AUDITKIT_NO_CODE=1.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=1e6), default=None, metavar="SECONDS",
+              help="Time limit per check; one past it is recorded as error (overrides checks.timeout).")
+@click.option("--sign", "sign_key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="KEY", help="Sign the bundle's manifest with this Ed25519 private key (auditkit keygen).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table (one line: the gate).")
 @click.option("-v", "--verbose", count=True, help="More logging; -vv shows tracebacks of auditkit errors.")
 def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tuple[str, ...],
             enable: tuple[str, ...], params: tuple[str, ...], fail_on: str | None, baseline: Path | None,
-            seed: int | None, formats: tuple[str, ...], no_plugin_autoload: bool, quiet: bool,
-            verbose: int) -> None:  # fmt: skip
+            seed: int | None, formats: tuple[str, ...], no_plugin_autoload: bool, no_code: bool,
+            timeout: float | None, sign_key: Path | None,
+            quiet: bool, verbose: int) -> None:  # fmt: skip
     """Run the audit described by SPEC and write the evidence bundle.
 
     Exit codes: 0 gate passed, 1 gate failed, 2 spec/input/usage error, 3 a check errored,
@@ -114,15 +123,53 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
         seed=seed,
         formats=_split_csv(formats) or None,
         plugin_autoload=False if no_plugin_autoload else None,
+        no_code=no_code,
+        timeout=timeout,
     )
-    results = run_audit(spec, output=out, overrides=overrides, quiet=quiet, argv=["auditkit", *sys.argv[1:]])
-    if not quiet:
+    signer = None
+    if sign_key is not None:
+        from auditkit.signing import load_private_key
+
+        signer = load_private_key(sign_key, "--sign")
+    results = run_audit(spec, output=out, overrides=overrides, quiet=quiet, argv=["auditkit", *sys.argv[1:]],
+                        sign_key=signer)
+    if quiet:
+        click.echo(inert_line(gate_line(results.doc)))
+    else:
         _print_summary(results.doc, out)
     for rec in results.checks:  # a check that found its parameters or inputs wrong: one line each
         if rec["status"] == "error" and (rec.get("error") or {}).get("input"):
             first = (str(rec["error"].get("message") or "").splitlines() or [rec["error"].get("type") or "error"])[0]
             click.echo(f"auditkit: error: {_shown(rec['id'])}: {_shown(first)}", err=True)
     sys.exit(results.exit_code)
+
+
+def gate_line(doc: dict[str, Any]) -> str:
+    """The gate in one line, for ``-q`` (a CI log must show why a gate failed)."""
+    gate = doc["gate"]
+    line = f"auditkit: gate {gate['decision'].upper()} (exit {gate['exit_code']})"
+    failed = [r["id"] for r in doc["checks"] if r["status"] == "failed"]
+    blocking = list(dict.fromkeys(b["check"] for b in gate.get("blocking", [])))
+    parts = []
+    if blocking:
+        parts.append("blocking: " + ", ".join(blocking))
+    other = [c for c in failed if c not in blocking]
+    if other:
+        parts.append("failed below fail_on: " + ", ".join(other))
+    if gate.get("errored"):
+        parts.append("errored: " + ", ".join(gate["errored"]))
+    if gate.get("regressions"):
+        parts.append(f"{len(gate['regressions'])} regression(s)")
+    if gate["decision"] != "pass" and not parts:
+        parts.append(gate["reason"])
+    return line + (": " + "; ".join(parts) if parts else "")
+
+
+def inert_line(text: Any) -> str:
+    """A plain (not rich) terminal line with control, bidi and format characters shown escaped."""
+    from auditkit.safetext import inert
+
+    return inert(text, multiline=False)
 
 
 def _shown(text: Any) -> str:
@@ -235,17 +282,65 @@ def checks_show(ctx: click.Context, check_id: str) -> None:
 @cli.command("verify", context_settings=CONTEXT)
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--no-inputs", is_flag=True, help="Check only the outputs (inputs may live elsewhere).")
-def verify_cmd(bundle: Path, no_inputs: bool) -> None:
-    """Recompute the sha256 of every file the bundle's manifest lists; exit 1 on any mismatch."""
-    from auditkit.bundle import verify
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PUB",
+              help="Require a valid signature by this Ed25519 public key (manifest.sig).")
+def verify_cmd(bundle: Path, no_inputs: bool, key: Path | None) -> None:
+    """Recompute the sha256 of every file the bundle's manifest lists; exit 1 on any mismatch.
 
-    problems = verify(bundle, check_inputs=not no_inputs)
+    With --key, the bundle must also carry a valid signature by that key over manifest.json.
+    """
+    from auditkit.bundle import verify_detail
+
+    problems, note = verify_detail(bundle, check_inputs=not no_inputs, key=key)
     if problems:
         for p in problems:
             click.echo(f"MISMATCH {p}")
         click.echo(f"auditkit: verify: {len(problems)} problem(s) in {bundle}", err=True)
         sys.exit(1)
     click.echo(f"OK: every file listed in {bundle / 'manifest.json'} matches its sha256")
+    click.echo(f"signature: {note}")
+
+
+@cli.command("keygen", context_settings=CONTEXT)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def keygen_cmd(path: Path) -> None:
+    """Write a new Ed25519 key pair: PATH (private, mode 0600) and PATH.pub; never overwrites.
+
+    The private key is encrypted with $AUDITKIT_KEY_PASSPHRASE when that is set.
+    """
+    from auditkit.signing import keygen
+
+    private, public, fp = keygen(path)
+    click.echo(f"wrote {private} (private, keep it secret) and {public}; fingerprint {fp}")
+
+
+@cli.command("sign", context_settings=CONTEXT)
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), required=True, metavar="KEY",
+              help="Ed25519 private key (auditkit keygen).")
+@click.option("--no-inputs", is_flag=True, help="Verify only the outputs before signing.")
+def sign_cmd(bundle: Path, key: Path, no_inputs: bool) -> None:
+    """Sign a bundle that verifies: writes manifest.sig, a detached signature over manifest.json.
+
+    The PDF was rendered before this signature existed: its cover says "unsigned at render time".
+    """
+    from auditkit.bundle import SIGNATURE, verify
+    from auditkit.signing import load_private_key, write_signature
+
+    private = load_private_key(key)
+    if (bundle / SIGNATURE).exists() or (bundle / SIGNATURE).is_symlink():
+        raise UsageError(f"{bundle / SIGNATURE}: exists; the bundle is signed already (remove it to sign again)")
+    problems = verify(bundle, check_inputs=not no_inputs)
+    if problems:
+        for p in problems:
+            click.echo(f"MISMATCH {p}")
+        click.echo(f"auditkit: sign: {len(problems)} problem(s) in {bundle}; not signed", err=True)
+        sys.exit(1)
+    path = write_signature(bundle, private)
+    from auditkit.signing import read_signature
+
+    doc = read_signature(path) or {}
+    click.echo(f"wrote {path}: signed by {doc.get('public_key_fingerprint')}")
 
 
 @cli.command("schema", context_settings=CONTEXT)
@@ -293,16 +388,17 @@ def report_cmd(results_path: Path, formats: tuple[str, ...], output: Path) -> No
     if not fmts:
         raise UsageError("no report format to render (results.json is the json format itself); "
                          "use --format pdf,html,model_card,junit,sarif")  # fmt: skip
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create the output folder {output}: {err.strerror or err}") from None
     raw = results_path.read_bytes()
     attachments = {"results.json": raw}
     manifest = _bundle_manifest(results_path.parent / "manifest.json", raw)
     if manifest is not None:
         attachments["manifest.json"] = manifest
-    errors = render_formats(results.doc, output, fmts, attachments)
+    from auditkit.bundle import REPORT_FORMAT, atomic_dir, write_report_manifest
+
+    # Same rule as `run -o`: a new or empty folder, or an earlier report folder of auditkit's.
+    with atomic_dir(output, kind=REPORT_FORMAT) as tmp:
+        errors = render_formats(results.doc, tmp, fmts, attachments)
+        write_report_manifest(tmp, results_path)
     if errors:
         sys.exit(3)
     click.echo(f"wrote {', '.join(fmts)} to {output}")

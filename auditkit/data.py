@@ -35,10 +35,16 @@ class Roles:
     time: str | None = None
     sensitive: Sequence[str] = ()
     exclude: Sequence[str] = ()
+    drop_missing_labels: bool = False
 
     def meta_columns(self) -> list[str]:
         cols = [self.label, self.id, self.group, self.time]
         return [c for c in cols if c] + list(self.exclude)
+
+    def not_auto_features(self) -> list[str]:
+        """Columns ``features: auto`` never takes: every role, and the sensitive attributes (a user who
+        wants one as a feature lists it under data.features)."""
+        return self.meta_columns() + [c for c in self.sensitive if c not in self.meta_columns()]
 
 
 @dataclass
@@ -56,6 +62,8 @@ class Dataset:
     # NPZ inputs keep their array shape (images); None for tabular data.
     array: np.ndarray | None = None
     categories: dict[str, list[Any]] = field(default_factory=dict)
+    # Rows left out because their label was missing (data.drop_missing_labels: true).
+    dropped_missing_labels: int = 0
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -145,6 +153,7 @@ class Dataset:
             "columns": len(self.frame.columns),
             "features": len(self.features),
             "class_counts": self.class_counts(),
+            "dropped_missing_labels": self.dropped_missing_labels,
         }
 
     def content_sha256(self) -> str:
@@ -258,9 +267,12 @@ def build_datasets(
         for col in roles.sensitive:
             if col not in frame.columns and name != "ood":
                 raise InputError(f"{loc}: sensitive column {col!r} not found (columns: {_cols(frame)})")
+    frames, dropped = _missing_labels(frames, roles, where)
+    ref, ref_array, _ = frames[ref_name]
     meta = set(roles.meta_columns())
     if roles.features is None:
-        features = [c for c in ref.columns if c not in meta]
+        never = set(roles.not_auto_features())
+        features = [c for c in ref.columns if c not in never and not is_datetime_column(ref[c])]
         if ref_array is not None:
             features = [c for c in ref.columns if str(c).startswith("x") and str(c)[1:].isdigit()]
     else:
@@ -269,7 +281,8 @@ def build_datasets(
         if overlap:
             raise InputError(f"data.features: {sorted(overlap)} also have another role (label/id/group/time)")
     if not features:
-        raise InputError("data.features: no feature columns remain after removing label/id/group/time")
+        raise InputError("data.features: no feature columns remain after removing label/id/group/time, "
+                         "sensitive, excluded and datetime columns; list the features under data.features")
     for name, (frame, _arr, _p) in frames.items():
         missing = [f for f in features if f not in frame.columns]
         if missing:
@@ -324,8 +337,70 @@ def build_datasets(
             file_sha256=file_sha256(path) if path else None,
             array=arr,
             categories=categories,
+            dropped_missing_labels=dropped.get(name, 0),
         )
     return out
+
+
+# Splits whose labels are optional: OOD rows are outside the label space, and production data is
+# often unlabelled (a label column that is empty throughout means "no labels", not missing ones).
+_UNLABELLED_OK = ("ood", "production")
+
+FrameTriple = tuple[pd.DataFrame, np.ndarray | None, Path | None]
+
+
+def missing_label_mask(s: pd.Series) -> np.ndarray:
+    """Rows whose label is missing: NaN/None/NaT, or text that is empty or only blanks."""
+    miss = np.array(s.isna().to_numpy(), dtype=bool)  # a copy: pandas may hand out a read-only view
+    if s.dtype == object or pd.api.types.is_string_dtype(s):
+        blank = s.astype(str).str.strip().to_numpy() == ""
+        miss |= blank & ~miss
+    return miss
+
+
+def _missing_labels(
+    frames: Mapping[str, FrameTriple], roles: Roles, where: Mapping[str, str]
+) -> tuple[dict[str, FrameTriple], dict[str, int]]:
+    """Refuse rows without a label (they used to vanish from every metric), or drop and count them
+    when ``data.drop_missing_labels`` is true."""
+    out: dict[str, FrameTriple] = dict(frames)
+    dropped: dict[str, int] = {}
+    if not roles.label:
+        return out, dropped
+    for name, (frame, arr, path) in frames.items():
+        if roles.label not in frame.columns or name == "ood":
+            continue
+        miss = missing_label_mask(frame[roles.label])
+        n_miss = int(miss.sum())
+        if n_miss == 0 or (name in _UNLABELLED_OK and n_miss == len(frame)):
+            continue
+        loc = where.get(name, f"data.splits.{name}")
+        if not roles.drop_missing_labels:
+            raise InputError(
+                f"{loc}: {n_miss} of {len(frame)} rows have no label in {roles.label!r} (empty or NaN); "
+                "fill them, or set data.drop_missing_labels: true to leave them out (they are counted in results)"
+            )
+        if n_miss == len(frame):
+            raise InputError(f"{loc}: every row has an empty label {roles.label!r}; nothing is left to audit")
+        keep = ~miss
+        out[name] = (frame.loc[keep].reset_index(drop=True), arr[keep] if arr is not None else None, path)
+        dropped[name] = n_miss
+    return out, dropped
+
+
+def is_datetime_column(s: pd.Series) -> bool:
+    """A datetime column (typed, or text that is entirely ISO 8601 dates): never an automatic feature."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return True
+    if not (s.dtype == object or pd.api.types.is_string_dtype(s)):
+        return False
+    sample = s.dropna().astype(str).head(200)
+    if sample.empty or not sample.str.match(r"^\d{4}-\d{2}-\d{2}").all():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="ISO8601", utc=True)
+    return bool(parsed.notna().all())
 
 
 def _check_times(frames: Mapping[str, tuple[pd.DataFrame, Any, Any]], col: str, where: Mapping[str, str]) -> None:

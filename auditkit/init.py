@@ -4,19 +4,70 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
-from auditkit.data import read_table
+from auditkit.data import is_datetime_column, read_table
 
 SPLITS = ("train", "test", "production", "ood")
 LABEL_GUESSES = ("label", "target", "y", "class", "outcome")
 
 
-def write_spec(files: list[Path], output: Path, *, label: str | None = None) -> str:
-    """Write a spec naming each file as a split (train, test, production, ood in that order)."""
+def guess_label(frame: pd.DataFrame, *, npz: bool) -> tuple[str | None, str, list[str]]:
+    """(label or None when ambiguous, the reason, candidate columns)."""
+    if npz:
+        return "y", "the array 'y' of the .npz file", ["y"]
+    cols = [str(c) for c in frame.columns]
+    named = [c for c in cols if c.lower() in LABEL_GUESSES]
+    if len(named) == 1:
+        return named[0], f"guessed: the only column with a usual target name ({', '.join(LABEL_GUESSES)})", named
+    if named:
+        return None, f"{len(named)} columns have a usual target name", named
+    few = [c for c in cols if 2 <= frame[c].nunique(dropna=True) <= 20 and not is_datetime_column(frame[c])]
+    return None, "no column has a usual target name", few or cols
+
+
+def auto_features(frame: pd.DataFrame, label: str) -> tuple[list[str], list[str]]:
+    """(features ``features: auto`` takes, datetime columns it leaves out) before any role is set."""
+    cols = [str(c) for c in frame.columns if str(c) != label]
+    dates = [c for c in cols if is_datetime_column(frame[c])]
+    return [c for c in cols if c not in dates], dates
+
+
+def _ask(candidates: list[str], reason: str) -> str | None:
+    """On a terminal, ask which column is the label; elsewhere None (the caller refuses)."""
+    if not sys.stdin.isatty():
+        return None
+    import click
+
+    return str(click.prompt(f"Which column is the label ({reason})?", type=click.Choice(candidates)))
+
+
+def _comment_list(title: str, names: list[str], width: int = 96) -> str:
+    """``names`` as YAML comment lines under ``title`` (wrapped)."""
+    lines, line = [], f"  # {title}:"
+    for n in (name if name.isprintable() else json.dumps(name) for name in names):  # a newline ends a comment
+        if len(line) + len(n) + 2 > width:
+            lines.append(line.rstrip(","))
+            line = "  #  "
+        line += f" {n},"
+    lines.append(line.rstrip(","))
+    return "\n".join(lines)
+
+
+def write_spec(
+    files: list[Path], output: Path, *, label: str | None = None, ask: Callable[[list[str], str], str | None] = _ask
+) -> str:
+    """Write a spec naming each file as a split (train, test, production, ood in that order).
+
+    The label is ``label``, or a guess that is written with its reason; an ambiguous guess is asked
+    for on a terminal (``ask``) and refused elsewhere (exit 2, the candidates listed).
+    """
     from auditkit.errors import UsageError
 
     if not files:
@@ -25,10 +76,26 @@ def write_spec(files: list[Path], output: Path, *, label: str | None = None) -> 
         raise UsageError(f"at most {len(SPLITS)} files ({', '.join(SPLITS)})")
     frame, array = read_table(files[0], where=str(files[0]))
     cols = [str(c) for c in frame.columns]
+    reason = "given with --label"
     if label is None:
-        label = "y" if array is not None else next((c for c in cols if c.lower() in LABEL_GUESSES), cols[-1])
+        label, reason, candidates = guess_label(frame, npz=array is not None)
+        if label is None:
+            label = ask(candidates, reason)
+            if label is None:
+                shown = ", ".join(candidates[:10]) + (", ..." if len(candidates) > 10 else "")
+                raise UsageError(f"cannot tell the label column of {files[0].name} ({reason}); "
+                                 f"pass --label, one of: {shown}")  # fmt: skip
+            reason = "chosen at the prompt"
     if label not in cols:
         raise UsageError(f"label column {label!r} is not in {files[0].name} (columns: {', '.join(cols[:10])})")
+    if array is not None:
+        feature_note = f"  # auto takes the {len(cols) - 1} input columns of array 'x'"
+    else:
+        features, dates = auto_features(frame, label)
+        feature_note = _comment_list(f"auto takes these {len(features)} columns", features)
+        if dates:
+            feature_note += "\n" + _comment_list("left out as datetimes (set data.time to use one)", dates)
+        feature_note += "\n  # auto never takes data.sensitive, id, group, time or exclude columns"
     base = output.resolve().parent
     rel = [Path(f).resolve() for f in files]
     split_lines = "\n".join(
@@ -39,8 +106,9 @@ version: 1
 name: {_scalar(output.resolve().parent.name or 'my-model')}        # subject of the audit
 seed: 0
 data:
-  label: {_scalar(label)}                  # target column
-  features: auto                 # or a list; auto = all columns but label/id/group/time
+  label: {_scalar(label)}                  # target column ({reason})
+  features: auto                 # or a list; auto = all columns but label/id/group/time/sensitive/exclude
+{feature_note}
   # categorical: [colour]        # inferred from dtype when absent
   # id: customer_id              # entity id: entity leakage, per-entity time order
   # group: household_id          # grouping: group leakage

@@ -16,6 +16,10 @@ import torch
 from torch import nn
 
 
+class ModelError(RuntimeError):
+    """The model under audit raised on its forward pass (the message keeps the model's own text)."""
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` → CUDA when present, else CPU."""
     if name == "auto":
@@ -69,7 +73,16 @@ class ModelAdapter:
     def _batched(self, x: np.ndarray | torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
         outs = []
         for start in range(0, len(x), self.batch_size):
-            outs.append(fn(self.to_tensor(x[start : start + self.batch_size])).float().cpu())
+            batch = self.to_tensor(x[start : start + self.batch_size])
+            try:
+                out = fn(batch)
+            except (Exception, SystemExit) as err:  # a model calling sys.exit() must not end the audit
+                from auditkit.model_loading import model_error_text
+
+                # The model's own words, not the TorchScript interpreter's traceback around them.
+                end = min(start + self.batch_size, len(x))
+                raise ModelError(f"the model fails on rows {start}–{end - 1}: {model_error_text(err)}") from None
+            outs.append(out.float().cpu())
         if not outs:
             return np.zeros((0, self.n_classes), dtype=np.float32)
         return torch.cat(outs).numpy()

@@ -13,6 +13,7 @@ Every error is an ``InputError`` (exit code 2) naming the spec key and the file.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from auditkit import nocode
 from auditkit.data import file_sha256
 from auditkit.errors import InputError
 
@@ -107,6 +109,7 @@ def call_factory(artifacts: Artifacts) -> nn.Module:
     from torch import nn
 
     m = artifacts.spec.model
+    nocode.refuse("model.factory", f"{m.factory!r} imports and calls Python")
     mod_name, _, attr = m.factory.partition(":")
     if mod_name.endswith(".py") or "/" in mod_name or "\\" in mod_name:
         dotted = mod_name.removesuffix(".py").replace("\\", "/").strip("./").replace("/", ".")
@@ -184,11 +187,14 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
             probe = module.to(device) if hasattr(module, "to") else module
             with torch.inference_mode():
                 out = probe(torch.as_tensor(example, dtype=torch.float32, device=device).reshape((len(example), *shape)))
-        except Exception as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        except (Exception, SystemExit) as err:  # sys.exit(0) in a forward would otherwise "pass" the gate
+            width = _width_problem(artifacts, module, err, shape)
+            if width:
+                raise InputError(width) from None
             raise InputError(
                 f"model: the model fails on two rows of the data (input shape {tuple((len(example), *shape))}): "
-                f"{first[:300]}" + (" — export with a dynamic batch dimension" if source["format"] == "export" else "")
+                f"{model_error_text(err)[:300]}"
+                + (" — export with a dynamic batch dimension" if source["format"] == "export" else "")
             ) from None
         if isinstance(out, torch.Tensor) and expected == 2 and tuple(out.shape) in ((len(example),), (len(example), 1)):
             # A binary model with one logit (trained with BCEWithLogitsLoss): sigmoid(z) is P(class 1),
@@ -200,7 +206,7 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
             raise InputError(f"model: expected logits shaped (batch, classes); got {getattr(out, 'shape', type(out))}")
         n_out = int(out.shape[1])
         if expected is not None and n_out != expected:
-            raise InputError(f"model: it outputs {n_out} logits per row but the labels have {expected} classes")
+            raise InputError(_class_problem(artifacts, n_out, expected))
     if n_out is None:
         raise InputError("model: cannot tell the number of classes (no labelled split to probe it with)")
     cls = _embed_fn_adapter() if embed_fn is not None else ModelAdapter
@@ -309,6 +315,15 @@ def _load_exported(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
     if not zipfile.is_zipfile(path):
         raise InputError(f"model.exported: {path.name} is not a torch.export program (not a zip archive; "
                          "write it with torch.export.save)")
+    unsafe = export_pickles(path)
+    if unsafe and not m.allow_pickle:
+        raise InputError(
+            f"model.exported: {path.name} {unsafe}; torch.export.load would unpickle it (falling back to "
+            "full pickle, which runs any code it contains), so it was refused. Re-export the model with "
+            "torch.export.save, or, only for a file you trust, set model.allow_pickle: true"
+        )
+    if unsafe:
+        nocode.refuse("model.allow_pickle", "unpickling a file runs any code it contains")
     import logging
 
     export_log = logging.getLogger("torch.export")
@@ -320,7 +335,64 @@ def _load_exported(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
         raise InputError(f"model.exported: {path.name} is not a torch.export program ({_first(err)})") from None
     finally:
         export_log.setLevel(level)
-    return _exported_wrapper()(program.module()), _source("export", path, safe=True, pinned=m.sha256)
+    note = {"note": f"{unsafe}; loaded because model.allow_pickle is true"} if unsafe else {}
+    source = _source("export", path, safe=not unsafe, pinned=m.sha256, **note)
+    return _exported_wrapper()(program.module()), source
+
+
+# Members of a torch.export (.pt2) archive, relative to its root folder, that hold no pickle.
+_PT2_PLAIN = ("archive_format", "archive_version", "byteorder", ".data/", "models/", "extra/")
+
+
+def export_pickles(path: Path) -> str | None:
+    """Why torch.export.load would unpickle more than plain tensors from ``path``; None if it would not.
+
+    torch.export.load reads sample inputs, pickled weights and constants with ``torch.load``, and
+    when ``weights_only=True`` refuses one it retries with ``weights_only=False``: a crafted
+    archive then runs code. So every pickle in the archive must load with ``weights_only=True``
+    here first, and members torch would load as code or raw pickle (AOTInductor libraries, opaque
+    and custom objects, the legacy format) are refused outright. Nothing is unpickled unsafely.
+    """
+    import io
+    import json
+
+    import torch
+
+    def plain(data: bytes) -> bool:
+        try:
+            torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception:
+            return False
+        return True
+
+    with zipfile.ZipFile(path) as zf:
+        names = {n.split("/", 1)[1] if "/" in n else n: n for n in zf.namelist() if not n.endswith("/")}
+        if "archive_format" not in names:
+            return "is a legacy torch.export archive (its state is pickled)"
+        pickled: list[str] = []
+        for rel, full in sorted(names.items()):
+            if rel.startswith(_PT2_PLAIN):
+                continue
+            if rel.startswith("data/sample_inputs/") or rel.startswith("data/constants/") and rel.endswith(".pt"):
+                pickled.append(rel)
+            elif rel.endswith("_config.json") and rel.startswith(("data/weights/", "data/constants/")):
+                try:
+                    config = json.loads(zf.read(full)).get("config", {})
+                except (ValueError, AttributeError):
+                    return f"has an unreadable {rel}"
+                folder = rel.rsplit("/", 1)[0] + "/"
+                for entry in config.values():
+                    member = folder + str(entry.get("path_name", ""))
+                    if str(entry.get("path_name", "")).startswith(("custom_obj_", "opaque_obj_")):
+                        return f"holds a pickled Python object ({member})"
+                    if entry.get("use_pickle"):
+                        pickled.append(member)
+            elif not rel.startswith(("data/weights/weight_", "data/constants/tensor_")):
+                return f"holds {rel}, which torch.export.load may load as code"
+        for rel in pickled:
+            if rel not in names or not plain(zf.read(names[rel])):
+                return f"holds a pickle that is not plain tensors ({rel})"
+    return None
 
 
 def _exported_wrapper() -> type:
@@ -376,6 +448,7 @@ def _load_factory(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
                     f"{_first(err)[:200]}). It was not unpickled; set model.allow_pickle: true only for a file you trust"
                 ) from None
             _check_pin_before_unsafe(path, m.sha256, "model.weights")
+            nocode.refuse("model.allow_pickle", "unpickling a file runs any code it contains")
             state = torch.load(str(path), map_location="cpu", weights_only=False)  # trusted by the spec
             safe, fmt = False, "pickle"
         if isinstance(state, torch.nn.Module):
@@ -398,10 +471,96 @@ def _load_pickle(path: Path, where: str, allow: bool, pinned: str | None, device
     if not allow:
         raise _refuse_pickle(path, where)
     _check_pin_before_unsafe(path, pinned, where)
+    nocode.refuse("model.allow_pickle", "unpickling a file runs any code it contains")
     obj = torch.load(str(path), map_location=device, weights_only=False)  # trusted by model.allow_pickle
     if not isinstance(obj, torch.nn.Module):
         raise InputError(f"{where}: {path.name} unpickled to a {type(obj).__name__}, not an nn.Module")
     return obj, _source("pickle", path, safe=False, pinned=pinned, note="loaded because model.allow_pickle is true")
+
+
+_SHAPES = re.compile(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
+_EXPORT_GUARD = re.compile(r"(?:size\(\)\[1\] == |shape\[1\] to be equal to )(\d+)")
+
+
+def model_error_text(err: BaseException) -> str:
+    """The model's own error in one line: the last line of the message, so a TorchScript
+    interpreter traceback shrinks to e.g. ``ValueError: column 2 must be positive``."""
+    if isinstance(err, SystemExit):
+        return f"SystemExit: the model called sys.exit({err.code!r})"
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(err).__name__
+    last = lines[-1].removeprefix("builtins.")[:500]
+    if not re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b", last):
+        return f"{type(err).__name__}: {last}"  # a plain Python exception: its message has no type
+    return last
+
+
+def _first_linear_width(module: Any) -> int | None:
+    """in_features of the first Linear layer (also inside a TorchScript module), if any."""
+    modules = getattr(module, "modules", None)
+    if modules is None:
+        return None
+    try:
+        for m in modules():
+            if type(m).__name__ == "Linear" or getattr(m, "original_name", None) == "Linear":
+                width = getattr(m, "in_features", None)
+                if isinstance(width, int):
+                    return width
+    except Exception:  # an exotic module whose traversal fails: no hint, the generic message stands
+        return None
+    return None
+
+
+def _width_problem(artifacts: Artifacts, module: Any, err: BaseException, shape: tuple[int, ...]) -> str | None:
+    """One line for a model whose input width differs from the number of features, or None."""
+    if len(shape) != 1:
+        return None
+    given = shape[0]
+    text = str(err)
+    match = _SHAPES.search(text)
+    guard = _EXPORT_GUARD.search(text)  # torch.export: "Guard failed: x.size()[1] == 4"
+    if match and int(match.group(2)) == given:
+        expected: int | None = int(match.group(3))
+    elif guard:
+        expected = int(guard.group(1))
+    else:
+        expected = _first_linear_width(module)
+    if expected is None or expected == given:
+        return None
+    features: list[str] = []
+    try:
+        ds = next(iter(artifacts.datasets().values()), None)
+        features = list(ds.features) if ds is not None else []
+    except Exception:
+        features = []
+    shown = ", ".join(map(str, features[:12])) + (f", ... ({len(features)} in all)" if len(features) > 12 else "")
+    return (f"model: the model takes {expected} inputs per row but the data give {given} features ({shown}); "
+            "list the model's input columns, in its order, under data.features")  # fmt: skip
+
+
+def _class_problem(artifacts: Artifacts, n_out: int, expected: int) -> str:
+    """One line naming the split and the class the model has no output for (or the plain mismatch)."""
+    try:
+        datasets = artifacts.datasets()
+    except Exception:
+        datasets = {}
+    train = datasets.get("train")
+    if n_out < expected and train is not None and train.label in train.frame:
+        known = set(train.frame[train.label].dropna().tolist())
+        if len(known) == n_out:
+            for name, ds in datasets.items():
+                if name in ("train", "ood") or ds.label not in ds.frame:
+                    continue
+                values = ds.frame[ds.label].dropna()
+                unseen = values[~values.isin(known)]
+                if len(unseen):
+                    cls = unseen.tolist()[0]  # a native value: the message shows 2, not np.int64(2)
+                    more = unseen.nunique() - 1
+                    return (f"model: the {name} split has class {cls!r} ({int((values == cls).sum())} rows) that "
+                            f"the model has no output for: it has {n_out} outputs, one per train class"
+                            + (f" ({more} more unseen class(es) in {name})" if more else ""))  # fmt: skip
+    return f"model: it outputs {n_out} logits per row but the labels have {expected} classes"
 
 
 def _first(err: BaseException) -> str:

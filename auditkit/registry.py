@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
+from auditkit import nocode
 from auditkit.check import CheckInfo, check_info
 from auditkit.errors import PluginError
 
@@ -32,6 +33,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "auditkit.checks.ood",
     "auditkit.checks.governance",
     "auditkit.checks.provenance",
+    "auditkit.checks.deployment",
 )
 
 ENTRY_POINT_GROUP = "auditkit.checks"
@@ -76,6 +78,7 @@ def load_entry_points(registry: Registry, require: Iterable[str] = ()) -> None:
     """Plugins from the ``auditkit.checks`` entry-point group, sorted by name."""
     from importlib.metadata import entry_points
 
+    nocode.refuse("checks.require_plugins" if require else "plugins", "plugins are Python code")
     eps = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
     seen = set()
     for ep in eps:
@@ -113,6 +116,7 @@ def _collect(obj: object, source: str) -> list[CheckInfo]:
 
 def load_path(registry: Registry, folder: Path) -> None:
     """Import every ``*.py`` in a local folder (sorted) and collect its checks."""
+    nocode.refuse("checks.paths", "it imports and runs local Python check modules")
     files = sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
     for path in files:
         mod_name = f"auditkit_local_checks.{path.stem}_{abs(hash(str(path.resolve()))) % 10**8}"
@@ -138,7 +142,9 @@ def build_registry(
     registry = Registry()
     load_builtins(registry)
     require = list(require_plugins)
-    if autoload:
+    if require:
+        nocode.refuse("checks.require_plugins", "plugins are Python code; --no-code does not load them")
+    if autoload and not nocode.active():  # under --no-code plugins are simply not loaded
         load_entry_points(registry, require)
     elif require:
         raise PluginError(f"require_plugins {require} given but plugin autoload is disabled")

@@ -6,11 +6,14 @@ A check that raises becomes status ``error`` with its traceback; the run goes on
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,12 @@ class Selection:
     enable: Sequence[str] = ()
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     severity: dict[str, str] = field(default_factory=dict)
+    # checks.min_rows: the default of every check's ``min_rows`` parameter (a check's own params win).
+    min_rows: int | None = None
+
+
+# Parameters that say how many rows a check needs to judge something (set at once by checks.min_rows).
+MIN_ROWS_PARAMS = ("min_rows", "min_slice_size", "min_group_size")
 
 
 def _matches(check_id: str, pattern: str) -> bool:
@@ -100,7 +109,11 @@ def plan(registry: Registry, sel: Selection) -> list[Planned]:
             reason = "not selected: outside checks.select"
         elif not enabled:
             reason = f"not selected: off by default (cost: {info.cost}); add it to checks.enable"
-        params = validate_params(info, sel.params.get(info.id, {}), f"checks.params.{info.id}")
+        given = dict(sel.params.get(info.id, {}))
+        for name in MIN_ROWS_PARAMS:
+            if sel.min_rows is not None and info.param(name) is not None:
+                given.setdefault(name, sel.min_rows)
+        params = validate_params(info, given, f"checks.params.{info.id}")
         severity = next((v for k, v in sel.severity.items() if _matches(info.id, k)), info.severity)
         planned.append(Planned(info, params, severity, reason is None, reason))
     return planned
@@ -134,14 +147,74 @@ def _record(p: Planned, status: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+class CheckTimeout(BaseException):
+    """Raised in the main thread when a check runs past ``checks.timeout``.
+
+    A BaseException, so that a check's own ``except Exception`` cannot swallow it and the shared
+    artefact cache never stores it as a result.
+    """
+
+
+def timeout_supported() -> bool:
+    """A time limit needs SIGALRM (POSIX) and the main thread (signals are delivered there)."""
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise ``CheckTimeout`` in this thread once ``seconds`` have passed (no limit when None).
+
+    A running thread cannot be killed, so the limit is an interval timer whose SIGALRM handler
+    raises in the main thread. Python runs the handler between bytecodes: a check stuck in one long
+    C call (a single huge torch op, a blocking read) is stopped only when that call returns; torch
+    code that loops over batches returns to Python often, so it stops within one operation. Threads
+    or processes the check started run on. Where SIGALRM is unavailable (Windows, a worker thread)
+    the limit is not enforced. Shared artefacts a timed-out check was computing are not cached.
+    """
+    if not seconds or not timeout_supported():
+        yield
+        return
+
+    # An interval timer already running (a caller's own, pytest-timeout's) is nested, not clobbered:
+    # if it expires first it is left alone; otherwise it is re-armed with its remaining time after.
+    outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    if outer_delay and outer_delay <= seconds:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise CheckTimeout()
+
+    started = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+        if outer_delay:
+            left = max(outer_delay - (time.monotonic() - started), 1e-3)
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds:g} s"
+
+
 def run_one(
     p: Planned,
     artifacts: Artifacts,
     *,
     run_seed: int,
     workdir: Path | None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
-    """Run one planned check in isolation and return its results record."""
+    """Run one planned check in isolation and return its results record.
+
+    With ``timeout`` (seconds) a check that runs longer is stopped and recorded as ``error``
+    ("timed out after N s"); the run goes on with the next check.
+    """
     info = p.info
     if not p.selected:
         return _record(p, "skipped", skip_reason=p.skip_reason)
@@ -152,7 +225,8 @@ def run_one(
     ctx = RunContext(info, artifacts, run_seed=run_seed, params=p.params, workdir=workdir)
     start = time.perf_counter()
     try:
-        outcome = info.func(ctx, **p.params)
+        with time_limit(timeout):
+            outcome = info.func(ctx, **p.params)
         if not isinstance(outcome, Outcome):
             raise TypeError(f"{info.id} returned {type(outcome).__name__}, not an Outcome")
         status = outcome.resolved_status()
@@ -179,6 +253,12 @@ def run_one(
             error={"type": type(exc).__name__, "message": str(exc)[:2000], "traceback": "", "input": True},
             summary=f"input error: {str(exc)[:200]}",
         )
+    except SystemExit as exc:  # a check (or code it calls) must not end the audit with its own exit code
+        msg = f"the check called sys.exit({exc.code!r})"
+        rec = _record(p, "error", error={"type": "SystemExit", "message": msg, "traceback": ""}, summary=msg)
+    except CheckTimeout:
+        msg = f"timed out after {_fmt_seconds(timeout or 0)} (checks.timeout)"
+        rec = _record(p, "error", error={"type": "Timeout", "message": msg, "traceback": ""}, summary=msg)
     except Exception as exc:
         rec = _record(
             p,
@@ -204,10 +284,20 @@ def run_planned(
     bundle_dir: Path | None,
     progress: bool = False,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    timeout: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every planned check in order (selected ones get a progress bar on stderr)."""
+    """Run every planned check in order (selected ones get a progress bar on stderr).
+
+    ``timeout``: seconds each check may run (``checks.timeout``); None = no limit.
+    """
     records: list[dict[str, Any]] = []
     todo = [p for p in planned if p.selected]
+    if timeout and not timeout_supported():
+        import logging
+
+        logging.getLogger("auditkit").warning(
+            "checks.timeout is not enforced here: it needs SIGALRM and the main thread (POSIX)"
+        )
 
     def workdir(p: Planned) -> Path | None:
         return bundle_dir / "artifacts" / p.info.id if bundle_dir else None
@@ -225,7 +315,7 @@ def run_planned(
             for p in planned:
                 if p.selected:
                     bar.update(task, description=p.info.id)
-                rec = run_one(p, artifacts, run_seed=run_seed, workdir=workdir(p))
+                rec = run_one(p, artifacts, run_seed=run_seed, workdir=workdir(p), timeout=timeout)
                 records.append(rec)
                 if on_record:
                     on_record(rec)
@@ -233,7 +323,7 @@ def run_planned(
                     bar.advance(task)
     else:
         for p in planned:
-            rec = run_one(p, artifacts, run_seed=run_seed, workdir=workdir(p))
+            rec = run_one(p, artifacts, run_seed=run_seed, workdir=workdir(p), timeout=timeout)
             records.append(rec)
             if on_record:
                 on_record(rec)

@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import difflib
 import hashlib
+import reprlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +40,8 @@ class SplitsSpec(_Strict):
 class DataSpec(_Strict):
     label: str | None = Field(None, description="Target column (tabular). For .npz files: array 'y'.")
     features: Literal["auto"] | list[str] = Field(
-        "auto", description="'auto' = every column but label/id/group/time, or an explicit list."
+        "auto",
+        description="'auto' = every column but label/id/group/time/sensitive/exclude and datetimes, or a list.",
     )
     categorical: list[str] | None = Field(None, description="Categorical features; inferred from dtype if absent.")
     id: str | None = Field(None, description="Entity id column (entity leakage, per-entity time order).")
@@ -47,10 +49,14 @@ class DataSpec(_Strict):
     time: str | None = Field(None, description="Timestamp column (temporal leakage).")
     sensitive: list[str] = Field(default_factory=list, description="Sensitive attributes for slices and fairness.")
     exclude: list[str] = Field(default_factory=list, description="Columns that are neither features nor roles.")
+    drop_missing_labels: bool = Field(
+        False, description="Leave out rows with an empty/NaN label (counted by AK-DQ-004); default: an input error."
+    )
     splits: SplitsSpec = Field(default_factory=SplitsSpec)
     expectations: str | None = Field(None, description="A Great Expectations suite (JSON) to validate splits with.")
     slices: dict[str, str] = Field(
-        default_factory=dict, description="Named user slices as pandas query expressions, e.g. {old: 'age > 60'}."
+        default_factory=dict, description="Named user slices, e.g. {old: 'age > 60'}: columns, literals, comparisons, "
+        "and/or/not, in [...], isna()/notna() and arithmetic (never Python code)."
     )
 
 
@@ -138,6 +144,12 @@ class ChecksSpec(_Strict):
     paths: list[str] = Field(default_factory=list, description="Folders of local check modules to load by path.")
     require_plugins: list[str] = Field(default_factory=list)
     plugin_autoload: bool = True
+    min_rows: int | None = Field(
+        None, ge=1, description="Default of every check's min_rows: fewest rows a headline metric is judged on."
+    )
+    timeout: float | None = Field(
+        None, gt=0, le=1e6, description="Seconds each check may run; one past it is recorded as error. None = no limit."
+    )
 
 
 class Waiver(_Strict):
@@ -211,6 +223,63 @@ class ReportSpec(_Strict):
     organisation: str | None = None
 
 
+class DeployArtifactSpec(_Strict):
+    """One candidate to ship, compared with ``model``: a file (ONNX, TorchScript) or a derivation."""
+
+    name: str = Field(..., min_length=1, description="Name shown in the report and in metric names.")
+    onnx: str | None = Field(None, description="An ONNX file, run with onnxruntime's CPU provider (auditkit[onnx]).")
+    torchscript: str | None = Field(None, description="A TorchScript file (torch.jit.load).")
+    quantize: Literal["dynamic_int8"] | None = Field(
+        None, description="Derived by auditkit from `model`: torch.ao.quantization.quantize_dynamic (nn.Linear, qint8)."
+    )
+    dtype: Literal["float16", "bfloat16"] | None = Field(
+        None, description="Derived by auditkit from `model` by casting its weights; float16 runs on CUDA only."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> DeployArtifactSpec:
+        sources = [k for k in DEPLOY_SOURCES if getattr(self, k)]
+        if len(sources) != 1:
+            raise ValueError(
+                "each artifact needs exactly one of: onnx, torchscript, quantize, dtype"
+                + (f" (got {', '.join(sources)})" if sources else "")
+            )
+        return self
+
+    @property
+    def source(self) -> str:
+        return next(k for k in DEPLOY_SOURCES if getattr(self, k))
+
+
+DEPLOY_SOURCES = ("onnx", "torchscript", "quantize", "dtype")
+
+
+class LatencyBudget(_Strict):
+    p50: float | None = Field(None, gt=0)
+    p95: float | None = Field(None, gt=0)
+    p99: float | None = Field(None, gt=0)
+    batch_size: int = Field(1, gt=0, description="The batch size the budget applies to.")
+
+
+class DeploymentSpec(_Strict):
+    artifacts: list[DeployArtifactSpec] = Field(..., min_length=1)
+    batch_sizes: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [1, 8, 64], min_length=1)
+    latency_budget_ms: LatencyBudget | None = Field(None, description="Optional gates on latency percentiles (ms).")
+    memory_budget_mb: float | None = Field(None, gt=0, description="Optional gate on peak inference memory (MB).")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DeploymentSpec:
+        names = [a.name for a in self.artifacts]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"artifact names must be unique (repeated: {', '.join(dup)})")
+        if self.latency_budget_ms and self.latency_budget_ms.batch_size not in self.batch_sizes:
+            raise ValueError(
+                f"latency_budget_ms.batch_size {self.latency_budget_ms.batch_size} is not in batch_sizes {self.batch_sizes}"
+            )
+        return self
+
+
 class AuditSpec(_Strict):
     version: Literal[1] = 1
     name: str = Field(..., min_length=1, description="Subject of the audit.")
@@ -223,6 +292,7 @@ class AuditSpec(_Strict):
     gate: GateSpec = Field(default_factory=GateSpec)
     card: CardSpec | None = None
     report: ReportSpec = Field(default_factory=ReportSpec)
+    deployment: DeploymentSpec | None = Field(None, description="Candidates to ship, compared with `model`.")
 
     @model_validator(mode="after")
     def _builtin_needs_training(self) -> AuditSpec:
@@ -289,6 +359,15 @@ def _model_in(ann: Any) -> Any:
     return None
 
 
+def _short_repr(value: Any) -> str:
+    """At most 60 characters of repr, without building the whole repr of a huge value."""
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 60
+    short.maxlist = short.maxdict = 4
+    short.maxlevel = 2
+    return short.repr(value)[:60]
+
+
 def format_validation_error(err: ValidationError, model: type[BaseModel] = AuditSpec) -> str:
     """The first error as ``location: message`` (one line; the rest counted)."""
     lines = []
@@ -302,14 +381,14 @@ def format_validation_error(err: ValidationError, model: type[BaseModel] = Audit
         else:
             msg = e["msg"].removeprefix("Value error, ")
             if e.get("input") is not None and e["type"] not in ("value_error", "assertion_error"):
-                shown = repr(e["input"])
-                msg += f" (got {shown[:60]})"
+                msg += f" (got {_short_repr(e['input'])})"
         lines.append(f"{where}: {msg}")
     extra = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
     return lines[0] + extra
 
 
-def _check_files(loaded: LoadedSpec) -> None:
+def spec_files(loaded: LoadedSpec) -> list[tuple[str, str]]:
+    """(key, path as written) of every input file the spec names."""
     spec = loaded.spec
     files: list[tuple[str, str | None]] = [
         (f"data.splits.{name}", getattr(spec.data.splits, name)) for name in SPLIT_NAMES
@@ -320,9 +399,18 @@ def _check_files(loaded: LoadedSpec) -> None:
             files.append((f"model.{key}", getattr(spec.model, key)))
     if spec.gate.baseline:
         files.append(("gate.baseline", spec.gate.baseline))
+    for i, art in enumerate(spec.deployment.artifacts if spec.deployment else []):
+        for key in ("onnx", "torchscript"):
+            files.append((f"deployment.artifacts.{i}.{key}", getattr(art, key)))
+    return [(where, rel) for where, rel in files if rel is not None]
+
+
+def _check_files(loaded: LoadedSpec) -> None:
+    spec = loaded.spec
+    if spec.deployment is not None and spec.model is None:
+        raise SpecError("needs a model section: the audited model each artifact is compared with", location="deployment")
+    files = spec_files(loaded)
     for where, rel in files:
-        if rel is None:
-            continue
         p = loaded.resolve(rel)
         if not p.is_file():
             raise SpecError(f"file not found: {rel}", location=where)
@@ -346,13 +434,63 @@ def parse_spec(
     except ValidationError as err:
         raise SpecError(format_validation_error(err)) from None
     loaded = LoadedSpec(spec, path=path, raw=raw if raw is not None else yaml.safe_dump(data).encode())
+    _check_slice_syntax(spec)
     if check_files:
         _check_files(loaded)
     return loaded
 
 
+def _check_slice_syntax(spec: AuditSpec) -> None:
+    """data.slices are parsed against auditkit's expression whitelist now, before anything runs."""
+    from auditkit.expr import ExpressionError, parse
+
+    for name, source in spec.data.slices.items():
+        try:
+            parse(source)
+        except ExpressionError as err:
+            raise SpecError(f"unsupported expression: {err}", location=f"data.slices.{name}") from None
+
+
+# A spec is small: 100k nodes after alias expansion is far beyond any real one, and well below what a
+# "billion laughs" document needs (nine levels of nine aliases expand to 387M nodes and took 2 min and
+# 6 GB before this limit, in validation and in the error message).
+MAX_EXPANDED_NODES = 100_000
+
+
+class _AliasBomb(Exception):
+    pass
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], open_: set[int]) -> int:
+    """How many nodes the document has once every alias is expanded (aliases share node objects)."""
+    key = id(node)
+    if key in open_:
+        raise _AliasBomb("a YAML alias refers to itself")
+    if key not in memo:
+        open_.add(key)
+        size = 1
+        if isinstance(node, yaml.SequenceNode):
+            size += sum(_expanded_size(child, memo, open_) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size += sum(_expanded_size(k, memo, open_) + _expanded_size(v, memo, open_) for k, v in node.value)
+        open_.discard(key)
+        if size > MAX_EXPANDED_NODES:
+            raise _AliasBomb(f"the document expands to over {MAX_EXPANDED_NODES:,} nodes (YAML aliases)")
+        memo[key] = size
+    return memo[key]
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one) and alias bombs."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()  # type: ignore[no-untyped-call]
+        if node is not None:
+            try:
+                _expanded_size(node, {}, set())
+            except _AliasBomb as err:
+                raise yaml.constructor.ConstructorError(None, None, str(err), node.start_mark) from None
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()

@@ -41,12 +41,14 @@ def make_artifacts(
     input_kind: str | None = None,
     spec: Mapping[str, Any] | None = None,
     training_runs: list[Any] | None = None,
+    drop_missing_labels: bool = False,
 ) -> Artifacts:
     """In-memory Artifacts. ``data`` maps split name to a DataFrame or (x, y[, extra arrays]).
 
     ``model`` may be an ``nn.Module`` (wrapped with ``auditkit.model.wrap``) or a ModelAdapter.
     ``spec`` is a partial audit spec (e.g. ``{"card": {...}, "model": {"input": {...}}}``): file
-    paths are not needed because data and model are given here.
+    paths are not needed because data and model are given here. Rows with an empty label are an
+    ``InputError`` unless ``drop_missing_labels`` (as ``data.drop_missing_labels`` in a spec).
     """
     frames: dict[str, tuple[pd.DataFrame, np.ndarray | None, None]] = {}
     arrays = False
@@ -67,6 +69,7 @@ def make_artifacts(
         group=group,
         time=time,
         sensitive=tuple(sensitive),
+        drop_missing_labels=drop_missing_labels,
     )
     datasets = build_datasets(frames, roles) if frames else {}
     doc: dict[str, Any] = {"version": 1, "name": "test-audit", **dict(spec or {})}
@@ -120,8 +123,12 @@ def _comparable(rec: dict[str, Any]) -> str:
     keep = {k: rec[k] for k in ("status", "metrics", "findings", "summary", "evidence")}
     # Durations measure the machine, not the subject (DESIGN §7: "timestamps and durations aside"):
     # metrics marked details.timing and evidence["timings"] are left out of the determinism test.
-    keep["metrics"] = [m for m in keep["metrics"] if not (m.get("details") or {}).get("timing")]
+    timed = {m["name"] for m in keep["metrics"] if (m.get("details") or {}).get("timing")}
+    keep["metrics"] = [m for m in keep["metrics"] if m["name"] not in timed]
+    keep["findings"] = [f for f in keep["findings"] if f.get("metric") not in timed]  # e.g. a latency budget
     keep["evidence"] = {k: v for k, v in (keep["evidence"] or {}).items() if k != "timings"}
+    if isinstance(keep["evidence"].get("plots"), list):  # plots of timings carry "timing": true
+        keep["evidence"]["plots"] = [p for p in keep["evidence"]["plots"] if not (isinstance(p, dict) and p.get("timing"))]
     return json.dumps(keep, sort_keys=True, default=str)
 
 

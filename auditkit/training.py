@@ -198,6 +198,9 @@ def resolve_optimizer(name: str) -> type:
     import torch
 
     if ":" in name:
+        from auditkit import nocode
+
+        nocode.refuse("training.optimizer.name", f"{name!r} imports Python; name a built-in class such as AdamW")
         mod, _, attr = name.partition(":")
         try:
             cls = getattr(importlib.import_module(mod), attr)
@@ -259,8 +262,14 @@ def _schedule_class(name: str) -> Any:
     if name.lower() in SCHEDULE_ALIASES:
         cls_name = SCHEDULE_ALIASES[name.lower()]
         return None if cls_name is None else getattr(torch.optim.lr_scheduler, cls_name)
-    cls = getattr(torch.optim.lr_scheduler, name, None)
+    # only a public class of torch.optim.lr_scheduler: a spec name never reaches another attribute
+    cls = None if name.startswith("_") else getattr(torch.optim.lr_scheduler, name, None)
+    if not isinstance(cls, type):
+        cls = None
     if cls is None and ":" in name:
+        from auditkit import nocode
+
+        nocode.refuse("training.schedule.name", f"{name!r} imports Python; name a built-in schedule")
         mod, _, attr = name.partition(":")
         cls = getattr(importlib.import_module(mod), attr, None)
     if cls is None:

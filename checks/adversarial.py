@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
+from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, NotApplicable, Outcome, SpecError, check, require_rows
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -486,6 +486,13 @@ def shared_white_box(ctx: RunContext, split: str, params: dict[str, Any], unboun
     return ctx.cached(key, compute)
 
 
+def _require_attack_rows(ctx: RunContext, split: str, min_rows: int) -> None:
+    """Robust accuracy is a proportion: below ``min_rows`` labelled rows it is not judged."""
+    y = ctx.dataset(split).y
+    n = int(np.sum(y >= 0)) if y is not None else 0
+    require_rows(n, min_rows, what="robust accuracy", split=f"labelled {split}")
+
+
 def _validate(norms: Sequence[str], losses: Sequence[str], steps: int, restarts: int) -> None:
     bad = [n for n in norms if n not in NORMS]
     if bad or not norms:
@@ -518,7 +525,7 @@ def white_box_evasion(
     norms: list[str] = ["inf", "l2"], steps: int = 20, restarts: int = 3,  # noqa: B006
     losses: list[str] = ["ce", "margin"],  # noqa: B006
     step_ratio: float = 2.5, l2_scale: float = 0.25, max_samples: int = 1000, perturb_binary: bool = False,
-    batch_size: int = 2048,
+    batch_size: int = 2048, min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:  # fmt: skip
     """Robust accuracy under white-box FGSM and PGD (L∞ and L2, ART) over an epsilon grid, true labels.
 
@@ -552,6 +559,7 @@ def white_box_evasion(
     max_samples: attack a seeded random subsample of at most this many labelled rows.
     perturb_binary: also perturb numeric columns with ≤ 2 distinct train values (default: treated as flags / one-hot).
     batch_size: attack batch size (large batches are what makes ART fast).
+    min_rows: fewest labelled rows of ``split`` to judge on; fewer make the check not applicable, never a pass.
     """
     _validate(norms, losses, steps, restarts)
     if gate_norm not in norms:
@@ -561,6 +569,7 @@ def white_box_evasion(
         losses=list(losses), step_ratio=step_ratio, l2_scale=l2_scale, max_samples=max_samples,
         perturb_binary=perturb_binary, batch_size=batch_size,
     )  # fmt: skip
+    _require_attack_rows(ctx, split, min_rows)
     wb, gate = shared_white_box(ctx, split, params)
     return _report_white_box(ctx, wb, gate, gate_norm, min_robust_accuracy, conservative)
 
@@ -714,7 +723,7 @@ def black_box_and_masking(
     init_eval: int = 50, tolerance: float = 0.02, max_unbounded_accuracy: float = 0.05, unbounded_steps: int = 50,
     epsilons: list[float] | None = None, gate_epsilon: float | None = None, steps: int = 20, restarts: int = 3,
     losses: list[str] = ["ce", "margin"], step_ratio: float = 2.5, max_samples: int = 1000,  # noqa: B006
-    perturb_binary: bool = False, batch_size: int = 2048,
+    perturb_binary: bool = False, batch_size: int = 2048, min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:  # fmt: skip
     """Runs ART's decision-based HopSkipJump (L∞) on a subsample and tests the white-box invariants
     whose violation signals gradient masking (a white-box number that overstates robustness).
@@ -746,6 +755,7 @@ def black_box_and_masking(
     max_samples: white-box subsample size, as for AK-ADV-001.
     perturb_binary: as for AK-ADV-001.
     batch_size: attack batch size.
+    min_rows: fewest labelled rows of ``split`` to judge on; fewer make the check not applicable, never a pass.
     """
     from auditkit.stats import wilson
 
@@ -755,6 +765,7 @@ def black_box_and_masking(
         losses=list(losses), step_ratio=step_ratio, l2_scale=0.25, max_samples=max_samples,
         perturb_binary=perturb_binary, batch_size=batch_size,
     )  # fmt: skip
+    _require_attack_rows(ctx, split, min_rows)
     wb, gate = shared_white_box(ctx, split, params, unbounded_steps=unbounded_steps)
     space, n = wb.space, len(wb.space.y)
     adapter = ctx.model()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, NotApplicable, Outcome, check, require_rows
 from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
@@ -121,8 +121,9 @@ def _tvd(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     tags=("data", "balance", "shift"),
 )
 def label_shift(
-    ctx: RunContext, /, *, max_distance: float = 0.1, n_boot: int = 1000, max_classes: int = 100
-) -> Outcome:
+    ctx: RunContext, /, *, max_distance: float = 0.1, n_boot: int = 1000, max_classes: int = 100,
+    min_rows: int = DEFAULT_MIN_ROWS,
+) -> Outcome:  # fmt: skip
     """Measures the distance between the label distribution of train and that of each labelled split.
 
     The distance is the total variation distance (half the L1 distance of the class shares: the
@@ -135,6 +136,7 @@ def label_shift(
     max_distance: largest acceptable total variation distance between label distributions.
     n_boot: bootstrap resamples for the interval.
     max_classes: with more distinct labels than this the label is taken as continuous (not applicable).
+    min_rows: fewest labelled rows a split needs to be compared (smaller ones are listed as too small to judge).
     """
     train = ctx.dataset("train")
     classes = _classes(train, max_classes)
@@ -142,6 +144,8 @@ def label_shift(
     c_tr = _class_counts(train, k)
     if c_tr.sum() == 0:
         raise NotApplicable("no labelled rows in train")
+    require_rows(int(c_tr.sum()), min_rows, what="a label distribution", split="labelled train")
+    small: list[str] = []
     p_tr = c_tr / c_tr.sum()
     rng = ctx.rng()
     metrics, findings, parts = [], [], []
@@ -158,6 +162,9 @@ def label_shift(
         c = _class_counts(ds, k)
         n = int(c.sum())
         if n == 0:
+            continue
+        if n < min_rows:
+            small.append(f"{name} ({n} rows)")
             continue
         p = c / n
         d = float(_tvd(p_tr, p))
@@ -179,7 +186,13 @@ def label_shift(
         parts.append(f"{name}: TVD {d:.3f}")
         series.append({"name": name, "values": p[:MAX_ROWS].tolist()})
     if not metrics:
+        if small:
+            raise NotApplicable(f"too few rows to judge a label shift: {', '.join(small)}, at least {min_rows} "
+                                "needed (parameter min_rows)")
         raise NotApplicable("no labelled split besides train")
+    if small:
+        findings.append(Finding(f"too small to judge (under {min_rows} labelled rows): {', '.join(small)}",
+                                severity="info", key="small splits"))
     evidence = {"plots": [{"type": "bar", "title": "Class shares per split", "x_label": "class",
                            "y_label": "share", "categories": cats, "series": series}]}  # fmt: skip
     return Outcome.from_metrics(metrics, summary="; ".join(parts), findings=findings, evidence=evidence)

@@ -8,11 +8,12 @@ each feature's train spread and feature dropout to the train median (mode for ca
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
+from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, NotApplicable, Outcome, SpecError, check, require_rows
 
 if TYPE_CHECKING:
     from auditkit import RunContext
@@ -87,6 +88,77 @@ def _tabular_corruption(
     return out
 
 
+@dataclass
+class CorruptionSetup:
+    """The rows to corrupt and how: shared by AK-ADV-003 and the deployment parity check."""
+
+    x: np.ndarray
+    y: np.ndarray
+    kind: str
+    table: dict[str, list[float]]
+    names: list[str]
+    severities: list[int]
+    apply: Callable[[str, float, np.random.Generator], np.ndarray]
+
+    def corrupted(self, ci: int, si: int, seed: int) -> np.ndarray:
+        """Corruption ``ci`` at severity index ``si``; deterministic per seed, corruption and severity."""
+        name, sev = self.names[ci], self.severities[si]
+        return self.apply(name, self.table[name][sev - 1], np.random.default_rng([seed, ci, sev]))
+
+
+def corruption_setup(
+    ctx: RunContext, split: str, corruptions: list[str] | None, severities: list[int], max_samples: int,
+    rng: np.random.Generator, *, min_rows: int = 0,
+) -> CorruptionSetup:  # fmt: skip
+    """Labelled rows of ``split`` (a subsample of at most ``max_samples`` drawn from ``rng``) and the corruptions."""
+    ds = ctx.dataset(split)
+    y = np.asarray(ds.y)
+    keep = np.flatnonzero(y >= 0)
+    if len(keep) == 0:
+        raise NotApplicable(f"split {split!r} has no labelled rows")
+    require_rows(len(keep), min_rows, what="accuracy under corruption", split=f"labelled {split}")
+    if len(keep) > max_samples:
+        keep = np.sort(rng.choice(keep, size=max_samples, replace=False))
+    x, y = ds.x[keep].astype(np.float32), y[keep]
+    bad = [s for s in severities if s not in (1, 2, 3, 4, 5)]
+    if bad or not severities:
+        raise SpecError(f"severities must be among 1..5, got {severities}")
+    kind = "image" if (ds.kind == "image" or x.ndim > 2) else "tabular"
+    table = IMAGE_SEVERITIES if kind == "image" else TABULAR_SEVERITIES
+    names = list(corruptions) if corruptions is not None else list(table)
+    unknown = [c for c in names if c not in table]
+    if unknown:
+        raise SpecError(f"corruptions {unknown} are not known for {kind} inputs; known: {sorted(table)}")
+    apply: Callable[[str, float, np.random.Generator], np.ndarray]
+    if kind == "image":
+        if x.ndim < 3:
+            raise NotApplicable("image corruptions need inputs shaped (n, ..., height, width)")
+        from auditkit.checks.adversarial import image_range
+
+        lo, hi = image_range(ctx, x)
+        z = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+        def apply(name: str, level: float, g: np.random.Generator) -> np.ndarray:
+            return (lo + _image_corruption(name, z, level, g) * (hi - lo)).astype(np.float32)
+
+    else:
+        ref = ctx.dataset("train") if "train" in ctx.splits() else ds
+        xr = ref.x.astype(np.float64)
+        sd = np.nan_to_num(np.nanstd(xr, axis=0))
+        is_cat = np.array([f in ds.categorical for f in ds.features])
+        n_unique = np.array([len(np.unique(c[np.isfinite(c)])) for c in xr.T])
+        noisy = ~is_cat & (n_unique > 2) & (sd > 0)
+        fill = np.nan_to_num(np.nanmedian(xr, axis=0)).astype(np.float32)
+        for j in np.flatnonzero(is_cat):
+            codes, counts = np.unique(xr[:, j][xr[:, j] >= 0], return_counts=True)
+            fill[j] = codes[np.argmax(counts)] if len(codes) else -1
+
+        def apply(name: str, level: float, g: np.random.Generator) -> np.ndarray:
+            return _tabular_corruption(name, x, level, g, sd=sd, noisy=noisy, fill=fill)
+
+    return CorruptionSetup(x, y, kind, table, names, list(severities), apply)
+
+
 @check(
     id="AK-ADV-003",
     title="Robustness to natural corruptions and noise (5 severities)",
@@ -100,7 +172,7 @@ def natural_corruptions(
     ctx: RunContext, /, *, split: str = "test", corruptions: list[str] | None = None,
     severities: list[int] = [1, 2, 3, 4, 5], max_relative_error: float = 0.1,  # noqa: B006
     conservative: bool = False, max_samples: int = 5000, baseline_drops: dict[str, float] | None = None,
-    max_relative_mce: float | None = None,
+    max_relative_mce: float | None = None, min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:  # fmt: skip
     """Accuracy under natural corruptions at five deterministic severities, and the mean relative
     corruption error (mean accuracy lost against clean, over corruptions and severities).
@@ -130,28 +202,14 @@ def natural_corruptions(
     baseline_drops: per corruption name, a reference model's mean accuracy drop (> 0) over the same
         severities; enables the Relative mCE metric.
     max_relative_mce: largest acceptable Relative mCE (needs ``baseline_drops``); None reports it ungated.
+    min_rows: fewest labelled rows of ``split`` to judge on; fewer make the check not applicable, never a pass.
     """
     from auditkit.stats import mean_ci, wilson
 
     adapter = ctx.model()
-    ds = ctx.dataset(split)
-    y = np.asarray(ds.y)
-    keep = np.flatnonzero(y >= 0)
-    if len(keep) == 0:
-        raise NotApplicable(f"split {split!r} has no labelled rows")
     rng = ctx.rng()
-    if len(keep) > max_samples:
-        keep = np.sort(rng.choice(keep, size=max_samples, replace=False))
-    x, y = ds.x[keep].astype(np.float32), y[keep]
-    bad = [s for s in severities if s not in (1, 2, 3, 4, 5)]
-    if bad or not severities:
-        raise SpecError(f"severities must be among 1..5, got {severities}")
-    kind = "image" if (ds.kind == "image" or x.ndim > 2) else "tabular"
-    table = IMAGE_SEVERITIES if kind == "image" else TABULAR_SEVERITIES
-    names = list(corruptions) if corruptions is not None else list(table)
-    unknown = [c for c in names if c not in table]
-    if unknown:
-        raise SpecError(f"corruptions {unknown} are not known for {kind} inputs; known: {sorted(table)}")
+    setup = corruption_setup(ctx, split, corruptions, severities, max_samples, rng, min_rows=min_rows)
+    x, y, kind, table, names = setup.x, setup.y, setup.kind, setup.table, setup.names
     if baseline_drops is not None:
         missing = [c for c in names if c not in baseline_drops]
         if missing or any(not float(baseline_drops[c]) > 0 for c in names):
@@ -159,34 +217,6 @@ def natural_corruptions(
                              f"missing {missing}" if missing else "baseline_drops values must be > 0")  # fmt: skip
     elif max_relative_mce is not None:
         raise SpecError("max_relative_mce needs baseline_drops (a reference model's drop per corruption)")
-
-    apply: Callable[[str, float, np.random.Generator], np.ndarray]
-    if kind == "image":
-        if x.ndim < 3:
-            raise NotApplicable("image corruptions need inputs shaped (n, ..., height, width)")
-        from auditkit.checks.adversarial import image_range
-
-        lo, hi = image_range(ctx, x)
-        z = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-
-        def apply(name: str, level: float, g: np.random.Generator) -> np.ndarray:
-            return (lo + _image_corruption(name, z, level, g) * (hi - lo)).astype(np.float32)
-
-    else:
-        ref = ctx.dataset("train") if "train" in ctx.splits() else ds
-        xr = ref.x.astype(np.float64)
-        sd = np.nan_to_num(np.nanstd(xr, axis=0))
-        is_cat = np.array([f in ds.categorical for f in ds.features])
-        n_unique = np.array([len(np.unique(c[np.isfinite(c)])) for c in xr.T])
-        noisy = ~is_cat & (n_unique > 2) & (sd > 0)
-        fill = np.nan_to_num(np.nanmedian(xr, axis=0)).astype(np.float32)
-        for j in np.flatnonzero(is_cat):
-            codes, counts = np.unique(xr[:, j][xr[:, j] >= 0], return_counts=True)
-            fill[j] = codes[np.argmax(counts)] if len(codes) else -1
-
-        def apply(name: str, level: float, g: np.random.Generator) -> np.ndarray:
-            return _tabular_corruption(name, x, level, g, sd=sd, noisy=noisy, fill=fill)
-
     clean = adapter.predict(x) == y
     n = len(y)
     rows: list[list[Any]] = []
@@ -195,8 +225,7 @@ def natural_corruptions(
     for ci, name in enumerate(names):
         accs, los, his = [], [], []
         for si, sev in enumerate(severities):
-            g = np.random.default_rng([ctx.seed, ci, sev])  # deterministic per corruption and severity
-            correct[:, ci, si] = adapter.predict(apply(name, table[name][sev - 1], g)) == y
+            correct[:, ci, si] = adapter.predict(setup.corrupted(ci, si, ctx.seed)) == y
             k = int(correct[:, ci, si].sum())
             lo_ci, hi_ci = wilson(k, n)
             accs.append(k / n)

@@ -133,7 +133,7 @@ def group_fairness(
         ok = sizes >= min_group_size
         small = [str(levels[i]) for i in np.flatnonzero(~ok)]
         if small:
-            findings.append(Finding(f"{attr}: {len(small)} group(s) under {min_group_size} test rows not compared: "
+            findings.append(Finding(f"{attr}: {len(small)} group(s) too small to judge (under {min_group_size} test rows): "
                                     f"{', '.join(small[:8])}" + (" ..." if len(small) > 8 else ""),
                                     severity="info", key=f"{attr}: small groups"))
         if ok.sum() < 2:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
+from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, NotApplicable, Outcome, SpecError, check, require_rows
 
 if TYPE_CHECKING:
     from auditkit import RunContext
@@ -591,6 +591,7 @@ def ood_detection(
     holdout_fraction: float = 0.2,
     max_samples: int = 5000,
     n_boot: int = 200,
+    min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:
     """How well the model's scores separate in-distribution test inputs from out-of-distribution ones.
 
@@ -630,6 +631,7 @@ def ood_detection(
     holdout_fraction: share of train held out (seeded) for thresholds when there is no validation split.
     max_samples: at most this many ID test rows and OOD rows per set are scored (seeded subsample, reported).
     n_boot: bootstrap resamples for the intervals.
+    min_rows: fewest test rows (and ood rows) to judge detection on; fewer make the check not applicable.
     """
     if fpr_convention not in ("in", "out"):
         raise SpecError("fpr_convention must be 'in' or 'out'")
@@ -639,8 +641,9 @@ def ood_detection(
         raise SpecError(f"gate_detector {gate_detector!r} is not among detectors {detectors}")
     model = ctx.model()
     train, test = ctx.dataset("train"), ctx.dataset("test")
-    if len(test) < 2:
-        raise NotApplicable(f"the test split has {len(test)} rows: nothing to measure detection on")
+    require_rows(len(test), max(min_rows, 2), what="OOD detection", split="test")
+    if "ood" in ctx.splits():
+        require_rows(len(ctx.dataset("ood")), max(min_rows, 1), what="OOD detection", split="ood")
     test_logits = ctx.predictions("test").logits
     if test_logits.ndim != 2 or test_logits.shape[1] < 2:
         raise NotApplicable("the model has a single output: softmax-based detectors need class logits")
@@ -879,6 +882,7 @@ def shift_behaviour(
     holdout_fraction: float = 0.2,
     max_samples: int = 5000,
     n_boot: int = 200,
+    min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:
     """Accuracy and calibration when inputs shift, and what abstaining on OOD-looking inputs buys.
 
@@ -914,6 +918,7 @@ def shift_behaviour(
     holdout_fraction: share of train held out of the detector fit when there is no validation split.
     max_samples: at most this many labelled test rows are used (seeded subsample, reported).
     n_boot: bootstrap resamples for the intervals.
+    min_rows: fewest labelled test rows with a finite output to judge on; fewer make the check not applicable.
     """
     from auditkit.stats import wilson
 
@@ -942,6 +947,7 @@ def shift_behaviour(
                      "is not finite (e.g. missing values the model does not handle)")
     if len(labelled) == 0:
         raise NotApplicable("no labelled test row has a finite model output")
+    require_rows(len(labelled), min_rows, what="accuracy under shift", split="labelled test")
     idx = labelled[_subsample(len(labelled), max_samples, rng)]
     kind = ctx.model_input.kind
     if len(idx) < len(labelled):

@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
+from auditkit import (
+    DEFAULT_MIN_ROWS,
+    Finding,
+    Metric,
+    NotApplicable,
+    Outcome,
+    SpecError,
+    check,
+    require_rows,
+    slice_mask,
+)
 from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
@@ -78,6 +88,7 @@ def heldout_performance(
     bound: str = "conservative",
     beat_majority: bool = True,
     n_boot: int = 1000,
+    min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:
     """Accuracy, balanced accuracy, macro F1, ROC AUC (binary, or macro one-vs-rest) and log loss
     on the test split, each with a seeded percentile-bootstrap 95% interval.
@@ -98,6 +109,7 @@ def heldout_performance(
     bound: `conservative` (gate on the unfavourable end of the interval) or `value`.
     beat_majority: fail when accuracy does not beat the majority-class rate.
     n_boot: bootstrap resamples.
+    min_rows: fewest labelled test rows to judge on; fewer make the check not applicable, never a pass.
     """
     from auditkit.stats import bootstrap_metrics, classification_metrics, describe_method, wilson
 
@@ -107,6 +119,7 @@ def heldout_performance(
     if broken is not None:
         return broken
     y, proba, _, dropped = labelled(ctx, "test")
+    require_rows(len(y), min_rows, what="held-out performance", split="labelled test")
     names = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss")
     point = classification_metrics(y, proba, which=names)
     if len(np.unique(y)) < 2:
@@ -184,7 +197,9 @@ def heldout_performance(
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.3"),
     tags=("performance", "overfitting"),
 )
-def generalisation_gap(ctx: RunContext, /, *, max_accuracy_gap: float = 0.05, bound: str = "value") -> Outcome:
+def generalisation_gap(
+    ctx: RunContext, /, *, max_accuracy_gap: float = 0.05, bound: str = "value", min_rows: int = DEFAULT_MIN_ROWS
+) -> Outcome:
     """Accuracy on train minus accuracy on test (Newcombe's interval for the difference of two
     proportions), and the same gap in log loss (bootstrap intervals per split), to flag
     overfitting. A negative gap (test better than train) is reported, never failed.
@@ -193,6 +208,7 @@ def generalisation_gap(ctx: RunContext, /, *, max_accuracy_gap: float = 0.05, bo
     ----------
     max_accuracy_gap: largest acceptable train − test accuracy.
     bound: `value` (gate on the point estimate) or `conservative` (on the interval's upper end).
+    min_rows: fewest labelled rows in train and in test to judge on; fewer make the check not applicable.
     """
     from auditkit.stats import bootstrap_metrics, classification_metrics, newcombe_diff
 
@@ -201,6 +217,8 @@ def generalisation_gap(ctx: RunContext, /, *, max_accuracy_gap: float = 0.05, bo
         return broken
     yt, pt, _, _ = labelled(ctx, "train")
     ye, pe, _, _ = labelled(ctx, "test")
+    require_rows(len(yt), min_rows, what="the generalisation gap", split="labelled train")
+    require_rows(len(ye), min_rows, what="the generalisation gap", split="labelled test")
     kt, nt = int((pt.argmax(1) == yt).sum()), len(yt)
     ke, ne = int((pe.argmax(1) == ye).sum()), len(ye)
     gap = kt / nt - ke / ne
@@ -236,7 +254,7 @@ def generalisation_gap(ctx: RunContext, /, *, max_accuracy_gap: float = 0.05, bo
 )
 def calibration(
     ctx: RunContext, /, *, max_ece: float = 0.05, max_brier: float | None = None, n_bins: int = 15,
-    bound: str = "value", n_boot: int = 1000,
+    bound: str = "value", n_boot: int = 1000, min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:
     """Top-label calibration on the test split: expected calibration error with equal-width bins
     (Guo et al. 2017, bins (lo, hi]) and with equal-mass bins, maximum calibration error, and the
@@ -252,6 +270,7 @@ def calibration(
     n_bins: number of confidence bins.
     bound: `value` (gate on the point estimate) or `conservative` (on the interval's upper end).
     n_boot: bootstrap resamples.
+    min_rows: fewest labelled test rows to judge on; fewer make the check not applicable, never a pass.
     """
     from auditkit.stats import bootstrap_metrics, classification_metrics, reliability_diagram
 
@@ -259,6 +278,7 @@ def calibration(
     if broken is not None:
         return broken
     y, proba, _, _ = labelled(ctx, "test")
+    require_rows(len(y), min_rows, what="calibration", split="labelled test")
     names = ("ece", "adaptive_ece", "mce", "brier")
     point = classification_metrics(y, proba, n_bins=n_bins, which=names)
     cis = bootstrap_metrics(y, proba, names, n_boot=n_boot, rng=ctx.rng(), n_bins=n_bins)
@@ -285,7 +305,7 @@ def calibration(
 
 def slice_masks(ctx: RunContext, split: str, *, numeric_bins: int = 4, max_levels: int = 50) -> dict[str, tuple[str, np.ndarray]]:
     """{slice name: (attribute, boolean mask)} over sensitive columns, categorical features and
-    `data.slices` queries. Numeric sensitive columns are cut into quantile bins of train."""
+    `data.slices` expressions. Numeric sensitive columns are cut into quantile bins of train."""
     ds = ctx.dataset(split)
     frame = ds.frame
     out: dict[str, tuple[str, np.ndarray]] = {}
@@ -307,11 +327,9 @@ def slice_masks(ctx: RunContext, split: str, *, numeric_bins: int = 4, max_level
     queries = dict(spec.data.slices) if spec is not None else {}
     for name, expr in queries.items():
         try:
-            idx = frame.query(expr).index
+            mask = slice_mask(expr, frame)  # auditkit's whitelisted expressions, never pandas.query
         except Exception as err:
             raise SpecError(f"data.slices.{name}: cannot evaluate {expr!r}: {err}") from None
-        mask = np.zeros(len(frame), dtype=bool)
-        mask[frame.index.get_indexer(idx)] = True
         out[f"slice:{name}"] = ("user slice", mask)
     return out
 
@@ -386,8 +404,8 @@ def slice_performance(
         raise NotApplicable(f"no slice has the {min_slice_size} test rows needed to judge it "
                             f"({len(small)} smaller: {', '.join(small[:5])}{' ...' if len(small) > 5 else ''})")
     if small:
-        findings.append(Finding(f"{len(small)} slice(s) have fewer than {min_slice_size} test rows and were not "
-                                f"judged: {', '.join(small[:10])}" + (" ..." if len(small) > 10 else ""),
+        findings.append(Finding(f"{len(small)} slice(s) too small to judge (fewer than {min_slice_size} test rows): "
+                                f"{', '.join(small[:10])}" + (" ..." if len(small) > 10 else ""),
                                 severity="info", key="small slices"))
     metrics = [Metric("overall_accuracy", overall, ci=wilson(k, n), n=n)]
     if worst is not None:

@@ -18,6 +18,7 @@ import numpy as np
 from auditkit.checks.leakage import _pair_hash, cached_row_hashes, label_codes
 
 from auditkit import Finding, InputError, Metric, NotApplicable, Outcome, check
+from auditkit.expr import unsafe_row_condition
 from auditkit.lazy import lazy
 
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ def _suite_from_json(doc: dict[str, Any], where: str) -> Any:
         kind = e.get("type") or e.get("expectation_type")  # 0.x used expectation_type
         if not kind:
             raise InputError(f"{where}: expectation {i} has no 'type'")
+        why = unsafe_row_condition(e.get("kwargs"))
+        if why:  # GX would hand it to DataFrame.query, which evaluates Python
+            raise InputError(f"{where}: expectation {i}: {why}")
         # built one by one: GE's suite constructor would only log and drop an invalid one
         try:
             config = ExpectationConfiguration(type=kind, kwargs=dict(e.get("kwargs") or {}),
@@ -471,7 +475,9 @@ def missing_and_constant(
     whether it is all-null, whether its non-missing values are a single value (a constant column
     carries no information; in train it is reported as ``low``, in another split only when train
     varies and the split has at least ``min_rows_for_constant`` rows, where it suggests a broken
-    pipeline), and whether an object column mixes numbers with text (``low``).
+    pipeline), and whether an object column mixes numbers with text (``low``). Rows left out
+    because their label was empty (``data.drop_missing_labels: true``) are counted per split and
+    reported (``low``): the audit judged fewer rows than the files hold.
 
     Parameters
     ----------
@@ -489,6 +495,15 @@ def missing_and_constant(
         if n == 0:
             continue
         cols = [c for c in list(ds.features) + ([ds.label] if ds.label else []) if c in ds.frame]
+        if ds.dropped_missing_labels:
+            total = n + ds.dropped_missing_labels
+            findings.append(Finding(
+                f"{split}: {ds.dropped_missing_labels} of {total} rows had no label {ds.label!r} and were left out "
+                "(data.drop_missing_labels)", severity="low", key=f"{split}:{ds.label}:missing_labels",
+                metric=f"dropped_missing_labels_{split}", evidence={"dropped": ds.dropped_missing_labels, "rows": total},
+            ))  # fmt: skip
+            metrics.append(Metric(f"dropped_missing_labels_{split}", ds.dropped_missing_labels, n=total,
+                                  description=f"rows of {split} left out for an empty label"))  # fmt: skip
         worst, worst_col, n_null, n_const = 0.0, None, 0, 0
         for col in cols:
             s = ds.frame[col]

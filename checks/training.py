@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from auditkit import Finding, Metric, NotApplicable, Outcome, check
+from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, NotApplicable, Outcome, check, require_rows
 
 if TYPE_CHECKING:
     from auditkit import RunContext
@@ -184,6 +184,13 @@ def _r(v: float | None, digits: int = 6) -> float | None:
     return float(round(v, digits))
 
 
+def _require_test_rows(ctx: RunContext, min_rows: int) -> None:
+    """A test accuracy per run is a proportion: on fewer than ``min_rows`` labelled rows it is not judged."""
+    y = ctx.dataset("test").y
+    n = int(np.sum(y >= 0)) if y is not None else 0
+    require_rows(n, min_rows, what="test accuracy across runs", split="labelled test")
+
+
 def _test_correct(ctx: RunContext, runs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """(runs × test rows) correctness matrix and the labels, for the runs' trained modules."""
     import torch
@@ -219,8 +226,9 @@ def _test_correct(ctx: RunContext, runs: list[Any]) -> tuple[np.ndarray, np.ndar
     cost="moderate",
 )
 def seed_variance(
-    ctx: RunContext, /, *, max_seed_std: float = 0.02, max_weight_diff: float = 0.0, rerun: bool = True
-) -> Outcome:
+    ctx: RunContext, /, *, max_seed_std: float = 0.02, max_weight_diff: float = 0.0, rerun: bool = True,
+    min_rows: int = DEFAULT_MIN_ROWS,
+) -> Outcome:  # fmt: skip
     """Measures how much the test accuracy moves between training seeds, and retrains the first
     seed to see whether the same seed reproduces the same weights.
 
@@ -234,10 +242,12 @@ def seed_variance(
     max_weight_diff: largest acceptable absolute weight difference between two runs with the same
         seed (0.0 = bitwise identical).
     rerun: retrain the first seed to test reproducibility (costs one more training run).
+    min_rows: fewest labelled test rows to judge on; fewer make the check not applicable, never a pass.
     """
     from auditkit.stats import mean_ci, wilson
     from auditkit.training import rerun_first_seed, state_distance
 
+    _require_test_rows(ctx, min_rows)
     runs = _runs(ctx)
     correct, y = _test_correct(ctx, runs)
     accs = correct.mean(axis=1)
@@ -308,7 +318,9 @@ def _steps_to_95(run: Any) -> int | None:
     tags=("training", "optimizer"),
     cost="slow",
 )
-def optimizer_comparison(ctx: RunContext, /, *, min_difference: float = 0.0, n_boot: int = 2000) -> Outcome:
+def optimizer_comparison(
+    ctx: RunContext, /, *, min_difference: float = 0.0, n_boot: int = 2000, min_rows: int = DEFAULT_MIN_ROWS
+) -> Outcome:
     """Trains every `training.compare` optimizer with the same seeds, data, schedule and epochs,
     and tabulates test accuracy (mean over seeds, with a bootstrap interval over test rows), steps to reach 95% of the best validation
     accuracy, stability (seed sd, diverged runs) and wall time.
@@ -321,8 +333,11 @@ def optimizer_comparison(ctx: RunContext, /, *, min_difference: float = 0.0, n_b
     ----------
     min_difference: accuracy deficit that counts as material (0.0 = any significant deficit).
     n_boot: bootstrap resamples of the test rows for the paired interval.
+    min_rows: fewest labelled test rows to judge on (checked before any extra training).
     """
     from auditkit.training import train_compare
+
+    _require_test_rows(ctx, min_rows)
 
     main = _runs(ctx)
     compare = train_compare(ctx.artifacts)

@@ -39,6 +39,7 @@ AREAS: tuple[tuple[str, str, str], ...] = (
         "Out-of-distribution",
         "Detection of inputs unlike the training data, and behaviour under shift.",
     ),
+    ("deployment", "Deployment", "The artifacts to ship against the audited model: parity, robustness, inference cost."),
     ("governance", "Governance", "Model card, NIST AI RMF attestations, artefact provenance."),
     ("other", "Other checks", "Checks from plugins or outside the built-in areas."),
 )
@@ -49,6 +50,7 @@ _PREFIX_AREA = {
     "AK-ADV": "robustness", "AK-POIS": "robustness",
     "AK-OOD": "ood",
     "AK-GOV": "governance",
+    "AK-DEPLOY": "deployment",
 }  # fmt: skip
 _TAG_AREA = {
     "data": "data", "leakage": "data", "balance": "data", "quality": "data", "drift": "data",
@@ -620,6 +622,7 @@ def build_view(
         "report_id": cut(run.get("id") or "unknown", 64),
         "digest_label": digest_label,
         "digest": digest,
+        "signing": _signing_view(manifest),
         "date": date.strftime("%Y-%m-%d %H:%M UTC"),
         "date_iso": date.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "tool_version": cut((results.get("tool") or {}).get("version") or "", 40),
@@ -760,6 +763,17 @@ def _b64(text: str) -> str:
     import base64
 
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _signing_view(manifest: Any) -> str:
+    """The cover's signature line: the key that signs the manifest when it was known at render time."""
+    signing = manifest.get("signing") if isinstance(manifest, dict) else None
+    fp = signing.get("public_key_fingerprint") if isinstance(signing, dict) else None
+    if isinstance(fp, str) and fp:
+        return (f"signed with Ed25519 key {cut(fp, 80)} (manifest.sig beside manifest.json; "
+                "check it with auditkit verify DIR --key PUBLIC_KEY)")  # fmt: skip
+    return ("unsigned at render time: a signature added later (auditkit sign) is in manifest.sig beside "
+            "manifest.json and cannot appear here; check it with auditkit verify DIR --key PUBLIC_KEY")  # fmt: skip
 
 
 def render_html(

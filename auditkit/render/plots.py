@@ -519,10 +519,11 @@ def scatter_chart(plot: dict[str, Any]) -> str:
             'preserveAspectRatio="none"/>'
         )
     else:
+        r = min(max(_num(plot.get("point_radius")) or 2.0, 1.0), 8.0)  # a few labelled points may be drawn larger
         for i, (_, pts) in enumerate(parsed):
             c = PALETTE[i % len(PALETTE)]
             parts += [
-                f'<circle cx="{fr.x(x):.1f}" cy="{fr.y(y):.1f}" r="2" fill="{c}" fill-opacity="0.7"/>'
+                f'<circle cx="{fr.x(x):.1f}" cy="{fr.y(y):.1f}" r="{r:g}" fill="{c}" fill-opacity="0.7"/>'
                 for x, y in pts
             ]
     parts.append(_close())

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from auditkit.checks import balance as B
 
+from auditkit import InputError
 from auditkit.testing import check_contract, make_artifacts, run_check, tiny_tabular
 
 
@@ -91,7 +92,9 @@ def test_messy_labels_and_high_cardinality_sensitive() -> None:
     df = pd.DataFrame({"x": rng.normal(size=n), "zip": [f"z{i}" for i in rng.integers(0, 100_000, n)],
                        "y": rng.choice(["ja", "nein", "ü"], n)})  # fmt: skip
     df.loc[:100, "y"] = None
-    arts = make_artifacts({"train": df, "test": df.iloc[:1000]}, label="y", sensitive=["zip"])
+    with pytest.raises(InputError, match="101 of 50000 rows have no label"):
+        make_artifacts({"train": df, "test": df.iloc[:1000]}, label="y", sensitive=["zip"])
+    arts = make_artifacts({"train": df, "test": df.iloc[:1000]}, label="y", sensitive=["zip"], drop_missing_labels=True)
     for fn in (B.class_imbalance, B.label_shift, B.representation):
         rec = run_check(fn, arts)
         assert rec["status"] in ("passed", "failed"), rec["error"]

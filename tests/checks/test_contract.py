@@ -32,14 +32,15 @@ def _tab_model_state() -> dict:
     import torch
 
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    # x1, x2, colour: features: auto leaves out the sensitive 'sex' and the datetime 'when'
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     return {k: v.clone() for k, v in net.state_dict().items()}
 
 
 def tiny_tab() -> Artifacts:
     import torch
 
-    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     net.load_state_dict(_tab_model_state())
     return make_artifacts(
         tiny_tabular(), label="y", id="uid", group="household", time="when", sensitive=["sex"],

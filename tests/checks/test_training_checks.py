@@ -245,3 +245,17 @@ def test_train001_flags_exploding_gradients_on_a_recorded_curve() -> None:
         params={"max_grad_norm_ratio": 10_000.0},
     )
     assert ok["status"] == "passed"
+
+
+@pytest.mark.parametrize("fn", [seed_variance, optimizer_comparison], ids=["AK-TRAIN-002", "AK-TRAIN-003"])
+def test_train_accuracy_checks_need_min_rows_test_rows(fn: Any) -> None:
+    """A seed spread or optimizer ranking on 5 test rows is no verdict (it used to pass)."""
+    train, test = _cancer()
+    spec = {"model": {"builtin": "mlp", "device": "cpu"},
+            "training": {**SANE, "epochs": 2, "batch_size": 64, "seeds": [0, 1],
+                         "compare": [{"name": "SGD", "lr": 0.01}]}}  # fmt: skip
+    small = make_artifacts({"train": train, "test": test.iloc[:5]}, label="target", spec=spec)
+    rec = run_check(fn, small)
+    assert rec["status"] == "not_applicable" and "too few rows" in rec["skip_reason"]
+    rec = run_check(fn, small, params={"min_rows": 5, **({"rerun": False} if fn is seed_variance else {})})
+    assert rec["status"] in ("passed", "failed"), rec["error"] or rec["skip_reason"]

@@ -323,7 +323,7 @@ def test_slice_query_typo_is_a_spec_error(models: Path, capsys: pytest.CaptureFi
     spec.write_text("version: 1\nname: s\ndata:\n  label: y\n  splits: {train: train.csv, test: test.csv}\n"
                     "  slices: {high_a: 'aa > 0'}\nmodel: {torchscript: net_ts.pt}\nreport: {formats: [json]}\n")  # fmt: skip
     code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
-    assert code == 2 and "data.slices.high_a: cannot evaluate 'aa > 0' on the test split" in err, err
+    assert code == 2 and "data.slices.high_a: unknown column 'aa' in 'aa > 0' on the test split; did you mean 'a'?" in err, err
     fixed = spec.read_text().replace("'aa > 0'", "'a > 0'")
     spec.write_text(fixed + "checks: {select: [AK-PERF-004], params: {AK-PERF-004: {min_slice_size: 5}}}\n")
     code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)

@@ -262,7 +262,7 @@ def test_slice_check_with_no_judgeable_slice_is_not_a_pass() -> None:
         return pd.DataFrame(x, columns=["a", "b"]).assign(sex=np.where(np.arange(n) % 2, "F", "M"), y=(x[:, 0] > 0) * 1)
 
     arts = make_artifacts({"train": split(200), "test": split(40)}, label="y", sensitive=["sex"],
-                          model=torch.nn.Linear(3, 2))  # fmt: skip
+                          model=torch.nn.Linear(2, 2))  # fmt: skip  (a, b: the sensitive sex is no auto feature)
     rec = run_check(slice_performance, arts)
     assert rec["status"] == "not_applicable", rec["status"]
     assert "no slice has the 30 test rows" in rec["skip_reason"]

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 EX = ROOT / "examples"
 BIN = Path(sys.executable).parent
@@ -49,3 +51,18 @@ def test_release_gate_v2_fails_against_v1(tmp_path: Path) -> None:
     gate = json.loads((ex / "out" / "v2" / "results.json").read_text())["gate"]
     assert any(r["check"] == "AK-LEAK-001" for r in gate["regressions"])
     assert "AK-LEAK-001" in (ex / "out" / "diff.md").read_text()
+
+
+@pytest.mark.slow  # about 100 s on a loaded 2-core machine; tests/checks/test_deployment.py covers the same paths
+def test_edge_deploy_correct_artifacts_pass_and_the_wrong_normalisation_fails(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    ex = _copy("edge_deploy", tmp_path)
+    env = {**os.environ, "PYTHON": sys.executable, "AUDITKIT": f"{sys.executable} -m auditkit.cli"}
+    proc = subprocess.run(["bash", str(ex / "run.sh")], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "audit.yaml exit code: 0" in proc.stdout and "defect.yaml exit code: 1" in proc.stdout
+    doc = json.loads((ex / "out" / "defect" / "results.json").read_text())
+    rec = next(c for c in doc["checks"] if c["id"] == "AK-DEPLOY-001")
+    failing = {f["key"] for f in rec["findings"] if f["severity"] != "info"}
+    assert "agreement[onnx-badnorm, test]" in failing
+    assert not any("[onnx," in k for k in failing)  # the correct export in the same audit passes

@@ -102,7 +102,8 @@ def test_cli_report_renders_from_results(engine_bundle: Path, tmp_path: Path) ->
                                    "--format", "junit,sarif", "-o", str(out)])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "junit.xml", "model_card.json", "model_card.md", "report.html", "results.sarif"]  # fmt: skip
+        "junit.xml", "manifest.json", "model_card.json", "model_card.md", "report.html", "results.sarif"]  # fmt: skip
+    assert json.loads((out / "manifest.json").read_text())["format"] == "auditkit-report"
     # Rendering never recomputes: the same results give the same files as the engine wrote.
     for name in ("junit.xml", "model_card.json", "model_card.md", "results.sarif"):
         assert (out / name).read_bytes() == (engine_bundle / name).read_bytes(), name
