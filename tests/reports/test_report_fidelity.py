@@ -246,3 +246,20 @@ def test_diff_table_never_truncates_ids_or_metric_names() -> None:
     out = console.export_text()
     assert long_metric in out and "AK-LEAK-001" in out and "AK-GOV-001" in out
     assert "…" not in out
+
+
+def test_perf001_says_when_no_minimum_was_declared() -> None:
+    from auditkit.checks.performance import heldout_performance
+    from test_performance import arts_for, calibrated, frame  # tests/checks helpers (pythonpath)
+
+    from auditkit.testing import run_check
+
+    z, y = calibrated(300, 3)
+    a = arts_for(frame(z, y))
+    bare = run_check(heldout_performance, a)
+    assert "no performance minimum declared" in bare["summary"]
+    table = bare["evidence"]["metrics"]["rows"]
+    assert all(row[-1] == "not declared" for row in table)
+    declared = run_check(heldout_performance, a, params={"min_accuracy": 0.5})
+    assert "no performance minimum declared" not in declared["summary"]
+    assert [row[-1] for row in declared["evidence"]["metrics"]["rows"]][0] == 0.5
