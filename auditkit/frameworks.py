@@ -15,7 +15,7 @@ import difflib
 import json
 import re
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from typing import Any
 
@@ -28,7 +28,7 @@ STATES = ("tested and attested", "tested", "attested", "not evidenced")
 RAN = ("passed", "failed", "error")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(framework: str) -> dict[str, Any]:
     """The framework document (``eu_ai_act`` or ``iso_42001``) with its provenance."""
     if framework not in CROSSWALKS:

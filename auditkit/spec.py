@@ -210,12 +210,13 @@ DEFAULT_FORMATS: tuple[ReportFormat, ...] = ("json", "html", "pdf", "model_card"
 
 
 FrameworkName = Literal["nist_ai_rmf", "eu_ai_act", "iso_42001"]
+DEFAULT_FRAMEWORKS: tuple[FrameworkName, ...] = ("nist_ai_rmf",)
 
 
 class ReportSpec(_Strict):
     formats: list[ReportFormat] = Field(default_factory=lambda: list(DEFAULT_FORMATS))
     frameworks: list[FrameworkName] = Field(
-        default_factory=lambda: ["nist_ai_rmf"],
+        default_factory=lambda: list(DEFAULT_FRAMEWORKS),
         description="Coverage matrices in the PDF/HTML; the NIST AI RMF one always shows (the others derive from it).",
     )
     title: str = "Pre-deployment audit"
