@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import write_spec
+from synth import HOSTILE
 
 from auditkit import frameworks
 from auditkit.rmf import subcategories
@@ -49,7 +50,8 @@ def fw_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from auditkit.audit import run_audit
 
     root = tmp_path_factory.mktemp("fw")
-    spec = _spec_with(root / "spec", fws=ALL, extra_atts={"article 14(1)": ATT, "iso 42001 A.3.3": ATT})
+    hostile = {**ATT, "evidence": HOSTILE[0], "by": HOSTILE[3]}
+    spec = _spec_with(root / "spec", fws=ALL, extra_atts={"article 14(1)": hostile, "iso 42001 A.3.3": ATT})
     run_audit(spec, output=root / "out", today=dt.date(2026, 11, 21))
     return root / "out"
 
@@ -210,6 +212,9 @@ def test_pdf_and_html_carry_every_matrix_row_and_the_annex_iv_toc(fw_bundle: Pat
     targets = set(re.findall(r'<a href="#([^"]+)">', annex[: annex.index("</table>")]))
     assert {"area-data", "area-evaluation", "summary", "appendix"} <= targets
     assert all(f'id="{t}"' in html for t in targets)
+    # attestation text is escaped: the hostile evidence shows as text in the EU matrix, never as markup
+    eu = html[html.index('id="fw-eu_ai_act"') : html.index('id="fw-iso_42001"')]
+    assert "<script" not in eu and "<img" not in eu and "&lt;script&gt;" in eu
     # the table of contents lists the new sections
     toc = html[html.index('<nav class="toc">') : html.index("</nav>")]
     assert 'href="#fw-eu_ai_act"' in toc and 'href="#fw-iso_42001"' in toc
