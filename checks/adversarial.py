@@ -1053,7 +1053,9 @@ def _report_white_box(
                                         "median": float(np.median(finite)) if len(finite) else None},
         "plots": plots,
         "setup": {"samples": n, "split_rows": space.n_total, "kind": space.kind, "mutable_inputs": space.n_mutable,
-                  "grid": wb.grid, "robust_accuracy": "correct after attack / all evaluated"},
+                  "grid": wb.grid, "robust_accuracy": "correct after attack / all evaluated",
+                  # the values used for parameters left at None (the report's appendix shows them)
+                  "epsilons": wb.grid, "gate_epsilon": gate},
     }  # fmt: skip
     return Outcome.from_metrics(metrics, summary=summary, findings=findings, evidence=evidence)
 
