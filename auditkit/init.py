@@ -135,6 +135,7 @@ gate:
   waivers: []                    # - {{check: AK-BAL-001, reason: "...", expires: 2027-01-31}}
 report:
   formats: [json, html, pdf, model_card, junit]
+  frameworks: [nist_ai_rmf]      # add eu_ai_act, iso_42001 for their coverage matrices
 """
     output.write_text(text, encoding="utf-8")
     return text

@@ -785,6 +785,9 @@ def render_html(
     from auditkit.render.plots import start_anchored
 
     view = build_view(results, attachments=attachments, **{**LIMITS["pdf" if pdf else "html"], **limits})
+    from auditkit.frameworks import view as frameworks_view
+
+    view["frameworks"] = frameworks_view(results)  # EU AI Act / ISO 42001 matrices (report.frameworks)
     for area in view["areas"]:
         for c in area["checks"]:
             # SVG produced by auditkit.render.plots, which escapes every text it draws. The PDF takes

@@ -100,6 +100,40 @@ def _model_name(results: dict[str, Any]) -> str:
     return str(card.get("model_name") or (results.get("subject") or {}).get("name") or "model")
 
 
+def _hub_dataset(subject: dict[str, Any], split: str) -> dict[str, Any]:
+    """model-index ``dataset``: the split's content fingerprint in the name (the Hub shows it) and args."""
+    info = (subject.get("datasets") or {}).get(split) or {}
+    sha = str(info.get("sha256") or "") if isinstance(info, dict) else ""
+    label = f"{subject.get('name') or 'audit'} ({split} split" + (f", sha256 {sha[:12]})" if sha else ")")
+    # The Hub reads ``type`` as a dataset id: a slug of the subject, not free text.
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(subject.get("name") or "")).strip("-.")[:96] or "custom"
+    ds: dict[str, Any] = {"name": _one_line(label, 160), "type": slug, "split": split}
+    if sha:
+        ds["args"] = {"sha256": _one_line(sha, 80), "rows": info.get("rows")}
+    return ds
+
+
+def _hub_metric(r: dict[str, Any]) -> dict[str, Any]:
+    """model-index ``metrics`` entry. The Hub has no slot for an interval: the display name carries it
+    as text and ``args`` as numbers (ci_low, ci_high, confidence, n)."""
+    raw = r["raw"]
+    ci = raw.get("ci")
+    name = f"{r['check']} {r['metric']}"
+    args: dict[str, Any] = {}
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci):
+        name += f" (95% CI {fmt_num(ci[0])}–{fmt_num(ci[1])}" + (
+            f", n={fmt_num(raw['n'])})" if raw.get("n") else ")"
+        )
+        args = {"ci_low": float(ci[0]), "ci_high": float(ci[1]), "confidence": 0.95}
+    if isinstance(raw.get("n"), int) and not isinstance(raw.get("n"), bool):
+        args["n"] = raw["n"]
+    m: dict[str, Any] = {"type": _one_line(r["metric"], 60), "value": float(raw["value"]),
+                         "name": _one_line(name, 160), "verified": False}  # fmt: skip
+    if args:
+        m["args"] = args
+    return m
+
+
 def front_matter(results: dict[str, Any]) -> dict[str, Any]:
     card = _card(results)
     task_type, task_name = _task(results)
@@ -118,17 +152,15 @@ def front_matter(results: dict[str, Any]) -> dict[str, Any]:
     ]
     if headline:
         fm["metrics"] = sorted({_one_line(r["metric"], 60) for r in headline})
-    fm["model-index"] = [{
-        "name": _one_line(_model_name(results), 120),
-        "results": [{
-            "task": {"type": task_type, "name": task_name},
-            "dataset": {"name": _one_line(f"{subject.get('name') or 'audit'} ({eval_split} split)", 160),
-                        "type": _one_line(subject.get("name") or "custom", 120), "split": eval_split},
-            "metrics": [{"type": _one_line(r["metric"], 60), "value": float(r["raw"]["value"]),
-                         "name": _one_line(f"{r['check']} {r['metric']}", 120), "verified": False}
-                        for r in headline],
-        }],
-    }]  # fmt: skip
+    if headline:  # a model-index without metrics says nothing and the Hub's parser drops it
+        fm["model-index"] = [{
+            "name": _one_line(_model_name(results), 120),
+            "results": [{
+                "task": {"type": task_type, "name": task_name},
+                "dataset": _hub_dataset(subject, eval_split),
+                "metrics": [_hub_metric(r) for r in headline],
+            }],
+        }]  # fmt: skip
     co2 = _rows(results, ("training",), r"co2")
     if co2:
         fm["co2_eq_emissions"] = {
