@@ -26,7 +26,9 @@ class Interrupted(BaseException):
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    click.echo(f"auditkit: error: {message}", err=True)
+    from auditkit.safetext import inert
+
+    click.echo(f"auditkit: error: {inert(message, multiline=False)}", err=True)
     sys.exit(code)
 
 
@@ -132,13 +134,13 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
     results = run_audit(spec, output=out, overrides=overrides, quiet=quiet, argv=["auditkit", *sys.argv[1:]],
                         sign_key=signer)
     if quiet:
-        click.echo(gate_line(results.doc))
+        click.echo(inert_line(gate_line(results.doc)))
     else:
         _print_summary(results.doc, out)
     for rec in results.checks:  # a check that found its parameters or inputs wrong: one line each
         if rec["status"] == "error" and (rec.get("error") or {}).get("input"):
             first = (str(rec["error"].get("message") or "").splitlines() or [rec["error"].get("type") or "error"])[0]
-            click.echo(f"auditkit: error: {rec['id']}: {first}", err=True)
+            click.echo(f"auditkit: error: {_shown(rec['id'])}: {_shown(first)}", err=True)
     sys.exit(results.exit_code)
 
 
@@ -163,32 +165,50 @@ def gate_line(doc: dict[str, Any]) -> str:
     return line + (": " + "; ".join(parts) if parts else "")
 
 
+def inert_line(text: Any) -> str:
+    """A plain (not rich) terminal line with control, bidi and format characters shown escaped."""
+    from auditkit.safetext import inert
+
+    return inert(text, multiline=False)
+
+
+def _shown(text: Any) -> str:
+    """Spec or data text for the terminal: control, bidi and format characters shown escaped
+    (an ESC sequence in a column name cannot recolour or rewrite the log), rich markup escaped."""
+    from rich.markup import escape
+
+    from auditkit.safetext import inert
+
+    return escape(inert(text, multiline=False))
+
+
 def _print_summary(doc: dict[str, Any], out: Path) -> None:
     from rich.table import Table
 
     console = _console()
     styles = {"passed": "green", "failed": "red", "error": "yellow", "skipped": "dim", "not_applicable": "dim"}
-    table = Table(title=f"auditkit — {doc['subject']['name']}", show_lines=False)
+    table = Table(title=f"auditkit — {_shown(doc['subject']['name'])}", show_lines=False)
     for col in ("check", "status", "severity", "summary"):
         table.add_column(col, overflow="fold")
     for rec in doc["checks"]:
         if rec["status"] == "skipped" and (rec.get("skip_reason") or "").startswith("not selected"):
             continue
         summary = rec.get("summary") or rec.get("skip_reason") or ""
-        table.add_row(rec["id"], f"[{styles[rec['status']]}]{rec['status']}[/]", rec["severity"], summary)
+        table.add_row(_shown(rec["id"]), f"[{styles[rec['status']]}]{rec['status']}[/]", _shown(rec["severity"]),
+                      _shown(summary))
     console.print(table)
     gate = doc["gate"]
     colour = "green" if gate["decision"] == "pass" else "red"
-    console.print(f"gate: [bold {colour}]{gate['decision'].upper()}[/] (exit {gate['exit_code']}): {gate['reason']}")
+    console.print(f"gate: [bold {colour}]{gate['decision'].upper()}[/] (exit {gate['exit_code']}): {_shown(gate['reason'])}")
     for w in gate.get("waived", []):
-        console.print(f"  waived: {w['check']} {w.get('key') or ''} — {w['message']}")
+        console.print(f"  waived: {_shown(w['check'])} {_shown(w.get('key') or '')} — {_shown(w['message'])}")
     for w in gate.get("unused_waivers", []):
-        key = f" key {w['key']!r}" if w.get("key") else ""
-        console.print(f"  [yellow]unused waiver[/]: {w['check']}{key} matched no finding (check the id and key)")
+        key = f" key {_shown(repr(w['key']))}" if w.get("key") else ""
+        console.print(f"  [yellow]unused waiver[/]: {_shown(w['check'])}{key} matched no finding (check the id and key)")
     for r in gate.get("regressions", []):
-        console.print(f"  regression: {r['message']}")
+        console.print(f"  regression: {_shown(r['message'])}")
     pdf = out / "report.pdf"
-    console.print(f"bundle: {out}" + (f"  report: {pdf}" if pdf.exists() else ""))
+    console.print(f"bundle: {_shown(out)}" + (f"  report: {_shown(pdf)}" if pdf.exists() else ""))
 
 
 @cli.group("checks", invoke_without_command=True, context_settings=CONTEXT)
@@ -404,8 +424,11 @@ def _bundle_manifest(path: Path, results_bytes: bytes) -> bytes | None:
 @click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]), default="table")
 def diff_cmd(base: Path, new: Path, fmt: str) -> None:
-    """What changed between two audits: status changes and metric changes with intervals."""
-    from auditkit.diff import diff_results, render_diff
+    """What changed between two audits: status changes and metric changes with intervals.
+
+    Exit codes: 0 no difference, 1 differences found, 2 bad input (a file that is not results.json).
+    """
+    from auditkit.diff import diff_results, has_changes, render_diff
     from auditkit.results import AuditResults
 
     d = diff_results(AuditResults.load_valid(base).doc, AuditResults.load_valid(new).doc)
@@ -417,6 +440,7 @@ def diff_cmd(base: Path, new: Path, fmt: str) -> None:
         click.echo(render_diff(d, markdown=True))
     else:
         render_diff(d, console=_console())
+    sys.exit(1 if has_changes(d) else 0)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

@@ -8,10 +8,10 @@ check); ``better``/``worse`` follows the metric's direction.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from auditkit.render.common import deselected, fmt_ci, fmt_num
+from auditkit.safetext import inert, markdown_text
 
 _STATUS_RANK = {"passed": 0, "not_applicable": 1, "skipped": 1, "failed": 2, "error": 3}  # higher = worse
 
@@ -130,25 +130,30 @@ def diff_results(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # incl. ESC: terminal escape sequences from check messages
+CHANGE_KEYS = ("status_changes", "metric_changes", "added", "removed", "new_findings", "resolved_findings")
+
+
+def has_changes(d: dict[str, Any]) -> bool:
+    """Whether two audits differ (``auditkit diff`` exits 1 then, 0 when they are the same)."""
+    return bool(d.get("gate_changed")) or any(d.get(k) for k in CHANGE_KEYS)
 
 
 def _t(text: Any) -> str:
-    """Terminal text: rich markup escaped, control characters (escape sequences) dropped."""
+    """Terminal text: control, bidi and format characters shown escaped (an ESC sequence cannot
+    recolour or move the cursor), then rich markup escaped."""
     from rich.markup import escape
 
-    return escape(_CONTROL.sub("", str(text)))
+    return escape(inert(text, multiline=False))
 
 
 def _md(text: Any, limit: int = 300) -> str:
     from html import escape
 
-    s = " ".join(str(text if text is not None else "").split())
-    s = _CONTROL.sub("", s)
+    s = inert(" ".join(str(text if text is not None else "").split()), multiline=False)
     if len(s) > limit:
         s = s[: limit - 1] + "…"
     # Text, not markup: no HTML, no table breaks, no links or images (GitHub would fetch an image).
-    return re.sub(r"([\\`*_\[\]!|])", r"\\\1", escape(s, quote=False))
+    return markdown_text(escape(s, quote=False), multiline=False)
 
 
 def _ci(ci: Any) -> str:
@@ -169,10 +174,7 @@ def _markdown(d: dict[str, Any]) -> str:
         f"(exit {_md(d['base']['exit_code'])} → {_md(d['new']['exit_code'])}); runs `{_md(d['base']['id'])}` → `{_md(d['new']['id'])}`.",
         "",
     ]
-    if not any(
-        d[k]
-        for k in ("status_changes", "metric_changes", "added", "removed", "new_findings", "resolved_findings")
-    ):
+    if not any(d[k] for k in CHANGE_KEYS):
         lines.append("No change in check statuses, metrics or findings.")
         return "\n".join(lines) + "\n"
     if d["status_changes"]:
@@ -210,6 +212,17 @@ def _markdown(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _add_columns(table: Any, names: tuple[str, ...], whole: dict[str, list[Any]]) -> None:
+    """Columns of a diff table. Check ids and metric names (``whole``) are never cut: their column
+    is as wide as the longest one; the other columns wrap (fold) when the terminal is narrow."""
+    for col in names:
+        if col in whole:
+            width = max([len(col), *(len(_t(v)) for v in whole[col])])
+            table.add_column(col, min_width=width, no_wrap=True, overflow="fold")
+        else:
+            table.add_column(col, overflow="fold")
+
+
 def render_diff(d: dict[str, Any], markdown: bool = False, console: Any = None) -> str:
     """Markdown text (``markdown=True``), or rich tables printed to ``console`` (text also returned)."""
     if markdown:
@@ -225,8 +238,7 @@ def render_diff(d: dict[str, Any], markdown: bool = False, console: Any = None) 
               f"(exit {d['base']['exit_code']} → {d['new']['exit_code']})")  # fmt: skip
     if d["status_changes"]:
         t = Table(title="status changes")
-        for col in ("check", "base", "new", "trend"):
-            t.add_column(col)
+        _add_columns(t, ("check", "base", "new", "trend"), {"check": [s["check"] for s in d["status_changes"]]})
         for s in d["status_changes"]:
             t.add_row(
                 _t(s["check"]),
@@ -237,8 +249,9 @@ def render_diff(d: dict[str, Any], markdown: bool = False, console: Any = None) 
         rec.print(t)
     if d["metric_changes"]:
         t = Table(title="metric changes (95% CI)")
-        for col in ("check", "metric", "base", "new", "Δ", "trend", "significant"):
-            t.add_column(col)
+        _add_columns(t, ("check", "metric", "base", "new", "Δ", "trend", "significant"),
+                     {"check": [m["check"] for m in d["metric_changes"]],
+                      "metric": [m["metric"] for m in d["metric_changes"]]})  # fmt: skip
         for m in d["metric_changes"]:
             t.add_row(_t(m["check"]), _t(m["metric"]), f"{fmt_num(m['base'])} {_ci(m['base_ci'])}",
                       f"{fmt_num(m['new'])} {_ci(m['new_ci'])}", fmt_num(m["delta"]),
@@ -252,10 +265,7 @@ def render_diff(d: dict[str, Any], markdown: bool = False, console: Any = None) 
             rec.print(
                 f"{key.replace('_', ' ')}: [{f['severity']}] {_t(f['check'])}: {_t(str(f['message'])[:200])}"
             )
-    if not any(
-        d[k]
-        for k in ("status_changes", "metric_changes", "added", "removed", "new_findings", "resolved_findings")
-    ):
+    if not any(d[k] for k in CHANGE_KEYS):
         rec.print("no change in check statuses, metrics or findings")
     if console is None:
         return str(rec.export_text())

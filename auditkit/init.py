@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -128,14 +129,42 @@ checks:
   select: []                     # id prefixes, e.g. [AK-LEAK, AK-BAL]; empty = all applicable
   ignore: []
   params: {{}}                     # e.g. {{AK-LEAK-001: {{max_overlap_ratio: 0.0}}}}
+{criteria_lines(frame, label)}
 gate:
   fail_on: high                  # info | low | medium | high | critical
   waivers: []                    # - {{check: AK-BAL-001, reason: "...", expires: 2027-01-31}}
 report:
   formats: [json, html, pdf, model_card, junit]
+  frameworks: [nist_ai_rmf]      # add eu_ai_act, iso_42001 for their coverage matrices
 """
     output.write_text(text, encoding="utf-8")
     return text
+
+
+def criteria_lines(frame: Any, label: str) -> str:
+    """Commented-out performance minimums for AK-PERF-001, with what train says as the hint.
+
+    Without declared minimums AK-PERF-001 reports accuracy but gates only "beats the majority
+    class"; the hint is the majority-class share on train (what always guessing it scores) and the
+    chance level, so a user picks a real minimum above them rather than copying a number."""
+    counts = frame[label].value_counts(dropna=True) if label in frame.columns else None
+    if counts is None or counts.empty:
+        return "  # (declared minimums: see AK-PERF-001 in the README; no label values to measure on train)"
+    majority = float(counts.iloc[0]) / float(counts.sum())
+    k = int(len(counts))
+    from auditkit.safetext import inert
+
+    name = '"' + inert(str(counts.index[0]), multiline=False)[:60] + '"'  # a comment stays one line
+    return "\n".join([
+        "  # Declared criteria: without minimums AK-PERF-001 reports performance but does not gate it.",
+        "  # Replace `params: {}` above with these lines, uncommented, and set values you can defend:",
+        "  # params:",
+        "  #   AK-PERF-001:",
+        f"  #     min_accuracy: {majority:.3f}           # hint, measured on train: majority class {name}"
+        f" is {majority:.1%} of rows (always guessing it scores this)",
+        f"  #     min_balanced_accuracy: {1 / k:.3f}  # hint: chance level for {k} classes",
+        "  #     min_roc_auc: 0.5             # hint: chance level",
+    ])  # fmt: skip
 
 
 def _rel(p: Path, base: Path) -> str:

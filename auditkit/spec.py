@@ -198,27 +198,27 @@ class CardSpec(_Strict):
 
     @field_validator("attestations")
     @classmethod
-    def _rmf_ids(cls, v: dict[str, Attestation]) -> dict[str, Attestation]:
-        from auditkit.rmf import normalise_id, subcategories
+    def _attestation_ids(cls, v: dict[str, Attestation]) -> dict[str, Attestation]:
+        # NIST AI RMF subcategories, EU AI Act items and ISO/IEC 42001 controls (auditkit.frameworks).
+        from auditkit.frameworks import normalise_attestation_id
 
-        known = subcategories()
-        out: dict[str, Attestation] = {}
-        for key, att in v.items():
-            norm = normalise_id(key)
-            if norm not in known:
-                close = difflib.get_close_matches(norm, list(known), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"{key!r} is not a NIST AI RMF 1.0 subcategory{hint}")
-            out[norm] = att
-        return out
+        return {normalise_attestation_id(key): att for key, att in v.items()}
 
 
 ReportFormat = Literal["json", "html", "pdf", "model_card", "junit", "sarif"]
 DEFAULT_FORMATS: tuple[ReportFormat, ...] = ("json", "html", "pdf", "model_card", "junit")
 
 
+FrameworkName = Literal["nist_ai_rmf", "eu_ai_act", "iso_42001"]
+DEFAULT_FRAMEWORKS: tuple[FrameworkName, ...] = ("nist_ai_rmf",)
+
+
 class ReportSpec(_Strict):
     formats: list[ReportFormat] = Field(default_factory=lambda: list(DEFAULT_FORMATS))
+    frameworks: list[FrameworkName] = Field(
+        default_factory=lambda: list(DEFAULT_FRAMEWORKS),
+        description="Coverage matrices in the PDF/HTML; the NIST AI RMF one always shows (the others derive from it).",
+    )
     title: str = "Pre-deployment audit"
     organisation: str | None = None
 

@@ -11,6 +11,8 @@ digits CNN of the test suite, and the fixed overhead of AK-ADV-001 on a small ta
    ``AutoAttack(version="standard")``. Robust accuracy with Wilson intervals and wall times.
 2. AK-ADV-001 with its defaults (``attacks: fast``) on the breast-cancer MLP test split (171 rows):
    wall time of the check, against one plain-torch PGD-20 over the same rows.
+   (That compares the whole default budget, ≈ 610 gradient steps, with 20; the check's fixed
+   overhead against a plain-torch replay of the same work is measured by bench_adv_overhead.py.)
 
 torchattacks is NOT an auditkit dependency (``pip install torchattacks``): without it part 1 prints
 auditkit's figures only.

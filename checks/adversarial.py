@@ -277,7 +277,7 @@ def best_pgd_class() -> Any:
                 or self.norm not in (np.inf, "inf", 2)
             ):
                 return super()._compute_pytorch(x, x_init, y, mask, eps, eps_step, random_init, momentum)
-            grad = self.estimator.loss_gradient(x=x, y=y)
+            grad = self._loss_gradient(x, y)
             with torch.no_grad():
                 if mask is not None:
                     grad = grad * mask
@@ -292,10 +292,24 @@ def best_pgd_class() -> Any:
                 factor = torch.clamp(float(eps) / dn.clamp_min(1e-12), max=1.0)  # type: ignore[arg-type]
                 return x_init + delta * factor.reshape((-1,) + (1,) * (delta.ndim - 1))
 
+        def _loss_gradient(self, x: Any, y: Any) -> Any:
+            """ART's ``PyTorchClassifier.loss_gradient`` with ``preprocessing=None``, without its per-call
+            bookkeeping: the same forward, loss (on the index labels ART reduces one-hot targets to) and
+            input gradient, so the same bits. ART's version also sets the train mode, zeroes parameter
+            gradients, reduces the labels and wraps the model's output in a list on every step — on a
+            small tabular model as long as the forward pass itself. Recurrent models go through ART
+            (it switches cuDNN RNNs to train mode for backward), as does a classifier with preprocessing."""
+            if self.estimator.is_rnn or self.estimator.preprocessing_operations:
+                return self.estimator.loss_gradient(x=x, y=y)
+            xg = x.clone().detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.estimator._loss(self.scaled(xg), self._labels), xg)
+            return grad
+
         def _generate_batch(self, x, targets, mask, eps, eps_step):  # type: ignore[no-untyped-def]
             dev = self.estimator.device
             inputs, targets = x.to(dev), targets.to(dev)
             y_idx = targets.argmax(1) if targets.ndim == 2 else targets.long()
+            self._labels = y_idx  # the labels ART's loss_gradient would reduce ``targets`` to
             mask = mask.to(dev) if mask is not None else None
             if np.isscalar(eps):
                 e = float(eps)  # type: ignore[arg-type]
@@ -1053,7 +1067,9 @@ def _report_white_box(
                                         "median": float(np.median(finite)) if len(finite) else None},
         "plots": plots,
         "setup": {"samples": n, "split_rows": space.n_total, "kind": space.kind, "mutable_inputs": space.n_mutable,
-                  "grid": wb.grid, "robust_accuracy": "correct after attack / all evaluated"},
+                  "grid": wb.grid, "robust_accuracy": "correct after attack / all evaluated",
+                  # the values used for parameters left at None (the report's appendix shows them)
+                  "epsilons": wb.grid, "gate_epsilon": gate},
     }  # fmt: skip
     return Outcome.from_metrics(metrics, summary=summary, findings=findings, evidence=evidence)
 

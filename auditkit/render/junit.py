@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.render.common import area_of, document_date, error_text
+from auditkit.safetext import inert
 
 FILENAME = "junit.xml"
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _x(value: Any, limit: int = 20000) -> str:
-    """Text safe for XML 1.0 (control characters removed), cut to ``limit``."""
-    s = _XML_BAD.sub("", "" if value is None else str(value))
+    """Text safe for XML 1.0 and for a reader: bidi, format and control characters shown escaped
+    (``inert``; tab and newline kept), then anything XML 1.0 cannot hold removed; cut to ``limit``."""
+    s = _XML_BAD.sub("", inert(value))
     return s if len(s) <= limit else s[:limit] + f"… [{len(s) - limit} more characters in results.json]"
 
 

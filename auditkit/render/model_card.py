@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from markupsafe import Markup
 
 from auditkit.render.common import area_of, cut, deselected, document_date, fmt_ci, fmt_num
+from auditkit.safetext import inert, markdown_text
 
 MD_FILE = "model_card.md"
 JSON_FILE = "model_card.json"
@@ -39,7 +41,14 @@ def mct_schema() -> dict[str, Any]:
 
 
 def _one_line(value: Any, limit: int = 200) -> str:
-    return cut(re.sub(r"\s+", " ", str(value or "")).strip(), limit)
+    return cut(inert(re.sub(r"\s+", " ", str(value or "")).strip(), multiline=False), limit)
+
+
+def _numbers(fmt: Any, value: Any) -> Any:
+    """``fmt(value)`` as Markup (shown as written) when ``value`` holds only numbers; else text."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items)
+    return Markup(fmt(value)) if numeric else fmt(value)
 
 
 def _rows(
@@ -63,8 +72,10 @@ def _rows(
             if thr is not None and direction in ("higher", "lower"):
                 rule = ("≥ " if direction == "higher" else "≤ ") + fmt_num(thr)
             rows.append({
-                "check": str(rec.get("id")), "metric": str(m.get("name")), "raw": m, "value": fmt_num(m.get("value")),
-                "ci": fmt_ci(m.get("ci")), "n": fmt_num(m.get("n")) if m.get("n") is not None else "",
+                # numbers formatted here are shown as written (Markup): "[0.91, 0.98]" is an interval, not a link
+                "check": str(rec.get("id")), "metric": str(m.get("name")), "raw": m,
+                "value": _numbers(fmt_num, m.get("value")), "ci": _numbers(fmt_ci, m.get("ci")),
+                "n": _numbers(fmt_num, m.get("n")) if m.get("n") is not None else "",
                 "rule": rule, "status": rec.get("status"), "title": str(rec.get("title") or ""),
             })  # fmt: skip
     return rows
@@ -89,6 +100,40 @@ def _model_name(results: dict[str, Any]) -> str:
     return str(card.get("model_name") or (results.get("subject") or {}).get("name") or "model")
 
 
+def _hub_dataset(subject: dict[str, Any], split: str) -> dict[str, Any]:
+    """model-index ``dataset``: the split's content fingerprint in the name (the Hub shows it) and args."""
+    info = (subject.get("datasets") or {}).get(split) or {}
+    sha = str(info.get("sha256") or "") if isinstance(info, dict) else ""
+    label = f"{subject.get('name') or 'audit'} ({split} split" + (f", sha256 {sha[:12]})" if sha else ")")
+    # The Hub reads ``type`` as a dataset id: a slug of the subject, not free text.
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(subject.get("name") or "")).strip("-.")[:96] or "custom"
+    ds: dict[str, Any] = {"name": _one_line(label, 160), "type": slug, "split": split}
+    if sha:
+        ds["args"] = {"sha256": _one_line(sha, 80), "rows": info.get("rows")}
+    return ds
+
+
+def _hub_metric(r: dict[str, Any]) -> dict[str, Any]:
+    """model-index ``metrics`` entry. The Hub has no slot for an interval: the display name carries it
+    as text and ``args`` as numbers (ci_low, ci_high, confidence, n)."""
+    raw = r["raw"]
+    ci = raw.get("ci")
+    name = f"{r['check']} {r['metric']}"
+    args: dict[str, Any] = {}
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci):
+        name += f" (95% CI {fmt_num(ci[0])}–{fmt_num(ci[1])}" + (
+            f", n={fmt_num(raw['n'])})" if raw.get("n") else ")"
+        )
+        args = {"ci_low": float(ci[0]), "ci_high": float(ci[1]), "confidence": 0.95}
+    if isinstance(raw.get("n"), int) and not isinstance(raw.get("n"), bool):
+        args["n"] = raw["n"]
+    m: dict[str, Any] = {"type": _one_line(r["metric"], 60), "value": float(raw["value"]),
+                         "name": _one_line(name, 160), "verified": False}  # fmt: skip
+    if args:
+        m["args"] = args
+    return m
+
+
 def front_matter(results: dict[str, Any]) -> dict[str, Any]:
     card = _card(results)
     task_type, task_name = _task(results)
@@ -107,17 +152,15 @@ def front_matter(results: dict[str, Any]) -> dict[str, Any]:
     ]
     if headline:
         fm["metrics"] = sorted({_one_line(r["metric"], 60) for r in headline})
-    fm["model-index"] = [{
-        "name": _one_line(_model_name(results), 120),
-        "results": [{
-            "task": {"type": task_type, "name": task_name},
-            "dataset": {"name": _one_line(f"{subject.get('name') or 'audit'} ({eval_split} split)", 160),
-                        "type": _one_line(subject.get("name") or "custom", 120), "split": eval_split},
-            "metrics": [{"type": _one_line(r["metric"], 60), "value": float(r["raw"]["value"]),
-                         "name": _one_line(f"{r['check']} {r['metric']}", 120), "verified": False}
-                        for r in headline],
-        }],
-    }]  # fmt: skip
+    if headline:  # a model-index without metrics says nothing and the Hub's parser drops it
+        fm["model-index"] = [{
+            "name": _one_line(_model_name(results), 120),
+            "results": [{
+                "task": {"type": task_type, "name": task_name},
+                "dataset": _hub_dataset(subject, eval_split),
+                "metrics": [_hub_metric(r) for r in headline],
+            }],
+        }]  # fmt: skip
     co2 = _rows(results, ("training",), r"co2")
     if co2:
         fm["co2_eq_emissions"] = {
@@ -158,7 +201,7 @@ def markdown(results: dict[str, Any]) -> str:
         "datasets": [{"name": _one_line(k, 60), "rows": fmt_num(v.get("rows")), "sha256": _one_line(v.get("sha256"), 80)}
                      for k, v in sorted((subject.get("datasets") or {}).items()) if isinstance(v, dict)],
         "intended_use": cut(card.get("intended_use") or "", 3000),
-        "users": [_one_line(u) for u in card.get("users") or []],
+        "users": ", ".join(_one_line(u) for u in card.get("users") or []),
         "out_of_scope": cut(card.get("out_of_scope") or "", 3000),
         "limitations": cut(card.get("limitations") or "", 3000),
         "ethical": cut(card.get("ethical_considerations") or "", 3000),
@@ -177,7 +220,7 @@ def markdown(results: dict[str, Any]) -> str:
         "references": [cut(str(r), 500) for r in card.get("references") or []][:20],
     }  # fmt: skip
     fm = yaml.safe_dump(front_matter(results), sort_keys=False, allow_unicode=True, width=10**6)
-    env = jinja_env().overlay()
+    env = jinja_env().overlay(finalize=_md_shown)
     env.filters["cell"] = _cell
     from markupsafe import Markup
 
@@ -185,11 +228,24 @@ def markdown(results: dict[str, Any]) -> str:
     return env.get_template("model_card.md.j2").render(m=m, front_matter=Markup(fm))
 
 
-def _cell(value: Any) -> Any:
-    """A Markdown table cell: one line, pipes escaped (HTML is escaped by autoescape afterwards)."""
-    from markupsafe import escape
+def _md_shown(value: Any) -> Any:
+    """Markdown ``finalize``: plain text is shown as text (``markdown_text``), HTML-escaped by
+    autoescape afterwards; Markup (table cells, the YAML front matter) only gets ``inert``."""
+    from markupsafe import Markup
 
-    return escape(re.sub(r"\s+", " ", str(value or ""))).replace("|", "\\|")
+    if isinstance(value, Markup):
+        return Markup(inert(str(value)))
+    if isinstance(value, str):
+        return markdown_text(value)
+    return value
+
+
+def _cell(value: Any) -> Any:
+    """A Markdown table cell: one line of text, Markdown punctuation and pipes escaped, then HTML."""
+    from markupsafe import Markup, escape
+
+    html = value if isinstance(value, Markup) else escape(str(value if value is not None else ""))
+    return Markup(markdown_text(re.sub(r"\s+", " ", str(html)), multiline=False))
 
 
 def mct(results: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from functools import lru_cache
 from html import escape, unescape
 from typing import Any
 
+from auditkit.safetext import inert
+
 W, H = 420, 260
 ML, MR, MT, MB = 52, 10, 38, 46
 ROTATED_EXTRA = 26  # extra height under the plot when category labels are slanted (> 8 ticks)
@@ -28,7 +30,7 @@ RASTER_ABOVE = 600  # scatter points: more than this and the points become a PNG
 
 
 def _t(text: Any, limit: int = 60) -> str:
-    s = "" if text is None else str(text)
+    s = inert(text, multiline=False)
     if len(s) > limit:
         s = s[: limit - 1] + "…"
     return escape(s, quote=True)
@@ -84,19 +86,137 @@ class _Frame:
         return H - MB - (v - self.ylo) / (self.yhi - self.ylo) * (H - MT - MB)
 
 
+def _slanted(xticks: list[tuple[float, str]] | None) -> bool:
+    """Category labels are slanted when there are more than 8, or when one of them is wider than
+    its share of the axis (side by side they would run into each other)."""
+    if xticks is None or not xticks:
+        return False
+    if len(xticks) > 8:
+        return True
+    slot = (W - ML - MR) / max(len(xticks), 1)
+    return any(text_width(inert(label, multiline=False)[:14], 10) > slot - 4 for _, label in xticks)
+
+
 def _extra_for(xticks: list[tuple[float, str]] | None) -> int:
     """Slanted tick labels reach below the default margin: the axis title moves under them."""
-    return ROTATED_EXTRA if xticks is not None and len(xticks) > 8 else 0
+    return ROTATED_EXTRA if _slanted(xticks) else 0
 
 
-def _open(title: str, label: str, extra: int = 0) -> list[str]:
-    h = H + extra
+PAD = 3  # no text comes closer than this to the edge of the chart
+
+
+def _fit(text: Any, size: float, max_w: float, *, bold: bool = False, min_size: float = 7.0,
+         limit: int = 60) -> tuple[str, float]:
+    """``text`` (escaped) and a font size at which it is at most ``max_w`` wide: the size shrinks
+    down to ``min_size``, then the text is shortened with an ellipsis. Widths are those of the
+    bundled DejaVu Sans, wider than the usual browser fallbacks, so the HTML fits too."""
+    s = inert(text, multiline=False)
+    if len(s) > limit:
+        s = s[: limit - 1] + "…"
+    while size > min_size and text_width(s, size, bold) > max_w:
+        size = max(min_size, size - 0.5)
+    while len(s) > 1 and text_width(s, size, bold) > max_w:
+        s = s[:-2] + "…"
+    return escape(s, quote=True), size
+
+
+def _wrap2(text: str, size: float, max_w: float) -> list[str] | None:
+    """``text`` as two lines that each fit ``max_w`` at ``size`` (bold), broken at a space (or
+    after ``_``), or None when no break makes both lines fit."""
+    cuts = [i + 1 for i, ch in enumerate(text) if ch in " _"]
+    best = None
+    for i in cuts:
+        a, b = text[:i].rstrip(), text[i:].lstrip()
+        fits = bool(a and b) and max(text_width(a, size, True), text_width(b, size, True)) <= max_w
+        if fits and (best is None or abs(len(a) - len(b)) < abs(len(best[0]) - len(best[1]))):
+            best = (a, b)
+    return list(best) if best else None
+
+
+def _title_lines(title: str) -> tuple[list[str], float]:
+    """The title in one line (13 px, shrinking to 11), else two lines (11 px down to 9), else two
+    lines with the second shortened: never wider than the chart."""
+    s = inert(title, multiline=False)
+    if len(s) > 160:
+        s = s[:159] + "…"
+    room = W - 2 * PAD
+    for size in (13.0, 12.0, 11.0):
+        if text_width(s, size, True) <= room:
+            return [escape(s, quote=True)], size
+    for size in (11.0, 10.0, 9.0):
+        lines = _wrap2(s, size, room)
+        if lines:
+            return [escape(x, quote=True) for x in lines], size
+    head = _wrap2(s[: len(s) // 2 + 1] + " x", 9.0, room)  # a first line that fits, the rest cut
+    first = head[0] if head else s[: len(s) // 2]
+    a, _ = _fit(first, 9.0, room, bold=True, min_size=9.0, limit=160)
+    b, _ = _fit(s[len(first):].lstrip(), 9.0, room, bold=True, min_size=9.0, limit=160)
+    return [a, b], 9.0
+
+
+def _legend_rows(names: list[str]) -> list[list[tuple[int, str, float]]]:
+    """Legend entries (index, escaped name, width) flowed into rows as wide as the plot area."""
+    if len(names) < 2:
+        return []
+    room = W - ML - MR
+    rows: list[list[tuple[int, str, float]]] = [[]]
+    used = 0.0
+    for i, name in enumerate(names):
+        label, _ = _fit(name, 9.5, min(room, 170) - 14, min_size=9.5)
+        width = 12 + text_width(unescape(label), 9.5) + 10
+        if rows[-1] and used + width > room:
+            rows.append([])
+            used = 0.0
+        rows[-1].append((i, label, width))
+        used += width
+    return rows
+
+
+def _open(title: str, label: str, extra: int = 0, legend: list[str] | None = None) -> list[str]:
+    """The chart's opening: title (wrapped or shrunk to fit), legend rows (above the plot area, so
+    they never hide data) and a group that moves the plot down when they need more than the
+    default top margin. Close with ``_close()``."""
+    lines, size = _title_lines(title)
+    rows = _legend_rows(legend or [])
+    out_title = []
+    y = 2.0
+    for line in lines:
+        y += size * 1.2
+        out_title.append(
+            f'<text x="{W / 2}" y="{y - size * 0.25:.1f}" text-anchor="middle" font-size="{size:g}" '
+            f'font-weight="bold">{line}</text>'
+        )
+    y += 2
+    out_legend = []
+    for row in rows:
+        x = float(ML)
+        y += 11
+        for i, name, width in row:
+            c = PALETTE[i % len(PALETTE)]
+            out_legend.append(f'<rect x="{x:.1f}" y="{y - 9:.1f}" width="9" height="7" fill="{c}"/>')
+            out_legend.append(f'<text x="{x + 12:.1f}" y="{y - 2:.1f}" font-size="9.5">{name}</text>')
+            x += width
+    top = max(0, math.ceil(y + 3 - MT))
+    h = H + extra + top
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h}" width="{W}" height="{h}" '
         f'class="chart" role="img" aria-label="{_t(label, 200)}" font-family="AK Sans, DejaVu Sans, sans-serif">',
         f'<rect x="0" y="0" width="{W}" height="{h}" fill="#ffffff"/>',
-        f'<text x="{W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">{_t(title, 60)}</text>',
+        *out_title,
+        *out_legend,
+        f'<g transform="translate(0 {top})">',
     ]
+
+
+def _close() -> str:
+    return "</g></svg>"
+
+
+def _no_data() -> str:
+    return f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" font-size="11">no data</text>' + _close()
+
+
+_COS35, _SIN35 = math.cos(math.radians(35)), math.sin(math.radians(35))
 
 
 def _axes(
@@ -108,52 +228,47 @@ def _axes(
     for v in _nice_ticks(fr.ylo, fr.yhi):
         if fr.ylo - 1e-12 <= v <= fr.yhi + 1e-12:
             y = fr.y(v)
-            label = _fmt_tick(10**v) if fr.log_y else _fmt_tick(v)
+            label, size = _fit(_fmt_tick(10**v) if fr.log_y else _fmt_tick(v), 10, ML - 4 - PAD - 14)
             out.append(
                 f'<line x1="{ML}" y1="{y:.1f}" x2="{W - MR}" y2="{y:.1f}" stroke="#e3e3e3" stroke-width="0.6"/>'
             )
-            out.append(f'<text x="{ML - 4}" y="{y + 3:.1f}" text-anchor="end" font-size="10">{label}</text>')
+            out.append(f'<text x="{ML - 4}" y="{y + 3:.1f}" text-anchor="end" font-size="{size:g}">{label}</text>')
+    categorical = xticks is not None
     if xticks is None:
         xticks = [
             (v, _fmt_tick(v)) for v in _nice_ticks(fr.xlo, fr.xhi) if fr.xlo - 1e-12 <= v <= fr.xhi + 1e-12
         ]
-    rotate = len(xticks) > 8
-    for v, label in xticks:
+    rotate = _slanted(xticks) if categorical else False
+    xs_ = sorted(fr.x(v) for v, _ in xticks)
+    spacing = min((b - a for a, b in zip(xs_, xs_[1:], strict=False)), default=float(W))
+    for v, raw in xticks:
         x = fr.x(v)
         out.append(
             f'<line x1="{x:.1f}" y1="{H - MB}" x2="{x:.1f}" y2="{H - MB + 3}" stroke="#444" stroke-width="0.6"/>'
         )
         if rotate:
+            # slanted 35°, ending at the tick: as long as the room to the left and below allows
+            room = min((x - PAD) / _COS35, (MB + ROTATED_EXTRA - 24) / _SIN35)
+            label, size = _fit(raw, 9, room, min_size=9, limit=14)
             out.append(
-                f'<text x="{x:.1f}" y="{H - MB + 10}" text-anchor="end" font-size="9" '
-                f'transform="rotate(-35 {x:.1f} {H - MB + 10})">{_t(label, 14)}</text>'
+                f'<text x="{x:.1f}" y="{H - MB + 10}" text-anchor="end" font-size="{size:g}" '
+                f'transform="rotate(-35 {x:.1f} {H - MB + 10})">{label}</text>'
             )
         else:
+            edge = 2 * (W - PAD - x) if x > W / 2 else 2 * (x - PAD)
+            label, size = _fit(raw, 10, min(edge, spacing - 4), min_size=7, limit=14)  # never into a neighbour
             out.append(
-                f'<text x="{x:.1f}" y="{H - MB + 13}" text-anchor="middle" font-size="10">{_t(label, 14)}</text>'
+                f'<text x="{x:.1f}" y="{H - MB + 13}" text-anchor="middle" font-size="{size:g}">{label}</text>'
             )
+    xl, xs = _fit(x_label, 11, 2 * (W - PAD - (ML + W - MR) / 2))
     out.append(
-        f'<text x="{(ML + W - MR) / 2}" y="{H + extra - 6}" text-anchor="middle" font-size="11">{_t(x_label)}</text>'
+        f'<text x="{(ML + W - MR) / 2}" y="{H + extra - 6}" text-anchor="middle" font-size="{xs:g}">{xl}</text>'
     )
+    yl, ys = _fit(y_label, 11, H - MB - MT + 30)
     out.append(
-        f'<text x="12" y="{(MT + H - MB) / 2}" text-anchor="middle" font-size="11" '
-        f'transform="rotate(-90 12 {(MT + H - MB) / 2})">{_t(y_label)}</text>'
+        f'<text x="12" y="{(MT + H - MB) / 2}" text-anchor="middle" font-size="{ys:g}" '
+        f'transform="rotate(-90 12 {(MT + H - MB) / 2})">{yl}</text>'
     )
-    return out
-
-
-def _legend(names: list[str]) -> list[str]:
-    """One row between the title and the plot area, so it never hides data."""
-    if len(names) < 2:
-        return []
-    out = []
-    x, y = ML, MT - 8
-    width = max(60, min(150, (W - ML - MR) // len(names)))
-    for i, name in enumerate(names):
-        c = PALETTE[i % len(PALETTE)]
-        out.append(f'<rect x="{x}" y="{y - 7}" width="9" height="7" fill="{c}"/>')
-        out.append(f'<text x="{x + 12}" y="{y}" font-size="9.5">{_t(name, max(6, width // 7))}</text>')
-        x += width
     return out
 
 
@@ -245,11 +360,9 @@ def line_chart(plot: dict[str, Any]) -> str:
         stride = max(1, math.ceil(len(cats) / 12))
         xticks = [(float(i), c) for i, c in enumerate(cats) if i % stride == 0]
     extra = _extra_for(xticks)
-    parts = _open(title, title, extra)
+    parts = _open(title, title, extra, [n for n, _, _ in parsed])
     if not allx:
-        parts.append(
-            f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" font-size="11">no data</text></svg>'
-        )
+        parts.append(_no_data())
         return "".join(parts)
     xlo, xhi, ylo, yhi = min(allx), max(allx), min(ally), max(ally)
     if plot.get("diagonal"):
@@ -293,8 +406,7 @@ def line_chart(plot: dict[str, Any]) -> str:
                     parts += [
                         f'<circle cx="{fr.x(x):.1f}" cy="{fr.y(y):.1f}" r="1.8" fill="{c}"/>' for x, y in run
                     ]
-    parts += _legend([n for n, _, _ in parsed])
-    parts.append("</svg>")
+    parts.append(_close())
     return "".join(parts)
 
 
@@ -305,13 +417,11 @@ def bar_chart(plot: dict[str, Any]) -> str:
     stride = max(1, math.ceil(len(cats) / 20))
     ticks = [(float(i), c) for i, c in enumerate(cats) if i % stride == 0]
     extra = _extra_for(ticks)
-    parts = _open(title, title, extra)
+    parts = _open(title, title, extra, [str(s.get("name", "")) for s in series])
     vals = [[_num(v) for v in list(s.get("values") or [])[: len(cats)]] for s in series]
     flat = [v for vs in vals for v in vs if v is not None]
     if not cats or not flat:
-        parts.append(
-            f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" font-size="11">no data</text></svg>'
-        )
+        parts.append(_no_data())
         return "".join(parts)
     ylo, yhi = min(0.0, min(flat)), max(0.0, max(flat))
     fr = _Frame(-0.5, len(cats) - 0.5, ylo, yhi + (yhi - ylo) * 0.05)
@@ -328,8 +438,7 @@ def bar_chart(plot: dict[str, Any]) -> str:
             parts.append(
                 f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{bw:.1f}" height="{max(y1 - y0, 0.3):.1f}" fill="{c}"/>'
             )
-    parts += _legend([str(s.get("name", "")) for s in series])
-    parts.append("</svg>")
+    parts.append(_close())
     return "".join(parts)
 
 
@@ -393,12 +502,10 @@ def scatter_chart(plot: dict[str, Any]) -> str:
         pts = _finite_pairs(xs, ys)
         parsed.append((str(s.get("name", "")), pts))
     title = str(plot.get("title") or "")
-    parts = _open(title, title)
+    parts = _open(title, title, 0, [n for n, _ in parsed])
     allp = [p for _, pts in parsed for p in pts]
     if not allp:
-        parts.append(
-            f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" font-size="11">no data</text></svg>'
-        )
+        parts.append(_no_data())
         return "".join(parts)
     xs = [p[0] for p in allp]
     ys = [p[1] for p in allp]
@@ -419,8 +526,7 @@ def scatter_chart(plot: dict[str, Any]) -> str:
                 f'<circle cx="{fr.x(x):.1f}" cy="{fr.y(y):.1f}" r="{r:g}" fill="{c}" fill-opacity="0.7"/>'
                 for x, y in pts
             ]
-    parts += _legend([n for n, _ in parsed])
-    parts.append("</svg>")
+    parts.append(_close())
     return "".join(parts)
 
 

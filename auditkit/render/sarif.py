@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.render.common import deselected, error_text
+from auditkit.safetext import inert
 
 FILENAME = "results.sarif"
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -68,9 +69,21 @@ def build(results: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _inert_strings(value: Any) -> Any:
+    """Every string of the SARIF document (messages, rule names, justifications) through ``inert``:
+    code-scanning UIs show them as text, where a bidi control would reorder what a reviewer reads."""
+    if isinstance(value, str):
+        return inert(value)
+    if isinstance(value, dict):
+        return {inert(k): _inert_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_inert_strings(v) for v in value]
+    return value
+
+
 def render(
     results: dict[str, Any], out_dir: Path, *, attachments: dict[str, bytes] | None = None
 ) -> list[Path]:
     out = Path(out_dir) / FILENAME
-    out.write_text(json.dumps(build(results), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(_inert_strings(build(results)), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return [out]

@@ -207,6 +207,17 @@ CASES: list[Case] = [
         argv=("report", "{tmp}/results.json", "-o", "{tmp}/mine"),
         prepare=lambda tmp: (tmp / "results.json").write_bytes(_results_json(tmp)),
     ),
+    # §5: hostile text stays inert in the one-line message
+    Case(
+        "bidi_override_in_slice_name",
+        BASE.replace("  splits:", '  slices: {"ev\\u202eil": "zz > 1"}\n  splits:'),
+        "data.slices.ev\\u202eil: unknown column 'zz'",
+    ),
+    Case(
+        "terminal_escape_in_label",
+        BASE.replace("label: y", 'label: "y\\x1b[2J\\x1b]0;pwned\\x07"'),
+        "\\x1b[2J",
+    ),
 ]
 
 
@@ -237,5 +248,6 @@ def test_hostile_input(
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("auditkit: error: ")]
     assert len(lines) == 1 and case.needle in lines[0], err
+    assert not any(c in err for c in "\u202e\x1b\x07"), "raw control characters reached the terminal"
     assert not canary.exists(), "the spec ran code"
     assert _snapshot(tmp_path, skip=out) == before, "a file auditkit did not write changed"

@@ -274,3 +274,35 @@ def synthetic_results(
         },  # fmt: skip
     }
     return copy.deepcopy(doc)
+
+
+# Text that changes how a document *looks*: bidi controls, zero-width characters, terminal escape
+# sequences, plus the markup and Markdown-link injections that must stay text.
+RLO = "\u202e"
+HIDDEN = {
+    "license": f"MIT{RLO}LPG-3.0\u202c",  # shows as "MIT0.3-GPL" when the control is obeyed
+    "intended_use": "screening\u200d\u200b\u2066only\u2069 \u200e\u200f\u061c\ufeff",
+    "limitations": "\x1b[31mRED\x1b[0m \x1b]8;;http://example.com\x07link\x1b]8;;\x07 \x9b2J",
+    "out_of_scope": "<script>alert(1)</script>",
+    "ethical_considerations": "[click](javascript:alert(1)) ![x](http://example.com/t.png) [r]: http://example.com",
+    "tradeoffs": "tag\U000e0041\U000e0042 smuggled \u2028line\u2029para",
+}
+VISIBLE_ESCAPES = ("\\u202e", "\\u200d", "\\u200b", "\\u2066", "\\u2069", "\\u200e", "\\u200f", "\\u061c",
+                   "\\ufeff", "\\u001b", "\\U000e0041", "\\u2028")  # fmt: skip
+
+
+def hidden_text_results() -> dict[str, Any]:
+    """Synthetic results whose card fields, a check title, summary, finding, metric name and evidence
+    table carry ``HIDDEN`` text."""
+    doc = synthetic_results(hostile=False)
+    doc["spec"]["card"].update(HIDDEN)
+    doc["spec"]["card"]["users"] = [HIDDEN["license"]]
+    doc["spec"]["card"]["owners"] = [{"name": 'ML "core" team #1', "contact": "ml@example.com"}]
+    rec = next(r for r in doc["checks"] if r["id"] == "AK-LEAK-001")
+    rec["title"] = f"Overlap {HIDDEN['license']}"
+    rec["summary"] = HIDDEN["limitations"]
+    rec["findings"].append(_finding(HIDDEN["intended_use"] + HIDDEN["ethical_considerations"], "high", key=RLO))
+    rec["metrics"].append(_metric(f"rate{RLO}x", 0.5, (0.4, 0.6), 10, None, None, None))
+    rec["evidence"]["hidden"] = {"columns": [f"col{RLO}", "b"], "rows": [[HIDDEN["limitations"], HIDDEN["tradeoffs"]]]}
+    doc["gate"]["reason"] = HIDDEN["limitations"]
+    return doc

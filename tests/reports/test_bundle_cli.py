@@ -284,13 +284,22 @@ def test_cli_diff(tmp_path: Path) -> None:
     n.write_text(json.dumps(new), encoding="utf-8")
     runner = CliRunner()
     md = runner.invoke(cli, ["diff", str(b), str(n), "--format", "markdown"])
-    assert md.exit_code == 0, md.output
+    assert md.exit_code == 1, md.output  # 1: the audits differ
     assert "#### Metric changes" in md.output and "AK-PERF-001" in md.output
     js = runner.invoke(cli, ["diff", str(b), str(n), "--format", "json"])
-    assert js.exit_code == 0
+    assert js.exit_code == 1
     assert json.loads(js.output)["worse"] == 2
     table = runner.invoke(cli, ["diff", str(b), str(n)])
-    assert table.exit_code == 0 and "accuracy" in table.output
+    assert table.exit_code == 1 and "accuracy" in table.output
+    same = runner.invoke(cli, ["diff", str(b), str(b)])
+    assert same.exit_code == 0 and "no change" in same.output  # 0: the same audit
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}", encoding="utf-8")
+    from auditkit.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["diff", str(bad), str(n)])
+    assert exit_info.value.code == 2  # 2: bad input
 
 
 def test_diff_coverage_change_is_not_called_worse() -> None:
