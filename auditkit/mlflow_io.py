@@ -151,9 +151,13 @@ class Tracker:
 @contextlib.contextmanager
 def _no_retries() -> Iterator[None]:
     """MLflow's HTTP client retries for minutes by default; a probe should answer in seconds."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = PROBE_TIMEOUT_S
+    settings = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": PROBE_TIMEOUT_S,
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }  # and no progress bar on stderr
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
     try:
         yield
     finally:
@@ -183,6 +187,8 @@ def prepare(settings: Any, *, cli_uri: str | None, optional: bool, default_exper
     )
     try:
         _probe(tracker)
+    except InputError:
+        raise
     except Exception as err:  # any failure to reach the store: MlflowException, OSError, SQLAlchemy...
         message = (
             f"mlflow: cannot reach the tracking store {redact(tracker.tracking_uri)}: {_first_line(err)}"
@@ -198,10 +204,15 @@ def _probe(tracker: Tracker) -> None:
 
     with _no_retries():
         client = MlflowClient(tracking_uri=tracker.tracking_uri)
+        client.search_experiments(max_results=1)
         if tracker.parent_run_id:
-            client.get_run(tracker.parent_run_id)  # a missing parent run fails here, before any check
-        else:
-            client.search_experiments(max_results=1)
+            try:
+                client.get_run(tracker.parent_run_id)  # a missing parent run fails here, before any check
+            except Exception as err:
+                raise InputError(
+                    f"mlflow: report.mlflow.run_id: no run {tracker.parent_run_id!r} in "
+                    f"{redact(tracker.tracking_uri)} ({_first_line(err)})"
+                ) from None
 
 
 def _first_line(err: BaseException) -> str:
