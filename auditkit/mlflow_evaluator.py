@@ -21,9 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from mlflow.models.evaluation import EvaluationResult, ModelEvaluator
 
 from auditkit.errors import InputError
+from auditkit.mlflow_io import import_mlflow
+
+try:  # MLflow loads this module itself (its evaluator registry), so it is installed here
+    from mlflow.models.evaluation import EvaluationResult, ModelEvaluator
+except ImportError as err:  # pragma: no cover - only reachable by importing this module by hand
+    raise InputError("mlflow: MLflow is not installed; pip install 'auditkit[mlflow]'") from err
 
 CONFIG_KEYS = ("spec", "train", "output", "model_uri")
 
@@ -31,7 +36,7 @@ CONFIG_KEYS = ("spec", "train", "output", "model_uri")
 def _model_uri(model: Any, config: dict[str, Any]) -> str:
     if config.get("model_uri"):
         return str(config["model_uri"])
-    meta = getattr(model, "metadata", None)
+    meta: Any = getattr(model, "metadata", None)
     if getattr(meta, "model_id", None):
         return f"models:/{meta.model_id}"
     if getattr(meta, "run_id", None) and getattr(meta, "artifact_path", None):
@@ -89,8 +94,6 @@ class AuditkitEvaluator(ModelEvaluator):  # type: ignore[misc]
 
     def evaluate(self, *, model_type: Any, dataset: Any, run_id: str, evaluator_config: Any, model: Any = None,
                  **kwargs: Any) -> EvaluationResult:  # fmt: skip
-        from mlflow.tracking import MlflowClient
-
         from auditkit.audit import run_audit
         from auditkit.mlflow_io import log_to_run, metrics_of
 
@@ -104,6 +107,8 @@ class AuditkitEvaluator(ModelEvaluator):  # type: ignore[misc]
             spec = build_spec(folder, dataset, _model_uri(model, config), config, run_id)
             bundle = Path(config["output"]) if config.get("output") else folder / "bundle"
             results = run_audit(spec, output=bundle, argv=["mlflow.evaluate", "evaluators=auditkit"])
-            log_to_run(MlflowClient(), run_id, results.doc, results.exit_code, bundle)
+            log_to_run(
+                import_mlflow().tracking.MlflowClient(), run_id, results.doc, results.exit_code, bundle
+            )
         metrics = metrics_of(results.doc)
         return EvaluationResult(metrics=metrics, artifacts={}, run_id=run_id)

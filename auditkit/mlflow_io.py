@@ -200,10 +200,8 @@ def prepare(settings: Any, *, cli_uri: str | None, optional: bool, default_exper
 
 
 def _probe(tracker: Tracker) -> None:
-    from mlflow.tracking import MlflowClient
-
     with _no_retries():
-        client = MlflowClient(tracking_uri=tracker.tracking_uri)
+        client = import_mlflow().tracking.MlflowClient(tracking_uri=tracker.tracking_uri)
         client.search_experiments(max_results=1)
         if tracker.parent_run_id:
             try:
@@ -231,9 +229,7 @@ def _experiment_id(client: Any, tracker: Tracker) -> str:
 
 def log(tracker: Tracker, doc: dict[str, Any], exit_code: int, bundle: Path | None) -> dict[str, Any]:
     """Create the run and log the audit to it; returns {tracking_uri, experiment_id, run_id}."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracker.tracking_uri)
+    client = import_mlflow().tracking.MlflowClient(tracking_uri=tracker.tracking_uri)
     tags = {"mlflow.parentRunId": tracker.parent_run_id} if tracker.parent_run_id else {}
     name = (
         tracker.run_name
@@ -276,8 +272,8 @@ def after_bundle(tracker: Tracker, results: Any, bundle: Path | None) -> None:
 
 def log_to_run(client: Any, run_id: str, doc: dict[str, Any], exit_code: int, bundle: Path | None) -> None:
     """Params, metrics, tags and the bundle (or results.json alone, without one) into an existing run."""
-    from mlflow.entities import Metric, Param, RunTag
-
+    entities = import_mlflow().entities
+    Metric, Param, RunTag = entities.Metric, entities.Param, entities.RunTag  # noqa: N806 (MLflow's classes)
     manifest = bundle / "manifest.json" if bundle is not None else None
     digest = (
         hashlib.sha256(manifest.read_bytes()).hexdigest()

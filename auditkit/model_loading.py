@@ -502,10 +502,10 @@ def _load_mlflow(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
         )
     _check_pin_before_unsafe(pth, m.sha256, "model.mlflow")
     nocode.refuse("model.allow_pickle", "unpickling a file runs any code it contains")
-    import mlflow.pytorch
+    from auditkit.mlflow_io import import_mlflow
 
     try:
-        module = mlflow.pytorch.load_model(str(local), map_location="cpu")  # trusted by model.allow_pickle
+        module = import_mlflow().pytorch.load_model(str(local), map_location="cpu")  # trusted by model.allow_pickle
     except Exception as err:
         raise InputError(f"model.mlflow: mlflow.pytorch could not load {m.mlflow}: {_first(err)}") from None
     source = model_source(m.mlflow, meta, "mlflow.pytorch/pickle", pth, safe=False, pinned=m.sha256)
