@@ -151,6 +151,33 @@ def test_an_audit_of_a_registered_model_is_logged_and_reads_back(
     assert len(runs) == 1 and runs[0].info.run_name == "release 1" and runs[0].info.status == "FINISHED"
     assert f"mlflow: run {runs[0].info.run_id}" in out
     _assert_run_matches_bundle(client, runs[0].info.run_id, tmp_path / "out")
+    # a second run: a second MLflow run, and the same results.json (times and argv aside)
+    code, _out, err = _run(
+        ["run", str(spec), "-o", str(tmp_path / "again"), "--mlflow", store["uri"], "-q"], capsys
+    )
+    assert code == 0, err
+    assert len(client.search_runs([exp.experiment_id])) == 2
+    assert _stable(tmp_path / "out") == _stable(tmp_path / "again")
+
+
+def _stable(bundle: Path) -> dict[str, object]:
+    doc = json.loads((bundle / "results.json").read_text())
+    for key in ("started_at", "finished_at", "duration_s", "argv"):
+        doc["run"].pop(key)
+    for rec in doc["checks"]:
+        rec.pop("duration_s")
+    return doc
+
+
+def test_a_pt2_model_runs_no_code_so_no_code_allows_it(
+    store: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUDITKIT_ALLOW_PATHS", store["folder"])  # the data live beside the store
+    spec = _spec(store, tmp_path, report={"mlflow": {"tracking_uri": store["uri"]}})
+    code, _out, err = _run(["run", str(spec), "-o", str(tmp_path / "out"), "-q", "--no-code"], capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["run"]["no_code"] is True and doc["subject"]["model"]["format"] == "mlflow.pytorch/pt2"
 
 
 def test_nested_under_a_given_run(
