@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +40,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A SQLite store holding one classifier in pt2 format (registered as clf/1) and one pickled."""
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A SQLite store holding one classifier in pt2 format (registered as clf/1) and one pickled.
+
+    MLflow puts a SQLite store's artifacts in ./mlruns of the working folder: the module works in
+    the store's temporary folder, so nothing is written into the checkout.
+    """
     import torch
     from torch import nn
 
     folder = tmp_path_factory.mktemp("mlflow_store")
+    cwd = os.getcwd()
+    os.chdir(folder)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 4)).astype(np.float32)
     y = (x[:, 0] + x[:, 1] > 0).astype(int)
@@ -64,7 +71,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     with mlflow.start_run() as run:
         mlflow.pytorch.log_model(net, name="model", input_example=x[:5], registered_model_name="clf")
         mlflow.pytorch.log_model(net, name="pickled", serialization_format="pickle")
-    return {"uri": uri, "folder": str(folder), "run_id": run.info.run_id}
+    try:
+        yield {"uri": uri, "folder": str(folder), "run_id": run.info.run_id}
+    finally:
+        os.chdir(cwd)
 
 
 def _spec(store: dict[str, str], tmp: Path, **extra: object) -> Path:
