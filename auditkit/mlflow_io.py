@@ -213,8 +213,12 @@ def _probe(tracker: Tracker) -> None:
                 ) from None
 
 
+_USERINFO = re.compile(r"//[^/@\s]+@")  # user:password@ in any URL an error message repeats
+
+
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
+    """The error's first line, without credentials (MLflow's messages repeat the request URL)."""
+    text = _USERINFO.sub("//", str(err).strip())
     return (text.splitlines()[0] if text else type(err).__name__)[:300]
 
 

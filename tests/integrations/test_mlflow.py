@@ -144,6 +144,29 @@ def test_keys_are_what_mlflow_accepts() -> None:
                        "AK-X-001.a_b_2": 2.0}  # fmt: skip
 
 
+def test_credentials_never_reach_results_or_messages(tmp_path: Path) -> None:
+    from auditkit.errors import InputError
+    from auditkit.mlflow_io import prepare, redact
+
+    assert redact("https://alice:s3cret@mlflow.example:5000/x?y=1") == "https://mlflow.example:5000/x?y=1"
+    assert redact("sqlite:///a/b.db") == "sqlite:///a/b.db"
+    dead = f"http://alice:s3cret@127.0.0.1:{_free_port()}"
+    with pytest.raises(InputError) as err:
+        prepare(None, cli_uri=dead, optional=False, default_experiment="x")
+    assert "s3cret" not in str(err.value) and "127.0.0.1" in str(err.value)
+    tracker = prepare(None, cli_uri=dead, optional=True, default_experiment="x")
+    assert tracker is not None and "s3cret" not in json.dumps(tracker.record())
+    assert prepare(None, cli_uri=None, optional=True, default_experiment="x") is None  # nothing asked: off
+
+
+def test_the_evaluator_names_an_unknown_config_key(tmp_path: Path) -> None:
+    from auditkit.errors import InputError
+    from auditkit.mlflow_evaluator import build_spec
+
+    with pytest.raises(InputError, match="unknown evaluator_config key 'sepc'"):
+        build_spec(tmp_path, None, "models:/clf/1", {"sepc": {}}, "0" * 32)
+
+
 def test_an_audit_of_a_registered_model_is_logged_and_reads_back(
     store: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
