@@ -322,19 +322,16 @@ def check_model_uri(uri: str) -> str:
     raise ValueError(f"{uri!r}: expected models:/NAME/VERSION or runs:/RUN_ID/PATH (an MLflow model URI)")
 
 
-def download_model(uri: str, *, tracking_uri: str | None = None) -> tuple[Path, dict[str, Any]]:
+def download_model(uri: str, dest: Path, *, tracking_uri: str | None = None) -> tuple[Path, dict[str, Any]]:
     """The local folder of an MLflow model logged with mlflow.pytorch, and its MLmodel metadata.
 
     Nothing is loaded here: the caller decides how (the folder holds data/model.pt2, a torch.export
     program, or data/model.pth, a full pickle).
     """
-    import tempfile
-
     import yaml
 
     mlflow = import_mlflow()
     where = "model.mlflow"
-    dest = Path(tempfile.mkdtemp(prefix="auditkit-mlflow-"))
     with _no_retries():
         try:
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest),

@@ -471,13 +471,20 @@ def _load_mlflow(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
     """A model logged with mlflow.pytorch: a torch.export program (MLflow 3's default "pt2" format),
     loaded like ``model.exported``; or a full pickle ("pickle" format), which runs code when loaded
     (and imports the pickle module MLflow names), so only with ``model.allow_pickle: true``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="auditkit-mlflow-") as tmp:  # loaded into memory, then removed
+        return _load_mlflow_from(artifacts, Path(tmp))
+
+
+def _load_mlflow_from(artifacts: Artifacts, dest: Path) -> tuple[Any, dict[str, Any]]:
     import torch
 
     from auditkit.mlflow_io import download_model, model_source
 
     m = artifacts.spec.model
     settings = artifacts.spec.report.mlflow
-    local, meta = download_model(m.mlflow, tracking_uri=settings.tracking_uri if settings else None)
+    local, meta = download_model(m.mlflow, dest, tracking_uri=settings.tracking_uri if settings else None)
     pt2, pth = local / "data" / "model.pt2", local / "data" / "model.pth"
     if pt2.is_file():
         unsafe = export_pickles(pt2)
