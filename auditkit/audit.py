@@ -410,8 +410,7 @@ def _run_audit(
     else:
         with atomic_dir(Path(output)) as tmp:
             results = execute(tmp)
-    if tracker is not None:  # after the rename: the run's artifacts are the bundle as it stands
-        after_bundle(tracker, results, Path(output) if output is not None else None)
+    after_bundle(tracker, results, Path(output) if output is not None else None)  # after the rename
     return results
 
 

@@ -252,8 +252,10 @@ def log(tracker: Tracker, doc: dict[str, Any], exit_code: int, bundle: Path | No
     return tracker.logged
 
 
-def after_bundle(tracker: Tracker, results: Any, bundle: Path | None) -> None:
+def after_bundle(tracker: Tracker | None, results: Any, bundle: Path | None) -> None:
     """Log the finished audit; sets ``results.mlflow`` to where it went (None when it was not logged).
+
+    Called once the bundle folder has its final name, so the run's artifacts are the bundle as it stands.
 
     A store that was unreachable before the run is already noted in results.json. One that fails
     now: a warning with --mlflow-optional, else exit 2 (the bundle is written and stays).
@@ -261,6 +263,8 @@ def after_bundle(tracker: Tracker, results: Any, bundle: Path | None) -> None:
     import sys
 
     results.mlflow = None
+    if tracker is None:
+        return
     if tracker.error:
         print(f"auditkit: warning: {tracker.error}; not logged (--mlflow-optional)", file=sys.stderr)
         return

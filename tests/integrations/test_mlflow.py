@@ -349,3 +349,21 @@ def test_a_real_mlflow_server(
             proc.kill()
             proc.wait()
         log.close()
+
+
+def test_the_python_api_without_a_bundle_logs_results_json(store: dict[str, str], tmp_path: Path) -> None:
+    from auditkit import Overrides, run_audit
+    from auditkit.results import dumps
+
+    spec = _spec(store, tmp_path)
+    off = run_audit(spec)
+    assert off.mlflow is None  # type: ignore[attr-defined]
+    results = run_audit(spec, overrides=Overrides(mlflow=store["uri"]))
+    logged = results.mlflow  # type: ignore[attr-defined]
+    client = MlflowClient(store["uri"])
+    run = client.get_run(logged["run_id"])
+    assert run.data.tags["auditkit.report_id"] == results.doc["run"]["id"]
+    assert "auditkit.manifest_sha256" not in run.data.tags  # no bundle, no manifest
+    local = mlflow.artifacts.download_artifacts(run_id=logged["run_id"], artifact_path="auditkit/results.json",
+                                                tracking_uri=store["uri"])  # fmt: skip
+    assert Path(local).read_text(encoding="utf-8") == dumps(results.doc)
