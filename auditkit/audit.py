@@ -51,6 +51,8 @@ class Overrides:
     plugin_autoload: bool | None = None
     no_code: bool = False  # refuse spec keys that run code (also AUDITKIT_NO_CODE=1; see nocode.py)
     timeout: float | None = None  # seconds per check (checks.timeout)
+    mlflow: str | None = None  # --mlflow [URI]: "" = report.mlflow's or MLflow's default URI (mlflow_io.py)
+    mlflow_optional: bool = False  # --mlflow-optional: an unreachable store is noted, not exit 2
 
 
 def _load(spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec) -> LoadedSpec:
@@ -370,6 +372,10 @@ def _run_audit(
 
         candidates(arts)  # an unreadable artifact or one whose signature differs: exit 2 before any check
 
+    from auditkit.mlflow_io import after_bundle, prepare
+
+    tracker = prepare(s.report.mlflow, cli_uri=ov.mlflow, optional=ov.mlflow_optional, default_experiment=s.name)
+
     def execute(bundle_dir: Path | None) -> AuditResults:
         records = run_planned(
             planned, arts, run_seed=seed, bundle_dir=bundle_dir,
@@ -400,6 +406,7 @@ def _run_audit(
                 "spec_sha256": loaded.sha256,
                 "formats": formats,
                 "no_code": no_code,
+                **({"mlflow": tracker.record()} if tracker is not None else {}),
             },
             "subject": subject,
             "environment": environment(arts),
@@ -416,9 +423,12 @@ def _run_audit(
         return results
 
     if output is None:
-        return execute(None)
-    with atomic_dir(Path(output)) as tmp:
-        return execute(tmp)
+        results = execute(None)
+    else:
+        with atomic_dir(Path(output)) as tmp:
+            results = execute(tmp)
+    after_bundle(tracker, results, Path(output) if output is not None else None)  # after the rename
+    return results
 
 
 def _attestations(s: AuditSpec) -> dict[str, Any]:

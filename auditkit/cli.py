@@ -95,12 +95,17 @@ def cli() -> None:
               help="Time limit per check; one past it is recorded as error (overrides checks.timeout).")
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="KEY", help="Sign the bundle's manifest with this Ed25519 private key (auditkit keygen).")
+@click.option("--mlflow", "mlflow_uri", is_flag=False, flag_value="", default=None, metavar="[TRACKING_URI]",
+              help="Log the audit as an MLflow run (default URI: report.mlflow.tracking_uri, $MLFLOW_TRACKING_URI, "
+                   "MLflow's default). Put it after SPEC, or write --mlflow=URI.")  # fmt: skip
+@click.option("--mlflow-optional", is_flag=True,
+              help="An unreachable MLflow store is noted in results.json instead of exit 2.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table (one line: the gate).")
 @click.option("-v", "--verbose", count=True, help="More logging; -vv shows tracebacks of auditkit errors.")
 def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tuple[str, ...],
             enable: tuple[str, ...], params: tuple[str, ...], fail_on: str | None, baseline: Path | None,
             seed: int | None, formats: tuple[str, ...], no_plugin_autoload: bool, no_code: bool,
-            timeout: float | None, sign_key: Path | None,
+            timeout: float | None, sign_key: Path | None, mlflow_uri: str | None, mlflow_optional: bool,
             quiet: bool, verbose: int) -> None:  # fmt: skip
     """Run the audit described by SPEC and write the evidence bundle.
 
@@ -125,6 +130,8 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
         plugin_autoload=False if no_plugin_autoload else None,
         no_code=no_code,
         timeout=timeout,
+        mlflow=mlflow_uri,
+        mlflow_optional=mlflow_optional,
     )
     signer = None
     if sign_key is not None:
@@ -137,6 +144,10 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
         click.echo(inert_line(gate_line(results.doc)))
     else:
         _print_summary(results.doc, out)
+    logged = getattr(results, "mlflow", None)
+    if logged:
+        click.echo(f"mlflow: run {logged['run_id']} in experiment {logged['experiment_id']} at {logged['tracking_uri']}",
+                   err=quiet)  # fmt: skip
     for rec in results.checks:  # a check that found its parameters or inputs wrong: one line each
         if rec["status"] == "error" and (rec.get("error") or {}).get("input"):
             first = (str(rec["error"].get("message") or "").splitlines() or [rec["error"].get("type") or "error"])[0]

@@ -158,6 +158,8 @@ def load_model(artifacts: Artifacts) -> ModelAdapter:
         module, source = _load_torchscript(artifacts, device)
     elif m.exported:
         module, source = _load_exported(artifacts)
+    elif m.mlflow:
+        module, source = _load_mlflow(artifacts)
     else:
         module, source = _load_factory(artifacts)
     return _adapt(artifacts, module, source, device)
@@ -463,6 +465,59 @@ def _load_factory(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
         detail = " ".join(line.strip() for line in str(err).strip().splitlines()[1:3]) or _first(err)
         raise InputError(f"model.weights: {path.name} does not fit {m.factory}: {detail[:400]}") from None
     return module, _source(fmt, path, safe=safe, pinned=m.sha256, factory=m.factory)
+
+
+def _load_mlflow(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
+    """A model logged with mlflow.pytorch: a torch.export program (MLflow 3's default "pt2" format),
+    loaded like ``model.exported``; or a full pickle ("pickle" format), which runs code when loaded
+    (and imports the pickle module MLflow names), so only with ``model.allow_pickle: true``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="auditkit-mlflow-") as tmp:  # loaded into memory, then removed
+        return _load_mlflow_from(artifacts, Path(tmp))
+
+
+def _load_mlflow_from(artifacts: Artifacts, dest: Path) -> tuple[Any, dict[str, Any]]:
+    import torch
+
+    from auditkit.mlflow_io import download_model, model_source
+
+    m = artifacts.spec.model
+    settings = artifacts.spec.report.mlflow
+    local, meta = download_model(m.mlflow, dest, tracking_uri=settings.tracking_uri if settings else None)
+    pt2, pth = local / "data" / "model.pt2", local / "data" / "model.pth"
+    if pt2.is_file():
+        unsafe = export_pickles(pt2)
+        if unsafe and not m.allow_pickle:
+            raise InputError(f"model.mlflow: {m.mlflow}'s model.pt2 {unsafe}; torch.export.load would unpickle it, "
+                             "so it was refused (set model.allow_pickle: true only for a model you trust)")
+        if unsafe:
+            nocode.refuse("model.allow_pickle", "unpickling a file runs any code it contains")
+        source = model_source(m.mlflow, meta, "mlflow.pytorch/pt2", pt2, safe=not unsafe, pinned=m.sha256)
+        try:
+            program = torch.export.load(str(pt2))
+        except Exception as err:
+            raise InputError(f"model.mlflow: {m.mlflow}: model.pt2 is not a torch.export program ({_first(err)})") from None
+        return _exported_wrapper()(program.module()), source
+    if not pth.is_file():
+        raise InputError(f"model.mlflow: {m.mlflow} holds neither data/model.pt2 nor data/model.pth")
+    if not m.allow_pickle:
+        raise InputError(
+            f"model.mlflow: {m.mlflow} was logged in MLflow's \"pickle\" format; loading it would run any code it "
+            "contains, so it was refused and not opened. Log it with serialization_format=\"pt2\" (MLflow 3's "
+            "default), or, only for a model you trust, set model.allow_pickle: true"
+        )
+    _check_pin_before_unsafe(pth, m.sha256, "model.mlflow")
+    nocode.refuse("model.allow_pickle", "unpickling a file runs any code it contains")
+    from auditkit.mlflow_io import import_mlflow
+
+    try:
+        module = import_mlflow().pytorch.load_model(str(local), map_location="cpu")  # trusted by model.allow_pickle
+    except Exception as err:
+        raise InputError(f"model.mlflow: mlflow.pytorch could not load {m.mlflow}: {_first(err)}") from None
+    source = model_source(m.mlflow, meta, "mlflow.pytorch/pickle", pth, safe=False, pinned=m.sha256)
+    source["note"] = "loaded because model.allow_pickle is true"
+    return module, source
 
 
 def _load_pickle(path: Path, where: str, allow: bool, pinned: str | None, device: Any) -> tuple[Any, dict[str, Any]]:

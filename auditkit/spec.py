@@ -74,6 +74,10 @@ class ModelSpec(_Strict):
     factory_args: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = Field(None, description="Weights for 'factory': .safetensors or a state_dict .pt.")
     builtin: Literal["mlp", "cnn"] | None = None
+    mlflow: str | None = Field(
+        None, description="An MLflow model logged with mlflow.pytorch: models:/NAME/VERSION or runs:/ID/PATH "
+        "(unpickled: code by design, refused under --no-code; auditkit[mlflow])."
+    )
     builtin_args: dict[str, Any] = Field(default_factory=dict, description="e.g. {hidden: [64, 32], dropout: 0.1}.")
     allow_pickle: bool = Field(False, description="Load full pickles. Only for files you trust: unpickling runs code.")
     sha256: str | None = Field(None, description="Pinned sha256 of the model file (AK-GOV-003 checks it).")
@@ -84,10 +88,10 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> ModelSpec:
-        sources = [k for k in ("torchscript", "exported", "factory", "builtin") if getattr(self, k)]
+        sources = [k for k in MODEL_SOURCES if getattr(self, k)]
         if len(sources) != 1:
             raise ValueError(
-                "exactly one model source is needed: torchscript, exported, factory or builtin"
+                "exactly one model source is needed: torchscript, exported, factory, builtin or mlflow"
                 + (f" (got {', '.join(sources)})" if sources else "")
             )
         if self.weights and not self.factory:
@@ -96,7 +100,17 @@ class ModelSpec(_Strict):
 
     @property
     def source(self) -> str:
-        return next(k for k in ("torchscript", "exported", "factory", "builtin") if getattr(self, k))
+        return next(k for k in MODEL_SOURCES if getattr(self, k))
+
+    @field_validator("mlflow")
+    @classmethod
+    def _mlflow_uri(cls, v: str | None) -> str | None:
+        from auditkit.mlflow_io import check_model_uri
+
+        return None if v is None else check_model_uri(v)
+
+
+MODEL_SOURCES = ("torchscript", "exported", "factory", "builtin", "mlflow")
 
 
 class OptimizerSpec(BaseModel):
@@ -211,6 +225,14 @@ DEFAULT_FORMATS: tuple[ReportFormat, ...] = ("json", "html", "pdf", "model_card"
 
 FrameworkName = Literal["nist_ai_rmf", "eu_ai_act", "iso_42001"]
 DEFAULT_FRAMEWORKS: tuple[FrameworkName, ...] = ("nist_ai_rmf",)
+class MlflowSpec(_Strict):
+    """Log the audit as an MLflow run (auditkit[mlflow]); ``auditkit run --mlflow [URI]`` too."""
+
+    tracking_uri: str | None = Field(None, description="Default: $MLFLOW_TRACKING_URI or MLflow's own default.")
+    experiment: str | None = Field(None, description="Experiment name (created if absent); default: the spec's name.")
+    run_name: str | None = None
+    run_id: str | None = Field(None, description="A parent run: the audit is logged as a run nested under it.")
+    optional: bool = Field(False, description="An unreachable store is noted in results.json, not exit 2.")
 
 
 class ReportSpec(_Strict):
@@ -221,6 +243,7 @@ class ReportSpec(_Strict):
     )
     title: str = "Pre-deployment audit"
     organisation: str | None = None
+    mlflow: MlflowSpec | None = None
 
 
 class DeployArtifactSpec(_Strict):
