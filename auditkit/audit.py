@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import platform
@@ -16,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import numpy as np
 
@@ -34,6 +35,9 @@ LIBRARIES = (
     "torch", "adversarial-robustness-toolbox", "great-expectations", "weasyprint", "jinja2", "click",
     "pydantic", "numpy", "pandas", "scipy", "scikit-learn", "faiss-cpu", "safetensors",
 )  # fmt: skip
+
+
+P = ParamSpec("P")
 
 
 @dataclass
@@ -233,40 +237,6 @@ def _check_baseline_subject(baseline: dict[str, Any], ref: str, loaded: LoadedSp
         )
 
 
-def run_audit(
-    spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec,
-    *,
-    output: str | Path | None = None,
-    overrides: Overrides | None = None,
-    quiet: bool = True,
-    argv: Sequence[str] | None = None,
-    artifacts: Artifacts | None = None,
-    today: dt.date | None = None,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
-    sign_key: str | Path | Any = None,
-) -> AuditResults:
-    """Run an audit and return its results; with ``output``, also write the evidence bundle.
-
-    Parameters
-    ----------
-    spec: a path to audit.yaml, a mapping with the same keys, or a validated spec.
-    output: bundle folder to write (atomically); None keeps everything in memory.
-    overrides: command-line style overrides (select, params, fail_on, baseline, seed, formats).
-    quiet: no progress bar.
-    artifacts: pre-built inputs (in-memory datasets or model) instead of the spec's files.
-
-    With ``overrides.no_code`` or ``AUDITKIT_NO_CODE=1``, spec keys that import or run Python
-    (checks.paths, model.factory, pkg.mod:Class optimizers and schedules, model.allow_pickle,
-    plugins) are refused with SpecError before anything runs, and plugins are not loaded.
-
-    sign_key: an Ed25519 private key (a PEM file, or a key loaded by auditkit.signing.load_private_key)
-        that signs the bundle's manifest (manifest.sig).
-    """
-    with nocode.scope(bool(overrides and overrides.no_code)):
-        return _run_audit(spec, output=output, overrides=overrides, quiet=quiet, argv=argv,
-                          artifacts=artifacts, today=today, on_record=on_record, sign_key=sign_key)  # fmt: skip
-
-
 def plan_audit(
     spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec, overrides: Overrides | None = None
 ) -> list[Planned]:
@@ -302,7 +272,20 @@ def _plan(loaded: LoadedSpec, ov: Overrides, no_code: bool) -> tuple[Registry, l
     return registry, plan(registry, selection)
 
 
-def _run_audit(
+def _under_no_code_policy(run: Callable[P, AuditResults]) -> Callable[P, AuditResults]:
+    """Hold the no-code policy (``overrides.no_code`` or the environment) for the whole run."""
+
+    @functools.wraps(run)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> AuditResults:
+        overrides = kwargs.get("overrides")
+        with nocode.scope(bool(isinstance(overrides, Overrides) and overrides.no_code)):
+            return run(*args, **kwargs)
+
+    return wrapper
+
+
+@_under_no_code_policy
+def run_audit(
     spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec,
     *,
     output: str | Path | None = None,
@@ -314,6 +297,22 @@ def _run_audit(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     sign_key: str | Path | Any = None,
 ) -> AuditResults:
+    """Run an audit and return its results; with ``output``, also write the evidence bundle.
+
+    Parameters
+    ----------
+    spec: a path to audit.yaml, a mapping with the same keys, or a validated spec.
+    output: bundle folder to write (atomically); None keeps everything in memory.
+    overrides: command-line style overrides (select, params, fail_on, baseline, seed, formats).
+    quiet: no progress bar.
+    artifacts: pre-built inputs (in-memory datasets or model) instead of the spec's files.
+    sign_key: an Ed25519 private key (a PEM file, or a key loaded by auditkit.signing.load_private_key)
+        that signs the bundle's manifest (manifest.sig).
+
+    With ``overrides.no_code`` or ``AUDITKIT_NO_CODE=1``, spec keys that import or run Python
+    (checks.paths, model.factory, pkg.mod:Class optimizers and schedules, model.allow_pickle,
+    plugins) are refused with SpecError before anything runs, and plugins are not loaded.
+    """
     started = time.time()
     loaded = _load(spec)
     ov = overrides or Overrides()
