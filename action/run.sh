@@ -60,7 +60,7 @@ audit() {
   if [ -f "$out/manifest.json" ] && [ "$out/results.json" -nt "$err.start" ]; then
     output bundle "$out"
     output decision "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["gate"]["decision"])' "$out/results.json")"
-    local summary=(-m auditkit.ci summary "$out/results.json")
+    local summary=(-m auditkit.integrations.ci summary "$out/results.json")
     [ -n "${AK_BASELINE:-}" ] && summary+=(--baseline "$AK_BASELINE")
     "$PY" "${summary[@]}" >>"$GITHUB_STEP_SUMMARY" || echo "auditkit: the job summary could not be written" >&2
   else

@@ -14,15 +14,35 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Installed, checks/ and report_templates/ are mapped to auditkit.checks and
-# auditkit.report_templates (pyproject package-dir). When this package is imported straight from a
-# source checkout (python run in the repo root puts it first on sys.path), resolve them there too.
-_here = __import__("pathlib").Path(__file__).resolve().parent
-if not (_here / "checks").is_dir() and (_here.parent / "checks" / "__init__.py").is_file():
-    __path__.append(str(_here.parent))  # noqa: F821  (module __path__)
-del _here
 
-from auditkit.check import (  # noqa: E402
+# Installed, checks/ and report_templates/ are the packages auditkit.checks and
+# auditkit.report_templates (pyproject package-dir). Imported straight from a source checkout
+# (`python -m ...` in the repo root puts the checkout first on sys.path), map exactly those two
+# folders, nothing else of the checkout.
+def _map_checkout_packages() -> None:
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).absolute().parent  # not resolve(): an editable install links this file
+    for name in ("checks", "report_templates"):
+        folder = here.parent / name
+        if (here / name).is_dir() or not (folder / "__init__.py").is_file():
+            continue
+        spec = importlib.util.spec_from_file_location(
+            f"auditkit.{name}", folder / "__init__.py", submodule_search_locations=[str(folder)]
+        )
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        globals()[name] = module
+
+
+_map_checkout_packages()
+
+from auditkit.engine.check import (  # noqa: E402
     DEFAULT_MIN_ROWS,
     SEVERITIES,
     CheckInfo,
@@ -38,10 +58,10 @@ from auditkit.check import (  # noqa: E402
 from auditkit.errors import AuditkitError, InputError, SpecError  # noqa: E402
 
 if TYPE_CHECKING:
-    from auditkit.audit import Overrides, run_audit
-    from auditkit.context import RunContext
-    from auditkit.expr import slice_mask
-    from auditkit.results import AuditResults
+    from auditkit.engine.audit import Overrides, run_audit
+    from auditkit.engine.context import RunContext
+    from auditkit.results.document import AuditResults
+    from auditkit.spec.expr import slice_mask
 
 __all__ = [
     "DEFAULT_MIN_ROWS",
@@ -67,11 +87,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "run_audit": "auditkit.audit",
-    "Overrides": "auditkit.audit",
-    "RunContext": "auditkit.context",
-    "AuditResults": "auditkit.results",
-    "slice_mask": "auditkit.expr",
+    "run_audit": "auditkit.engine.audit",
+    "Overrides": "auditkit.engine.audit",
+    "RunContext": "auditkit.engine.context",
+    "AuditResults": "auditkit.results.document",
+    "slice_mask": "auditkit.spec.expr",
 }
 
 

@@ -44,7 +44,9 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         key, eq, raw = item.partition("=")
         cid, dot, name = key.rpartition(".")
         if not eq or not dot or not cid or not name:
-            raise UsageError(f"--param {item!r}: expected CHECK-ID.name=value, e.g. AK-LEAK-001.max_overlap_ratio=0.01")
+            raise UsageError(
+                f"--param {item!r}: expected CHECK-ID.name=value, e.g. AK-LEAK-001.max_overlap_ratio=0.01"
+            )
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
@@ -74,33 +76,66 @@ def cli() -> None:
 
 @cli.command("run", context_settings=CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Bundle folder (default: audit-out next to the spec).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Bundle folder (default: audit-out next to the spec).",
+)
 @click.option("--select", multiple=True, help="Check ids or prefixes to run (comma separated, repeatable).")
 @click.option("--ignore", multiple=True, help="Check ids or prefixes to leave out.")
 @click.option("--enable", multiple=True, help="Off-by-default checks to run.")
 @click.option("--param", "params", multiple=True, metavar="ID.NAME=VALUE", help="Set a check parameter.")
-@click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical"]), default=None,
-              help="Lowest severity that fails the gate (overrides gate.fail_on).")
-@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="An approved results.json: fail on regressions against it.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["info", "low", "medium", "high", "critical"]),
+    default=None,
+    help="Lowest severity that fails the gate (overrides gate.fail_on).",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="An approved results.json: fail on regressions against it.",
+)
 @click.option("--seed", type=int, default=None, help="Run seed (overrides the spec).")
-@click.option("--format", "formats", multiple=True,
-              help="Report formats: json, html, pdf, model_card, junit, sarif (default: report.formats).")
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    help="Report formats: json, html, pdf, model_card, junit, sarif (default: report.formats).",
+)
 @click.option("--no-plugin-autoload", is_flag=True, help="Do not load entry-point plugins.")
 @click.option("--no-code", is_flag=True,
               help="Refuse spec keys that run Python (checks.paths, model.factory, pkg.mod:Class, "
                    "model.allow_pickle, plugins); also AUDITKIT_NO_CODE=1.")  # fmt: skip
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=1e6), default=None, metavar="SECONDS",
-              help="Time limit per check; one past it is recorded as error (overrides checks.timeout).")
-@click.option("--sign", "sign_key", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              metavar="KEY", help="Sign the bundle's manifest with this Ed25519 private key (auditkit keygen).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True, max=1e6),
+    default=None,
+    metavar="SECONDS",
+    help="Time limit per check; one past it is recorded as error (overrides checks.timeout).",
+)
+@click.option(
+    "--sign",
+    "sign_key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="KEY",
+    help="Sign the bundle's manifest with this Ed25519 private key (auditkit keygen).",
+)
 @click.option("--mlflow", "mlflow_uri", is_flag=False, flag_value="", default=None, metavar="[TRACKING_URI]",
               help="Log the audit as an MLflow run (default URI: report.mlflow.tracking_uri, $MLFLOW_TRACKING_URI, "
                    "MLflow's default). Put it after SPEC, or write --mlflow=URI.")  # fmt: skip
-@click.option("--mlflow-optional", is_flag=True,
-              help="An unreachable MLflow store is noted in results.json instead of exit 2.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary table (one line: the gate).")
+@click.option(
+    "--mlflow-optional",
+    is_flag=True,
+    help="An unreachable MLflow store is noted in results.json instead of exit 2.",
+)
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress bar and no summary table (one line: the gate)."
+)
 @click.option("-v", "--verbose", count=True, help="More logging; -vv shows tracebacks of auditkit errors.")
 def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tuple[str, ...],
             enable: tuple[str, ...], params: tuple[str, ...], fail_on: str | None, baseline: Path | None,
@@ -115,7 +150,7 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
     import logging
 
     logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), format="%(name)s: %(message)s")
-    from auditkit.audit import Overrides, run_audit
+    from auditkit.engine.audit import Overrides, run_audit
 
     out = output or (spec.parent / "audit-out")
     overrides = Overrides(
@@ -135,11 +170,12 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
     )
     signer = None
     if sign_key is not None:
-        from auditkit.signing import load_private_key
+        from auditkit.results.signing import load_private_key
 
         signer = load_private_key(sign_key, "--sign")
-    results = run_audit(spec, output=out, overrides=overrides, quiet=quiet, argv=["auditkit", *sys.argv[1:]],
-                        sign_key=signer)
+    results = run_audit(
+        spec, output=out, overrides=overrides, quiet=quiet, argv=["auditkit", *sys.argv[1:]], sign_key=signer
+    )
     if quiet:
         click.echo(inert_line(gate_line(results.doc)))
     else:
@@ -150,7 +186,9 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
                    err=quiet)  # fmt: skip
     for rec in results.checks:  # a check that found its parameters or inputs wrong: one line each
         if rec["status"] == "error" and (rec.get("error") or {}).get("input"):
-            first = (str(rec["error"].get("message") or "").splitlines() or [rec["error"].get("type") or "error"])[0]
+            first = (
+                str(rec["error"].get("message") or "").splitlines() or [rec["error"].get("type") or "error"]
+            )[0]
             click.echo(f"auditkit: error: {_shown(rec['id'])}: {_shown(first)}", err=True)
     sys.exit(results.exit_code)
 
@@ -197,7 +235,13 @@ def _print_summary(doc: dict[str, Any], out: Path) -> None:
     from rich.table import Table
 
     console = _console()
-    styles = {"passed": "green", "failed": "red", "error": "yellow", "skipped": "dim", "not_applicable": "dim"}
+    styles = {
+        "passed": "green",
+        "failed": "red",
+        "error": "yellow",
+        "skipped": "dim",
+        "not_applicable": "dim",
+    }
     table = Table(title=f"auditkit — {_shown(doc['subject']['name'])}", show_lines=False)
     for col in ("check", "status", "severity", "summary"):
         table.add_column(col, overflow="fold")
@@ -205,17 +249,25 @@ def _print_summary(doc: dict[str, Any], out: Path) -> None:
         if rec["status"] == "skipped" and (rec.get("skip_reason") or "").startswith("not selected"):
             continue
         summary = rec.get("summary") or rec.get("skip_reason") or ""
-        table.add_row(_shown(rec["id"]), f"[{styles[rec['status']]}]{rec['status']}[/]", _shown(rec["severity"]),
-                      _shown(summary))
+        table.add_row(
+            _shown(rec["id"]),
+            f"[{styles[rec['status']]}]{rec['status']}[/]",
+            _shown(rec["severity"]),
+            _shown(summary),
+        )
     console.print(table)
     gate = doc["gate"]
     colour = "green" if gate["decision"] == "pass" else "red"
-    console.print(f"gate: [bold {colour}]{gate['decision'].upper()}[/] (exit {gate['exit_code']}): {_shown(gate['reason'])}")
+    console.print(
+        f"gate: [bold {colour}]{gate['decision'].upper()}[/] (exit {gate['exit_code']}): {_shown(gate['reason'])}"
+    )
     for w in gate.get("waived", []):
         console.print(f"  waived: {_shown(w['check'])} {_shown(w.get('key') or '')} — {_shown(w['message'])}")
     for w in gate.get("unused_waivers", []):
         key = f" key {_shown(repr(w['key']))}" if w.get("key") else ""
-        console.print(f"  [yellow]unused waiver[/]: {_shown(w['check'])}{key} matched no finding (check the id and key)")
+        console.print(
+            f"  [yellow]unused waiver[/]: {_shown(w['check'])}{key} matched no finding (check the id and key)"
+        )
     for r in gate.get("regressions", []):
         console.print(f"  regression: {_shown(r['message'])}")
     pdf = out / "report.pdf"
@@ -231,7 +283,7 @@ def checks_cmd(ctx: click.Context, fmt: str, no_plugin_autoload: bool) -> None:
     ctx.obj = {"autoload": not no_plugin_autoload}
     if ctx.invoked_subcommand is not None:
         return
-    from auditkit.registry import build_registry
+    from auditkit.engine.registry import build_registry
 
     registry = build_registry(autoload=not no_plugin_autoload)
     infos = registry.sorted()
@@ -244,7 +296,9 @@ def checks_cmd(ctx: click.Context, fmt: str, no_plugin_autoload: bool) -> None:
     for col in ("id", "title", "severity", "needs", "default", "cost"):
         table.add_column(col, overflow="fold")
     for i in infos:
-        table.add_row(i.id, i.title, i.severity, ", ".join(i.requires), "on" if i.default_enabled else "off", i.cost)
+        table.add_row(
+            i.id, i.title, i.severity, ", ".join(i.requires), "on" if i.default_enabled else "off", i.cost
+        )
     _console().print(table)
 
 
@@ -269,7 +323,7 @@ def checks_show(ctx: click.Context, check_id: str) -> None:
     """Show one check: what it finds, its parameters, severity and NIST AI RMF mapping."""
     import difflib
 
-    from auditkit.registry import build_registry
+    from auditkit.engine.registry import build_registry
 
     registry = build_registry(autoload=ctx.obj["autoload"])
     info = registry.get(check_id.upper())
@@ -280,7 +334,9 @@ def checks_show(ctx: click.Context, check_id: str) -> None:
     console = _console()
     console.print(f"[bold]{d['id']}[/] — {d['title']}")
     console.print(d["description"])
-    console.print(f"severity: {d['severity']}   default: {'on' if d['default_enabled'] else 'off'}   cost: {d['cost']}")
+    console.print(
+        f"severity: {d['severity']}   default: {'on' if d['default_enabled'] else 'off'}   cost: {d['cost']}"
+    )
     console.print(f"needs: {', '.join(d['requires']) or '-'}")
     console.print(f"NIST AI RMF (evidence for): {', '.join(d['nist_ai_rmf']) or '-'}")
     console.print(f"source: {d['source']}   version: {d['version']}")
@@ -293,14 +349,19 @@ def checks_show(ctx: click.Context, check_id: str) -> None:
 @cli.command("verify", context_settings=CONTEXT)
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--no-inputs", is_flag=True, help="Check only the outputs (inputs may live elsewhere).")
-@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PUB",
-              help="Require a valid signature by this Ed25519 public key (manifest.sig).")
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="PUB",
+    help="Require a valid signature by this Ed25519 public key (manifest.sig).",
+)
 def verify_cmd(bundle: Path, no_inputs: bool, key: Path | None) -> None:
     """Recompute the sha256 of every file the bundle's manifest lists; exit 1 on any mismatch.
 
     With --key, the bundle must also carry a valid signature by that key over manifest.json.
     """
-    from auditkit.bundle import verify_detail
+    from auditkit.results.bundle import verify_detail
 
     problems, note = verify_detail(bundle, check_inputs=not no_inputs, key=key)
     if problems:
@@ -319,7 +380,7 @@ def keygen_cmd(path: Path) -> None:
 
     The private key is encrypted with $AUDITKIT_KEY_PASSPHRASE when that is set.
     """
-    from auditkit.signing import keygen
+    from auditkit.results.signing import keygen
 
     private, public, fp = keygen(path)
     click.echo(f"wrote {private} (private, keep it secret) and {public}; fingerprint {fp}")
@@ -327,20 +388,27 @@ def keygen_cmd(path: Path) -> None:
 
 @cli.command("sign", context_settings=CONTEXT)
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), required=True, metavar="KEY",
-              help="Ed25519 private key (auditkit keygen).")
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    metavar="KEY",
+    help="Ed25519 private key (auditkit keygen).",
+)
 @click.option("--no-inputs", is_flag=True, help="Verify only the outputs before signing.")
 def sign_cmd(bundle: Path, key: Path, no_inputs: bool) -> None:
     """Sign a bundle that verifies: writes manifest.sig, a detached signature over manifest.json.
 
     The PDF was rendered before this signature existed: its cover says "unsigned at render time".
     """
-    from auditkit.bundle import SIGNATURE, verify
-    from auditkit.signing import load_private_key, write_signature
+    from auditkit.results.bundle import SIGNATURE, verify
+    from auditkit.results.signing import load_private_key, write_signature
 
     private = load_private_key(key)
     if (bundle / SIGNATURE).exists() or (bundle / SIGNATURE).is_symlink():
-        raise UsageError(f"{bundle / SIGNATURE}: exists; the bundle is signed already (remove it to sign again)")
+        raise UsageError(
+            f"{bundle / SIGNATURE}: exists; the bundle is signed already (remove it to sign again)"
+        )
     problems = verify(bundle, check_inputs=not no_inputs)
     if problems:
         for p in problems:
@@ -348,7 +416,7 @@ def sign_cmd(bundle: Path, key: Path, no_inputs: bool) -> None:
         click.echo(f"auditkit: sign: {len(problems)} problem(s) in {bundle}; not signed", err=True)
         sys.exit(1)
     path = write_signature(bundle, private)
-    from auditkit.signing import read_signature
+    from auditkit.results.signing import read_signature
 
     doc = read_signature(path) or {}
     click.echo(f"wrote {path}: signed by {doc.get('public_key_fingerprint')}")
@@ -359,24 +427,29 @@ def sign_cmd(bundle: Path, key: Path, no_inputs: bool) -> None:
 def schema_cmd(results: bool) -> None:
     """Print the JSON Schema of audit.yaml (for editors), or of results.json."""
     if results:
-        from auditkit.results import results_schema
+        from auditkit.results.document import results_schema
 
         click.echo(json.dumps(results_schema(), indent=2))
         return
-    from auditkit.spec import json_schema
+    from auditkit.spec.schema import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
 
 
 @cli.command("init", context_settings=CONTEXT)
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("audit.yaml"),
-              help="Where to write the spec (default: audit.yaml).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("audit.yaml"),
+    help="Where to write the spec (default: audit.yaml).",
+)
 @click.option("--label", default=None, help="Target column (default: guessed).")
 @click.option("--force", is_flag=True, help="Overwrite an existing spec.")
 def init_cmd(files: tuple[Path, ...], output: Path, label: str | None, force: bool) -> None:
     """Write a commented audit.yaml for the given data files (train first, then test, ...)."""
-    from auditkit.init import write_spec
+    from auditkit.spec.scaffold import write_spec
 
     if output.exists() and not force:
         raise UsageError(f"{output} exists; pass --force to overwrite")
@@ -386,13 +459,18 @@ def init_cmd(files: tuple[Path, ...], output: Path, label: str | None, force: bo
 
 @cli.command("report", context_settings=CONTEXT)
 @click.argument("results_path", metavar="RESULTS.json", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "formats", multiple=True, default=("pdf", "html", "model_card", "junit"),
-              help="Formats to render (comma separated or repeated).")
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    default=("pdf", "html", "model_card", "junit"),
+    help="Formats to render (comma separated or repeated).",
+)
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("report-out"))
 def report_cmd(results_path: Path, formats: tuple[str, ...], output: Path) -> None:
     """Render reports from an existing results.json (never re-runs a check)."""
-    from auditkit.audit import render_formats
-    from auditkit.results import AuditResults
+    from auditkit.engine.audit import render_formats
+    from auditkit.results.document import AuditResults
 
     results = AuditResults.load_valid(results_path)
     fmts = [f for f in _split_csv(formats) if f != "json"]
@@ -404,7 +482,7 @@ def report_cmd(results_path: Path, formats: tuple[str, ...], output: Path) -> No
     manifest = _bundle_manifest(results_path.parent / "manifest.json", raw)
     if manifest is not None:
         attachments["manifest.json"] = manifest
-    from auditkit.bundle import REPORT_FORMAT, atomic_dir, write_report_manifest
+    from auditkit.results.bundle import REPORT_FORMAT, atomic_dir, write_report_manifest
 
     # Same rule as `run -o`: a new or empty folder, or an earlier report folder of auditkit's.
     with atomic_dir(output, kind=REPORT_FORMAT) as tmp:
@@ -424,7 +502,9 @@ def _bundle_manifest(path: Path, results_bytes: bytes) -> bytes | None:
     raw = path.read_bytes()
     try:
         doc = json.loads(raw)
-        entry = next(e for e in doc.get("outputs") or [] if isinstance(e, dict) and e.get("path") == "results.json")
+        entry = next(
+            e for e in doc.get("outputs") or [] if isinstance(e, dict) and e.get("path") == "results.json"
+        )
     except (ValueError, StopIteration, AttributeError):
         return None
     return raw if entry.get("sha256") == hashlib.sha256(results_bytes).hexdigest() else None
@@ -439,12 +519,12 @@ def diff_cmd(base: Path, new: Path, fmt: str) -> None:
 
     Exit codes: 0 no difference, 1 differences found, 2 bad input (a file that is not results.json).
     """
-    from auditkit.diff import diff_results, has_changes, render_diff
-    from auditkit.results import AuditResults
+    from auditkit.results.diff import diff_results, has_changes, render_diff
+    from auditkit.results.document import AuditResults
 
     d = diff_results(AuditResults.load_valid(base).doc, AuditResults.load_valid(new).doc)
     if fmt == "json":
-        from auditkit.check import jsonable
+        from auditkit.engine.check import jsonable
 
         click.echo(json.dumps(jsonable(d), indent=2, allow_nan=False))  # strict JSON: NaN → null
     elif fmt == "markdown":

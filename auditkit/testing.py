@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from auditkit.artifacts import Artifacts
-from auditkit.check import CheckInfo, check_info
-from auditkit.data import Roles, build_datasets, from_arrays
-from auditkit.rmf import validate_subcategory_ids
-from auditkit.runner import Planned, run_one, validate_params
-from auditkit.spec import parse_spec
+from auditkit.engine.check import CheckInfo, check_info
+from auditkit.engine.runner import Planned, run_one, validate_params
+from auditkit.frameworks.rmf import validate_subcategory_ids
+from auditkit.inputs.artifacts import Artifacts
+from auditkit.inputs.data import Roles, build_datasets, from_arrays
+from auditkit.spec.schema import parse_spec
 
 Split = Any  # a DataFrame, or (x, y) / (x, y, {name: 1-D array}) numpy arrays
 
@@ -47,7 +47,7 @@ def make_artifacts(
 ) -> Artifacts:
     """In-memory Artifacts. ``data`` maps split name to a DataFrame or (x, y[, extra arrays]).
 
-    ``model`` may be an ``nn.Module`` (wrapped with ``auditkit.model.wrap``) or a ModelAdapter.
+    ``model`` may be an ``nn.Module`` (wrapped with ``auditkit.inputs.model.wrap``) or a ModelAdapter.
     ``spec`` is a partial audit spec (e.g. ``{"card": {...}, "model": {"input": {...}}}``): file
     paths are not needed because data and model are given here. Rows with an empty label are an
     ``InputError`` unless ``drop_missing_labels`` (as ``data.drop_missing_labels`` in a spec).
@@ -84,7 +84,7 @@ def make_artifacts(
     loaded = parse_spec(doc, check_files=False)
     adapter = None
     if model is not None:
-        from auditkit.model import ModelAdapter, wrap
+        from auditkit.inputs.model import ModelAdapter, wrap
 
         if isinstance(model, ModelAdapter):
             adapter = model
@@ -123,7 +123,7 @@ def run_check(
 def _info(fn: Callable[..., Any]) -> CheckInfo:
     info = check_info(fn)
     if info is None:
-        raise TypeError(f"{fn!r} is not decorated with @auditkit.check")
+        raise TypeError(f"{fn!r} is not decorated with @auditkit.engine.check")
     return info
 
 
@@ -136,7 +136,9 @@ def _comparable(rec: dict[str, Any]) -> str:
     keep["findings"] = [f for f in keep["findings"] if f.get("metric") not in timed]  # e.g. a latency budget
     keep["evidence"] = {k: v for k, v in (keep["evidence"] or {}).items() if k != "timings"}
     if isinstance(keep["evidence"].get("plots"), list):  # plots of timings carry "timing": true
-        keep["evidence"]["plots"] = [p for p in keep["evidence"]["plots"] if not (isinstance(p, dict) and p.get("timing"))]
+        keep["evidence"]["plots"] = [
+            p for p in keep["evidence"]["plots"] if not (isinstance(p, dict) and p.get("timing"))
+        ]
     return json.dumps(keep, sort_keys=True, default=str)
 
 

@@ -69,7 +69,7 @@ from auditkit.checks.adversarial import (  # noqa: E402
     white_box_evasion,
 )
 
-from auditkit.model import wrap  # noqa: E402
+from auditkit.inputs.model import wrap  # noqa: E402
 from auditkit.testing import make_artifacts, run_check  # noqa: E402
 
 

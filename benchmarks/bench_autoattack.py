@@ -37,7 +37,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "checks")]
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
-    from auditkit.stats import wilson as w
+    from auditkit.toolkit.stats import wilson as w
 
     return w(k, n)
 

@@ -1,7 +1,7 @@
 """Benchmark: bootstrap 95% intervals of six metrics on 1,000,000 predictions (target ≤ 5 s).
 
 Metrics: accuracy, balanced accuracy, macro F1, ROC AUC, log loss, Brier (binary), 1000
-resamples each, through ``auditkit.stats.bootstrap_metrics`` (above 20,000 rows: multinomial
+resamples each, through ``auditkit.toolkit.stats.bootstrap_metrics`` (above 20,000 rows: multinomial
 resampling over cells, see its docstring). Also times the 3-class case and ECE.
 
 Run: ``.venv/bin/python benchmarks/bench_bootstrap.py``
@@ -26,7 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from auditkit.stats import METRICS, bootstrap_metrics, classification_metrics  # noqa: E402
+from auditkit.toolkit.stats import METRICS, bootstrap_metrics, classification_metrics  # noqa: E402
 
 TARGET_S = 5.0
 

@@ -10,7 +10,7 @@ the noise is asymmetric), at 2%, 5% and 10% of the rows, seeded.
 For every case the out-of-sample probabilities are computed once (the check's
 ``crossfit_proba``: 5 stratified folds, what the check's ``learner: auto`` picks — multinomial
 logistic regression for the tabular sets, 10 distance-weighted neighbours on MNIST's pixels) and handed both to
-``auditkit.confident.find_label_issues`` (the check's defaults: prune_by_noise_rate) and to
+``auditkit.toolkit.confident.find_label_issues`` (the check's defaults: prune_by_noise_rate) and to
 cleanlab's ``filter.find_label_issues`` (its defaults, ``n_jobs=1``). Reported: precision, recall
 and F1 of the flagged rows against the planted flips, and the error of the estimated noise rate
 (1 - trace of the calibrated joint; cleanlab's from ``count.estimate_joint``) against the planted
@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 import numpy as np
 from auditkit.checks.label_errors import crossfit_proba
 
-from auditkit.confident import find_label_issues
+from auditkit.toolkit.confident import find_label_issues
 
 RATES = (0.0, 0.02, 0.05, 0.10)
 LEARNER = {"mnist": "knn"}  # what the check's learner "auto" picks: images → kNN, tabular → logistic

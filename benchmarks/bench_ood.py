@@ -135,7 +135,7 @@ def bench_end_to_end(n_boot: int) -> None:
 
 
 def main() -> None:
-    from auditkit.model import set_thread_policy
+    from auditkit.inputs.model import set_thread_policy
 
     print(
         f"torch threads: {set_thread_policy()} (AUDITKIT_THREADS or 1 on ≤ 2 cores); load {os.getloadavg()}"

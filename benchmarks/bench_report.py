@@ -65,7 +65,7 @@ def large_results(
 ) -> dict[str, Any]:
     """A results document with every built-in check id and large evidence."""
     sys.path.insert(0, str(ROOT))
-    from auditkit.registry import build_registry
+    from auditkit.engine.registry import build_registry
 
     registry = build_registry(autoload=False)
     checks = []

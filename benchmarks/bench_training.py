@@ -31,9 +31,9 @@ def main() -> None:
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
 
-    from auditkit.model import set_thread_policy
+    from auditkit.inputs.model import set_thread_policy
+    from auditkit.inputs.training import train_compare
     from auditkit.testing import make_artifacts
-    from auditkit.training import train_compare
 
     threads = set_thread_policy()
     df = load_breast_cancer(as_frame=True).frame

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from auditkit import RunContext
-    from auditkit.model import ModelAdapter
+    from auditkit.inputs.model import ModelAdapter
 
 IMAGE_EPSILONS = [0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255]
 TABULAR_EPSILONS = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2]
@@ -810,7 +810,7 @@ def ensemble_attack(
 
 
 def wilson_row(correct: np.ndarray) -> tuple[float, tuple[float, float], int]:
-    from auditkit.stats import wilson
+    from auditkit.toolkit.stats import wilson
 
     n = int(len(correct))
     k = int(np.sum(correct))
@@ -854,7 +854,7 @@ def shared_white_box(
     ctx: RunContext, split: str, params: dict[str, Any], unbounded_steps: int = 0
 ) -> tuple[WhiteBox, float]:
     """The white-box run, shared between AK-ADV-001 and AK-ADV-002 when their parameters agree."""
-    from auditkit.context import derive_seed
+    from auditkit.engine.context import derive_seed
 
     key = "adv-white-box:" + repr(sorted(params.items())) + f":{split}:{unbounded_steps}"
 
@@ -900,6 +900,7 @@ def _fmt_eps(e: float, kind: str, name: str) -> str:
 
 @check(
     id="AK-ADV-001",
+    area="robustness",
     title="White-box evasion robustness (FGSM/PGD, or the APGD/Square ensemble) over an epsilon grid",
     requires=("model", "test"),
     severity="high",
@@ -1126,6 +1127,7 @@ def hop_skip_jump(
 
 @check(
     id="AK-ADV-002",
+    area="robustness",
     title="Black-box attack (HopSkipJump) and gradient-masking verdict",
     requires=("model", "test"),
     severity="high",
@@ -1173,7 +1175,7 @@ def black_box_and_masking(
     batch_size: attack batch size.
     min_rows: fewest labelled rows of ``split`` to judge on; fewer make the check not applicable, never a pass.
     """
-    from auditkit.stats import wilson
+    from auditkit.toolkit.stats import wilson
 
     _validate(["inf"], losses, steps, restarts)
     params = dict(

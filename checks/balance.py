@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, NotApplicable, Outcome, check, require_rows
-from auditkit.lazy import lazy
+from auditkit.toolkit.imports import lazy
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from auditkit import RunContext
-    from auditkit.data import Dataset
+    from auditkit.inputs.data import Dataset
 else:
     pd = lazy("pandas")  # imported when a check first needs it: `auditkit checks` stays fast
 
@@ -39,6 +39,7 @@ def _classes(ds: Dataset, max_classes: int) -> list[Any]:
 
 @check(
     id="AK-BAL-001",
+    area="data",
     title="Class imbalance in the training set",
     requires=("train", "label"),
     severity="medium",
@@ -67,7 +68,7 @@ def class_imbalance(
     min_class_count: smallest acceptable number of training rows in any class.
     max_classes: with more distinct labels than this the label is taken as continuous (not applicable).
     """
-    from auditkit.stats import wilson
+    from auditkit.toolkit.stats import wilson
 
     train = ctx.dataset("train")
     classes = _classes(train, max_classes)
@@ -114,6 +115,7 @@ def _tvd(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 @check(
     id="AK-BAL-002",
+    area="data",
     title="Label distribution shift between train and the other splits",
     requires=("train", "label", "test|validation|production"),
     severity="medium",
@@ -187,12 +189,19 @@ def label_shift(
         series.append({"name": name, "values": p[:MAX_ROWS].tolist()})
     if not metrics:
         if small:
-            raise NotApplicable(f"too few rows to judge a label shift: {', '.join(small)}, at least {min_rows} "
-                                "needed (parameter min_rows)")
+            raise NotApplicable(
+                f"too few rows to judge a label shift: {', '.join(small)}, at least {min_rows} "
+                "needed (parameter min_rows)"
+            )
         raise NotApplicable("no labelled split besides train")
     if small:
-        findings.append(Finding(f"too small to judge (under {min_rows} labelled rows): {', '.join(small)}",
-                                severity="info", key="small splits"))
+        findings.append(
+            Finding(
+                f"too small to judge (under {min_rows} labelled rows): {', '.join(small)}",
+                severity="info",
+                key="small splits",
+            )
+        )
     evidence = {"plots": [{"type": "bar", "title": "Class shares per split", "x_label": "class",
                            "y_label": "share", "categories": cats, "series": series}]}  # fmt: skip
     return Outcome.from_metrics(metrics, summary="; ".join(parts), findings=findings, evidence=evidence)
@@ -212,6 +221,7 @@ def _quartile_edges(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 
 @check(
     id="AK-BAL-003",
+    area="data",
     title="Under-represented sensitive groups and intersections",
     requires=("sensitive",),
     severity="medium",

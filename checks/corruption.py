@@ -26,7 +26,13 @@ IMAGE_SEVERITIES: dict[str, list[float]] = {
     "contrast": [0.75, 0.5, 0.4, 0.3, 0.2],  # contrast kept around each image's mean
     "brightness": [0.1, 0.2, 0.3, 0.4, 0.5],  # added to every value, then clipped
     "pixelate": [0.85, 0.7, 0.6, 0.5, 0.4],  # resolution kept (area down-, nearest up-sampling)
-    "occlusion": [0.1, 0.2, 0.3, 0.4, 0.5],  # side of a blank square at a random place, share of the image side
+    "occlusion": [
+        0.1,
+        0.2,
+        0.3,
+        0.4,
+        0.5,
+    ],  # side of a blank square at a random place, share of the image side
 }
 TABULAR_SEVERITIES: dict[str, list[float]] = {
     "gaussian_noise": [0.05, 0.1, 0.2, 0.3, 0.5],  # noise sd as a share of each feature's train sd
@@ -161,6 +167,7 @@ def corruption_setup(
 
 @check(
     id="AK-ADV-003",
+    area="robustness",
     title="Robustness to natural corruptions and noise (5 severities)",
     requires=("model", "test"),
     severity="medium",
@@ -204,7 +211,7 @@ def natural_corruptions(
     max_relative_mce: largest acceptable Relative mCE (needs ``baseline_drops``); None reports it ungated.
     min_rows: fewest labelled rows of ``split`` to judge on; fewer make the check not applicable, never a pass.
     """
-    from auditkit.stats import mean_ci, wilson
+    from auditkit.toolkit.stats import mean_ci, wilson
 
     adapter = ctx.model()
     rng = ctx.rng()

@@ -5,7 +5,7 @@ float16 version auditkit derives from ``model``) is compared with the audited mo
 rows, fed the same raw inputs (preprocessing lives inside both modules): prediction parity,
 robustness parity (AK-ADV-001's robust accuracy at its gate epsilon, AK-ADV-003's corruption
 error), and inference cost (latency percentiles with bootstrap intervals, throughput, memory,
-size, stored values, a Pareto table). Loading and timing live in ``auditkit.deployment``.
+size, stored values, a Pareto table). Loading and timing live in ``auditkit.inputs.deployment``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
 
 if TYPE_CHECKING:
     from auditkit import RunContext
-    from auditkit.deployment import Candidate
+    from auditkit.inputs.deployment import Candidate
 
 TIMING = {"timing": True}  # measured on this machine: left out of determinism comparisons
 
@@ -37,8 +37,8 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def _candidates(ctx: RunContext) -> tuple[list[Candidate], list[Candidate], list[Finding]]:
     """(audited + runnable artifacts, unavailable artifacts, notes about the unavailable ones)."""
-    from auditkit.check import Skipped
-    from auditkit.deployment import candidates
+    from auditkit.engine.check import Skipped
+    from auditkit.inputs.deployment import candidates
 
     everything = candidates(ctx.artifacts)
     ready = [c for c in everything if c.forward is not None]
@@ -54,7 +54,7 @@ def _candidates(ctx: RunContext) -> tuple[list[Candidate], list[Candidate], list
 
 
 def _logits(ctx: RunContext, cand: Candidate, split: str) -> np.ndarray:
-    from auditkit.deployment import AUDITED, per_sample_shape
+    from auditkit.inputs.deployment import AUDITED, per_sample_shape
 
     if cand.name == AUDITED:
         return ctx.predictions(split).logits
@@ -96,9 +96,9 @@ def _paired_drop_ci(
 
 def _slice_rates(ctx: RunContext, split: str, flip: np.ndarray, min_rows: int) -> list[list[Any]]:
     """[slice, attribute, n, disagreement, ci low, ci high, judged] per slice of the split."""
-    from auditkit.checks.performance import slice_masks
+    from auditkit.checks._evaluation import slice_masks
 
-    from auditkit.stats import wilson
+    from auditkit.toolkit.stats import wilson
 
     try:
         slices = slice_masks(ctx, split)
@@ -133,7 +133,7 @@ def _parity_one(
     conservative: bool, max_slice_disagreement: float, min_slice_rows: int, n_boot: int,
 ) -> tuple[list[Metric], list[Any], list[list[Any]], list[list[Any]], list[list[Any]]]:  # fmt: skip
     """Metrics, a parity-table row, per-class rows, per-slice rows and flipped rows for one artifact × split."""
-    from auditkit.stats import classification_metrics, wilson
+    from auditkit.toolkit.stats import classification_metrics, wilson
 
     pm, pa = _softmax(ctx.predictions(split).logits), _softmax(_logits(ctx, cand, split))
     n = len(pm)
@@ -254,9 +254,9 @@ def _robustness(ctx: RunContext, ready: list[Candidate], split: str) -> dict[str
     """Per artifact: robust accuracy at AK-ADV-001's gate epsilon and AK-ADV-003's corruption error."""
     from auditkit.checks.adversarial import shared_white_box, white_box, wilson_row
 
-    from auditkit.context import derive_seed
-    from auditkit.deployment import AUDITED, per_sample_shape
-    from auditkit.model import ModelAdapter
+    from auditkit.engine.context import derive_seed
+    from auditkit.inputs.deployment import AUDITED, per_sample_shape
+    from auditkit.inputs.model import ModelAdapter
 
     out: dict[str, Any] = {"adversarial": {}, "corruption": {}, "notes": []}
     adapter = ctx.model()
@@ -312,7 +312,7 @@ def _corruption(
     from auditkit.checks.corruption import corruption_setup, natural_corruptions
 
     from auditkit import check_info
-    from auditkit.context import derive_seed
+    from auditkit.engine.context import derive_seed
 
     info = check_info(natural_corruptions)
     p = info.defaults() if info else {}
@@ -338,6 +338,7 @@ def _corruption(
 
 @check(
     id="AK-DEPLOY-001",
+    area="deployment",
     title="Deployment parity: each artifact to ship predicts like the audited model",
     requires=("model", "test", "deployment"),
     severity="high",
@@ -376,7 +377,7 @@ def deployment_parity(
     max_corruption_error_increase: largest acceptable increase of the mean relative corruption error; None reports it ungated.
     n_boot: bootstrap resamples for the accuracy-drop interval.
     """
-    from auditkit.deployment import AUDITED
+    from auditkit.inputs.deployment import AUDITED
 
     ready, missing, findings = _candidates(ctx)
     present = [s for s in splits if s in ctx.splits()]
@@ -452,7 +453,7 @@ def _robust_metrics(
     metrics = []
     setup = rob.get("setup") or {}
     corr = rob.get("corruption") or {}
-    from auditkit.deployment import AUDITED
+    from auditkit.inputs.deployment import AUDITED
 
     for cand in ready:
         if cand.name == AUDITED:
@@ -514,6 +515,7 @@ def _accuracy(ctx: RunContext, cand: Candidate, split: str) -> float | None:
 
 @check(
     id="AK-DEPLOY-002",
+    area="deployment",
     title="Inference cost of the audited model and each artifact: latency, throughput, memory, size",
     requires=("model", "test", "deployment"),
     severity="medium",
@@ -528,7 +530,7 @@ def inference_cost(
     """Times the audited model and every artifact on rows of ``split`` at each
     ``deployment.batch_sizes`` entry: latency p50/p95/p99 (ms) with 95% percentile-bootstrap
     intervals over the timed calls (warm-up calls excluded; the thread count is recorded),
-    throughput, peak inference memory (see ``auditkit.deployment.peak_memory``), file size and the
+    throughput, peak inference memory (see ``auditkit.inputs.deployment.peak_memory``), file size and the
     number of stored values; plus a Pareto table of accuracy vs p95 latency vs size. Gates only on
     the budgets the spec declares (``deployment.latency_budget_ms``, ``deployment.memory_budget_mb``),
     for the artifacts. Timings measure this machine: they are marked ``timing`` and kept out of
@@ -542,7 +544,7 @@ def inference_cost(
     n_boot: bootstrap resamples for the percentile intervals.
     memory_calls: calls at the largest batch size while peak memory is measured.
     """
-    from auditkit.deployment import AUDITED, peak_memory, per_sample_shape, percentile_cis, time_calls
+    from auditkit.inputs.deployment import AUDITED, peak_memory, per_sample_shape, percentile_cis, time_calls
 
     if warmup < 0 or repeats < 5 or memory_calls < 1:
         raise SpecError("warmup must be ≥ 0, repeats ≥ 5 and memory_calls ≥ 1")

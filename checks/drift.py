@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from auditkit.checks.leakage import text_codes
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, check
-from auditkit.lazy import lazy
+from auditkit.toolkit.hashing import text_codes
+from auditkit.toolkit.imports import lazy
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from auditkit import RunContext
-    from auditkit.check import Severity
+    from auditkit.engine.check import Severity
 else:
     pd = lazy("pandas")  # imported when a check first needs it: `auditkit checks` stays fast
 
@@ -54,6 +54,7 @@ def numeric_drift(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 @check(
     id="AK-DRIFT-001",
+    area="data",
     title="Feature drift from train to test and production, by effect size",
     requires=("train", "test|validation|production"),
     severity="medium",
@@ -99,7 +100,7 @@ def feature_drift(
     from scipy.spatial.distance import jensenshannon
     from scipy.stats import chi2_contingency, false_discovery_control
 
-    from auditkit.stats import wilson
+    from auditkit.toolkit.stats import wilson
 
     train = ctx.dataset("train")
     others = [s for s in splits if s in ctx.splits() and s != "train"]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
-from auditkit.lazy import lazy
+from auditkit.toolkit.imports import lazy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,11 +37,16 @@ def _summaries(counts: np.ndarray) -> dict[str, np.ndarray]:
     tpr_d = np.nanmax(tpr, axis=-1) - np.nanmin(tpr, axis=-1)
     fpr_d = np.nanmax(fpr, axis=-1) - np.nanmin(fpr, axis=-1)
     eo = np.fmax(tpr_d, fpr_d)
-    return {"selection_rate_ratio": ratio, "demographic_parity_difference": dp, "equalized_odds_difference": eo}
+    return {
+        "selection_rate_ratio": ratio,
+        "demographic_parity_difference": dp,
+        "equalized_odds_difference": eo,
+    }
 
 
 @check(
     id="AK-FAIR-001",
+    area="evaluation",
     title="Group fairness: selection-rate ratio, demographic parity and equalized-odds differences",
     requires=("model", "test", "sensitive", "label", "classification"),
     severity="high",
@@ -84,7 +89,7 @@ def group_fairness(
     bound: `value` (gate on point estimates) or `conservative` (on the unfavourable interval end).
     n_boot: bootstrap resamples.
     """
-    from auditkit.stats import wilson
+    from auditkit.toolkit.stats import wilson
 
     test = ctx.dataset("test")
     p = ctx.predictions("test")
@@ -103,7 +108,7 @@ def group_fairness(
     sens = test.sensitive
     if sens.shape[1] == 0:
         raise NotApplicable("no sensitive columns in the test split")
-    from auditkit.checks.performance import output_problems
+    from auditkit.checks._evaluation import output_problems
 
     broken, problems = output_problems(ctx, "test")
     if broken is not None:
@@ -122,9 +127,11 @@ def group_fairness(
             attributes[f"{a} × {b}"] = attributes[a] + " & " + attributes[b]
     rng = ctx.rng()
     metrics, findings, rows = [], list(problems), []
-    limits = {"selection_rate_ratio": (min_selection_rate_ratio, "higher"),
-              "demographic_parity_difference": (max_demographic_parity_difference, "lower"),
-              "equalized_odds_difference": (max_equalized_odds_difference, "lower")}
+    limits = {
+        "selection_rate_ratio": (min_selection_rate_ratio, "higher"),
+        "demographic_parity_difference": (max_demographic_parity_difference, "lower"),
+        "equalized_odds_difference": (max_equalized_odds_difference, "lower"),
+    }
     judged = 0
     for attr, values in attributes.items():
         v = values.to_numpy()[keep]
@@ -133,9 +140,14 @@ def group_fairness(
         ok = sizes >= min_group_size
         small = [str(levels[i]) for i in np.flatnonzero(~ok)]
         if small:
-            findings.append(Finding(f"{attr}: {len(small)} group(s) too small to judge (under {min_group_size} test rows): "
-                                    f"{', '.join(small[:8])}" + (" ..." if len(small) > 8 else ""),
-                                    severity="info", key=f"{attr}: small groups"))
+            findings.append(
+                Finding(
+                    f"{attr}: {len(small)} group(s) too small to judge (under {min_group_size} test rows): "
+                    f"{', '.join(small[:8])}" + (" ..." if len(small) > 8 else ""),
+                    severity="info",
+                    key=f"{attr}: small groups",
+                )
+            )
         if ok.sum() < 2:
             continue
         judged += 1
@@ -155,35 +167,64 @@ def group_fairness(
         cg = counts.reshape(G, 2, 2)
         for i, gi in enumerate(g_idx):
             lo, hi = wilson(int(cg[i, :, 1].sum()), int(cg[i].sum()))
-            rows.append([attr, str(levels[gi]), int(sizes[gi]), _r(sel[i]), _r(lo), _r(hi), _r(tpr[i]), _r(fpr[i])])
+            rows.append(
+                [attr, str(levels[gi]), int(sizes[gi]), _r(sel[i]), _r(lo), _r(hi), _r(tpr[i]), _r(fpr[i])]
+            )
         for name, (limit, direction) in limits.items():
             vals = dist[name][np.isfinite(dist[name])]
             ci = (float(np.quantile(vals, 0.025)), float(np.quantile(vals, 0.975))) if len(vals) else None
-            m = Metric(f"{name}[{attr}]", float(point[name]), ci=ci, n=n, threshold=limit, direction=direction,  # type: ignore[arg-type]
-                       bound=bound, description=f"{name.replace('_', ' ')} across {attr}")  # type: ignore[arg-type]
+            m = Metric(
+                f"{name}[{attr}]",
+                float(point[name]),
+                ci=ci,
+                n=n,
+                threshold=limit,
+                direction=direction,  # type: ignore[arg-type]
+                bound=bound,
+                description=f"{name.replace('_', ' ')} across {attr}",
+            )  # type: ignore[arg-type]
             metrics.append(m)
             if m.passed is False:
                 lo_g = str(levels[g_idx[int(np.nanargmin(sel))]])
                 hi_g = str(levels[g_idx[int(np.nanargmax(sel))]])
-                findings.append(Finding(
-                    f"{attr}: {m.describe_failure()} (selection rate lowest for {lo_g} {np.nanmin(sel):.3f}, "
-                    f"highest for {hi_g} {np.nanmax(sel):.3f})", key=f"{attr}: {name}", metric=m.name))
+                findings.append(
+                    Finding(
+                        f"{attr}: {m.describe_failure()} (selection rate lowest for {lo_g} {np.nanmin(sel):.3f}, "
+                        f"highest for {hi_g} {np.nanmax(sel):.3f})",
+                        key=f"{attr}: {name}",
+                        metric=m.name,
+                    )
+                )
     if judged == 0:
         raise NotApplicable(f"no sensitive attribute has two groups with ≥ {min_group_size} test rows")
     fav_name = classes[fav] if classes else fav
     failing = [f for f in findings if f.severity != "info"]
-    return Outcome(metrics=metrics, findings=findings, summary=(
-        f"{judged} attribute(s) compared on favourable decision {fav_name!r}: "
-        + (f"{len(failing)} disparity finding(s)" if failing else "no disparity beyond the thresholds")
-    ), evidence={
-        "groups": {"columns": ["attribute", "group", "n", "selection rate", "ci low", "ci high", "TPR", "FPR"],
-                   "rows": rows[:50],
-                   "total_rows": len(rows)},
-        "favorable_label": fav_name,
-        "plots": [{"type": "bar", "title": "Selection rate per group", "x_label": "group", "y_label": "selection rate",
-                   "categories": [f"{r[0]}={r[1]}" for r in rows[:30]],
-                   "series": [{"name": "selection rate", "values": [r[3] for r in rows[:30]]}]}],
-    })
+    return Outcome(
+        metrics=metrics,
+        findings=findings,
+        summary=(
+            f"{judged} attribute(s) compared on favourable decision {fav_name!r}: "
+            + (f"{len(failing)} disparity finding(s)" if failing else "no disparity beyond the thresholds")
+        ),
+        evidence={
+            "groups": {
+                "columns": ["attribute", "group", "n", "selection rate", "ci low", "ci high", "TPR", "FPR"],
+                "rows": rows[:50],
+                "total_rows": len(rows),
+            },
+            "favorable_label": fav_name,
+            "plots": [
+                {
+                    "type": "bar",
+                    "title": "Selection rate per group",
+                    "x_label": "group",
+                    "y_label": "selection rate",
+                    "categories": [f"{r[0]}={r[1]}" for r in rows[:30]],
+                    "series": [{"name": "selection rate", "values": [r[3] for r in rows[:30]]}],
+                }
+            ],
+        },
+    )
 
 
 def _r(v: Any) -> float | None:

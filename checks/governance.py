@@ -6,7 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
-from auditkit.rmf import CITATION, is_organisational, subcategories
+from auditkit.frameworks.rmf import CITATION, is_organisational, subcategories
 
 if TYPE_CHECKING:
     from auditkit import RunContext  # importing it at run time would pull in pandas and pydantic
@@ -41,6 +41,7 @@ def _filled(value: Any, min_chars: int) -> bool:
 
 @check(
     id="AK-GOV-001",
+    area="governance",
     title="Model card completeness",
     requires=("card",),
     severity="medium",
@@ -48,7 +49,12 @@ def _filled(value: Any, min_chars: int) -> bool:
     tags=("governance", "documentation"),
 )
 def model_card_completeness(
-    ctx: RunContext, /, *, required: list[str] | None = None, min_chars: int = 20, min_completeness: float = 1.0
+    ctx: RunContext,
+    /,
+    *,
+    required: list[str] | None = None,
+    min_chars: int = 20,
+    min_completeness: float = 1.0,
 ) -> Outcome:
     """Checks that the ``card`` section documents what a release needs.
 
@@ -88,9 +94,15 @@ def model_card_completeness(
         )
         for name in missing
     ]
-    optional_missing = [k for k, (_, req) in CARD_FIELDS.items() if not req and k not in fields and not _filled(data.get(k), 1)]
+    optional_missing = [
+        k
+        for k, (_, req) in CARD_FIELDS.items()
+        if not req and k not in fields and not _filled(data.get(k), 1)
+    ]
     if optional_missing:
-        findings.append(Finding(f"optional card fields left empty: {', '.join(optional_missing)}", severity="info"))
+        findings.append(
+            Finding(f"optional card fields left empty: {', '.join(optional_missing)}", severity="info")
+        )
     status_ok = metric.passed is not False
     summary = f"{len(fields) - len(missing)}/{len(fields)} required card fields filled"
     outcome = Outcome(
@@ -104,6 +116,7 @@ def model_card_completeness(
 
 @check(
     id="AK-GOV-002",
+    area="governance",
     title="NIST AI RMF attestations for organisational subcategories",
     requires=("card",),
     severity="low",
@@ -111,7 +124,12 @@ def model_card_completeness(
     tags=("governance", "nist-ai-rmf"),
 )
 def rmf_attestations(
-    ctx: RunContext, /, *, required: list[str] | None = None, max_age_days: int = 365, min_coverage: float = 0.0
+    ctx: RunContext,
+    /,
+    *,
+    required: list[str] | None = None,
+    max_age_days: int = 365,
+    min_coverage: float = 0.0,
 ) -> Outcome:
     """Records the people's attestations for NIST AI RMF subcategories that tests cannot evidence.
 
@@ -129,7 +147,7 @@ def rmf_attestations(
     card = ctx.spec.card if ctx.spec is not None else None
     if card is None:
         raise NotApplicable("no card section")
-    from auditkit.rmf import normalise_id, validate_subcategory_ids
+    from auditkit.frameworks.rmf import normalise_id, validate_subcategory_ids
 
     subs = subcategories()
     need = [normalise_id(r) for r in (required or [])]
@@ -151,7 +169,9 @@ def rmf_attestations(
             findings.append(Finding(f"{sid} attestation is dated in the future ({att.date})", key=sid))
     for sid in need:
         if sid not in atts:
-            findings.append(Finding(f"required attestation for {sid} is missing: {subs[sid]['text']}", key=sid))
+            findings.append(
+                Finding(f"required attestation for {sid} is missing: {subs[sid]['text']}", key=sid)
+            )
     unattested = [s for s in org if s not in atts]
     coverage = len(attested) / len(org) if org else 1.0
     metric = Metric(

@@ -2,7 +2,7 @@
 
 Out-of-sample class probabilities come from K-fold cross-fitting over the labelled rows of the
 chosen splits pooled together (stratified folds seeded from the check's seed): every row is
-predicted by a model that never saw it. Confident learning (``auditkit.confident``, implemented
+predicted by a model that never saw it. Confident learning (``auditkit.toolkit.confident``, implemented
 from Northcutt, Jiang & Chuang 2021) then runs per split on those probabilities.
 
 Learners, by ``source``:
@@ -20,7 +20,7 @@ Learners, by ``source``:
   trained on train's labels, so it may have memorised some of train's errors: ``source: model``
   avoids that.
 * ``model``: the audited architecture itself (``model.builtin`` or ``model.factory``) trained K
-  times with the spec's training settings (``auditkit.training.fit_rows``).
+  times with the spec's training settings (``auditkit.inputs.training.fit_rows``).
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
-from auditkit.lazy import lazy
+from auditkit.toolkit.imports import lazy
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from auditkit import RunContext
-    from auditkit.data import Dataset
+    from auditkit.inputs.data import Dataset
 else:
     pd = lazy("pandas")
 
@@ -189,7 +189,7 @@ def crossfit_proba(
     """
     from threadpoolctl import threadpool_limits
 
-    from auditkit.threads import default_threads
+    from auditkit.toolkit.threads import default_threads
 
     x2 = x.reshape(len(x), -1)
     proba = np.zeros((len(y), k))
@@ -210,7 +210,7 @@ def _crossfit_model(ctx: RunContext, x: np.ndarray, y: np.ndarray, k: int, folds
     """Out-of-sample probabilities from the audited architecture trained on each fold's complement."""
     import torch
 
-    from auditkit.training import fit_rows
+    from auditkit.inputs.training import fit_rows
 
     m = ctx.spec.model if ctx.spec is not None else None
     if m is None or not (m.builtin or m.factory):
@@ -349,6 +349,7 @@ def _inputs(ctx: RunContext, source: str, names: list[str]) -> tuple[np.ndarray,
 
 @check(
     id="AK-DQ-005",
+    area="data",
     title="Label errors found by confident learning on out-of-sample probabilities",
     requires=("train", "label", "classification"),
     severity="medium",
@@ -412,8 +413,8 @@ def label_errors(
     max_listed: rows per split shown in the report (the CSV has every flagged row).
     impact: recompute the audited model's test accuracy without the flagged test rows.
     """
-    from auditkit.confident import PRUNE_METHODS, RANKINGS, bootstrap_noise_rate, find_label_issues
-    from auditkit.stats import wilson
+    from auditkit.toolkit.confident import PRUNE_METHODS, RANKINGS, bootstrap_noise_rate, find_label_issues
+    from auditkit.toolkit.stats import wilson
 
     for name, value, allowed in (("bound", bound, ("value", "conservative")), ("source", source, SOURCES),
                                  ("learner", learner, LEARNERS), ("prune", prune, PRUNE_METHODS),

@@ -17,117 +17,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from auditkit import Finding, InputError, Metric, NotApplicable, Outcome, SpecError, check
-from auditkit.lazy import lazy
+from auditkit.toolkit import default_threads, lazy
+from auditkit.toolkit.hashing import cached_row_hashes, label_codes, pair_hash, text_codes
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from auditkit import RunContext
-    from auditkit.data import Dataset
+    from auditkit.inputs.data import Dataset
 else:
     pd = lazy("pandas")  # imported when a check first needs it: `auditkit checks` stays fast
 
 MAX_ROWS = 50  # evidence tables are capped; the cap and the total are stated
-_NA_TEXT = "\x00<NA>"
-
-
-# --------------------------------------------------------------------------------------------
-# shared helpers (also used by checks.quality)
-# --------------------------------------------------------------------------------------------
-def _threads() -> int:
-    from auditkit.threads import default_threads
-
-    return default_threads()  # the same policy as torch's: both share the OpenMP runtime
-
-
-def text_codes(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of a column's values by their text (``1`` and ``"1"`` share a code); -1 = missing.
-
-    Factorizes the raw values first, so ``str`` runs once per distinct value, not once per row.
-    Returns (codes, texts of the codes).
-    """
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    if isinstance(s.dtype, pd.StringDtype):  # already distinct texts: no per-value str()
-        return codes.astype(np.int64), np.asarray(uniques, dtype=object)
-    texts = np.array([str(u) for u in uniques], dtype=object)
-    tcodes, tuniq = pd.factorize(texts)
-    out = np.where(codes < 0, -1, tcodes[np.maximum(codes, 0)] if len(tcodes) else -1)
-    return out.astype(np.int64), np.asarray(tuniq, dtype=object)
-
-
-def _hash_text(s: pd.Series) -> np.ndarray:
-    """Hash a categorical column by the text of its values (missing values share one hash)."""
-    codes, texts = text_codes(s)
-    hashed = pd.util.hash_array(np.append(texts, _NA_TEXT).astype(object), categorize=False)
-    return hashed[codes]  # code -1 (missing) picks the last entry, the NA sentinel
-
-
-def canonical_numeric(s: pd.Series, decimals: int) -> np.ndarray:
-    """Float64 values rounded to ``decimals``, -0.0 → 0.0, one canonical NaN."""
-    v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    v = np.round(v, decimals) + 0.0
-    v[np.isnan(v)] = np.nan
-    return v
-
-
-_BLOCK = 1 << 16
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, in place on a uint64 array (a good 64-bit mixer, vectorised)."""
-    x ^= x >> np.uint64(30)
-    x *= _M1
-    x ^= x >> np.uint64(27)
-    x *= _M2
-    x ^= x >> np.uint64(31)
-    return x
-
-
-def row_hashes(ds: Dataset, decimals: int = 9) -> np.ndarray:
-    """uint64 hash per row of the canonicalised feature columns (see the module docstring).
-
-    Each column gives 64 bits (a number's IEEE bits after canonicalisation, a category's text
-    hash); they are folded in column order with ``h = mix(h ^ column)`` (splitmix64; each step
-    is a bijection, so rows that differ in one column always hash apart).
-    """
-    n = len(ds)
-    h = np.full(n, 0x84222325CBF29CE4, dtype=np.uint64)
-    for f in ds.features:
-        s = ds.frame[f]
-        col = _hash_text(s) if f in ds.categorical else canonical_numeric(s, decimals).view(np.uint64)
-        # a full mix per column: float bits of round numbers differ only in their top bits, which a
-        # bare multiply would never carry down (collisions on images of small integers)
-        for a in range(0, n, _BLOCK):  # cache-sized blocks: the mixer's 8 passes stay in L2
-            blk = h[a : a + _BLOCK]
-            blk ^= col[a : a + _BLOCK]
-            _mix(blk)
-    return h
-
-
-def label_codes(*series: pd.Series) -> list[np.ndarray]:
-    """Label codes shared by several columns (by text, as categories are); -1 where missing.
-
-    Vectorised (factorize), unlike a per-row lookup: it matters at a million rows.
-    """
-    codes, _ = text_codes(pd.concat(list(series), ignore_index=True))
-    out, start = [], 0
-    for s in series:
-        out.append(codes[start : start + len(s)])
-        start += len(s)
-    return out
-
-
-def cached_row_hashes(ctx: RunContext, split: str, decimals: int = 9) -> np.ndarray:
-    return ctx.cached(
-        f"auditkit.data.row_hashes:{split}:{decimals}", lambda: row_hashes(ctx.dataset(split), decimals)
-    )
-
-
-def _pair_hash(h: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """A hash of (feature hash, label code)."""
-    mixed = _mix(y.astype(np.int64).view(np.uint64) + np.uint64(0x632BE59BD9B4E019))
-    return _mix(h ^ mixed)
 
 
 def _label_column(ds: Dataset) -> pd.Series | None:
@@ -154,7 +55,7 @@ def _show(v: Any) -> Any:
 
 
 def _ratio_metric(name: str, k: int, n: int, threshold: float | None, description: str) -> Metric:
-    from auditkit.stats import wilson
+    from auditkit.toolkit.stats import wilson
 
     return Metric(
         name, k / n if n else None, ci=wilson(k, n), n=n, threshold=threshold,
@@ -172,6 +73,7 @@ def _need_rows(ds: Dataset) -> None:
 # --------------------------------------------------------------------------------------------
 @check(
     id="AK-LEAK-001",
+    area="data",
     title="Test rows that also occur in the training set",
     requires=("train", "test"),
     severity="high",
@@ -209,7 +111,7 @@ def train_test_overlap(
     if lab_tr is not None and lab_te is not None:
         y_tr, y_te = label_codes(lab_tr, lab_te)
         known = y_te >= 0
-        pair_hit = _lookup(_pair_hash(h_tr[y_tr >= 0], y_tr[y_tr >= 0]), _pair_hash(h_te, y_te))
+        pair_hit = _lookup(pair_hash(h_tr[y_tr >= 0], y_tr[y_tr >= 0]), pair_hash(h_te, y_te))
         conflict = hit & known & ~pair_hit
         metrics.append(_ratio_metric(
             "label_conflict_ratio", int(conflict.sum()), n, max_conflict_ratio,
@@ -336,7 +238,7 @@ def _train_nn_distances(
     ref = np.arange(n)
     if float(len(q_idx)) * n > budget:
         ref = np.union1d(q_idx, rng.choice(n, size=max(int(budget // len(q_idx)), 1), replace=False))
-    faiss.omp_set_num_threads(_threads())
+    faiss.omp_set_num_threads(default_threads())  # torch's policy: both share OpenMP
     index = faiss.IndexFlatL2(v.shape[1])
     index.add(np.ascontiguousarray(v[ref]))
     kk = min(k + 1, len(ref))
@@ -409,7 +311,7 @@ def _exact_search(
     """Exact k nearest neighbours (faiss IndexFlatL2), then the exact check of those candidates."""
     import faiss
 
-    faiss.omp_set_num_threads(_threads())
+    faiss.omp_set_num_threads(default_threads())  # torch's policy: both share OpenMP
     index = faiss.IndexFlatL2(v_tr.shape[1])
     index.add(v_tr)
     k = min(k, len(v_tr))
@@ -514,6 +416,7 @@ def _lsh_search(
 
 @check(
     id="AK-LEAK-002",
+    area="data",
     title="Near-duplicate rows shared by train and test",
     requires=("train", "test"),
     severity="high",
@@ -667,6 +570,7 @@ def _key_text(v: Any) -> str:
 
 @check(
     id="AK-LEAK-003",
+    area="data",
     title="The same entity or group in train and test",
     requires=("train", "test", "id|group"),
     severity="high",
@@ -741,6 +645,7 @@ def _show_time(v: float, is_date: bool) -> Any:
 
 @check(
     id="AK-LEAK-004",
+    area="data",
     title="Temporal leakage: test rows not after the training period",
     requires=("train", "test", "time"),
     severity="high",
@@ -912,6 +817,7 @@ def oof_feature_r2(codes: np.ndarray, y: np.ndarray, folds: np.ndarray, n_folds:
 
 @check(
     id="AK-LEAK-005",
+    area="data",
     title="Target leakage: a single feature that predicts the label almost perfectly",
     requires=("train", "label"),
     severity="high",

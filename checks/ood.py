@@ -21,7 +21,7 @@ from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, NotApplicable, Outcome, 
 
 if TYPE_CHECKING:
     from auditkit import RunContext
-    from auditkit.data import Dataset
+    from auditkit.inputs.data import Dataset
 
 ALL_DETECTORS = ("msp", "max_logit", "energy", "mahalanobis", "knn", "odin", "gen", "vim", "react", "ash", "dice",
                  "relative_mahalanobis")  # fmt: skip
@@ -212,7 +212,7 @@ def expected_calibration_error(
     conf = np.asarray(conf, dtype=np.float64)
     gap = conf - np.asarray(correct, dtype=np.float64)
     w = np.ones((1, len(conf))) if weights is None else np.atleast_2d(weights)
-    from auditkit.stats import calibration_bins  # (lo, hi] bins, the same as AK-PERF's ECE
+    from auditkit.toolkit.stats import calibration_bins  # (lo, hi] bins, the same as AK-PERF's ECE
 
     bins = calibration_bins(conf, n_bins, adaptive=False)
     onehot = np.zeros((len(conf), n_bins))
@@ -971,6 +971,7 @@ def _r(x: float | None, digits: int = 4) -> float | None:
 
 @check(
     id="AK-OOD-001",
+    area="ood",
     title="Out-of-distribution detection: softmax, energy, feature-space and activation-shaping detectors",
     requires=("model", "train", "test", "classification"),
     severity="medium",
@@ -1132,7 +1133,7 @@ def ood_detection(
     fpr_key = "fpr_in" if fpr_convention == "in" else "fpr_out"
     other = "out" if fpr_convention == "in" else "in"
     other_key = f"fpr_{other}"
-    from auditkit.stats import wilson
+    from auditkit.toolkit.stats import wilson
 
     rows: list[list[Any]] = []
     metrics: list[Metric] = []
@@ -1325,6 +1326,7 @@ def _thin(x: np.ndarray, y: np.ndarray, max_points: int = 200) -> tuple[list[flo
 
 @check(
     id="AK-OOD-002",
+    area="ood",
     title="Accuracy, calibration and selective prediction under distribution shift",
     requires=("model", "train", "test", "label", "classification"),
     severity="medium",
@@ -1390,7 +1392,7 @@ def shift_behaviour(
     n_boot: bootstrap resamples for the intervals.
     min_rows: fewest labelled test rows with a finite output to judge on; fewer make the check not applicable.
     """
-    from auditkit.stats import wilson
+    from auditkit.toolkit.stats import wilson
 
     if not 0.0 < coverage <= 1.0:
         raise SpecError("coverage must be in (0, 1]")

@@ -1,7 +1,7 @@
 """Built-in checks: held-out performance, generalisation gap, calibration and slices (AK-PERF-001…004).
 
 Every headline metric carries a 95% interval: Wilson for accuracies of slices, the vectorised
-percentile bootstrap of `auditkit.stats.bootstrap_metrics` for the rest (seeded by the check).
+percentile bootstrap of `auditkit.toolkit.stats.bootstrap_metrics` for the rest (seeded by the check).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from auditkit.checks._evaluation import labelled, output_problems, slice_masks
 
 from auditkit import (
     DEFAULT_MIN_ROWS,
@@ -19,9 +20,8 @@ from auditkit import (
     SpecError,
     check,
     require_rows,
-    slice_mask,
 )
-from auditkit.lazy import lazy
+from auditkit.toolkit.imports import lazy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,39 +37,13 @@ _LABELS = {
 }  # fmt: skip
 
 
-def output_problems(ctx: RunContext, *splits: str) -> tuple[Outcome | None, list[Finding]]:
-    """Findings for NaN/inf model outputs: an Outcome to return at once when every row is broken."""
-    findings = []
-    for split in splits:
-        p = ctx.predictions(split)
-        bad = ~np.isfinite(p.proba).all(axis=1)
-        if len(bad) and bad.all():
-            msg = f"the model outputs NaN/inf probabilities for all {len(bad)} {split} rows: nothing can be measured"
-            return Outcome(findings=[Finding(msg, key="non-finite outputs")], summary=msg), []
-        if bad.any():
-            findings.append(Finding(f"the model outputs NaN/inf probabilities for {int(bad.sum())} of {len(bad)} "
-                                    f"{split} rows; they are left out of the metrics", key=f"non-finite outputs ({split})"))
-    return None, findings
-
-
-def labelled(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(y, proba, row mask, rows dropped) for the rows of `split` whose label the model knows
-    (rows with non-finite outputs are left out too; `output_problems` reports them)."""
-    p = ctx.predictions(split)
-    if p.y is None:
-        raise NotApplicable(f"the {split} split has no labels")
-    mask = (p.y >= 0) & (p.y < p.proba.shape[1]) & np.isfinite(p.proba).all(axis=1)
-    if not mask.any():
-        raise NotApplicable(f"the {split} split has no rows with a known label")
-    return p.y[mask], p.proba[mask], mask, int((~mask).sum())
-
-
 def _r(v: float | None, digits: int = 6) -> float | None:
     return None if v is None or not np.isfinite(v) else float(round(float(v), digits))
 
 
 @check(
     id="AK-PERF-001",
+    area="evaluation",
     title="Held-out performance with confidence intervals against declared minimums",
     requires=("model", "test", "label", "classification"),
     severity="high",
@@ -111,7 +85,7 @@ def heldout_performance(
     n_boot: bootstrap resamples.
     min_rows: fewest labelled test rows to judge on; fewer make the check not applicable, never a pass.
     """
-    from auditkit.stats import bootstrap_metrics, classification_metrics, describe_method, wilson
+    from auditkit.toolkit.stats import bootstrap_metrics, classification_metrics, describe_method, wilson
 
     if bound not in ("conservative", "value"):
         raise SpecError("bound must be 'conservative' or 'value'")
@@ -125,13 +99,28 @@ def heldout_performance(
     if len(np.unique(y)) < 2:
         point["roc_auc"] = float("nan")
     cis = bootstrap_metrics(y, proba, names, n_boot=n_boot, rng=ctx.rng())
-    limits = {"accuracy": min_accuracy, "balanced_accuracy": min_balanced_accuracy, "macro_f1": min_macro_f1,
-              "roc_auc": min_roc_auc, "log_loss": max_log_loss}
+    limits = {
+        "accuracy": min_accuracy,
+        "balanced_accuracy": min_balanced_accuracy,
+        "macro_f1": min_macro_f1,
+        "roc_auc": min_roc_auc,
+        "log_loss": max_log_loss,
+    }
     metrics = []
     for m in names:
         direction = "lower" if m == "log_loss" else "higher"
-        metrics.append(Metric(m, point[m], ci=cis[m], n=len(y), threshold=limits[m], direction=direction,  # type: ignore[arg-type]
-                              bound=bound, description=_LABELS[m]))  # type: ignore[arg-type]
+        metrics.append(
+            Metric(
+                m,
+                point[m],
+                ci=cis[m],
+                n=len(y),
+                threshold=limits[m],
+                direction=direction,  # type: ignore[arg-type]
+                bound=bound,
+                description=_LABELS[m],
+            )
+        )  # type: ignore[arg-type]
     findings = list(problems)
     majority = None
     if beat_majority:
@@ -139,22 +128,45 @@ def heldout_performance(
         ref = train_y[train_y >= 0] if train_y is not None else y
         cls = int(np.bincount(ref).argmax())
         majority = float((y == cls).mean())
-        mm = Metric("accuracy_over_majority", point["accuracy"] - majority,
-                   ci=(cis["accuracy"][0] - majority, cis["accuracy"][1] - majority), n=len(y), threshold=0.0,
-                   direction="higher", bound="conservative",
-                   description=f"accuracy minus the majority-class rate {majority:.4f} (class {cls})")
+        mm = Metric(
+            "accuracy_over_majority",
+            point["accuracy"] - majority,
+            ci=(cis["accuracy"][0] - majority, cis["accuracy"][1] - majority),
+            n=len(y),
+            threshold=0.0,
+            direction="higher",
+            bound="conservative",
+            description=f"accuracy minus the majority-class rate {majority:.4f} (class {cls})",
+        )
         if mm.passed is False:
-            findings.append(Finding(f"the model does not clearly beat predicting the majority class: accuracy "
-                                    f"{point['accuracy']:.4f} (95% CI lower bound {cis['accuracy'][0]:.4f}) vs "
-                                    f"majority rate {majority:.4f}", key="majority", metric=mm.name))
+            findings.append(
+                Finding(
+                    f"the model does not clearly beat predicting the majority class: accuracy "
+                    f"{point['accuracy']:.4f} (95% CI lower bound {cis['accuracy'][0]:.4f}) vs "
+                    f"majority rate {majority:.4f}",
+                    key="majority",
+                    metric=mm.name,
+                )
+            )
         metrics.append(mm)
     if dropped:
-        findings.append(Finding(f"{dropped} test rows have a label the model has no output for; left out",
-                                severity="info", key="unknown labels"))
+        findings.append(
+            Finding(
+                f"{dropped} test rows have a label the model has no output for; left out",
+                severity="info",
+                key="unknown labels",
+            )
+        )
     declared = [k for k, v in limits.items() if v is not None]
     if not declared:
-        findings.append(Finding("no minimum performance was declared (params min_accuracy, min_roc_auc, ...): "
-                                "the metrics are reported, not gated", severity="info", key="no minimums"))
+        findings.append(
+            Finding(
+                "no minimum performance was declared (params min_accuracy, min_roc_auc, ...): "
+                "the metrics are reported, not gated",
+                severity="info",
+                key="no minimums",
+            )
+        )
     k = proba.shape[1]
     pred = proba.argmax(1)
     cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
@@ -168,29 +180,51 @@ def heldout_performance(
         lo, hi = wilson(tp, support) if support else (None, None)
         per_class.append([classes[c], support, _r(prec), _r(rec), _r(lo), _r(hi), _r(f1)])
     evidence_extra = {
-        "per class": {"columns": ["class", "support", "precision", "recall", "recall ci low", "recall ci high", "F1"],
-                      "rows": per_class[:50], "total_rows": k},
+        "per class": {
+            "columns": ["class", "support", "precision", "recall", "recall ci low", "recall ci high", "F1"],
+            "rows": per_class[:50],
+            "total_rows": k,
+        },
     }
     if k <= 20:
         evidence_extra["confusion matrix (rows: true, columns: predicted)"] = {
-            "columns": ["true \\ predicted", *classes], "rows": [[classes[i], *map(int, cm[i])] for i in range(k)]}
-    out = Outcome.from_metrics(metrics, findings=findings, evidence={
-        **evidence_extra,
-        "method": {**describe_method(len(y)), "n_boot": n_boot, "bound": bound},
-        "metrics": {"columns": ["metric", "value", "ci low", "ci high", "minimum/maximum"],
-                    "rows": [[_LABELS[m], _r(point[m]), _r(cis[m][0]), _r(cis[m][1]),
-                              "not declared" if limits[m] is None else limits[m]] for m in names]},
-    })
+            "columns": ["true \\ predicted", *classes],
+            "rows": [[classes[i], *map(int, cm[i])] for i in range(k)],
+        }
+    out = Outcome.from_metrics(
+        metrics,
+        findings=findings,
+        evidence={
+            **evidence_extra,
+            "method": {**describe_method(len(y)), "n_boot": n_boot, "bound": bound},
+            "metrics": {
+                "columns": ["metric", "value", "ci low", "ci high", "minimum/maximum"],
+                "rows": [
+                    [
+                        _LABELS[m],
+                        _r(point[m]),
+                        _r(cis[m][0]),
+                        _r(cis[m][1]),
+                        "not declared" if limits[m] is None else limits[m],
+                    ]
+                    for m in names
+                ],
+            },
+        },
+    )
     # the majority comparison has its own clearer finding: drop the generated duplicate
     out.findings = [f for f in out.findings if not (f.key == "accuracy_over_majority" and f.metric == f.key)]
-    out.summary = (f"test accuracy {point['accuracy']:.4f} (95% CI {cis['accuracy'][0]:.4f}–{cis['accuracy'][1]:.4f}), "
-                   f"ROC AUC {point['roc_auc']:.4f}, n={len(y)}"
-                   + ("" if declared else "; no performance minimum declared: reported, not gated"))
+    out.summary = (
+        f"test accuracy {point['accuracy']:.4f} (95% CI {cis['accuracy'][0]:.4f}–{cis['accuracy'][1]:.4f}), "
+        f"ROC AUC {point['roc_auc']:.4f}, n={len(y)}"
+        + ("" if declared else "; no performance minimum declared: reported, not gated")
+    )
     return out
 
 
 @check(
     id="AK-PERF-002",
+    area="evaluation",
     title="Generalisation gap between train and test",
     requires=("model", "train", "test", "label", "classification"),
     severity="medium",
@@ -198,7 +232,12 @@ def heldout_performance(
     tags=("performance", "overfitting"),
 )
 def generalisation_gap(
-    ctx: RunContext, /, *, max_accuracy_gap: float = 0.05, bound: str = "value", min_rows: int = DEFAULT_MIN_ROWS
+    ctx: RunContext,
+    /,
+    *,
+    max_accuracy_gap: float = 0.05,
+    bound: str = "value",
+    min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:
     """Accuracy on train minus accuracy on test (Newcombe's interval for the difference of two
     proportions), and the same gap in log loss (bootstrap intervals per split), to flag
@@ -210,7 +249,7 @@ def generalisation_gap(
     bound: `value` (gate on the point estimate) or `conservative` (on the interval's upper end).
     min_rows: fewest labelled rows in train and in test to judge on; fewer make the check not applicable.
     """
-    from auditkit.stats import bootstrap_metrics, classification_metrics, newcombe_diff
+    from auditkit.toolkit.stats import bootstrap_metrics, classification_metrics, newcombe_diff
 
     broken, problems = output_problems(ctx, "train", "test")
     if broken is not None:
@@ -229,23 +268,53 @@ def generalisation_gap(
     ci_t = bootstrap_metrics(yt, pt, ("log_loss",), rng=rng)["log_loss"]
     ci_e = bootstrap_metrics(ye, pe, ("log_loss",), rng=rng)["log_loss"]
     metrics = [
-        Metric("accuracy_gap", gap, ci=ci, n=nt + ne, threshold=max_accuracy_gap, direction="lower",
-               bound=bound, description="train accuracy − test accuracy"),  # type: ignore[arg-type]
+        Metric(
+            "accuracy_gap",
+            gap,
+            ci=ci,
+            n=nt + ne,
+            threshold=max_accuracy_gap,
+            direction="lower",
+            bound=bound,
+            description="train accuracy − test accuracy",
+        ),  # type: ignore[arg-type]
         Metric("train_accuracy", kt / nt, n=nt),
         Metric("test_accuracy", ke / ne, n=ne),
-        Metric("log_loss_gap", ll_e - ll_t, n=nt + ne, description="test log loss − train log loss",
-               details={"train": ll_t, "train_ci": ci_t, "test": ll_e, "test_ci": ci_e}),
+        Metric(
+            "log_loss_gap",
+            ll_e - ll_t,
+            n=nt + ne,
+            description="test log loss − train log loss",
+            details={"train": ll_t, "train_ci": ci_t, "test": ll_e, "test_ci": ci_e},
+        ),
     ]
-    return Outcome.from_metrics(metrics, findings=problems, summary=(
-        f"train accuracy {kt / nt:.4f} vs test {ke / ne:.4f}: gap {gap:+.4f} (95% CI {ci[0]:+.4f} to {ci[1]:+.4f})"
-    ), evidence={"plots": [{"type": "bar", "title": "Train vs test", "x_label": "metric", "y_label": "value",
-                            "categories": ["accuracy", "log loss"],
-                            "series": [{"name": "train", "values": [kt / nt, ll_t]},
-                                       {"name": "test", "values": [ke / ne, ll_e]}]}]})
+    return Outcome.from_metrics(
+        metrics,
+        findings=problems,
+        summary=(
+            f"train accuracy {kt / nt:.4f} vs test {ke / ne:.4f}: gap {gap:+.4f} (95% CI {ci[0]:+.4f} to {ci[1]:+.4f})"
+        ),
+        evidence={
+            "plots": [
+                {
+                    "type": "bar",
+                    "title": "Train vs test",
+                    "x_label": "metric",
+                    "y_label": "value",
+                    "categories": ["accuracy", "log loss"],
+                    "series": [
+                        {"name": "train", "values": [kt / nt, ll_t]},
+                        {"name": "test", "values": [ke / ne, ll_e]},
+                    ],
+                }
+            ]
+        },
+    )
 
 
 @check(
     id="AK-PERF-003",
+    area="evaluation",
     title="Calibration: ECE (equal-width and adaptive bins), MCE, Brier, reliability diagram",
     requires=("model", "test", "label", "classification"),
     severity="medium",
@@ -253,8 +322,15 @@ def generalisation_gap(
     tags=("performance", "calibration"),
 )
 def calibration(
-    ctx: RunContext, /, *, max_ece: float = 0.05, max_brier: float | None = None, n_bins: int = 15,
-    bound: str = "value", n_boot: int = 1000, min_rows: int = DEFAULT_MIN_ROWS,
+    ctx: RunContext,
+    /,
+    *,
+    max_ece: float = 0.05,
+    max_brier: float | None = None,
+    n_bins: int = 15,
+    bound: str = "value",
+    n_boot: int = 1000,
+    min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:
     """Top-label calibration on the test split: expected calibration error with equal-width bins
     (Guo et al. 2017, bins (lo, hi]) and with equal-mass bins, maximum calibration error, and the
@@ -272,7 +348,7 @@ def calibration(
     n_boot: bootstrap resamples.
     min_rows: fewest labelled test rows to judge on; fewer make the check not applicable, never a pass.
     """
-    from auditkit.stats import bootstrap_metrics, classification_metrics, reliability_diagram
+    from auditkit.toolkit.stats import bootstrap_metrics, classification_metrics, reliability_diagram
 
     broken, problems = output_problems(ctx, "test")
     if broken is not None:
@@ -283,59 +359,70 @@ def calibration(
     point = classification_metrics(y, proba, n_bins=n_bins, which=names)
     cis = bootstrap_metrics(y, proba, names, n_boot=n_boot, rng=ctx.rng(), n_bins=n_bins)
     limits = {"ece": max_ece, "adaptive_ece": None, "mce": None, "brier": max_brier}
-    metrics = [Metric(m, point[m], ci=cis[m], n=len(y), threshold=limits[m], direction="lower", bound=bound,  # type: ignore[arg-type]
-                      description=_LABELS[m]) for m in names]
+    metrics = [
+        Metric(
+            m,
+            point[m],
+            ci=cis[m],
+            n=len(y),
+            threshold=limits[m],
+            direction="lower",
+            bound=bound,  # type: ignore[arg-type]
+            description=_LABELS[m],
+        )
+        for m in names
+    ]
     rd = reliability_diagram(y, proba, n_bins)
-    table = {"columns": ["mean confidence", "accuracy", "count", "ci low", "ci high"],
-             "rows": [[_r(c), _r(a), n, _r(lo), _r(hi)] for c, a, n, lo, hi in
-                      zip(rd["confidence"], rd["accuracy"], rd["count"], rd["lo"], rd["hi"], strict=True)]}
-    return Outcome.from_metrics(metrics, findings=problems, summary=(
-        f"ECE {point['ece']:.4f} (95% CI {cis['ece'][0]:.4f}–{cis['ece'][1]:.4f}), Brier {point['brier']:.4f}, n={len(y)}"
-    ), evidence={
-        "reliability diagram": table,
-        "plots": [{"type": "line", "title": "Reliability diagram (top-label)", "x_label": "confidence",
-                   "y_label": "accuracy", "diagonal": True,
-                   "series": [{"name": "model", "x": rd["confidence"], "y": rd["accuracy"], "lo": rd["lo"],
-                               "hi": rd["hi"]}]},
-                  {"type": "bar", "title": "Samples per confidence bin", "x_label": "mean confidence",
-                   "y_label": "count", "categories": [f"{c:.2f}" for c in rd["confidence"]],
-                   "series": [{"name": "count", "values": rd["count"]}]}],
-    })
-
-
-def slice_masks(ctx: RunContext, split: str, *, numeric_bins: int = 4, max_levels: int = 50) -> dict[str, tuple[str, np.ndarray]]:
-    """{slice name: (attribute, boolean mask)} over sensitive columns, categorical features and
-    `data.slices` expressions. Numeric sensitive columns are cut into quantile bins of train."""
-    ds = ctx.dataset(split)
-    frame = ds.frame
-    out: dict[str, tuple[str, np.ndarray]] = {}
-    cols = list(dict.fromkeys(list(ds.roles.sensitive) + list(ds.categorical)))
-    for col in cols:
-        if col not in frame:
-            continue
-        s = frame[col]
-        if pd.api.types.is_numeric_dtype(s) and s.nunique() > max(numeric_bins, 10):
-            ref = ctx.dataset("train").frame[col] if "train" in ctx.splits() else s
-            edges = np.unique(np.nanquantile(pd.to_numeric(ref, errors="coerce"), np.linspace(0, 1, numeric_bins + 1)))
-            cut = pd.cut(s, bins=np.r_[-np.inf, edges[1:-1], np.inf])
-            s = cut.astype(str)
-        values = s.astype(str).where(s.notna(), "<missing>")
-        levels = values.value_counts()
-        for level in levels.index[:max_levels]:
-            out[f"{col}={level}"] = (col, (values == level).to_numpy())
-    spec = ctx.spec
-    queries = dict(spec.data.slices) if spec is not None else {}
-    for name, expr in queries.items():
-        try:
-            mask = slice_mask(expr, frame)  # auditkit's whitelisted expressions, never pandas.query
-        except Exception as err:
-            raise SpecError(f"data.slices.{name}: cannot evaluate {expr!r}: {err}") from None
-        out[f"slice:{name}"] = ("user slice", mask)
-    return out
+    table = {
+        "columns": ["mean confidence", "accuracy", "count", "ci low", "ci high"],
+        "rows": [
+            [_r(c), _r(a), n, _r(lo), _r(hi)]
+            for c, a, n, lo, hi in zip(
+                rd["confidence"], rd["accuracy"], rd["count"], rd["lo"], rd["hi"], strict=True
+            )
+        ],
+    }
+    return Outcome.from_metrics(
+        metrics,
+        findings=problems,
+        summary=(
+            f"ECE {point['ece']:.4f} (95% CI {cis['ece'][0]:.4f}–{cis['ece'][1]:.4f}), Brier {point['brier']:.4f}, n={len(y)}"
+        ),
+        evidence={
+            "reliability diagram": table,
+            "plots": [
+                {
+                    "type": "line",
+                    "title": "Reliability diagram (top-label)",
+                    "x_label": "confidence",
+                    "y_label": "accuracy",
+                    "diagonal": True,
+                    "series": [
+                        {
+                            "name": "model",
+                            "x": rd["confidence"],
+                            "y": rd["accuracy"],
+                            "lo": rd["lo"],
+                            "hi": rd["hi"],
+                        }
+                    ],
+                },
+                {
+                    "type": "bar",
+                    "title": "Samples per confidence bin",
+                    "x_label": "mean confidence",
+                    "y_label": "count",
+                    "categories": [f"{c:.2f}" for c in rd["confidence"]],
+                    "series": [{"name": "count", "values": rd["count"]}],
+                },
+            ],
+        },
+    )
 
 
 @check(
     id="AK-PERF-004",
+    area="evaluation",
     title="Worst slice vs overall performance",
     requires=("model", "test", "label", "classification"),
     severity="medium",
@@ -359,7 +446,7 @@ def slice_performance(
     bound: `value` (gate on the point gap) or `conservative` (on the gap interval's upper end:
         pass only when the slice is surely within max_gap).
     """
-    from auditkit.stats import newcombe_diff, wilson
+    from auditkit.toolkit.stats import newcombe_diff, wilson
 
     broken, problems = output_problems(ctx, "test")
     if broken is not None:
@@ -394,36 +481,83 @@ def slice_performance(
             continue
         compared = gap if bound == "value" else (ghi if np.isfinite(ghi) else gap)
         if compared > max_gap:
-            findings.append(Finding(
-                f"slice {name}: accuracy {acc:.4f} (95% CI {lo:.4f}–{hi:.4f}, n={ns}) is {gap:.4f} below overall "
-                f"{overall:.4f} (> {max_gap:g})", key=name, metric="worst_slice_gap",
-                evidence={"slice vs rest gap ci": [glo, ghi]}))
+            findings.append(
+                Finding(
+                    f"slice {name}: accuracy {acc:.4f} (95% CI {lo:.4f}–{hi:.4f}, n={ns}) is {gap:.4f} below overall "
+                    f"{overall:.4f} (> {max_gap:g})",
+                    key=name,
+                    metric="worst_slice_gap",
+                    evidence={"slice vs rest gap ci": [glo, ghi]},
+                )
+            )
         if worst is None or acc < worst[0]:
             worst = (acc, name, ks, ns)
     if worst is None:  # nothing was judged: never a pass
-        raise NotApplicable(f"no slice has the {min_slice_size} test rows needed to judge it "
-                            f"({len(small)} smaller: {', '.join(small[:5])}{' ...' if len(small) > 5 else ''})")
+        raise NotApplicable(
+            f"no slice has the {min_slice_size} test rows needed to judge it "
+            f"({len(small)} smaller: {', '.join(small[:5])}{' ...' if len(small) > 5 else ''})"
+        )
     if small:
-        findings.append(Finding(f"{len(small)} slice(s) too small to judge (fewer than {min_slice_size} test rows): "
-                                f"{', '.join(small[:10])}" + (" ..." if len(small) > 10 else ""),
-                                severity="info", key="small slices"))
+        findings.append(
+            Finding(
+                f"{len(small)} slice(s) too small to judge (fewer than {min_slice_size} test rows): "
+                f"{', '.join(small[:10])}" + (" ..." if len(small) > 10 else ""),
+                severity="info",
+                key="small slices",
+            )
+        )
     metrics = [Metric("overall_accuracy", overall, ci=wilson(k, n), n=n)]
     if worst is not None:
         acc, name, ks, ns = worst
         lo, hi = newcombe_diff(k - ks, n - ns, ks, ns) if n > ns else (float("nan"), float("nan"))
         metrics.append(Metric("worst_slice_accuracy", acc, ci=wilson(ks, ns), n=ns, details={"slice": name}))
-        metrics.append(Metric("worst_slice_gap", overall - acc, ci=(lo, hi), n=ns, threshold=max_gap, direction="lower",
-                              bound=bound, description=f"overall − accuracy of {name} (CI: rest of test vs slice)",  # type: ignore[arg-type]
-                              details={"slice": name}))
+        metrics.append(
+            Metric(
+                "worst_slice_gap",
+                overall - acc,
+                ci=(lo, hi),
+                n=ns,
+                threshold=max_gap,
+                direction="lower",
+                bound=bound,
+                description=f"overall − accuracy of {name} (CI: rest of test vs slice)",  # type: ignore[arg-type]
+                details={"slice": name},
+            )
+        )
     rows.sort(key=lambda r: (r[7] == "too small", -float(r[6] or 0)))  # type: ignore[arg-type]
-    out = Outcome(metrics=metrics, findings=findings, evidence={
-        "slices": {"columns": ["slice", "attribute", "n", "accuracy", "ci low", "ci high", "gap to overall", "note"],
-                   "rows": rows[:50], "total_rows": len(rows)},
-        "plots": [{"type": "bar", "title": "Accuracy per slice (judged slices, worst first)", "x_label": "slice",
-                   "y_label": "accuracy", "categories": [r[0] for r in rows if r[7] == ""][:30],
-                   "series": [{"name": "accuracy", "values": [r[3] for r in rows if r[7] == ""][:30]}]}],
-    })
-    out.summary = (f"{len(rows)} slices; worst judged slice {worst[1]} at {worst[0]:.4f} vs overall {overall:.4f}"
-                   if worst else f"{len(rows)} slices, all smaller than {min_slice_size} rows")
+    out = Outcome(
+        metrics=metrics,
+        findings=findings,
+        evidence={
+            "slices": {
+                "columns": [
+                    "slice",
+                    "attribute",
+                    "n",
+                    "accuracy",
+                    "ci low",
+                    "ci high",
+                    "gap to overall",
+                    "note",
+                ],
+                "rows": rows[:50],
+                "total_rows": len(rows),
+            },
+            "plots": [
+                {
+                    "type": "bar",
+                    "title": "Accuracy per slice (judged slices, worst first)",
+                    "x_label": "slice",
+                    "y_label": "accuracy",
+                    "categories": [r[0] for r in rows if r[7] == ""][:30],
+                    "series": [{"name": "accuracy", "values": [r[3] for r in rows if r[7] == ""][:30]}],
+                }
+            ],
+        },
+    )
+    out.summary = (
+        f"{len(rows)} slices; worst judged slice {worst[1]} at {worst[0]:.4f} vs overall {overall:.4f}"
+        if worst
+        else f"{len(rows)} slices, all smaller than {min_slice_size} rows"
+    )
     return out
-

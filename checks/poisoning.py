@@ -77,6 +77,7 @@ def _one_thread() -> Any:
 
 @check(
     id="AK-POIS-001",
+    area="robustness",
     title="Poisoning / backdoor screen of the training data (calibrated spectral signatures)",
     requires=("model", "train"),
     severity="high",
@@ -137,10 +138,14 @@ def poisoning_screen(
     try:
         emb_tr, emb_ref = ctx.embeddings("train"), ctx.embeddings(reference_split)
     except ValueError as err:  # no nn.Linear head to hook (e.g. TorchScript or exported without embed())
-        raise NotApplicable("the model gives no penultimate features (no nn.Linear head to hook; a TorchScript or "
-                            f"exported model can expose an embed(x) method) ({err})") from None
+        raise NotApplicable(
+            "the model gives no penultimate features (no nn.Linear head to hook; a TorchScript or "
+            f"exported model can expose an embed(x) method) ({err})"
+        ) from None
     if emb_tr.ndim != 2 or emb_tr.shape[1] == 0 or len(emb_tr) != len(train) or len(emb_ref) != len(ref_ds):
-        raise NotApplicable("the model gives no penultimate features (its head's input could not be captured)")
+        raise NotApplicable(
+            "the model gives no penultimate features (its head's input could not be captured)"
+        )
     y_tr, y_ref = np.asarray(train.y), np.asarray(ref_ds.y)
     has_ids = getattr(train, "ids", None) is not None
     ids = np.asarray(train.ids) if has_ids else np.arange(len(y_tr))
@@ -194,7 +199,9 @@ def poisoning_screen(
             evidence={"suspected_ids": flagged_ids[:50], "total_suspected": len(flagged_ids)},
         ))  # fmt: skip
     if listing:
-        ctx.write("suspected_rows.json", {"id_column": "id" if has_ids else "row position", "by_class": listing})
+        ctx.write(
+            "suspected_rows.json", {"id_column": "id" if has_ids else "row position", "by_class": listing}
+        )
     weak = [s for s in screened if s["p_adj"] < alpha and not s["suspected"]]
     if weak:
         findings.append(Finding(

@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from auditkit.checks.leakage import _pair_hash, cached_row_hashes, label_codes
 
 from auditkit import Finding, InputError, Metric, NotApplicable, Outcome, check
-from auditkit.expr import unsafe_row_condition
-from auditkit.lazy import lazy
+from auditkit.spec.expr import unsafe_row_condition
+from auditkit.toolkit.hashing import cached_row_hashes, label_codes, pair_hash
+from auditkit.toolkit.imports import lazy
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from auditkit import RunContext
-    from auditkit.data import Dataset
+    from auditkit.inputs.data import Dataset
 else:
     pd = lazy("pandas")  # imported when a check first needs it: `auditkit checks` stays fast
 
@@ -168,6 +168,7 @@ def _report(
 # --------------------------------------------------------------------------------------------
 @check(
     id="AK-DQ-001",
+    area="data",
     title="A user's Great Expectations suite, validated on every split",
     requires=("expectations",),
     severity="high",
@@ -293,6 +294,7 @@ def _small_sample_suite(
 
 @check(
     id="AK-DQ-002",
+    area="data",
     title="Schema profiled from train, validated on the other splits with Great Expectations",
     requires=("train", "test|validation|production|ood"),
     severity="medium",
@@ -368,6 +370,7 @@ def profiled_schema(
 # --------------------------------------------------------------------------------------------
 @check(
     id="AK-DQ-003",
+    area="data",
     title="Duplicate rows and conflicting labels inside a split",
     requires=(),
     severity="medium",
@@ -395,7 +398,7 @@ def duplicates(
     max_conflict_ratio: largest acceptable share of rows whose features occur with different labels.
     decimals: numbers are rounded to this many decimal places before hashing.
     """
-    from auditkit.stats import wilson
+    from auditkit.toolkit.stats import wilson
 
     present = ctx.splits()
     if not present:
@@ -418,7 +421,7 @@ def duplicates(
             [y] = label_codes(ds.frame[ds.label])
             labelled = y >= 0
             pairs = pd.DataFrame(
-                {"h": h[labelled], "p": _pair_hash(h[labelled], y[labelled])}
+                {"h": h[labelled], "p": pair_hash(h[labelled], y[labelled])}
             ).drop_duplicates("p")
             bad = pairs["h"][pairs["h"].duplicated()].unique()
             conflict = pd.Series(h).isin(bad).to_numpy() & labelled
@@ -460,6 +463,7 @@ def duplicates(
 # --------------------------------------------------------------------------------------------
 @check(
     id="AK-DQ-004",
+    area="data",
     title="Missing values, constant and all-null columns",
     requires=(),
     severity="medium",

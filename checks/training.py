@@ -19,7 +19,11 @@ _MAX_POINTS = 400  # per curve in evidence plots
 def _thin(values: list[float]) -> tuple[list[int], list[float | None]]:
     """Step indices and values of a curve, thinned to at most _MAX_POINTS (non-finite → None)."""
     n = len(values)
-    idx = list(range(n)) if n <= _MAX_POINTS else np.linspace(0, n - 1, _MAX_POINTS).round().astype(int).tolist()
+    idx = (
+        list(range(n))
+        if n <= _MAX_POINTS
+        else np.linspace(0, n - 1, _MAX_POINTS).round().astype(int).tolist()
+    )
     return idx, [float(values[i]) if math.isfinite(values[i]) else None for i in idx]
 
 
@@ -51,6 +55,7 @@ def _nanmean(a: np.ndarray) -> float:
 
 @check(
     id="AK-TRAIN-001",
+    area="training",
     title="Training convergence and stability (NaN, divergence, loss spikes, exploding gradients)",
     requires=("training", "train"),
     severity="high",
@@ -102,8 +107,12 @@ def training_stability(
             # whatever happened; compare the first and last steps instead.
             w = max(1, min(5, len(loss) // 2))
             init, final = _nanmean(loss[:w]), _nanmean(loss[-w:])
-        ratio = final / init if init and math.isfinite(init) and init > 0 and math.isfinite(final) else math.inf
-        spikes = _spikes(loss, spike_factor, spike_window, spike_min_abs * (init if math.isfinite(init) else 0.0))
+        ratio = (
+            final / init if init and math.isfinite(init) and init > 0 and math.isfinite(final) else math.inf
+        )
+        spikes = _spikes(
+            loss, spike_factor, spike_window, spike_min_abs * (init if math.isfinite(init) else 0.0)
+        )
         finite_gn = gn[np.isfinite(gn) & (gn > 0)]
         gn_ratio = float(finite_gn.max() / np.median(finite_gn)) if len(finite_gn) else 0.0
         key = f"seed {run.seed}"
@@ -111,25 +120,53 @@ def training_stability(
             bad_nonfinite += 1
             what = (f"raised {run.error}" if run.error else f"loss or gradient norm became NaN/inf at step "
                     f"{run.nonfinite_step} (lr {run.step_lr[run.nonfinite_step]:.3g})")  # fmt: skip
-            findings.append(Finding(f"{run.label}: training {what}", key=f"{key}: non-finite",
-                                    evidence={"step": run.nonfinite_step, "error": run.error}))
+            findings.append(
+                Finding(
+                    f"{run.label}: training {what}",
+                    key=f"{key}: non-finite",
+                    evidence={"step": run.nonfinite_step, "error": run.error},
+                )
+            )
         elif ratio > max_loss_ratio:
-            findings.append(Finding(
-                f"{run.label}: training diverged — final-epoch loss {final:.4g} vs initial {init:.4g} "
-                f"(ratio {ratio:.3g} > {max_loss_ratio:g})", key=f"{key}: divergence"))
+            findings.append(
+                Finding(
+                    f"{run.label}: training diverged — final-epoch loss {final:.4g} vs initial {init:.4g} "
+                    f"(ratio {ratio:.3g} > {max_loss_ratio:g})",
+                    key=f"{key}: divergence",
+                )
+            )
         if len(spikes) > max_spikes:
-            findings.append(Finding(
-                f"{run.label}: {len(spikes)} loss spikes (> {max_spikes}); first at steps {spikes[:5]}",
-                key=f"{key}: spikes", evidence={"steps": spikes[:50], "total": len(spikes)}))
+            findings.append(
+                Finding(
+                    f"{run.label}: {len(spikes)} loss spikes (> {max_spikes}); first at steps {spikes[:5]}",
+                    key=f"{key}: spikes",
+                    evidence={"steps": spikes[:50], "total": len(spikes)},
+                )
+            )
         if gn_ratio > max_grad_norm_ratio:
-            findings.append(Finding(
-                f"{run.label}: exploding gradients — max/median gradient norm {gn_ratio:.3g} > {max_grad_norm_ratio:g}",
-                key=f"{key}: gradients"))
+            findings.append(
+                Finding(
+                    f"{run.label}: exploding gradients — max/median gradient norm {gn_ratio:.3g} > {max_grad_norm_ratio:g}",
+                    key=f"{key}: gradients",
+                )
+            )
         worst_ratio = max(worst_ratio, ratio)
         worst_spikes = max(worst_spikes, len(spikes))
         worst_gn = max(worst_gn, gn_ratio)
-        rows.append([run.seed, run.epochs_run, len(loss), _r(init), _r(final), _r(ratio), len(spikes), _r(gn_ratio),
-                     "yes" if run.finite else "no", run.stopped_early])
+        rows.append(
+            [
+                run.seed,
+                run.epochs_run,
+                len(loss),
+                _r(init),
+                _r(final),
+                _r(ratio),
+                len(spikes),
+                _r(gn_ratio),
+                "yes" if run.finite else "no",
+                run.stopped_early,
+            ]
+        )
         x, y = _thin(run.step_loss)
         plots_loss.append({"name": key, "x": x, "y": y})
         x, y = _thin(run.step_lr)
@@ -139,14 +176,30 @@ def training_stability(
         ep = list(range(1, len(run.train_loss) + 1))
         plots_epoch.append({"name": f"{key} train", "x": ep, "y": [_r(v) for v in run.train_loss]})
         if run.val_loss:
-            plots_epoch.append({"name": f"{key} validation", "x": ep[: len(run.val_loss)],
-                                "y": [_r(v) for v in run.val_loss]})
+            plots_epoch.append(
+                {
+                    "name": f"{key} validation",
+                    "x": ep[: len(run.val_loss)],
+                    "y": [_r(v) for v in run.val_loss],
+                }
+            )
     n = len(runs)
     metrics = [
-        Metric("nonfinite_runs", bad_nonfinite, n=n, threshold=0, direction="lower",
-               description="runs whose loss/gradient became NaN/inf or whose optimizer raised"),
-        Metric("worst_final_to_initial_loss", worst_ratio if math.isfinite(worst_ratio) else None, n=n,
-               threshold=max_loss_ratio, direction="lower"),
+        Metric(
+            "nonfinite_runs",
+            bad_nonfinite,
+            n=n,
+            threshold=0,
+            direction="lower",
+            description="runs whose loss/gradient became NaN/inf or whose optimizer raised",
+        ),
+        Metric(
+            "worst_final_to_initial_loss",
+            worst_ratio if math.isfinite(worst_ratio) else None,
+            n=n,
+            threshold=max_loss_ratio,
+            direction="lower",
+        ),
         Metric("worst_loss_spikes", worst_spikes, n=n, threshold=max_spikes, direction="lower"),
         Metric("worst_grad_norm_ratio", worst_gn, n=n, threshold=max_grad_norm_ratio, direction="lower"),
     ]
@@ -154,26 +207,66 @@ def training_stability(
     outcome = Outcome.from_metrics([], findings=findings, summary="", evidence={})
     outcome.metrics = metrics
     bad = {f.key.split(":")[0] for f in findings if f.key}
-    outcome.summary = (
-        f"{n} run(s) of {runs[0].optimizer.get('name')}: "
-        + ("all converged without NaN, divergence, spikes or exploding gradients" if not bad
-           else f"{len(bad)} unstable ({', '.join(sorted(bad))})")
+    outcome.summary = f"{n} run(s) of {runs[0].optimizer.get('name')}: " + (
+        "all converged without NaN, divergence, spikes or exploding gradients"
+        if not bad
+        else f"{len(bad)} unstable ({', '.join(sorted(bad))})"
     )
     outcome.evidence = {
-        "runs": {"columns": ["seed", "epochs", "steps", "initial loss", "final loss", "ratio", "spikes",
-                             "grad-norm max/median", "finite", "stopped early"], "rows": rows},
+        "runs": {
+            "columns": [
+                "seed",
+                "epochs",
+                "steps",
+                "initial loss",
+                "final loss",
+                "ratio",
+                "spikes",
+                "grad-norm max/median",
+                "finite",
+                "stopped early",
+            ],
+            "rows": rows,
+        },
         "plots": [
-            {"type": "line", "title": "Training loss per step", "x_label": "step", "y_label": "loss",
-             "series": plots_loss, "log_y": True},
-            {"type": "line", "title": "Learning rate per step", "x_label": "step", "y_label": "lr",
-             "series": plots_lr},
-            {"type": "line", "title": "Gradient norm per step (before clipping)", "x_label": "step",
-             "y_label": "global L2 norm", "series": plots_gn, "log_y": True},
-            {"type": "line", "title": "Loss per epoch", "x_label": "epoch", "y_label": "loss",
-             "series": plots_epoch},
+            {
+                "type": "line",
+                "title": "Training loss per step",
+                "x_label": "step",
+                "y_label": "loss",
+                "series": plots_loss,
+                "log_y": True,
+            },
+            {
+                "type": "line",
+                "title": "Learning rate per step",
+                "x_label": "step",
+                "y_label": "lr",
+                "series": plots_lr,
+            },
+            {
+                "type": "line",
+                "title": "Gradient norm per step (before clipping)",
+                "x_label": "step",
+                "y_label": "global L2 norm",
+                "series": plots_gn,
+                "log_y": True,
+            },
+            {
+                "type": "line",
+                "title": "Loss per epoch",
+                "x_label": "epoch",
+                "y_label": "loss",
+                "series": plots_epoch,
+            },
         ],
-        "config": {"optimizer": runs[0].optimizer, "schedule": runs[0].schedule, "epochs": runs[0].epochs,
-                   "batch_size": runs[0].batch_size, "seeds": [r.seed for r in runs]},
+        "config": {
+            "optimizer": runs[0].optimizer,
+            "schedule": runs[0].schedule,
+            "epochs": runs[0].epochs,
+            "batch_size": runs[0].batch_size,
+            "seeds": [r.seed for r in runs],
+        },
     }
     return outcome
 
@@ -218,6 +311,7 @@ def _test_correct(ctx: RunContext, runs: list[Any]) -> tuple[np.ndarray, np.ndar
 
 @check(
     id="AK-TRAIN-002",
+    area="training",
     title="Seed-to-seed variance of the test metric and same-seed reproducibility",
     requires=("training", "train", "test"),
     severity="medium",
@@ -244,8 +338,8 @@ def seed_variance(
     rerun: retrain the first seed to test reproducibility (costs one more training run).
     min_rows: fewest labelled test rows to judge on; fewer make the check not applicable, never a pass.
     """
-    from auditkit.stats import mean_ci, wilson
-    from auditkit.training import rerun_first_seed, state_distance
+    from auditkit.inputs.training import rerun_first_seed, state_distance
+    from auditkit.toolkit.stats import mean_ci, wilson
 
     _require_test_rows(ctx, min_rows)
     runs = _runs(ctx)
@@ -264,37 +358,86 @@ def seed_variance(
             rng = ctx.rng()
             boots = [np.std(accs[rng.integers(0, len(accs), len(accs))], ddof=1) for _ in range(1000)]
             ci = (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975)))
-        metrics.append(Metric("seed_std_accuracy", std, ci=ci, n=len(runs), threshold=max_seed_std, direction="lower",
-                              description="standard deviation of test accuracy across training seeds"))
-        metrics.append(Metric("seed_range_accuracy", float(accs.max() - accs.min()), n=len(runs),
-                              description="best minus worst seed's test accuracy"))
-        metrics.append(Metric("mean_accuracy", float(accs.mean()), ci=mean_ci(accs, rng=ctx.rng()), n=len(runs)))
+        metrics.append(
+            Metric(
+                "seed_std_accuracy",
+                std,
+                ci=ci,
+                n=len(runs),
+                threshold=max_seed_std,
+                direction="lower",
+                description="standard deviation of test accuracy across training seeds",
+            )
+        )
+        metrics.append(
+            Metric(
+                "seed_range_accuracy",
+                float(accs.max() - accs.min()),
+                n=len(runs),
+                description="best minus worst seed's test accuracy",
+            )
+        )
+        metrics.append(
+            Metric("mean_accuracy", float(accs.mean()), ci=mean_ci(accs, rng=ctx.rng()), n=len(runs))
+        )
     else:
-        findings.append(Finding("only one training seed: seed-to-seed variance is not measured "
-                                "(list ≥ 2 seeds in training.seeds)", severity="info", key="single seed"))
+        findings.append(
+            Finding(
+                "only one training seed: seed-to-seed variance is not measured "
+                "(list ≥ 2 seeds in training.seeds)",
+                severity="info",
+                key="single seed",
+            )
+        )
     diff = None
     if rerun:
         again = rerun_first_seed(ctx.artifacts)
         first = runs[0]
         if first.module is not None and again.module is not None:
             diff = state_distance(first.module, again.module)
-            metrics.append(Metric("same_seed_max_weight_diff", diff if math.isfinite(diff) else None, n=2,
-                                  threshold=max_weight_diff, direction="lower",
-                                  description=f"largest |Δweight| between two runs with seed {first.seed}"))
+            metrics.append(
+                Metric(
+                    "same_seed_max_weight_diff",
+                    diff if math.isfinite(diff) else None,
+                    n=2,
+                    threshold=max_weight_diff,
+                    direction="lower",
+                    description=f"largest |Δweight| between two runs with seed {first.seed}",
+                )
+            )
             if not math.isfinite(diff):
-                findings.append(Finding(f"seed {first.seed} retrained gives a differently shaped or NaN model",
-                                        key="same_seed_max_weight_diff"))
+                findings.append(
+                    Finding(
+                        f"seed {first.seed} retrained gives a differently shaped or NaN model",
+                        key="same_seed_max_weight_diff",
+                    )
+                )
     parts = []
     if len(runs) >= 2:
-        parts.append(f"test accuracy {accs.mean():.4f} ± {np.std(accs, ddof=1):.4f} (sd) over {len(runs)} seeds")
+        parts.append(
+            f"test accuracy {accs.mean():.4f} ± {np.std(accs, ddof=1):.4f} (sd) over {len(runs)} seeds"
+        )
     if diff is not None:
-        parts.append("same seed reproduces the weights exactly" if diff == 0 else f"same-seed weight diff {diff:.3g}")
+        parts.append(
+            "same seed reproduces the weights exactly" if diff == 0 else f"same-seed weight diff {diff:.3g}"
+        )
     return Outcome.from_metrics(
-        metrics, findings=findings, summary="; ".join(parts) or "reproducibility not measured",
-        evidence={"per seed": {"columns": ["seed", "test accuracy", "ci low", "ci high", "finite"], "rows": rows},
-                  "plots": [{"type": "bar", "title": "Test accuracy per seed", "x_label": "seed",
-                             "y_label": "accuracy", "categories": [str(r.seed) for r in runs],
-                             "series": [{"name": "accuracy", "values": [float(a) for a in accs]}]}]},
+        metrics,
+        findings=findings,
+        summary="; ".join(parts) or "reproducibility not measured",
+        evidence={
+            "per seed": {"columns": ["seed", "test accuracy", "ci low", "ci high", "finite"], "rows": rows},
+            "plots": [
+                {
+                    "type": "bar",
+                    "title": "Test accuracy per seed",
+                    "x_label": "seed",
+                    "y_label": "accuracy",
+                    "categories": [str(r.seed) for r in runs],
+                    "series": [{"name": "accuracy", "values": [float(a) for a in accs]}],
+                }
+            ],
+        },
     )
 
 
@@ -311,6 +454,7 @@ def _steps_to_95(run: Any) -> int | None:
 
 @check(
     id="AK-TRAIN-003",
+    area="training",
     title="Optimizer comparison over training.compare (ablation with a paired test)",
     requires=("training.compare", "train", "test"),
     severity="medium",
@@ -335,7 +479,7 @@ def optimizer_comparison(
     n_boot: bootstrap resamples of the test rows for the paired interval.
     min_rows: fewest labelled test rows to judge on (checked before any extra training).
     """
-    from auditkit.training import train_compare
+    from auditkit.inputs.training import train_compare
 
     _require_test_rows(ctx, min_rows)
 
@@ -364,44 +508,90 @@ def optimizer_comparison(
         row = [label, _r(float(accs.mean())), _r(lo), _r(hi),
                _r(float(np.std(accs, ddof=1))) if len(accs) > 1 else None,
                int(np.median(steps)) if steps else None, sum(not r.finite for r in runs)]  # fmt: skip
-        timings.append([label, _r(float(np.mean([r.wall_time_s for r in runs])), 3),
-                        _r(float(np.mean([r.samples_per_s for r in runs])), 1)])
+        timings.append(
+            [
+                label,
+                _r(float(np.mean([r.wall_time_s for r in runs])), 3),
+                _r(float(np.mean([r.samples_per_s for r in runs])), 1),
+            ]
+        )
         if key != "main":
             d = main_row - per_row
             boots = d[idx].mean(axis=1)
             dlo, dhi = float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
             row += [_r(float(d.mean())), _r(dlo), _r(dhi)]
-            metrics.append(Metric(f"accuracy_difference_vs_{name}_{key.split(':')[1]}", float(d.mean()),
-                                  ci=(dlo, dhi), n=n, description=f"{chosen} minus {name}, paired over test rows"))
+            metrics.append(
+                Metric(
+                    f"accuracy_difference_vs_{name}_{key.split(':')[1]}",
+                    float(d.mean()),
+                    ci=(dlo, dhi),
+                    n=n,
+                    description=f"{chosen} minus {name}, paired over test rows",
+                )
+            )
             if dhi < -min_difference:
-                findings.append(Finding(
-                    f"the chosen optimizer {chosen} is significantly worse than {name} on the test set: accuracy "
-                    f"difference {d.mean():+.4f} (95% CI {dlo:+.4f} to {dhi:+.4f}, paired over {n} rows)",
-                    key=f"{name} ({key})", metric=metrics[-1].name))
+                findings.append(
+                    Finding(
+                        f"the chosen optimizer {chosen} is significantly worse than {name} on the test set: accuracy "
+                        f"difference {d.mean():+.4f} (95% CI {dlo:+.4f} to {dhi:+.4f}, paired over {n} rows)",
+                        key=f"{name} ({key})",
+                        metric=metrics[-1].name,
+                    )
+                )
         else:
             row += [None, None, None]
         rows.append(row)
     best = max(rows, key=lambda r: r[1] or 0)
-    summary = (f"{len(configs)} optimizers × {len(main)} seed(s); best {best[0]} at {best[1]:.4f}; chosen {chosen} "
-               + ("is significantly worse than an alternative" if findings else "is not significantly worse"))
-    columns = ["optimizer", "test accuracy (mean over seeds)", "ci low", "ci high", "seed sd",
-               "steps to 95% of best", "diverged runs", "chosen − this", "diff ci low", "diff ci high"]
+    summary = (
+        f"{len(configs)} optimizers × {len(main)} seed(s); best {best[0]} at {best[1]:.4f}; chosen {chosen} "
+        + ("is significantly worse than an alternative" if findings else "is not significantly worse")
+    )
+    columns = [
+        "optimizer",
+        "test accuracy (mean over seeds)",
+        "ci low",
+        "ci high",
+        "seed sd",
+        "steps to 95% of best",
+        "diverged runs",
+        "chosen − this",
+        "diff ci low",
+        "diff ci high",
+    ]
     series = []
     for key, runs in configs:
         r0 = runs[0]
         curve = r0.val_metric or r0.train_metric
-        series.append({"name": f"{r0.optimizer.get('name')} ({key})",
-                       "x": [(i + 1) * r0.steps_per_epoch for i in range(len(curve))], "y": [_r(v) for v in curve]})
-    return Outcome.from_metrics(metrics, findings=findings, summary=summary, evidence={
-        "optimizers": {"columns": columns, "rows": rows},
-        "timings": {"columns": ["optimizer", "mean wall time s", "mean samples/s"], "rows": timings},
-        "plots": [{"type": "line", "title": "Validation accuracy during training (first seed)", "x_label": "step",
-                   "y_label": "accuracy", "series": series}],
-    })
+        series.append(
+            {
+                "name": f"{r0.optimizer.get('name')} ({key})",
+                "x": [(i + 1) * r0.steps_per_epoch for i in range(len(curve))],
+                "y": [_r(v) for v in curve],
+            }
+        )
+    return Outcome.from_metrics(
+        metrics,
+        findings=findings,
+        summary=summary,
+        evidence={
+            "optimizers": {"columns": columns, "rows": rows},
+            "timings": {"columns": ["optimizer", "mean wall time s", "mean samples/s"], "rows": timings},
+            "plots": [
+                {
+                    "type": "line",
+                    "title": "Validation accuracy during training (first seed)",
+                    "x_label": "step",
+                    "y_label": "accuracy",
+                    "series": series,
+                }
+            ],
+        },
+    )
 
 
 @check(
     id="AK-TRAIN-004",
+    area="training",
     title="Compute and estimated energy / CO2eq of training and evaluation",
     requires=("training", "train"),
     severity="low",
@@ -456,41 +646,98 @@ def compute_footprint(
     fwd = runs[0].flops_per_sample_forward
     if fwd is not None and "test" in ctx.splits():
         eval_flops = fwd * len(ctx.dataset("test"))
-    rows = [[r.config, r.optimizer.get("name"), r.seed, r.epochs_run, r.samples_seen, r.total_flops, r.params, r.device]
-            for r in runs]
-    timings = [[r.config, r.seed, _r(r.wall_time_s, 3), _r(r.samples_per_s, 1), r.peak_memory_bytes] for r in runs]
+    rows = [
+        [
+            r.config,
+            r.optimizer.get("name"),
+            r.seed,
+            r.epochs_run,
+            r.samples_seen,
+            r.total_flops,
+            r.params,
+            r.device,
+        ]
+        for r in runs
+    ]
+    timings = [
+        [r.config, r.seed, _r(r.wall_time_s, 3), _r(r.samples_per_s, 1), r.peak_memory_bytes] for r in runs
+    ]
     co2 = {
         "emissions": grams,
         "source": f"auditkit estimate: {wall:.1f} s × {watts:g} W × PUE {pue:g} × {carbon_intensity_g_per_kwh:g} g/kWh",
         "training_type": "pre-training",
         "geographical_location": location,
-        "hardware_used": ("GPU " + torch.cuda.get_device_name(0)) if on_gpu and torch.cuda.is_available()
+        "hardware_used": ("GPU " + torch.cuda.get_device_name(0))
+        if on_gpu and torch.cuda.is_available()
         else f"CPU ({threads} torch thread(s))",
     }
     timing = {"timing": True}  # measured on this machine: left out of determinism comparisons
     metrics = [
-        Metric("training_flops", total_flops, n=len(runs), unit="FLOP",
-               description="forward+backward FLOPs per sample × samples seen, summed over runs"),
-        Metric("evaluation_flops_test", eval_flops, unit="FLOP", description="one forward pass over the test split"),
+        Metric(
+            "training_flops",
+            total_flops,
+            n=len(runs),
+            unit="FLOP",
+            description="forward+backward FLOPs per sample × samples seen, summed over runs",
+        ),
+        Metric(
+            "evaluation_flops_test",
+            eval_flops,
+            unit="FLOP",
+            description="one forward pass over the test split",
+        ),
         Metric("parameters", runs[0].params),
         Metric("training_wall_time_s", wall, n=len(runs), unit="s", details=timing),
-        Metric("energy_kwh", kwh, unit="kWh", description="estimate: wall time × assumed power × PUE", details=timing),
-        Metric("co2eq_grams", grams, unit="g", threshold=max_co2_grams,
-               direction="lower" if max_co2_grams is not None else None,
-               description="estimate: energy × grid carbon intensity", details={**timing, "co2_eq_emissions": co2}),
+        Metric(
+            "energy_kwh",
+            kwh,
+            unit="kWh",
+            description="estimate: wall time × assumed power × PUE",
+            details=timing,
+        ),
+        Metric(
+            "co2eq_grams",
+            grams,
+            unit="g",
+            threshold=max_co2_grams,
+            direction="lower" if max_co2_grams is not None else None,
+            description="estimate: energy × grid carbon intensity",
+            details={**timing, "co2_eq_emissions": co2},
+        ),
     ]
     outcome = Outcome.from_metrics(
         metrics,
-        summary=f"{len(runs)} training run(s)" + (f", {total_flops:.3g} FLOPs" if total_flops else "")
+        summary=f"{len(runs)} training run(s)"
+        + (f", {total_flops:.3g} FLOPs" if total_flops else "")
         + f", {runs[0].params} parameters; energy and CO2eq estimated from wall time × {watts:g} W (see metrics)",
         evidence={
-            "runs": {"columns": ["config", "optimizer", "seed", "epochs", "samples seen", "FLOPs", "params", "device"],
-                     "rows": rows[:50], "total_rows": len(rows)},
-            "timings": {"columns": ["config", "seed", "wall s", "samples/s", "peak memory bytes"], "rows": timings[:50],
-                        "total_rows": len(timings)},
-            "assumptions": {"device_watts": watts, "pue": pue, "carbon_intensity_g_per_kwh": carbon_intensity_g_per_kwh,
-                            "location": location, "peak_memory": runs[0].peak_memory_kind,
-                            "flops": "torch.utils.flop_counter.FlopCounterMode on one batch (matmul/conv ops)"},
+            "runs": {
+                "columns": [
+                    "config",
+                    "optimizer",
+                    "seed",
+                    "epochs",
+                    "samples seen",
+                    "FLOPs",
+                    "params",
+                    "device",
+                ],
+                "rows": rows[:50],
+                "total_rows": len(rows),
+            },
+            "timings": {
+                "columns": ["config", "seed", "wall s", "samples/s", "peak memory bytes"],
+                "rows": timings[:50],
+                "total_rows": len(timings),
+            },
+            "assumptions": {
+                "device_watts": watts,
+                "pue": pue,
+                "carbon_intensity_g_per_kwh": carbon_intensity_g_per_kwh,
+                "location": location,
+                "peak_memory": runs[0].peak_memory_kind,
+                "flops": "torch.utils.flop_counter.FlopCounterMode on one batch (matmul/conv ops)",
+            },
         },
     )
     return outcome

@@ -17,7 +17,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-IGNORED_KEYS = {"duration_s", "started_at", "finished_at", "environment", "argv", "spec_path", "timings", "area"}
+IGNORED_KEYS = {
+    "duration_s",
+    "started_at",
+    "finished_at",
+    "environment",
+    "argv",
+    "spec_path",
+    "timings",
+    "area",
+}
 # Measured on the machine, not computed from the inputs: they differ run to run.
 MEASURED = ("latency", "peak_memory", "throughput", "seconds", "wall", "time_s")
 
@@ -39,7 +48,7 @@ def diff(a: Any, b: Any, where: str, rel: float, out: list[str]) -> None:
         if len(a) != len(b):
             out.append(f"{where}: {len(a)} items before, {len(b)} after")
             return
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             label = x.get("id") or x.get("name") if isinstance(x, dict) else None
             diff(x, y, f"{where}[{label or i}]", rel, out)
     elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
@@ -58,7 +67,7 @@ def _numbers_only_differ(a: str, b: str, rel: float) -> bool:
     pa, pb = re.split(r"(-?\d+\.?\d*(?:e-?\d+)?)", a), re.split(r"(-?\d+\.?\d*(?:e-?\d+)?)", b)
     if len(pa) != len(pb):
         return False
-    for i, (x, y) in enumerate(zip(pa, pb)):
+    for i, (x, y) in enumerate(zip(pa, pb, strict=True)):
         if i % 2 == 0 and x != y:
             return False
         if i % 2 == 1 and not math.isclose(float(x), float(y), rel_tol=max(rel, 1e-3), abs_tol=1e-3):

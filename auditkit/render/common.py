@@ -19,7 +19,7 @@ from collections import Counter
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from auditkit.check import SEVERITIES
+from auditkit.engine.check import SEVERITIES
 from auditkit.safetext import inert
 
 if TYPE_CHECKING:
@@ -39,19 +39,15 @@ AREAS: tuple[tuple[str, str, str], ...] = (
         "Out-of-distribution",
         "Detection of inputs unlike the training data, and behaviour under shift.",
     ),
-    ("deployment", "Deployment", "The artifacts to ship against the audited model: parity, robustness, inference cost."),
+    (
+        "deployment",
+        "Deployment",
+        "The artifacts to ship against the audited model: parity, robustness, inference cost.",
+    ),
     ("governance", "Governance", "Model card, NIST AI RMF attestations, artefact provenance."),
     ("other", "Other checks", "Checks from plugins or outside the built-in areas."),
 )
-_PREFIX_AREA = {
-    "AK-LEAK": "data", "AK-BAL": "data", "AK-DQ": "data", "AK-DRIFT": "data",
-    "AK-TRAIN": "training",
-    "AK-PERF": "evaluation", "AK-FAIR": "evaluation",
-    "AK-ADV": "robustness", "AK-POIS": "robustness",
-    "AK-OOD": "ood",
-    "AK-GOV": "governance",
-    "AK-DEPLOY": "deployment",
-}  # fmt: skip
+# results.json from before checks declared their area (auditkit 0.1): the area from the tags.
 _TAG_AREA = {
     "data": "data", "leakage": "data", "balance": "data", "quality": "data", "drift": "data",
     "training": "training", "optimizer": "training",
@@ -60,6 +56,7 @@ _TAG_AREA = {
     "ood": "ood", "shift": "ood",
     "governance": "governance", "documentation": "governance", "provenance": "governance",
 }  # fmt: skip
+
 STATUS_ORDER = ("failed", "error", "passed", "not_applicable", "skipped")
 SEV_ORDER: dict[Any, int] = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # critical first
 
@@ -125,14 +122,11 @@ def fmt_value(v: Any, limit: int = MAX_NAME, *, keep_tiny: bool = False) -> str:
 
 
 def area_of(rec: dict[str, Any]) -> str:
-    cid = str(rec.get("id", ""))
-    for prefix, area in _PREFIX_AREA.items():
-        if cid.startswith(prefix + "-"):
-            return area
-    for tag in rec.get("tags") or []:
-        if tag in _TAG_AREA:
-            return _TAG_AREA[tag]
-    return "other"
+    """The report section of a check: its declared ``area`` in results.json (older results: its tags)."""
+    area = rec.get("area")
+    if area in {key for key, _, _ in AREAS}:
+        return str(area)
+    return next((_TAG_AREA[t] for t in rec.get("tags") or [] if t in _TAG_AREA), "other")
 
 
 def deselected(rec: dict[str, Any]) -> bool:
@@ -312,7 +306,13 @@ def _user_params(results: dict[str, Any]) -> set[tuple[str, str]]:
     out = {(str(cid), str(k)) for cid, kv in spec_params.items() if isinstance(kv, dict) for k in kv}
     argv = [str(a) for a in (results.get("run") or {}).get("argv") or []]
     for i, a in enumerate(argv):
-        value = a.split("=", 1)[1] if a.startswith("--param=") else argv[i + 1] if a == "--param" and i + 1 < len(argv) else None
+        value = (
+            a.split("=", 1)[1]
+            if a.startswith("--param=")
+            else argv[i + 1]
+            if a == "--param" and i + 1 < len(argv)
+            else None
+        )
         if value:
             key = value.partition("=")[0]
             cid, _, name = key.rpartition(".")
@@ -360,7 +360,11 @@ def scope_view(records: list[dict[str, Any]]) -> dict[str, Any]:
         "off_by_default": len(desel) - len(narrowed),
         "narrowed": bool(narrowed),
         "deselected_list": [
-            {"id": cut(r.get("id"), 80), "title": cut(r.get("title"), 200), "reason": cut(r.get("skip_reason"), 300)}
+            {
+                "id": cut(r.get("id"), 80),
+                "title": cut(r.get("title"), 200),
+                "reason": cut(r.get("skip_reason"), 300),
+            }
             for r in sorted(desel, key=lambda r: str(r.get("id")))
         ],
     }
@@ -373,7 +377,11 @@ def criteria_view(records: list[dict[str, Any]], gate: dict[str, Any]) -> dict[s
     declared = []
     if perf is not None:
         for m in perf.get("metrics") or []:
-            if isinstance(m, dict) and m.get("threshold") is not None and m.get("name") != "accuracy_over_majority":
+            if (
+                isinstance(m, dict)
+                and m.get("threshold") is not None
+                and m.get("name") != "accuracy_over_majority"
+            ):
                 declared.append(f"{cut(m.get('name'), 60)} {_metric_view(m)['rule']}")
     return {
         "fail_on": cut(gate.get("fail_on") or "", 20),
@@ -483,7 +491,7 @@ def build_view(
     shared out evenly (at least 5 per table or check, at most ``max_rows`` / ``max_findings``), so a
     report with many checks and heavy evidence stays a readable size; the rest is counted.
     """
-    from auditkit.rmf import CITATION, coverage
+    from auditkit.frameworks.rmf import CITATION, coverage
 
     attachments = attachments or {}
     run = results.get("run") or {}
@@ -507,7 +515,7 @@ def build_view(
         digest_label = "results sha256"
         raw = attachments.get("results.json")
         if raw is None:
-            from auditkit.results import dumps
+            from auditkit.results.document import dumps
 
             raw = dumps(results).encode("utf-8")
         digest = hashlib.sha256(raw).hexdigest()
@@ -713,7 +721,9 @@ def breakable(value: Any) -> Any:
     from markupsafe import Markup, escape
 
     s = inert(value if isinstance(value, str) else fmt_value(value), multiline=True)
-    s = _LONG_RUN.sub(lambda m: "\0".join(m.group()[i : i + MAX_RUN] for i in range(0, len(m.group()), MAX_RUN)), s)
+    s = _LONG_RUN.sub(
+        lambda m: "\0".join(m.group()[i : i + MAX_RUN] for i in range(0, len(m.group()), MAX_RUN)), s
+    )
     s = _BREAK_AFTER.sub("\\1\0", s)
     return Markup(str(escape(s)).replace("\0", "<wbr>"))
 
@@ -785,7 +795,7 @@ def render_html(
     from auditkit.render.plots import start_anchored
 
     view = build_view(results, attachments=attachments, **{**LIMITS["pdf" if pdf else "html"], **limits})
-    from auditkit.frameworks import view as frameworks_view
+    from auditkit.frameworks.crosswalk import view as frameworks_view
 
     view["frameworks"] = frameworks_view(results)  # EU AI Act / ISO 42001 matrices (report.frameworks)
     for area in view["areas"]:

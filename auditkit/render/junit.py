@@ -105,7 +105,11 @@ def build(results: dict[str, Any]) -> ET.Element:
         elif status == "error":
             counts["errors"] += 1
             head, trace = error_text(rec.get("error"))
-            kind = str((rec.get("error") or {}).get("type") or "error") if isinstance(rec.get("error"), dict) else "error"
+            kind = (
+                str((rec.get("error") or {}).get("type") or "error")
+                if isinstance(rec.get("error"), dict)
+                else "error"
+            )
             el = ET.SubElement(case, "error", {"message": _x(head or "error", 2000), "type": _x(kind, 200)})
             el.text = _x(trace)
         elif status in ("not_applicable", "skipped"):

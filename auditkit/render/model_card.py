@@ -1,6 +1,6 @@
 """Model cards from results.json: Markdown with Hugging Face front matter, and a Google Model Card
 Toolkit (schema v0.0.2) JSON document that validates against the schema shipped in
-``auditkit/data/model_card_toolkit.schema.v0.0.2.json`` (Apache-2.0, attribution beside it).
+``auditkit/resources/model_card_toolkit.schema.v0.0.2.json`` (Apache-2.0, attribution beside it).
 
 Headline metrics are the metrics of the evaluation, robustness and OOD checks that ran. Hugging
 Face's model-index has no slot for intervals, so the point value goes there and the interval, n and
@@ -34,7 +34,9 @@ _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$")  # MCT references must be UR
 @lru_cache(maxsize=1)
 def mct_schema() -> dict[str, Any]:
     text = (
-        files("auditkit").joinpath("data/model_card_toolkit.schema.v0.0.2.json").read_text(encoding="utf-8")
+        files("auditkit")
+        .joinpath("resources/model_card_toolkit.schema.v0.0.2.json")
+        .read_text(encoding="utf-8")
     )
     schema: dict[str, Any] = json.loads(text)
     return schema

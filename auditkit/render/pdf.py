@@ -269,7 +269,7 @@ def render_bytes(
     from weasyprint import HTML, Attachment
 
     from auditkit.render.common import document_date, render_html
-    from auditkit.results import dumps
+    from auditkit.results.document import dumps
 
     attachments = dict(attachments or {})
     if "results.json" not in attachments:

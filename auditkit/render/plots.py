@@ -105,8 +105,9 @@ def _extra_for(xticks: list[tuple[float, str]] | None) -> int:
 PAD = 3  # no text comes closer than this to the edge of the chart
 
 
-def _fit(text: Any, size: float, max_w: float, *, bold: bool = False, min_size: float = 7.0,
-         limit: int = 60) -> tuple[str, float]:
+def _fit(
+    text: Any, size: float, max_w: float, *, bold: bool = False, min_size: float = 7.0, limit: int = 60
+) -> tuple[str, float]:
     """``text`` (escaped) and a font size at which it is at most ``max_w`` wide: the size shrinks
     down to ``min_size``, then the text is shortened with an ellipsis. Widths are those of the
     bundled DejaVu Sans, wider than the usual browser fallbacks, so the HTML fits too."""
@@ -150,7 +151,7 @@ def _title_lines(title: str) -> tuple[list[str], float]:
     head = _wrap2(s[: len(s) // 2 + 1] + " x", 9.0, room)  # a first line that fits, the rest cut
     first = head[0] if head else s[: len(s) // 2]
     a, _ = _fit(first, 9.0, room, bold=True, min_size=9.0, limit=160)
-    b, _ = _fit(s[len(first):].lstrip(), 9.0, room, bold=True, min_size=9.0, limit=160)
+    b, _ = _fit(s[len(first) :].lstrip(), 9.0, room, bold=True, min_size=9.0, limit=160)
     return [a, b], 9.0
 
 
@@ -232,7 +233,9 @@ def _axes(
             out.append(
                 f'<line x1="{ML}" y1="{y:.1f}" x2="{W - MR}" y2="{y:.1f}" stroke="#e3e3e3" stroke-width="0.6"/>'
             )
-            out.append(f'<text x="{ML - 4}" y="{y + 3:.1f}" text-anchor="end" font-size="{size:g}">{label}</text>')
+            out.append(
+                f'<text x="{ML - 4}" y="{y + 3:.1f}" text-anchor="end" font-size="{size:g}">{label}</text>'
+            )
     categorical = xticks is not None
     if xticks is None:
         xticks = [
@@ -256,7 +259,9 @@ def _axes(
             )
         else:
             edge = 2 * (W - PAD - x) if x > W / 2 else 2 * (x - PAD)
-            label, size = _fit(raw, 10, min(edge, spacing - 4), min_size=7, limit=14)  # never into a neighbour
+            label, size = _fit(
+                raw, 10, min(edge, spacing - 4), min_size=7, limit=14
+            )  # never into a neighbour
             out.append(
                 f'<text x="{x:.1f}" y="{H - MB + 13}" text-anchor="middle" font-size="{size:g}">{label}</text>'
             )
@@ -519,7 +524,9 @@ def scatter_chart(plot: dict[str, Any]) -> str:
             'preserveAspectRatio="none"/>'
         )
     else:
-        r = min(max(_num(plot.get("point_radius")) or 2.0, 1.0), 8.0)  # a few labelled points may be drawn larger
+        r = min(
+            max(_num(plot.get("point_radius")) or 2.0, 1.0), 8.0
+        )  # a few labelled points may be drawn larger
         for i, (_, pts) in enumerate(parsed):
             c = PALETTE[i % len(PALETTE)]
             parts += [

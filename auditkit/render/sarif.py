@@ -85,5 +85,7 @@ def render(
     results: dict[str, Any], out_dir: Path, *, attachments: dict[str, bytes] | None = None
 ) -> list[Path]:
     out = Path(out_dir) / FILENAME
-    out.write_text(json.dumps(_inert_strings(build(results)), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    out.write_text(
+        json.dumps(_inert_strings(build(results)), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     return [out]

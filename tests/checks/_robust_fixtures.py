@@ -19,7 +19,9 @@ from torch import nn
 class MLP(nn.Module):
     def __init__(self, d: int, k: int = 2, hidden: int = 32) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, k))
+        self.net = nn.Sequential(
+            nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, k)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -31,7 +33,11 @@ class SmallCNN(nn.Module):
     def __init__(self, k: int = 10) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, k))
 
@@ -51,7 +57,9 @@ class Standardise(nn.Module):
         return (x - self.mean) / self.std
 
 
-def _fit(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, seed: int, batch: int = 64) -> nn.Module:
+def _fit(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, lr: float, seed: int, batch: int = 64
+) -> nn.Module:
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))

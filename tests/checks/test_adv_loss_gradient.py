@@ -15,7 +15,7 @@ from auditkit.checks.adversarial import (
     scaled_module,
 )
 
-from auditkit.model import wrap
+from auditkit.inputs.model import wrap
 
 torch.set_num_threads(1)
 

@@ -272,7 +272,7 @@ def test_cuda_agrees_with_cpu() -> None:
 
     from auditkit.checks.corruption import natural_corruptions
 
-    from auditkit.model import wrap
+    from auditkit.inputs.model import wrap
 
     m, xtr, ytr, xte, yte = digits_cnn()
     gpu = wrap(copy.deepcopy(m), device="cuda", input_kind="image", input_shape=(1, 8, 8))

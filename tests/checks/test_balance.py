@@ -94,7 +94,9 @@ def test_messy_labels_and_high_cardinality_sensitive() -> None:
     df.loc[:100, "y"] = None
     with pytest.raises(InputError, match="101 of 50000 rows have no label"):
         make_artifacts({"train": df, "test": df.iloc[:1000]}, label="y", sensitive=["zip"])
-    arts = make_artifacts({"train": df, "test": df.iloc[:1000]}, label="y", sensitive=["zip"], drop_missing_labels=True)
+    arts = make_artifacts(
+        {"train": df, "test": df.iloc[:1000]}, label="y", sensitive=["zip"], drop_missing_labels=True
+    )
     for fn in (B.class_imbalance, B.label_shift, B.representation):
         rec = run_check(fn, arts)
         assert rec["status"] in ("passed", "failed"), rec["error"]

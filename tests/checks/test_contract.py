@@ -11,8 +11,8 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from auditkit.artifacts import Artifacts
-from auditkit.registry import build_registry
+from auditkit.engine.registry import build_registry
+from auditkit.inputs.artifacts import Artifacts
 from auditkit.testing import check_contract, make_artifacts, tiny_tabular
 
 CARD = {
@@ -22,7 +22,9 @@ CARD = {
     "limitations": "Small synthetic sample; not representative of anything real.",
     "ethical_considerations": "Group error rates are reviewed at every release.",
     "license": "Apache-2.0",
-    "attestations": {"GOVERN 1.1": {"status": "met", "evidence": "policy P-1", "by": "A. Auditor", "date": "2026-11-01"}},
+    "attestations": {
+        "GOVERN 1.1": {"status": "met", "evidence": "policy P-1", "by": "A. Auditor", "date": "2026-11-01"}
+    },
 }
 TRAINING = {"epochs": 2, "batch_size": 32, "seeds": [0, 1], "compare": [{"name": "SGD", "lr": 0.05}]}
 

@@ -30,6 +30,7 @@ def test_image_corruptions_recomputed_independently() -> None:
     rows = rows_of(rec)
     assert len(rows) == 7 * 5
     with torch.no_grad():
+
         def acc(x: np.ndarray) -> float:
             return float((m(torch.from_numpy(x.astype(np.float32))).argmax(1).numpy() == yte).mean())
 
@@ -65,8 +66,12 @@ def test_gate_pass_and_fail() -> None:
 
 
 def test_deterministic_for_a_seed() -> None:
-    a = run_check(natural_corruptions, digits_arts(), seed=5, params={"corruptions": ["impulse_noise", "occlusion"]})
-    b = run_check(natural_corruptions, digits_arts(), seed=5, params={"corruptions": ["impulse_noise", "occlusion"]})
+    a = run_check(
+        natural_corruptions, digits_arts(), seed=5, params={"corruptions": ["impulse_noise", "occlusion"]}
+    )
+    b = run_check(
+        natural_corruptions, digits_arts(), seed=5, params={"corruptions": ["impulse_noise", "occlusion"]}
+    )
     assert a["metrics"] == b["metrics"]
     check_contract(natural_corruptions)
 
@@ -87,7 +92,9 @@ def test_tabular_noise_spares_categorical_dropout_does_not() -> None:
 
     def frame(n: int) -> pd.DataFrame:
         region = rng.choice(["n", "s"], n, p=[0.3, 0.7])
-        return pd.DataFrame({"income": rng.normal(50, 10, n), "region": region, "y": (region == "n").astype(int)})
+        return pd.DataFrame(
+            {"income": rng.normal(50, 10, n), "region": region, "y": (region == "n").astype(int)}
+        )
 
     # region is coded n=0, s=1 (train categories sorted); the model predicts 1 when the code is < 0.5
     arts = make_artifacts({"train": frame(300), "test": frame(300)}, label="y",
@@ -124,10 +131,13 @@ def test_relative_mce_against_a_baseline_model() -> None:
     params = {"corruptions": ["gaussian_blur", "contrast"], "severities": [2, 4]}
     old = run_check(natural_corruptions, make_artifacts({"train": (xtr, ytr), "test": (xte, yte)}, model=weak,
                                                         spec=IMG_SPEC), params=params)  # fmt: skip
-    base = {x["name"]: x for x in old["metrics"]}["mean_relative_corruption_error"]["details"]["per_corruption"]
+    base = {x["name"]: x for x in old["metrics"]}["mean_relative_corruption_error"]["details"][
+        "per_corruption"
+    ]
     new = run_check(natural_corruptions, digits_arts(), params={**params, "baseline_drops": base,
                                                                 "max_relative_mce": 10.0})  # fmt: skip
     rel = {x["name"]: x for x in new["metrics"]}["relative_mce"]
+
     # independent arithmetic from both evidence tables: Σ_s (acc_clean − acc_s) per corruption
     def drops(rec: dict) -> dict[str, float]:  # type: ignore[type-arg]
         return {c: sum(r[6] for r in rows_of(rec).values() if r[0] == c) for c in params["corruptions"]}
@@ -141,9 +151,13 @@ def test_relative_mce_against_a_baseline_model() -> None:
                                                                    "max_relative_mce": 0.5 * rel["value"]})  # fmt: skip
     assert strict["status"] == "failed" and any(f["metric"] == "relative_mce" for f in strict["findings"])
     # against itself the ratio is exactly one
-    own = {x["name"]: x for x in new["metrics"]}["mean_relative_corruption_error"]["details"]["per_corruption"]
+    own = {x["name"]: x for x in new["metrics"]}["mean_relative_corruption_error"]["details"][
+        "per_corruption"
+    ]
     same = run_check(natural_corruptions, digits_arts(), params={**params, "baseline_drops": own})
     assert abs({x["name"]: x for x in same["metrics"]}["relative_mce"]["value"] - 1.0) < 1e-9
     # a baseline that misses a corruption is an error, not a silent pass
-    partial = run_check(natural_corruptions, digits_arts(), params={**params, "baseline_drops": {"contrast": 0.1}})
+    partial = run_check(
+        natural_corruptions, digits_arts(), params={**params, "baseline_drops": {"contrast": 0.1}}
+    )
     assert partial["status"] == "error" and "gaussian_blur" in partial["error"]["message"]

@@ -244,7 +244,7 @@ def test_artifact_files_are_hashed_in_the_manifest(built: dict[str, Any], tmp_pa
     assert _cli(["run", str(spec), "-o", str(out), "-q"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     entry = next(e for e in manifest["inputs"] if e["role"] == "deployment.artifacts.0.onnx")
-    from auditkit.data import file_sha256
+    from auditkit.inputs.data import file_sha256
 
     assert entry["sha256"] == file_sha256(tmp_path / "model.onnx") and entry["path"] == "model.onnx"
     assert (out / "artifacts" / "AK-DEPLOY-001" / "flips.csv").is_file()
@@ -254,7 +254,7 @@ def test_artifact_files_are_hashed_in_the_manifest(built: dict[str, Any], tmp_pa
     assert _cli(["verify", str(out)]) == 0
     with (tmp_path / "model.onnx").open("ab") as fh:
         fh.write(b"\0")
-    from auditkit.bundle import verify
+    from auditkit.results.bundle import verify
 
     assert any("deployment.artifacts.0.onnx" in p for p in verify(out))
 
@@ -305,7 +305,7 @@ def test_spec_errors_name_their_place(built: dict[str, Any], tmp_path: Path, cap
 
 def test_deployment_without_a_model_is_a_spec_error(tmp_path: Path) -> None:
     from auditkit.errors import SpecError
-    from auditkit.spec import load_spec
+    from auditkit.spec.schema import load_spec
 
     (tmp_path / "a.yaml").write_text("version: 1\nname: x\ncard: {license: MIT}\n"
                                      "deployment: {artifacts: [{name: a, quantize: dynamic_int8}]}\n")  # fmt: skip

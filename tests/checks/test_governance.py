@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from auditkit.checks.governance import model_card_completeness, rmf_attestations
 
-from auditkit.rmf import coverage, subcategories
+from auditkit.frameworks.rmf import coverage, subcategories
 from auditkit.testing import make_artifacts, run_check
 
 FULL = {
@@ -70,7 +70,9 @@ def test_attestations_listed_and_counted() -> None:
 
 
 def test_not_met_stale_and_missing_required_attestations_fail() -> None:
-    assert gov(rmf_attestations, {**FULL, "attestations": {"GOVERN 1.1": att("not_met")}})["status"] == "failed"
+    assert (
+        gov(rmf_attestations, {**FULL, "attestations": {"GOVERN 1.1": att("not_met")}})["status"] == "failed"
+    )
     stale = gov(rmf_attestations, {**FULL, "attestations": {"GOVERN 1.1": att(days_ago=400)}})
     assert stale["status"] == "failed" and "days old" in stale["findings"][0]["message"]
     missing = gov(rmf_attestations, {**FULL, "attestations": {"GOVERN 1.1": att()}}, required=["MANAGE 1.1"])
@@ -83,7 +85,9 @@ def test_rmf_core_has_72_subcategories_and_coverage_never_silences() -> None:
     subs = subcategories()
     assert len(subs) == 72
     assert {s.split()[0] for s in subs} == {"GOVERN", "MAP", "MEASURE", "MANAGE"}
-    rows = coverage([{"id": "AK-X-001", "status": "passed", "nist_ai_rmf": ["MEASURE 2.5"]}], {"GOVERN 1.1": att()})
+    rows = coverage(
+        [{"id": "AK-X-001", "status": "passed", "nist_ai_rmf": ["MEASURE 2.5"]}], {"GOVERN 1.1": att()}
+    )
     assert len(rows) == 72
     states = {r["id"]: r["state"] for r in rows}
     assert states["MEASURE 2.5"] == "tested" and states["GOVERN 1.1"] == "attested"

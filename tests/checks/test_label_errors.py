@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from auditkit.checks.label_errors import conflicting_rows, crossfit_proba, label_errors
 
-from auditkit.confident import (
+from auditkit.testing import check_contract, make_artifacts, run_check
+from auditkit.toolkit.confident import (
     bootstrap_noise_rate,
     calibrate,
     confident_joint,
@@ -20,7 +21,6 @@ from auditkit.confident import (
     noise_rate,
     thresholds,
 )
-from auditkit.testing import check_contract, make_artifacts, run_check
 
 
 def blobs(n: int = 600, k: int = 3, flip: float = 0.0, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -8,6 +8,7 @@ import pytest
 from auditkit.checks import leakage as L
 
 from auditkit.testing import check_contract, make_artifacts, run_check, tiny_tabular
+from auditkit.toolkit.hashing import row_hashes
 
 
 def _metric(rec: dict, name: str) -> dict:
@@ -292,7 +293,7 @@ def test_target_leakage_flags_a_leaking_feature_and_matches_reference() -> None:
     rows = {r[0]: r for r in rec["evidence"]["Single-feature out-of-fold AUC"]["rows"]}
     assert 0.45 < rows["noise"][1] < 0.55 and 0.55 < rows["weak"][1] < 0.9
     # independent recomputation for the categorical feature (same folds: rebuilt from the seed)
-    from auditkit.context import derive_seed
+    from auditkit.engine.context import derive_seed
 
     fold = np.empty(n, dtype=np.int64)
     fold[np.random.default_rng(derive_seed(0, "AK-LEAK-005")).permutation(n)] = np.arange(n) % 5
@@ -366,7 +367,7 @@ def test_row_hash_has_no_collisions_on_round_numbers_and_digits() -> None:
     bits = ((np.arange(2**16)[:, None] >> np.arange(16)) & 1).astype(float) * 0.0625
     frame = pd.DataFrame(bits, columns=[f"p{i}" for i in range(16)])
     ds = make_artifacts({"train": frame}).dataset("train")
-    assert len(np.unique(L.row_hashes(ds))) == 2**16
+    assert len(np.unique(row_hashes(ds))) == 2**16
     from sklearn.datasets import load_digits
 
     digits = load_digits()  # no two images are identical (checked with pandas)

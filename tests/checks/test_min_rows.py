@@ -18,8 +18,8 @@ from auditkit.checks.ood import ood_detection, shift_behaviour
 from auditkit.checks.performance import calibration, generalisation_gap, heldout_performance
 
 from auditkit import DEFAULT_MIN_ROWS
-from auditkit.registry import build_registry
-from auditkit.runner import Selection, plan
+from auditkit.engine.registry import build_registry
+from auditkit.engine.runner import Selection, plan
 from auditkit.testing import make_artifacts, run_check
 
 

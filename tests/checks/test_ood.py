@@ -344,7 +344,7 @@ def test_shift_tabular_and_ece_gate() -> None:
 def test_model_without_linear_head_fails_closed_for_feature_gate() -> None:
     import torch
 
-    from auditkit.model import wrap
+    from auditkit.inputs.model import wrap
 
     _, xtr, ytr, xte, yte = digits_cnn()
     torch.manual_seed(0)
@@ -395,7 +395,7 @@ def test_column_shuffle_of_independent_features_is_reported_not_gated() -> None:
 
 
 def test_one_pass_logits_and_embeddings_equal_the_adapter() -> None:
-    from auditkit.model import wrap
+    from auditkit.inputs.model import wrap
 
     model, _, _, xte, _ = digits_cnn()
     adapter = wrap(model, device="cpu", input_kind="image", input_shape=(1, 8, 8))
@@ -447,7 +447,7 @@ def test_activation_detectors_equal_the_model_run_with_its_activations_changed()
     import torch
     from auditkit.checks.ood import Head, ash_score, dice_head, react_score, react_threshold
 
-    from auditkit.model import wrap
+    from auditkit.inputs.model import wrap
 
     module, xtr, ytr, xte, _ = digits_cnn()
     adapter = wrap(module, device="cpu", input_kind="image", input_shape=(1, 8, 8))
@@ -535,7 +535,7 @@ def test_new_detectors_match_pytorch_ood_on_the_digits_cnn() -> None:
     )  # fmt: skip
     from sklearn.metrics import roc_auc_score
 
-    from auditkit.model import wrap
+    from auditkit.inputs.model import wrap
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from bench_ood_detectors import import_pytorch_ood

@@ -1,4 +1,4 @@
-"""AK-PERF-001…004 and the metrics/bootstrap in auditkit.stats.
+"""AK-PERF-001…004 and the metrics/bootstrap in auditkit.toolkit.stats.
 
 Metrics are compared with scikit-learn on the same predictions, ECE with an independent loop
 implementation, and a simulation measures the bootstrap interval's coverage. The model in most
@@ -19,8 +19,8 @@ from auditkit.checks.performance import (
 )
 from sklearn import metrics as skm
 
-from auditkit.stats import bootstrap_metrics, classification_metrics, mean_ci
 from auditkit.testing import make_artifacts, run_check
+from auditkit.toolkit.stats import bootstrap_metrics, classification_metrics, mean_ci
 
 
 def identity(k: int) -> torch.nn.Module:

@@ -12,8 +12,8 @@ import torch
 import yaml
 from auditkit.checks.provenance import artefact_provenance
 
-from auditkit.artifacts import Artifacts
-from auditkit.spec import load_spec
+from auditkit.inputs.artifacts import Artifacts
+from auditkit.spec.schema import load_spec
 from auditkit.testing import make_artifacts, run_check
 
 

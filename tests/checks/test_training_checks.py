@@ -158,7 +158,7 @@ def test_train003_good_choice_passes_and_difference_is_paired() -> None:
     # independent: accuracy of each config's single run on the test rows
     import torch
 
-    from auditkit.training import train_compare
+    from auditkit.inputs.training import train_compare
 
     test = a.dataset("test")
     main = a.training_runs()[0].module
@@ -191,7 +191,7 @@ def test_train004_reports_compute_and_co2_with_assumptions() -> None:
 
 
 def _fake_run(loss: list[float], grad: list[float], seed: int = 0) -> Any:
-    from auditkit.training import TrainingRun
+    from auditkit.inputs.training import TrainingRun
 
     spe = 10
     run = TrainingRun(

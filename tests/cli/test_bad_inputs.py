@@ -58,25 +58,61 @@ CASES: list[tuple[str, str, list[str], str]] = [
     ("empty_split", BASE.replace("test: test.csv", "test: empty.csv"), [], "no rows"),
     ("feature_missing", BASE.replace("test: test.csv", "test: nob.csv"), [], "feature 'b' is missing"),
     ("non_numeric", BASE.replace("test: test.csv", "test: text_in_numeric.csv"), [], "non-numeric values"),
-    ("unparseable", BASE.replace("test: test.csv", "test: garbage.parquet"), [], "cannot read garbage.parquet"),
+    (
+        "unparseable",
+        BASE.replace("test: test.csv", "test: garbage.parquet"),
+        [],
+        "cannot read garbage.parquet",
+    ),
     ("unsupported_type", BASE.replace("test: test.csv", "test: data.txt"), [], "unsupported file type"),
     ("wrong_type_seed", BASE.replace("version: 1", "version: 1\nseed: lots"), [], "seed"),
     ("bad_fail_on", BASE + "gate: {fail_on: severe}\n", [], "gate.fail_on"),
-    ("unknown_select", BASE + "checks: {select: [AK-GOV-009]}\n", [], "unknown check id or prefix 'AK-GOV-009'"),
-    ("unknown_param", BASE + CARD + "checks: {params: {AK-GOV-001: {min_char: 3}}}\n", [], "did you mean 'min_chars'"),
-    ("bad_param_type", BASE + CARD + "checks: {params: {AK-GOV-001: {min_chars: many}}}\n", [],
-     "checks.params.AK-GOV-001.min_chars"),
-    ("waiver_without_reason", BASE + "gate: {waivers: [{check: AK-GOV-001, expires: 2027-01-01}]}\n", [],
-     "gate.waivers.0.reason: required key is missing"),
-    ("bad_attestation_id", BASE + CARD + '  attestations: {"GOVERN 9.9": {status: met, evidence: x, by: y, date: 2026-01-01}}\n',
-     [], "not a NIST AI RMF 1.0 subcategory"),
-    ("two_model_sources", BASE + "model: {torchscript: train.csv, builtin: mlp}\n", [], "exactly one model source"),
+    (
+        "unknown_select",
+        BASE + "checks: {select: [AK-GOV-009]}\n",
+        [],
+        "unknown check id or prefix 'AK-GOV-009'",
+    ),
+    (
+        "unknown_param",
+        BASE + CARD + "checks: {params: {AK-GOV-001: {min_char: 3}}}\n",
+        [],
+        "did you mean 'min_chars'",
+    ),
+    (
+        "bad_param_type",
+        BASE + CARD + "checks: {params: {AK-GOV-001: {min_chars: many}}}\n",
+        [],
+        "checks.params.AK-GOV-001.min_chars",
+    ),
+    (
+        "waiver_without_reason",
+        BASE + "gate: {waivers: [{check: AK-GOV-001, expires: 2027-01-01}]}\n",
+        [],
+        "gate.waivers.0.reason: required key is missing",
+    ),
+    (
+        "bad_attestation_id",
+        BASE + CARD + '  attestations: {"GOVERN 9.9": {status: met, evidence: x, by: y, date: 2026-01-01}}\n',
+        [],
+        "not a NIST AI RMF 1.0 subcategory",
+    ),
+    (
+        "two_model_sources",
+        BASE + "model: {torchscript: train.csv, builtin: mlp}\n",
+        [],
+        "exactly one model source",
+    ),
     ("cli_bad_param_syntax", BASE, ["--param", "nonsense"], "expected CHECK-ID.name=value"),
     ("cli_unknown_ignore", BASE, ["--ignore", "AK-NOPE"], "unknown check id or prefix 'AK-NOPE'"),
     ("missing_baseline", BASE + "gate: {baseline: old/results.json}\n", [], "gate.baseline: file not found"),
     ("bad_format", BASE.replace("formats: [json]", "formats: [docx]"), [], "report.formats.0"),
-    ("unknown_require_plugin", BASE + "checks: {require_plugins: [no-such-plugin]}\n", [],
-     "required plugin(s) not installed: no-such-plugin"),
+    (
+        "unknown_require_plugin",
+        BASE + "checks: {require_plugins: [no-such-plugin]}\n",
+        [],
+        "required plugin(s) not installed: no-such-plugin",
+    ),
 ]
 
 
@@ -102,14 +138,16 @@ def test_bad_input_exits_2_with_one_line(
 def test_duplicate_check_id_from_local_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _tables(tmp_path)
     (tmp_path / "mychecks").mkdir()
-    (tmp_path / "mychecks" / "dup.py").write_text(textwrap.dedent('''
+    (tmp_path / "mychecks" / "dup.py").write_text(
+        textwrap.dedent('''
         from auditkit import Outcome, check
 
         @check(id="AK-GOV-001", title="A clash", requires=("train",))
         def clash(ctx, /):
             """Clashes with a built-in id."""
             return Outcome()
-    '''))
+    ''')
+    )
     (tmp_path / "audit.yaml").write_text(BASE + "checks: {paths: [mychecks]}\n")
     with pytest.raises(SystemExit) as exc:
         main(["run", str(tmp_path / "audit.yaml"), "-o", str(tmp_path / "out"), "-q"])
@@ -119,7 +157,9 @@ def test_duplicate_check_id_from_local_folder(tmp_path: Path, capsys: pytest.Cap
     assert "builtin:auditkit.checks.governance" in err and "dup.py" in err
 
 
-def test_output_folder_that_is_not_a_bundle_is_never_clobbered(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_output_folder_that_is_not_a_bundle_is_never_clobbered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _tables(tmp_path)
     (tmp_path / "audit.yaml").write_text(BASE)
     precious = tmp_path / "precious"

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from auditkit.artifacts import Artifacts
 from auditkit.cli import main
-from auditkit.spec import parse_spec
+from auditkit.inputs.artifacts import Artifacts
+from auditkit.spec.schema import parse_spec
 
 NETS = """
 import torch
@@ -330,7 +330,7 @@ def test_init_refuses_an_ambiguous_label_without_label_option(
 
 
 def test_init_asks_on_a_terminal_when_the_label_is_ambiguous(tmp_path: Path) -> None:
-    from auditkit.init import write_spec
+    from auditkit.spec.scaffold import write_spec
 
     pd.DataFrame({"label": [0, 1] * 20, "target": [1, 0] * 20}).to_csv(tmp_path / "train.csv", index=False)
     asked: list[list[str]] = []

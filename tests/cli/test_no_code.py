@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from auditkit import nocode
 from auditkit.cli import main
+from auditkit.spec import nocode
 
 TOUCH = "import pathlib, os\npathlib.Path(os.environ['NC_CANARY']).touch()\n"
 NETS = (
@@ -306,8 +306,8 @@ def test_the_python_api_refuses_code_too(project: Path) -> None:
 def test_a_refusal_point_holds_even_when_the_first_check_is_bypassed(project: Path) -> None:
     """Defence in depth: the loaders refuse by themselves under the policy."""
     from auditkit import SpecError
-    from auditkit.registry import build_registry
-    from auditkit.training import resolve_optimizer
+    from auditkit.engine.registry import build_registry
+    from auditkit.inputs.training import resolve_optimizer
 
     with nocode.scope(True):
         with pytest.raises(SpecError, match="^checks.paths: code is forbidden"):
@@ -349,7 +349,7 @@ def test_a_clean_torch_export_archive_still_loads(project: Path, capsys: pytest.
 def test_archive_members_torch_would_load_as_code_are_refused(
     project: Path, member: str, reason: str
 ) -> None:
-    from auditkit.model_loading import export_pickles
+    from auditkit.inputs.loading import export_pickles
 
     src, dst = project / "net.pt2", project / "odd.pt2"
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from auditkit.cli import main
-from auditkit.results import AuditResults
+from auditkit.results.document import AuditResults
 
 AUDITKIT = [sys.executable, "-m", "auditkit.cli"]
 
@@ -138,13 +138,21 @@ def test_passing_run_writes_a_verifiable_bundle(project: Path) -> None:
 
 
 def test_failing_metric_fails_the_gate_with_exit_1(project: Path) -> None:
-    spec = write_spec(project, "checks:\n  paths: [local]\n  select: [LOCAL-METRIC]\n  params: {LOCAL-METRIC-001: {value: 0.3, lo: 0.2, hi: 0.4}}\n")
+    spec = write_spec(
+        project,
+        "checks:\n  paths: [local]\n  select: [LOCAL-METRIC]\n  params: {LOCAL-METRIC-001: {value: 0.3, lo: 0.2, hi: 0.4}}\n",
+    )
     # A second `checks:` key would be a YAML duplicate; write a spec with params instead.
-    spec.write_text(spec.read_text().replace("checks:\n  paths: [local]\n  select: [AK-GOV, LOCAL-METRIC]\n", "", 1))
+    spec.write_text(
+        spec.read_text().replace("checks:\n  paths: [local]\n  select: [AK-GOV, LOCAL-METRIC]\n", "", 1)
+    )
     assert run(["run", str(spec), "-o", str(project / "out"), "-q"]) == 1
     doc = json.loads((project / "out" / "results.json").read_text())
     assert doc["gate"]["decision"] == "fail"
-    assert "score = 0.3" in next(c for c in doc["checks"] if c["id"] == "LOCAL-METRIC-001")["findings"][0]["message"]
+    assert (
+        "score = 0.3"
+        in next(c for c in doc["checks"] if c["id"] == "LOCAL-METRIC-001")["findings"][0]["message"]
+    )
     # Below fail_on the same finding does not block.
     assert run(["run", str(spec), "-o", str(project / "out"), "-q", "--fail-on", "critical"]) == 0
 
@@ -169,7 +177,9 @@ def test_a_check_that_finds_its_parameters_wrong_exits_2_with_one_line(
     with the other checks' results."""
     spec = write_spec(project, select="[AK-GOV, LOCAL-METRIC]")
     out = project / "out"
-    code = run(["run", str(spec), "-o", str(out), "-q", "--param", "AK-GOV-001.required=[intended_use, colour]"])
+    code = run(
+        ["run", str(spec), "-o", str(out), "-q", "--param", "AK-GOV-001.required=[intended_use, colour]"]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("auditkit: error: AK-GOV-001: required: ['colour']"), err
@@ -218,7 +228,9 @@ def test_verify_catches_one_byte_change_in_any_listed_file(project: Path) -> Non
     out = project / "out"
     assert run(["run", str(spec), "-o", str(out), "-q"]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    targets = [out / e["path"] for e in manifest["outputs"]] + [Path(e["resolved"]) for e in manifest["inputs"] if "resolved" in e]  # distributions: tests/engine/test_evidence.py
+    targets = [out / e["path"] for e in manifest["outputs"]] + [
+        Path(e["resolved"]) for e in manifest["inputs"] if "resolved" in e
+    ]  # distributions: tests/engine/test_evidence.py
     assert len(targets) >= 4
     for target in targets:
         original = target.read_bytes()
@@ -226,7 +238,7 @@ def test_verify_catches_one_byte_change_in_any_listed_file(project: Path) -> Non
         changed[len(changed) // 2] ^= 0x01
         target.write_bytes(bytes(changed))
         try:
-            problems = __import__("auditkit.bundle", fromlist=["verify"]).verify(out)
+            problems = __import__("auditkit.results.bundle", fromlist=["verify"]).verify(out)
             assert any(target.name in p for p in problems), (target, problems)
         finally:
             target.write_bytes(original)
@@ -249,8 +261,13 @@ def test_same_inputs_give_the_same_results_json(project: Path) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_midway_leaves_no_complete_looking_bundle(project: Path, sig: signal.Signals) -> None:
-    spec = write_spec(project, "checks:\n  paths: [local]\n  select: [AK-GOV, LOCAL-SLOW]\n  params: {LOCAL-SLOW-001: {seconds: 30}}\n")
-    spec.write_text(spec.read_text().replace("checks:\n  paths: [local]\n  select: [AK-GOV, LOCAL-METRIC]\n", "", 1))
+    spec = write_spec(
+        project,
+        "checks:\n  paths: [local]\n  select: [AK-GOV, LOCAL-SLOW]\n  params: {LOCAL-SLOW-001: {seconds: 30}}\n",
+    )
+    spec.write_text(
+        spec.read_text().replace("checks:\n  paths: [local]\n  select: [AK-GOV, LOCAL-METRIC]\n", "", 1)
+    )
     out = project / "out"
     started = project / "started"
     env = {**os.environ, "AK_TEST_STARTED": str(started)}
@@ -275,7 +292,10 @@ gate:
     - {check: LOCAL-METRIC-001, reason: "known and accepted for this release", expires: 2999-01-01, approved_by: risk office}
 """
     spec = write_spec(project, extra)
-    text = spec.read_text().replace("select: [AK-GOV, LOCAL-METRIC]", "select: [LOCAL-METRIC]\n  params: {LOCAL-METRIC-001: {value: 0.3, lo: 0.2, hi: 0.4}}")
+    text = spec.read_text().replace(
+        "select: [AK-GOV, LOCAL-METRIC]",
+        "select: [LOCAL-METRIC]\n  params: {LOCAL-METRIC-001: {value: 0.3, lo: 0.2, hi: 0.4}}",
+    )
     spec.write_text(text)
     assert run(["run", str(spec), "-o", str(project / "out"), "-q"]) == 0
     doc = json.loads((project / "out" / "results.json").read_text())
@@ -285,7 +305,10 @@ gate:
     spec.write_text(text.replace("2999-01-01", "2020-01-01"))
     assert run(["run", str(spec), "-o", str(project / "out"), "-q"]) == 1
     doc = json.loads((project / "out" / "results.json").read_text())
-    assert next(c for c in doc["checks"] if c["id"] == "LOCAL-METRIC-001")["findings"][0]["waiver"]["expired"] is True
+    assert (
+        next(c for c in doc["checks"] if c["id"] == "LOCAL-METRIC-001")["findings"][0]["waiver"]["expired"]
+        is True
+    )
 
 
 def test_baseline_regression_beyond_interval_fails(project: Path) -> None:
@@ -293,10 +316,24 @@ def test_baseline_regression_beyond_interval_fails(project: Path) -> None:
     assert run(["run", str(spec), "-o", str(project / "v1"), "-q"]) == 0
     base = str(project / "v1" / "results.json")
     # Worse but intervals overlap: no regression.
-    args = ["--param", "LOCAL-METRIC-001.value=0.86", "--param", "LOCAL-METRIC-001.lo=0.8", "--param", "LOCAL-METRIC-001.hi=0.9"]
+    args = [
+        "--param",
+        "LOCAL-METRIC-001.value=0.86",
+        "--param",
+        "LOCAL-METRIC-001.lo=0.8",
+        "--param",
+        "LOCAL-METRIC-001.hi=0.9",
+    ]
     assert run(["run", str(spec), "-o", str(project / "v2"), "-q", "--baseline", base, *args]) == 0
     # Worse with separated intervals: regression, exit 1 even though the threshold still passes.
-    args = ["--param", "LOCAL-METRIC-001.value=0.7", "--param", "LOCAL-METRIC-001.lo=0.65", "--param", "LOCAL-METRIC-001.hi=0.75"]
+    args = [
+        "--param",
+        "LOCAL-METRIC-001.value=0.7",
+        "--param",
+        "LOCAL-METRIC-001.lo=0.65",
+        "--param",
+        "LOCAL-METRIC-001.hi=0.75",
+    ]
     assert run(["run", str(spec), "-o", str(project / "v3"), "-q", "--baseline", base, *args]) == 1
     gate = json.loads((project / "v3" / "results.json").read_text())["gate"]
     assert gate["regressions"][0]["metric"] == "score"
@@ -321,7 +358,9 @@ def test_a_crashing_renderer_exits_3_and_leaves_a_verifiable_bundle(
 
     monkeypatch.setattr(render, "get_renderer", get_renderer)
     spec = write_spec(project)
-    spec.write_text(spec.read_text().replace("report: {formats: [json]}", "report: {formats: [json, junit, model_card]}"))
+    spec.write_text(
+        spec.read_text().replace("report: {formats: [json]}", "report: {formats: [json, junit, model_card]}")
+    )
     out = project / "out"
     assert run(["run", str(spec), "-o", str(out), "-q"]) == 3
     errors = json.loads((out / "render_errors.json").read_text())["render_errors"]

@@ -196,7 +196,9 @@ def test_training_spec_errors_before_any_check(
     models: Path, training: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """They used to surface as the same error in every training check (exit 3)."""
-    code, _out, err = _run(["run", str(_training_spec(models, training)), "-o", str(models / "out"), "-q"], capsys)
+    code, _out, err = _run(
+        ["run", str(_training_spec(models, training)), "-o", str(models / "out"), "-q"], capsys
+    )
     assert code == 2, err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (models / "out").exists()
@@ -250,7 +252,9 @@ def test_single_logit_binary_model(models: Path, squeeze: bool, capsys: pytest.C
     assert "one logit" in doc["subject"]["model"]["output"]
     test = pd.read_csv(models / "test.csv")
     with torch.no_grad():
-        p1 = torch.sigmoid(net(torch.tensor(test[list("abcd")].to_numpy(), dtype=torch.float32)).reshape(-1)).numpy()
+        p1 = torch.sigmoid(
+            net(torch.tensor(test[list("abcd")].to_numpy(), dtype=torch.float32)).reshape(-1)
+        ).numpy()
     recs = {r["id"]: r for r in doc["checks"]}
     acc = next(m for m in recs["AK-PERF-001"]["metrics"] if m["name"] == "accuracy")
     assert acc["value"] == pytest.approx(accuracy_score(test.y, p1 > 0.5))
@@ -258,7 +262,9 @@ def test_single_logit_binary_model(models: Path, squeeze: bool, capsys: pytest.C
     assert brier["value"] == pytest.approx(brier_score_loss(test.y, p1), abs=1e-6)
 
 
-def test_single_class_labels_with_a_model_are_refused(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_single_class_labels_with_a_model_are_refused(
+    models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Every model check passed trivially (accuracy 1.0) on single-class data."""
     for name in ("train", "test"):
         df = pd.read_csv(models / f"{name}.csv")
@@ -301,9 +307,16 @@ def test_one_epoch_training_is_not_called_diverged(models: Path, capsys: pytest.
     ("model", "splits", "message"),
     [
         ("builtin: cnn", "{train: train.csv, test: test.csv}", "model.builtin: cnn needs images shaped"),
-        ("builtin: mlp", "{test: test.csv}", "model.builtin: auditkit trains the built-in mlp on data.splits.train"),
-        ("builtin: mlp, input: {immutable: [bb]}", "{train: train.csv, test: test.csv}",
-         "model.input.immutable: 'bb' is not a feature; did you mean 'b'?"),
+        (
+            "builtin: mlp",
+            "{test: test.csv}",
+            "model.builtin: auditkit trains the built-in mlp on data.splits.train",
+        ),
+        (
+            "builtin: mlp, input: {immutable: [bb]}",
+            "{train: train.csv, test: test.csv}",
+            "model.input.immutable: 'bb' is not a feature; did you mean 'b'?",
+        ),
     ],
 )
 def test_builtin_model_that_cannot_train_is_a_spec_error(
@@ -323,7 +336,10 @@ def test_slice_query_typo_is_a_spec_error(models: Path, capsys: pytest.CaptureFi
     spec.write_text("version: 1\nname: s\ndata:\n  label: y\n  splits: {train: train.csv, test: test.csv}\n"
                     "  slices: {high_a: 'aa > 0'}\nmodel: {torchscript: net_ts.pt}\nreport: {formats: [json]}\n")  # fmt: skip
     code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
-    assert code == 2 and "data.slices.high_a: unknown column 'aa' in 'aa > 0' on the test split; did you mean 'a'?" in err, err
+    assert (
+        code == 2
+        and "data.slices.high_a: unknown column 'aa' in 'aa > 0' on the test split; did you mean 'a'?" in err
+    ), err
     fixed = spec.read_text().replace("'aa > 0'", "'a > 0'")
     spec.write_text(fixed + "checks: {select: [AK-PERF-004], params: {AK-PERF-004: {min_slice_size: 5}}}\n")
     code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
@@ -332,8 +348,10 @@ def test_slice_query_typo_is_a_spec_error(models: Path, capsys: pytest.CaptureFi
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [('{"expectations": [', "data.expectations: suite.json is not valid JSON"),
-     ('{"a": 1}', "data.expectations: suite.json is not a Great Expectations suite")],
+    [
+        ('{"expectations": [', "data.expectations: suite.json is not valid JSON"),
+        ('{"a": 1}', "data.expectations: suite.json is not a Great Expectations suite"),
+    ],
 )
 def test_bad_expectations_suite_is_a_spec_error(
     models: Path, content: str, message: str, capsys: pytest.CaptureFixture[str]

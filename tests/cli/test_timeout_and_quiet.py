@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from auditkit.cli import main
-from auditkit.runner import CheckTimeout, time_limit
+from auditkit.engine.runner import CheckTimeout, time_limit
 
 LOCAL = '''
 import time

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import auditkit
-from auditkit.results import AuditResults
+from auditkit.results.document import AuditResults
 
 CARD = {
     "owners": [{"name": "ML team", "contact": "ml@example.com"}],
@@ -65,7 +65,7 @@ def test_init_writes_a_spec_that_runs(tmp_path: Path) -> None:
     doc = yaml.safe_load(spec.read_text())
     assert doc["data"]["label"] == "target"
     assert doc["data"]["splits"] == {"train": "train.csv", "test": "test.csv"}
-    from auditkit.spec import load_spec
+    from auditkit.spec.schema import load_spec
 
     load_spec(spec)  # valid as written
     again = subprocess.run([sys.executable, "-m", "auditkit.cli", "init", str(tmp_path / "train.csv"), "-o", str(spec)],
@@ -74,8 +74,17 @@ def test_init_writes_a_spec_that_runs(tmp_path: Path) -> None:
 
 
 def test_schema_command_prints_the_spec_schema() -> None:
-    out = subprocess.run([sys.executable, "-m", "auditkit.cli", "schema"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "auditkit.cli", "schema"], capture_output=True, text=True, check=True
+    )
     schema = json.loads(out.stdout)
-    assert {"version", "name", "data", "model", "training", "checks", "gate", "card", "report"} <= set(schema["properties"])
-    out = subprocess.run([sys.executable, "-m", "auditkit.cli", "schema", "--results"], capture_output=True, text=True, check=True)
+    assert {"version", "name", "data", "model", "training", "checks", "gate", "card", "report"} <= set(
+        schema["properties"]
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "auditkit.cli", "schema", "--results"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(out.stdout)["properties"]["schema_version"] == {"const": "1"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from auditkit import Finding, Metric, Outcome, check
+from auditkit.engine.runner import validate_params
 from auditkit.errors import SpecError
-from auditkit.runner import validate_params
 
 
 def _define(**kw: object) -> object:

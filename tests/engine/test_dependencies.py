@@ -48,8 +48,8 @@ def _guarded(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
 
 
 # Modules that only their host program loads (through its entry point) may import that host:
-# pytest imports auditkit.pytest_plugin, so pytest is there whenever that module is.
-HOSTED = {"auditkit/pytest_plugin.py": ("pytest",)}
+# pytest imports auditkit.integrations.pytest_plugin, so pytest is there whenever that module is.
+HOSTED = {"auditkit/integrations/pytest_plugin.py": ("pytest",)}
 
 
 def runtime_imports() -> dict[str, list[str]]:
@@ -113,7 +113,7 @@ def test_verify_works_after_a_plain_wheel_install(tmp_path: Path) -> None:
     """Build the wheel, install it without extras into a fresh venv, verify a bundle with a PDF."""
     import datetime as dt
 
-    from auditkit.audit import Overrides, run_audit
+    from auditkit.engine.audit import Overrides, run_audit
 
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",

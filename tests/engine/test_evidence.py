@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auditkit.bundle import verify
 from auditkit.cli import main
+from auditkit.results.bundle import verify
 
 CARD = """
 card:
@@ -249,7 +249,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
 
 
 def _fingerprint(pub: Path) -> str:
-    from auditkit.signing import fingerprint, load_public_key
+    from auditkit.results.signing import fingerprint, load_public_key
 
     return fingerprint(load_public_key(pub))
 

@@ -1,4 +1,4 @@
-"""The slice language (auditkit/expr.py): what it accepts gives pandas' rows; the rest is refused.
+"""The slice language (auditkit/spec/expr.py): what it accepts gives pandas' rows; the rest is refused.
 
 Valid expressions are compared with an independent computation on real data (scikit-learn's
 breast-cancer table, whose column names have spaces, plus a text column with missing values):
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auditkit.expr import MAX_DEPTH, ColumnError, ExpressionError, parse, slice_mask
+from auditkit.spec.expr import MAX_DEPTH, ColumnError, ExpressionError, parse, slice_mask
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ import pytest
 import torch
 import yaml
 
-from auditkit.artifacts import Artifacts
 from auditkit.errors import InputError
-from auditkit.spec import load_spec
+from auditkit.inputs.artifacts import Artifacts
+from auditkit.spec.schema import load_spec
 
 N_FEATURES = 4
 
@@ -75,7 +75,9 @@ def test_torchscript_loads_with_same_logits(tmp_path: Path) -> None:
     src = adapter.source
     assert src["format"] == "torchscript" and src["safe_to_load"] is True
     # a scripted Sequential gives penultimate embeddings (hooks do not fire in compiled code)
-    np.testing.assert_allclose(adapter.embeddings(x), net[:-1](torch.from_numpy(x)).detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        adapter.embeddings(x), net[:-1](torch.from_numpy(x)).detach().numpy(), rtol=1e-6
+    )
     import hashlib
 
     assert src["sha256"] == hashlib.sha256((tmp_path / "m.pt").read_bytes()).hexdigest()

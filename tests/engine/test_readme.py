@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from auditkit.registry import build_registry
+from auditkit.engine.registry import build_registry
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

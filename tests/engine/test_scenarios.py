@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from auditkit.artifacts import Artifacts
-from auditkit.spec import load_spec
+from auditkit.inputs.artifacts import Artifacts
+from auditkit.spec.schema import load_spec
 
 
 def _digits_npz(tmp: Path) -> None:
@@ -24,7 +24,9 @@ def _digits_npz(tmp: Path) -> None:
 
 def _spec(tmp: Path, model: str) -> Path:
     p = tmp / "audit.yaml"
-    p.write_text(f"version: 1\nname: s\ndata:\n  splits: {{train: train.npz, test: test.npz}}\nmodel:\n{model}\n")
+    p.write_text(
+        f"version: 1\nname: s\ndata:\n  splits: {{train: train.npz, test: test.npz}}\nmodel:\n{model}\n"
+    )
     return p
 
 
@@ -33,8 +35,8 @@ def test_npz_images_without_model_input_are_images(tmp_path: Path) -> None:
 
     It used to default to "tabular", so OOD and shift checks built tabular synthetic sets for images.
     """
-    from auditkit.context import RunContext
-    from auditkit.registry import build_registry
+    from auditkit.engine.context import RunContext
+    from auditkit.engine.registry import build_registry
 
     _digits_npz(tmp_path)
     arts = Artifacts(load_spec(_spec(tmp_path, "  builtin: cnn")))
@@ -55,7 +57,7 @@ def test_builtin_safetensors_metadata_is_in_sorted_order() -> None:
     import torch
     from safetensors.torch import load
 
-    from auditkit.builtin_models import TabularMLP, serialise
+    from auditkit.inputs.builtin_models import TabularMLP, serialise
 
     torch.manual_seed(0)
     m = TabularMLP(3, [0, 1, 2], {}, 2, hidden=[4])
@@ -81,7 +83,7 @@ def test_entity_keys_integer_floats_meet_their_text() -> None:
 
 
 def test_gate_reports_waivers_that_match_nothing() -> None:
-    from auditkit.gate import decide
+    from auditkit.results.gate import decide
 
     rec = {"id": "AK-LEAK-003", "status": "failed", "findings": [
         {"severity": "high", "key": "group_overlap_ratio", "message": "m"}]}  # fmt: skip
@@ -92,13 +94,16 @@ def test_gate_reports_waivers_that_match_nothing() -> None:
     ]
     gate = decide([rec], fail_on="high", waivers=waivers, today=dt.date(2026, 1, 1))
     assert gate["exit_code"] == 0
-    assert [(w["check"], w["key"]) for w in gate["unused_waivers"]] == [("AK-LEAK-003", "typo_ratio"), ("AK-BAL", None)]
+    assert [(w["check"], w["key"]) for w in gate["unused_waivers"]] == [
+        ("AK-LEAK-003", "typo_ratio"),
+        ("AK-BAL", None),
+    ]
 
 
 def test_init_writes_relative_paths_and_quotes_awkward_names(tmp_path: Path) -> None:
     """Spec paths are relative to the spec: data outside its folder got absolute paths (a bundle
     that does not move); a label column named "yes" was read back by YAML as True."""
-    from auditkit.init import write_spec
+    from auditkit.spec.scaffold import write_spec
 
     data = tmp_path / "data"
     data.mkdir()
@@ -162,7 +167,9 @@ def test_time_column_that_does_not_parse_is_an_input_error() -> None:
     ok = make_artifacts({"train": train, "test": train.copy()}, label="y", time="t")
     assert ok.dataset("test").times.notna().sum() == 2
     eu = train.assign(t=["05/02/2025", "13/02/2025", "20/02/2025"])
-    with pytest.raises(InputError, match=r"data.splits.test: time column 't' has 2 values that are not dates"):
+    with pytest.raises(
+        InputError, match=r"data.splits.test: time column 't' has 2 values that are not dates"
+    ):
         make_artifacts({"train": train, "test": eu}, label="y", time="t").datasets()
     epoch = train.assign(t=[1.7e9, 1.8e9, 1.9e9])
     with pytest.raises(InputError, match="dates in some splits and numbers in others"):
@@ -229,7 +236,9 @@ def test_poisoning_screen_without_penultimate_features_is_not_applicable() -> No
 
     train, test = _nan_case()
     test = test.dropna()
-    scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)))
+    scripted = torch.jit.script(
+        torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    )
 
     class Opaque(torch.nn.Module):  # a forward the engine cannot split into body and head
         def __init__(self) -> None:
@@ -239,7 +248,7 @@ def test_poisoning_screen_without_penultimate_features_is_not_applicable() -> No
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.inner(x) * 1.0
 
-    from auditkit.model import wrap
+    from auditkit.inputs.model import wrap
 
     adapter = wrap(torch.jit.script(Opaque()), n_classes=2, device="cpu")
     arts = make_artifacts({"train": train, "test": test}, label="y", model=adapter)
@@ -259,10 +268,13 @@ def test_slice_check_with_no_judgeable_slice_is_not_a_pass() -> None:
 
     def split(n: int) -> pd.DataFrame:
         x = rng.normal(size=(n, 2))
-        return pd.DataFrame(x, columns=["a", "b"]).assign(sex=np.where(np.arange(n) % 2, "F", "M"), y=(x[:, 0] > 0) * 1)
+        return pd.DataFrame(x, columns=["a", "b"]).assign(
+            sex=np.where(np.arange(n) % 2, "F", "M"), y=(x[:, 0] > 0) * 1
+        )
 
-    arts = make_artifacts({"train": split(200), "test": split(40)}, label="y", sensitive=["sex"],
-                          model=torch.nn.Linear(2, 2))  # fmt: skip  (a, b: the sensitive sex is no auto feature)
+    arts = make_artifacts(
+        {"train": split(200), "test": split(40)}, label="y", sensitive=["sex"], model=torch.nn.Linear(2, 2)
+    )  # fmt: skip  (a, b: the sensitive sex is no auto feature)
     rec = run_check(slice_performance, arts)
     assert rec["status"] == "not_applicable", rec["status"]
     assert "no slice has the 30 test rows" in rec["skip_reason"]
@@ -281,4 +293,8 @@ def test_ood_split_labels_stay_out_of_the_class_list() -> None:
     assert arts.dataset("ood").y.tolist() == [-1, 0]
     # A class seen only in test is still added (AK-BAL-001 reports it).
     test = train.assign(y=["no", "yes", "maybe", "yes"])
-    assert make_artifacts({"train": train, "test": test}, label="y").dataset("train").classes == ["maybe", "no", "yes"]
+    assert make_artifacts({"train": train, "test": test}, label="y").dataset("train").classes == [
+        "maybe",
+        "no",
+        "yes",
+    ]

@@ -17,8 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from auditkit.testing import make_artifacts
-from auditkit.training import (
+from auditkit.inputs.training import (
     SCHEDULE_ALIASES,
     rerun_first_seed,
     resolve_optimizer,
@@ -26,6 +25,7 @@ from auditkit.training import (
     stratified_split,
     train_compare,
 )
+from auditkit.testing import make_artifacts
 
 
 @lru_cache(maxsize=1)
@@ -130,7 +130,7 @@ def test_divergence_is_recorded_not_raised() -> None:
 def test_gradient_clipping_by_norm_bounds_each_update() -> None:
     clip, lr = 1e-3, 1.0
     arts = cancer_artifacts({"optimizer": {"name": "SGD", "lr": lr}, "grad_clip": clip, "epochs": 1})
-    from auditkit.training import _data, build_module
+    from auditkit.inputs.training import _data, build_module
 
     train, x_tr, y_tr, *_ = _data(arts)
     torch.manual_seed(0)
@@ -211,7 +211,7 @@ def test_compare_configs_are_lazy_and_cached() -> None:
 def test_mlp_preprocessing_inside_the_module_matches_independent_computation() -> None:
     from sklearn.preprocessing import StandardScaler
 
-    from auditkit.builtin_models import build
+    from auditkit.inputs.builtin_models import build
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 3)).astype(np.float32)
@@ -236,7 +236,7 @@ def test_builtin_model_is_saved_into_the_bundle_and_reloads_identically() -> Non
 
     from safetensors.torch import load
 
-    from auditkit.builtin_models import rebuild
+    from auditkit.inputs.builtin_models import rebuild
 
     arts = cancer_artifacts({"optimizer": {"name": "AdamW", "lr": 0.01}})
     adapter = arts.model()
@@ -257,7 +257,7 @@ def test_builtin_model_is_saved_into_the_bundle_and_reloads_identically() -> Non
     # on where auditkit and torch are installed
     import zipfile
 
-    import auditkit.builtin_models as bm
+    import auditkit.inputs.builtin_models as bm
 
     paths = [Path(bm.__file__).parent.as_posix().encode(), Path(torch.__file__).parent.as_posix().encode()]
     with zipfile.ZipFile(io.BytesIO(arts.outputs["model/model.pt"])) as z:

@@ -230,7 +230,7 @@ def test_install_step_installs_this_checkout(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "auditkit, version 0.1.0" in proc.stdout  # torch was found: its index was never asked
-    where = subprocess.run([str(py), "-c", "import auditkit, auditkit.pytest_plugin; print(auditkit.__file__)"],
+    where = subprocess.run([str(py), "-c", "import auditkit, auditkit.integrations.pytest_plugin; print(auditkit.__file__)"],
                            capture_output=True, text=True, check=True, cwd=tmp_path).stdout  # fmt: skip
     assert where.startswith(site)
 

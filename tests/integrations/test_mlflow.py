@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from mlflow.utils.validation import path_not_unique, validate_param_and_metric_name  # noqa: E402
 
 from auditkit.cli import main  # noqa: E402
-from auditkit.mlflow_io import metrics_of, sanitise_key  # noqa: E402
+from auditkit.integrations.mlflow_io import metrics_of, sanitise_key  # noqa: E402
 
 SELECT = ["AK-PERF-001", "AK-BAL-001", "AK-GOV-003"]
 
@@ -116,7 +116,7 @@ def _assert_run_matches_bundle(client: MlflowClient, run_id: str, bundle: Path) 
     assert data.metrics["AK-PERF-001.accuracy.ci_low"] == pytest.approx(acc["ci"][0])
     assert data.metrics["AK-PERF-001.accuracy.ci_high"] == pytest.approx(acc["ci"][1])
     assert data.metrics["AK-PERF-001.accuracy.ci_low"] < data.metrics["AK-PERF-001.accuracy"]
-    assert data.tags["auditkit.gate"] == doc["gate"]["decision"]
+    assert data.tags["auditkit.results.gate"] == doc["gate"]["decision"]
     assert data.tags["auditkit.exit_code"] == str(doc["gate"]["exit_code"])
     assert data.tags["auditkit.report_id"] == doc["run"]["id"]
     assert (
@@ -146,7 +146,7 @@ def test_keys_are_what_mlflow_accepts() -> None:
 
 def test_credentials_never_reach_results_or_messages(tmp_path: Path) -> None:
     from auditkit.errors import InputError
-    from auditkit.mlflow_io import prepare, redact
+    from auditkit.integrations.mlflow_io import prepare, redact
 
     assert redact("https://alice:s3cret@mlflow.example:5000/x?y=1") == "https://mlflow.example:5000/x?y=1"
     assert redact("sqlite:///a/b.db") == "sqlite:///a/b.db"
@@ -161,7 +161,7 @@ def test_credentials_never_reach_results_or_messages(tmp_path: Path) -> None:
 
 def test_the_evaluator_names_an_unknown_config_key(tmp_path: Path) -> None:
     from auditkit.errors import InputError
-    from auditkit.mlflow_evaluator import build_spec
+    from auditkit.integrations.mlflow_evaluator import build_spec
 
     with pytest.raises(InputError, match="unknown evaluator_config key 'sepc'"):
         build_spec(tmp_path, None, "models:/clf/1", {"sepc": {}}, "0" * 32)
@@ -357,7 +357,7 @@ def test_a_real_mlflow_server(
 
 def test_the_python_api_without_a_bundle_logs_results_json(store: dict[str, str], tmp_path: Path) -> None:
     from auditkit import Overrides, run_audit
-    from auditkit.results import dumps
+    from auditkit.results.document import dumps
 
     spec = _spec(store, tmp_path)
     off = run_audit(spec)

@@ -157,7 +157,7 @@ def test_inert_and_cheap_without_the_option(pytester: pytest.Pytester) -> None:
 
         def test_nothing_heavy_imported(request):
             assert request.config.pluginmanager.hasplugin("auditkit")
-            heavy = [m for m in ("torch", "auditkit.audit", "auditkit.registry", "pandas") if m in sys.modules]
+            heavy = [m for m in ("torch", "auditkit.engine.audit", "auditkit.engine.registry", "pandas") if m in sys.modules]
             assert heavy == []
     """
     )

@@ -66,7 +66,7 @@ def engine_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bundle written by ``run_audit`` with every report format (real engine, real checks)."""
     import datetime as dt
 
-    from auditkit.audit import run_audit
+    from auditkit.engine.audit import run_audit
 
     root = tmp_path_factory.mktemp("engine")
     spec = write_spec(root / "spec")

@@ -145,8 +145,12 @@ def synthetic_results(
             "error",
             tags=["robustness"],
             nist=["MEASURE 2.7"],
-            error={"type": "RuntimeError", "message": h[0],  # the runner's shape
-                   "traceback": 'Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: ' + h[0]},
+            error={
+                "type": "RuntimeError",
+                "message": h[0],  # the runner's shape
+                "traceback": 'Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: '
+                + h[0],
+            },
             evidence={"plots": [robust]},
         ),
         _rec(
@@ -301,8 +305,13 @@ def hidden_text_results() -> dict[str, Any]:
     rec = next(r for r in doc["checks"] if r["id"] == "AK-LEAK-001")
     rec["title"] = f"Overlap {HIDDEN['license']}"
     rec["summary"] = HIDDEN["limitations"]
-    rec["findings"].append(_finding(HIDDEN["intended_use"] + HIDDEN["ethical_considerations"], "high", key=RLO))
+    rec["findings"].append(
+        _finding(HIDDEN["intended_use"] + HIDDEN["ethical_considerations"], "high", key=RLO)
+    )
     rec["metrics"].append(_metric(f"rate{RLO}x", 0.5, (0.4, 0.6), 10, None, None, None))
-    rec["evidence"]["hidden"] = {"columns": [f"col{RLO}", "b"], "rows": [[HIDDEN["limitations"], HIDDEN["tradeoffs"]]]}
+    rec["evidence"]["hidden"] = {
+        "columns": [f"col{RLO}", "b"],
+        "rows": [[HIDDEN["limitations"], HIDDEN["tradeoffs"]]],
+    }
     doc["gate"]["reason"] = HIDDEN["limitations"]
     return doc

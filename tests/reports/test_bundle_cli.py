@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from synth import synthetic_results
 
-from auditkit.bundle import verify
 from auditkit.cli import cli
+from auditkit.results.bundle import verify
 
 
 def _sha(data: bytes) -> str:
@@ -181,7 +181,11 @@ def test_verify_rejects_a_manifest_it_did_not_write(
     edited["outputs"].append({"path": "../../outside.txt", "sha256": "0" * 64})
     mpath.write_text(json.dumps(edited))
     assert "output path outside the bundle: ../../outside.txt" in verify(bundle)
-    for broken in ({"outputs": [{"path": "results.json"}]}, {**good, "algorithm": "md5"}, {**good, "outputs": "x"}):
+    for broken in (
+        {"outputs": [{"path": "results.json"}]},
+        {**good, "algorithm": "md5"},
+        {**good, "outputs": "x"},
+    ):
         mpath.write_text(json.dumps(broken))
         code, err = _main(["verify", str(bundle)], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
@@ -216,7 +220,7 @@ def _pair() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def test_diff_reports_metrics_that_appear_disappear_or_lose_their_value() -> None:
-    from auditkit.diff import diff_results, render_diff
+    from auditkit.results.diff import diff_results, render_diff
 
     base = synthetic_results(hostile=False, n_scatter=5, table_rows=3)
     new = copy.deepcopy(base)
@@ -240,7 +244,7 @@ def test_diff_reports_metrics_that_appear_disappear_or_lose_their_value() -> Non
 
 
 def test_diff_results_reports_changes_with_intervals() -> None:
-    from auditkit.diff import diff_results
+    from auditkit.results.diff import diff_results
 
     base, new = _pair()
     d = diff_results(base, new)
@@ -261,7 +265,7 @@ def test_diff_results_reports_changes_with_intervals() -> None:
 
 
 def test_render_diff_markdown_and_table() -> None:
-    from auditkit.diff import diff_results, render_diff
+    from auditkit.results.diff import diff_results, render_diff
 
     base, new = _pair()
     new["checks"][0]["title"] = "overlap | <script>x</script>"
@@ -303,7 +307,7 @@ def test_cli_diff(tmp_path: Path) -> None:
 
 
 def test_diff_coverage_change_is_not_called_worse() -> None:
-    from auditkit.diff import diff_results
+    from auditkit.results.diff import diff_results
 
     base = synthetic_results(hostile=False, n_scatter=5, table_rows=3)
     new = copy.deepcopy(base)

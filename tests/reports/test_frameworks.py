@@ -19,15 +19,15 @@ import yaml
 from conftest import write_spec
 from synth import HOSTILE
 
-from auditkit import frameworks
-from auditkit.rmf import subcategories
+from auditkit.frameworks import crosswalk as frameworks
+from auditkit.frameworks.rmf import subcategories
 
 ALL = ["nist_ai_rmf", "eu_ai_act", "iso_42001"]
 
 
 def _doc(fw: str) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(
-        files("auditkit").joinpath(f"data/{fw}.json").read_text(encoding="utf-8")
+        files("auditkit").joinpath(f"resources/{fw}.json").read_text(encoding="utf-8")
     )
     return doc
 
@@ -47,7 +47,7 @@ ATT = {"status": "met", "evidence": "oversight SOP-3", "by": "R. Roe", "date": "
 
 @pytest.fixture(scope="module")
 def fw_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from auditkit.audit import run_audit
+    from auditkit.engine.audit import run_audit
 
     root = tmp_path_factory.mktemp("fw")
     hostile = {**ATT, "evidence": HOSTILE[0], "by": HOSTILE[3]}

@@ -155,7 +155,7 @@ def test_terminal_summary_and_error_line_are_inert(doc: dict[str, Any], tmp_path
 
 
 def test_diff_views_are_inert() -> None:
-    from auditkit.diff import diff_results, render_diff
+    from auditkit.results.diff import diff_results, render_diff
 
     base = hidden_text_results()
     new = hidden_text_results()

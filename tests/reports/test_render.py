@@ -17,8 +17,8 @@ import pytest
 import yaml
 from synth import HOSTILE, LONG, synthetic_results
 
+from auditkit.frameworks.rmf import subcategories
 from auditkit.render.common import build_view, render_html
-from auditkit.rmf import subcategories
 
 REFERENCE_MCT = Path("/work/shared/reference/model_card_toolkit.schema.v0.0.2.json")
 
@@ -306,7 +306,7 @@ def test_pdf_bytes_are_reproducible_and_carry_attachments(
     synth: dict[str, Any], synth_pdf: tuple[bytes, list[tuple[str, str]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from auditkit.render.pdf import embedded_files, render_bytes
-    from auditkit.results import dumps
+    from auditkit.results.document import dumps
 
     first, _ = synth_pdf
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234")  # the caller's environment must not matter
@@ -468,7 +468,7 @@ def test_renderers_do_not_import_weasyprint_until_pdf() -> None:
     import sys
 
     code = (
-        "import sys, auditkit.render.html, auditkit.render.junit, auditkit.render.model_card, auditkit.diff;"
+        "import sys, auditkit.render.html, auditkit.render.junit, auditkit.render.model_card, auditkit.results.diff;"
         "print('weasyprint' in sys.modules)"
     )
     out = subprocess.run(
@@ -503,7 +503,7 @@ def test_pdf_budgets_cap_rows_and_findings(synth: dict[str, Any]) -> None:
 def test_big_attachment_is_embedded_intact_and_reproducibly(tmp_path: Path) -> None:
     """results.json over 1 MB takes the fast-compression path: still lossless and deterministic."""
     from auditkit.render.pdf import embedded_files, render_bytes
-    from auditkit.results import dumps
+    from auditkit.results.document import dumps
 
     doc = synthetic_results(hostile=False, n_scatter=5, table_rows=3)
     doc["checks"] = doc["checks"][:1]

@@ -209,7 +209,7 @@ def test_cover_states_the_declared_performance_criteria(declared: bool) -> None:
 
 
 def test_init_writes_minimums_commented_out_with_a_train_hint(tmp_path: Path) -> None:
-    from auditkit.init import write_spec
+    from auditkit.spec.scaffold import write_spec
 
     data = tmp_path / "train.csv"
     data.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{'yes' if i % 4 else 'no'}\n" for i in range(40)))
@@ -229,7 +229,7 @@ def test_diff_table_never_truncates_ids_or_metric_names() -> None:
 
     from rich.console import Console
 
-    from auditkit.diff import diff_results, render_diff
+    from auditkit.results.diff import diff_results, render_diff
 
     base, new = synthetic_results(hostile=False), synthetic_results(hostile=False)
     long_metric = "ood_accepted_at_threshold:column_shuffled_and_scaled"

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 @check(
     id="EX-SIZE-001",
+    area="data",
     title="The training split is large enough to learn from",
     requires=("train",),
     severity="low",
@@ -26,5 +27,7 @@ def training_set_size(ctx: RunContext, /, *, min_rows: int = 100) -> Outcome:
     min_rows: smallest acceptable number of training rows.
     """
     n = len(ctx.dataset("train"))
-    metric = Metric("train_rows", n, threshold=min_rows, direction="higher", description="rows in the training split")
+    metric = Metric(
+        "train_rows", n, threshold=min_rows, direction="higher", description="rows in the training split"
+    )
     return Outcome.from_metrics([metric], summary=f"{n} training rows (minimum {min_rows})")

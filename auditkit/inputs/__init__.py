@@ -1,0 +1,1 @@
+"""What an audit reads: data splits, the model and its loaders, training runs, deployed artefacts."""

@@ -1,0 +1,250 @@
+"""Built-in architectures that auditkit trains itself: a tabular MLP and a small image CNN.
+
+Preprocessing lives INSIDE the module and is fitted on the training rows, so the model takes the
+raw ``Dataset.x`` (categorical features as train category codes, -1 for unknown; NaN allowed) and
+attacks, OOD detectors and users all work in raw feature space:
+
+* numeric features: NaN → train median, then standardised with the train mean and std;
+* categorical codes: one-hot over the train categories (code -1 or NaN → all zeros);
+* images: scaled by the train pixel mean and std (one scalar each).
+
+Both modules are TorchScript-able (``torch.jit.script``) and keep every fitted statistic in
+buffers, so the safetensors file of the state_dict plus ``config`` rebuilds the model exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class TabularMLP(nn.Module):
+    """Raw tabular features → (impute, standardise, one-hot) → MLP → logits."""
+
+    numeric_idx: torch.Tensor
+    cat_col: torch.Tensor
+    cat_val: torch.Tensor
+    median: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(
+        self,
+        n_features: int,
+        numeric_idx: list[int],
+        categorical: dict[int, int],
+        n_classes: int,
+        hidden: list[int] | tuple[int, ...] = (64, 32),
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.config = {
+            "arch": "mlp", "n_features": n_features, "numeric_idx": list(numeric_idx),
+            "categorical": {str(k): int(v) for k, v in categorical.items()}, "n_classes": n_classes,
+            "hidden": list(hidden), "dropout": float(dropout),
+        }  # fmt: skip
+        n_num = len(numeric_idx)
+        cat_col: list[int] = []
+        cat_val: list[float] = []
+        for col, size in sorted(categorical.items()):
+            cat_col.extend([col] * size)
+            cat_val.extend(float(v) for v in range(size))
+        self.register_buffer("numeric_idx", torch.tensor(list(numeric_idx), dtype=torch.long))
+        self.register_buffer("cat_col", torch.tensor(cat_col, dtype=torch.long))
+        self.register_buffer("cat_val", torch.tensor(cat_val, dtype=torch.float32))
+        self.register_buffer("median", torch.zeros(n_num))
+        self.register_buffer("mean", torch.zeros(n_num))
+        self.register_buffer("std", torch.ones(n_num))
+        layers: list[nn.Module] = []
+        width = n_num + len(cat_col)
+        for h in hidden:
+            layers += [nn.Linear(width, int(h)), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(float(dropout)))
+            width = int(h)
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, n_classes)
+
+    def fit_preprocessing(self, x: np.ndarray) -> TabularMLP:
+        """Fit imputation and scaling on the training rows (raw feature space)."""
+        idx = self.numeric_idx.cpu().numpy()
+        if len(idx):
+            num = x[:, idx].astype(np.float64)
+            med = np.nanmedian(np.where(np.isfinite(num), num, np.nan), axis=0)
+            med = np.where(np.isfinite(med), med, 0.0)
+            filled = np.where(np.isfinite(num), num, med)
+            mean = filled.mean(axis=0)
+            std = filled.std(axis=0)
+            std = np.where(std > 1e-12, std, 1.0)
+            self.median.copy_(torch.as_tensor(med, dtype=torch.float32))
+            self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+            self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
+        return self
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], -1)
+        num = x.index_select(1, self.numeric_idx)
+        num = torch.where(torch.isnan(num), self.median.expand_as(num), num)
+        num = (num - self.mean) / self.std
+        codes = x.index_select(1, self.cat_col)
+        onehot = (codes == self.cat_val).to(num.dtype)  # -1 and NaN match nothing → zeros
+        return torch.cat([num, onehot], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.preprocess(x)))
+
+
+class SmallCNN(nn.Module):
+    """Images (C, H, W) → standardise → two conv blocks → global pool → MLP head → logits."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int,
+        channels: list[int] | tuple[int, ...] = (16, 32),
+        hidden: int = 64,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.config = {
+            "arch": "cnn",
+            "in_channels": in_channels,
+            "n_classes": n_classes,
+            "channels": list(channels),
+            "hidden": int(hidden),
+            "dropout": float(dropout),
+        }
+        c1, c2 = int(channels[0]), int(channels[1])
+        self.register_buffer("mean", torch.zeros(1))
+        self.register_buffer("std", torch.ones(1))
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+        )  # fmt: skip
+        self.body = nn.Sequential(nn.Linear(c2 * 4, int(hidden)), nn.ReLU(), nn.Dropout(float(dropout)))
+        self.head = nn.Linear(int(hidden), n_classes)
+
+    def fit_preprocessing(self, x: np.ndarray) -> SmallCNN:
+        finite = x[np.isfinite(x)]
+        mean = float(finite.mean()) if finite.size else 0.0
+        std = float(finite.std()) if finite.size else 1.0
+        self.mean.fill_(mean)
+        self.std.fill_(std if std > 1e-12 else 1.0)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nan_to_num((x - self.mean) / self.std)
+        return self.head(self.body(self.features(x)))
+
+
+def build(
+    arch: str,
+    *,
+    x_train: np.ndarray,
+    n_classes: int,
+    numeric_idx: list[int] | None = None,
+    categorical: dict[int, int] | None = None,
+    args: dict[str, Any] | None = None,
+) -> nn.Module:
+    """A fresh built-in model with its preprocessing fitted on ``x_train`` (raw model input)."""
+    args = dict(args or {})
+    if arch == "cnn":
+        if x_train.ndim != 4:
+            raise ValueError(f"builtin cnn needs images shaped (n, C, H, W); got {x_train.shape}")
+        model: nn.Module = SmallCNN(int(x_train.shape[1]), n_classes, **args)
+    elif arch == "mlp":
+        n_features = int(np.prod(x_train.shape[1:]))
+        if x_train.ndim > 2:
+            numeric_idx, categorical = list(range(n_features)), {}
+        elif numeric_idx is None:
+            numeric_idx = list(range(n_features))
+        model = TabularMLP(n_features, list(numeric_idx), dict(categorical or {}), n_classes, **args)
+    else:
+        raise ValueError(f"unknown builtin model {arch!r} (mlp or cnn)")
+    model.fit_preprocessing(x_train.reshape(len(x_train), -1) if arch == "mlp" else x_train)  # type: ignore[operator]
+    return model
+
+
+def rebuild(config: dict[str, Any]) -> nn.Module:
+    """An untrained module of the same architecture (load the state_dict into it)."""
+    cfg = dict(config)
+    arch = cfg.pop("arch")
+    if arch == "mlp":
+        return TabularMLP(
+            cfg["n_features"], cfg["numeric_idx"], {int(k): v for k, v in cfg["categorical"].items()},
+            cfg["n_classes"], hidden=cfg["hidden"], dropout=cfg["dropout"],
+        )  # fmt: skip
+    return SmallCNN(
+        cfg["in_channels"],
+        cfg["n_classes"],
+        channels=cfg["channels"],
+        hidden=cfg["hidden"],
+        dropout=cfg["dropout"],
+    )
+
+
+def serialise(model: nn.Module, example: torch.Tensor) -> dict[str, bytes]:
+    """safetensors (state_dict + config in its metadata) and TorchScript bytes of a trained model."""
+    import io
+    import warnings
+
+    from safetensors.torch import save
+
+    module = model.cpu().eval()
+    state = {k: v.detach().contiguous().clone() for k, v in module.state_dict().items()}
+    config = getattr(module, "config", {})
+    st = _sorted_metadata(
+        save(state, metadata={"auditkit_config": json.dumps(config, sort_keys=True), "format": "pt"})
+    )
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            scripted = torch.jit.script(module)
+        except Exception:  # scripting can fail on exotic configs; tracing is equivalent for these nets
+            scripted = torch.jit.trace(module, example.cpu())
+        torch.jit.save(scripted, buf)
+    return {"model.safetensors": st, "model.pt": _without_debug_info(buf.getvalue())}
+
+
+def _without_debug_info(blob: bytes) -> bytes:
+    """The TorchScript archive without its ``*.debug_pkl`` source maps.
+
+    They record the absolute path of the Python file each module was compiled from, so the same
+    model saved from two checkouts (or a venv and a site-packages install) had different bytes and
+    a different hash in the manifest. ``torch.jit.load`` does not need them; errors inside the
+    scripted model then name TorchScript code lines instead of the original source.
+    """
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(blob)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            if not info.filename.endswith(".debug_pkl"):
+                dst.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), src.read(info))
+    return out.getvalue()
+
+
+def _sorted_metadata(blob: bytes) -> bytes:
+    """The safetensors bytes with ``__metadata__`` keys in sorted order.
+
+    safetensors writes metadata from a Rust HashMap, so its key order (and the file's sha256) changed
+    from run to run; the header is rewritten with the same length so the tensor offsets stay valid.
+    """
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8 : 8 + n])
+    meta = header.pop("__metadata__", None)
+    ordered = ({"__metadata__": dict(sorted(meta.items()))} if meta else {}) | header
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:
+        return blob  # cannot happen for ASCII metadata; keep the original rather than corrupt it
+    return blob[:8] + text.ljust(n, b" ") + blob[8 + n :]

@@ -1,0 +1,1 @@
+"""auditkit inside other tools: MLflow, pytest, CI job summaries."""
