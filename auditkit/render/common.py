@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from auditkit.engine.check import SEVERITIES
+from auditkit.render.resources import template_text
 from auditkit.safetext import inert
 
 if TYPE_CHECKING:
@@ -340,7 +341,20 @@ def _param_view(rec: dict[str, Any], name: str, value: Any, user_set: bool) -> t
 
 
 _NARROWING = ("not selected: outside checks.select", "not selected: ignored by checks.ignore")
-PERF_CHECK = "AK-PERF-001"
+
+
+def has_tags(rec: dict[str, Any], *tags: str) -> bool:
+    """Whether a check record carries every one of ``tags`` (results.json ``tags``)."""
+    own = rec.get("tags")
+    return isinstance(own, list) and all(t in own for t in tags)
+
+
+def is_headline_performance(rec: dict[str, Any]) -> bool:
+    """The audit's headline performance check, found by what it is, not by its id: the
+    evaluation-area check tagged both "performance" and "evaluation" (AK-PERF-001 today; the other
+    performance checks are tagged by what they break performance down by: overfitting,
+    calibration, slices). Its declared metric thresholds are the report's performance criteria."""
+    return area_of(rec) == "evaluation" and has_tags(rec, "performance", "evaluation")
 
 
 def scope_view(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -372,8 +386,10 @@ def scope_view(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def criteria_view(records: list[dict[str, Any]], gate: dict[str, Any]) -> dict[str, Any]:
     """The pass/fail criteria the audit was judged by: ``fail_on``, and the performance minimums
-    declared for AK-PERF-001 (none declared means accuracy was reported, not gated)."""
-    perf = next((r for r in records if r.get("id") == PERF_CHECK and not deselected(r)), None)
+    declared for the headline performance check (``is_headline_performance``; none declared means
+    accuracy was reported, not gated)."""
+    headline = next((r for r in records if is_headline_performance(r)), None)
+    perf = headline if headline is not None and not deselected(headline) else None
     declared = []
     if perf is not None:
         for m in perf.get("metrics") or []:
@@ -387,6 +403,8 @@ def criteria_view(records: list[dict[str, Any]], gate: dict[str, Any]) -> dict[s
         "fail_on": cut(gate.get("fail_on") or "", 20),
         "perf_ran": perf is not None and perf.get("status") in ("passed", "failed"),
         "perf_status": (perf or {}).get("status") or "not in this audit",
+        # Named in the cover's text; a results.json without the check says so in words.
+        "perf_id": cut(headline.get("id"), 80) if headline else "the headline performance check",
         "performance": declared,
     }
 
@@ -746,12 +764,6 @@ def jinja_env() -> jinja2.Environment:
     return env
 
 
-def template_text(name: str) -> str:
-    from importlib.resources import files
-
-    return files("auditkit.report_templates").joinpath(name).read_text(encoding="utf-8")
-
-
 # How much of each check the reports show; the rest is counted ("N more ... in results.json").
 LIMITS = {
     "pdf": {
@@ -786,6 +798,57 @@ def _signing_view(manifest: Any) -> str:
             "manifest.json and cannot appear here; check it with auditkit verify DIR --key PUBLIC_KEY")  # fmt: skip
 
 
+# The crosswalk frameworks' matrices as the templates show them (data: auditkit.frameworks.crosswalk).
+_RAN = ("passed", "failed", "error")  # a mapped check that ran evidences its items
+
+
+def _framework_row_view(r: dict[str, Any], sections: dict[str, str]) -> dict[str, Any]:
+    att = r["attestation"] if isinstance(r["attestation"], dict) else None
+    return {
+        "id": r["id"], "title": r["title"], "state": r["state"], "nist": r["nist"],
+        # Checks that ran are listed; mapped checks that did not run are counted (they evidence nothing).
+        "checks": [{"id": cut(c["id"], 60), "status": str(c["status"])} for c in r["checks"] if c["status"] in _RAN],
+        "not_run": sum(1 for c in r["checks"] if c["status"] not in _RAN),
+        "attestation": {k: cut(att.get(k), n) for k, n in (("status", 40), ("by", 120), ("date", 30), ("evidence", 300))}
+        if att else None,
+        "nist_attestations": r["nist_attestations"],
+        "sections": [{"anchor": s, "label": sections[s]} for s in r.get("sections") or []],
+        "evidence_note": r.get("evidence_note") or "",
+    }  # fmt: skip
+
+
+def frameworks_view(results: dict[str, Any]) -> dict[str, Any]:
+    """What the report templates show for the crosswalk frameworks the spec selects."""
+    from auditkit.frameworks.crosswalk import CROSSWALKS, STATES, coverage, load, selected
+
+    chosen = selected(results)
+    records = [r for r in results.get("checks") or [] if isinstance(r, dict)]
+    atts = (results.get("rmf") or {}).get("attestations") or {}
+    out: list[dict[str, Any]] = []
+    annex: list[dict[str, Any]] | None = None
+    for fw in (f for f in CROSSWALKS if f in chosen):
+        doc = load(fw)
+        sections = doc.get("sections") or {}
+        rows = coverage(fw, records, atts)
+        matrix = [r for r in rows if r["group"] != "Annex IV"]
+        groups: list[dict[str, Any]] = []
+        for r in matrix:
+            if not groups or groups[-1]["id"] != r["group"]:
+                groups.append({"id": r["group"], "title": r["group_title"], "rows": []})
+            groups[-1]["rows"].append(_framework_row_view(r, sections))
+        counts = Counter(r["state"] for r in matrix)
+        prov = doc["provenance"]
+        out.append({
+            "id": fw, "anchor": f"fw-{fw}", "name": doc["name"], "title": doc["title"],
+            "source": prov.get("source") or prov.get("standard"), "text_note": prov.get("text"),
+            "crosswalk": prov.get("crosswalk"), "mapping_note": prov.get("mapping_note"),
+            "groups": groups, "total": len(matrix), "counts": {k: counts.get(k, 0) for k in STATES},
+        })  # fmt: skip
+        if fw == "eu_ai_act":
+            annex = [_framework_row_view(r, sections) for r in rows if r["group"] == "Annex IV"]
+    return {"selected": chosen, "crosswalks": out, "annex_iv": annex}
+
+
 def render_html(
     results: dict[str, Any], *, attachments: dict[str, bytes] | None = None, pdf: bool, **limits: int
 ) -> str:
@@ -795,8 +858,6 @@ def render_html(
     from auditkit.render.plots import start_anchored
 
     view = build_view(results, attachments=attachments, **{**LIMITS["pdf" if pdf else "html"], **limits})
-    from auditkit.frameworks.crosswalk import view as frameworks_view
-
     view["frameworks"] = frameworks_view(results)  # EU AI Act / ISO 42001 matrices (report.frameworks)
     for area in view["areas"]:
         for c in area["checks"]:

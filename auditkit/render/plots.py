@@ -565,11 +565,11 @@ def _advances() -> tuple[dict[int, int], dict[int, int], int]:
     """Advance widths (font units) of the bundled DejaVu Sans regular and bold, by code point."""
     from fontTools.ttLib import TTFont  # a WeasyPrint dependency; loaded only for the PDF
 
-    from auditkit.render.pdf import templates_dir
+    from auditkit.render.resources import font_path
 
     tables = []
     for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
-        font = TTFont(templates_dir() / "fonts" / name, lazy=True)
+        font = TTFont(font_path(name), lazy=True)
         metrics = font["hmtx"].metrics
         tables.append({cp: metrics[glyph][0] for cp, glyph in font.getBestCmap().items()})
         upm = int(font["head"].unitsPerEm)
