@@ -13,13 +13,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import re
 from collections import Counter
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from auditkit.engine.check import SEVERITIES
+from auditkit.render.numbers import (  # the one display formatter (results/diff.py imports fmt_* from here)
+    cut,
+    fmt_ci,
+    fmt_num,
+    fmt_value,
+    small_is_real,
+)
 from auditkit.render.resources import template_text
 from auditkit.safetext import inert
 
@@ -62,64 +68,6 @@ STATUS_ORDER = ("failed", "error", "passed", "not_applicable", "skipped")
 SEV_ORDER: dict[Any, int] = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # critical first
 
 MAX_TEXT = 1500  # a message or card field longer than this is cut for display
-MAX_NAME = 160  # titles, keys, column names, cell values
-
-
-def cut(value: Any, limit: int = MAX_NAME) -> str:
-    """Display text: ``str(value)`` shortened to ``limit`` characters with a note of what was cut."""
-    if value is None:
-        return ""
-    s = value if isinstance(value, str) else str(value)
-    if len(s) <= limit:
-        return s
-    return f"{s[:limit]}… [{len(s) - limit:,} more characters in results.json]"
-
-
-NOISE = 1e-12  # |x| below this is floating-point residue (a std of identical runs: 1.4e-16), shown as 0
-_SMALL_IS_REAL = re.compile(r"(^|[^a-z])(p|q)([_ -]?(value|adj|adjusted)|$|[^a-z])|pval|fdr", re.I)
-
-
-def small_is_real(name: Any) -> bool:
-    """Whether tiny values of the metric or column ``name`` mean something (p-values, FDR)."""
-    return bool(_SMALL_IS_REAL.search(str(name or "")))
-
-
-def fmt_num(v: Any, *, keep_tiny: bool = False) -> str:
-    """Round for display: 4 significant digits, integers exact, None as an em dash.
-
-    Numerical noise (``|v| < NOISE``) is shown as 0 unless ``keep_tiny`` (a p-value of 1e-30 is
-    real); results.json keeps full precision."""
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return f"{v:,}" if abs(v) >= 10000 else str(v)
-    if isinstance(v, float):
-        if math.isnan(v) or math.isinf(v):
-            return str(v)
-        if v == 0 or (abs(v) < NOISE and not keep_tiny):
-            return "0"
-        if abs(v) >= 1e6 or abs(v) < 1e-4:
-            return f"{v:.3e}"
-        if abs(v) >= 1000:
-            return f"{v:,.1f}"
-        return f"{v:.4g}"
-    return cut(v)
-
-
-def fmt_ci(ci: Any, *, keep_tiny: bool = False) -> str:
-    if not ci or not isinstance(ci, (list, tuple)) or len(ci) != 2:
-        return ""
-    return f"[{fmt_num(ci[0], keep_tiny=keep_tiny)}, {fmt_num(ci[1], keep_tiny=keep_tiny)}]"
-
-
-def fmt_value(v: Any, limit: int = MAX_NAME, *, keep_tiny: bool = False) -> str:
-    if isinstance(v, (int, float, bool)) or v is None:
-        return fmt_num(v, keep_tiny=keep_tiny)
-    if isinstance(v, (dict, list)):
-        return cut(json.dumps(v, sort_keys=True, ensure_ascii=False, default=str), limit)
-    return cut(v, limit)
 
 
 def area_of(rec: dict[str, Any]) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 from markupsafe import Markup
 
-from auditkit.render.common import area_of, cut, deselected, document_date, fmt_ci, fmt_num, has_tags
+from auditkit.render.common import area_of, deselected, document_date, has_tags
+from auditkit.render.numbers import cut, fmt_ci, fmt_num
 from auditkit.safetext import inert, markdown_text
 
 MD_FILE = "model_card.md"
