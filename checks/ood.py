@@ -21,7 +21,7 @@ from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, NotApplicable, Outcome, 
 
 if TYPE_CHECKING:
     from auditkit import RunContext
-    from auditkit.inputs.data import Dataset
+    from auditkit.toolkit import Dataset
 
 ALL_DETECTORS = ("msp", "max_logit", "energy", "mahalanobis", "knn", "odin", "gen", "vim", "react", "ash", "dice",
                  "relative_mahalanobis")  # fmt: skip
@@ -212,7 +212,7 @@ def expected_calibration_error(
     conf = np.asarray(conf, dtype=np.float64)
     gap = conf - np.asarray(correct, dtype=np.float64)
     w = np.ones((1, len(conf))) if weights is None else np.atleast_2d(weights)
-    from auditkit.toolkit.stats import calibration_bins  # (lo, hi] bins, the same as AK-PERF's ECE
+    from auditkit.toolkit import calibration_bins  # (lo, hi] bins, the same as AK-PERF's ECE
 
     bins = calibration_bins(conf, n_bins, adaptive=False)
     onehot = np.zeros((len(conf), n_bins))
@@ -1133,7 +1133,7 @@ def ood_detection(
     fpr_key = "fpr_in" if fpr_convention == "in" else "fpr_out"
     other = "out" if fpr_convention == "in" else "in"
     other_key = f"fpr_{other}"
-    from auditkit.toolkit.stats import wilson
+    from auditkit.toolkit import wilson
 
     rows: list[list[Any]] = []
     metrics: list[Metric] = []
@@ -1392,7 +1392,7 @@ def shift_behaviour(
     n_boot: bootstrap resamples for the intervals.
     min_rows: fewest labelled test rows with a finite output to judge on; fewer make the check not applicable.
     """
-    from auditkit.toolkit.stats import wilson
+    from auditkit.toolkit import wilson
 
     if not 0.0 < coverage <= 1.0:
         raise SpecError("coverage must be in (0, 1]")

@@ -396,7 +396,7 @@ def test_standard_ensemble_not_weaker_than_pgd20_on_the_digits_cnn() -> None:
 
 
 def test_dlr_loss_and_attack_list() -> None:
-    from auditkit.checks.adversarial import dlr_loss, resolve_attacks
+    from auditkit.checks._attacks import dlr_loss, resolve_attacks
 
     z = torch.tensor([[3.0, 1.0, 0.5, -1.0, 2.0], [0.0, 4.0, 1.0, 1.0, -2.0]])
     y = torch.tensor([0, 1])
@@ -426,7 +426,7 @@ def test_dlr_loss_and_attack_list() -> None:
 def test_fab_finds_the_minimal_linf_distance_of_a_linear_model() -> None:
     """The smallest L∞ perturbation that flips w·z + b is |w·z + b| / ‖w_mutable‖₁ (inside the box);
     FAB's answer can only be above it (it is a real adversarial point) and should be close."""
-    from auditkit.checks.adversarial import fab_linf
+    from auditkit.checks._attacks import fab_linf
 
     rng = np.random.default_rng(1)
     w = np.array([3.0, -2.0, 1.5, 4.0, -1.0])
