@@ -31,6 +31,7 @@ from auditkit.checks._attacks import (
     validate_attack_params,
     wilson_row,
 )
+from auditkit.checks._robust_preflight import immutable_features_preflight
 
 from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, Outcome, SpecError, check
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 @check(
     id="AK-ADV-001",
+    preflight=immutable_features_preflight,
     area="robustness",
     title="White-box evasion robustness (FGSM/PGD, or the APGD/Square ensemble) over an epsilon grid",
     requires=("model", "test"),
@@ -120,6 +122,7 @@ def white_box_evasion(
 
 @check(
     id="AK-ADV-002",
+    preflight=immutable_features_preflight,
     area="robustness",
     title="Black-box attack (HopSkipJump) and gradient-masking verdict",
     requires=("model", "test"),

@@ -15,6 +15,7 @@ import io
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from auditkit.checks._robust_preflight import immutable_features_preflight
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
 
@@ -329,6 +330,7 @@ def _corruption(
 
 @check(
     id="AK-DEPLOY-001",
+    preflight=immutable_features_preflight,
     area="deployment",
     title="Deployment parity: each artifact to ship predicts like the audited model",
     requires=("model", "test", "deployment"),

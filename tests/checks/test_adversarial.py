@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -469,3 +471,52 @@ def test_standard_ensemble_on_colour_images_at_cifar_resolution() -> None:
     for attack in ("apgd-ce", "apgd-t", "fab-t", "square"):
         assert all(w <= a for w, a in zip(worst, _acc(rec, attack), strict=True)), attack
     assert worst[-1] < worst[0]  # 32/255 breaks some of them
+
+
+def _preflight(spec: dict[str, Any], columns: list[str], params: dict[str, Any] | None = None) -> Any:
+    from auditkit.engine.check import Preflight
+    from auditkit.spec.schema import AuditSpec
+
+    return Preflight(
+        params=params or {}, spec=AuditSpec.model_validate(spec), base=None, columns=lambda _s: list(columns),
+        frame=lambda _s: None, splits=("train", "test"),
+    )  # fmt: skip
+
+
+def test_immutable_features_preflight_names_the_typo_and_its_closest_feature() -> None:
+    from auditkit.checks._robust_preflight import immutable_features_preflight
+
+    from auditkit import InputError
+
+    base: dict[str, Any] = {
+        "name": "t",
+        "data": {"label": "y", "splits": {"train": "a.csv", "test": "b.csv"}},
+    }
+    cols = ["age", "income", "y"]
+    good = {**base, "model": {"builtin": "mlp", "input": {"kind": "tabular", "immutable": ["age"]}}}
+    immutable_features_preflight(_preflight(good, cols))  # a feature: accepted
+    bad = {**base, "model": {"builtin": "mlp", "input": {"kind": "tabular", "immutable": ["agee"]}}}
+    with pytest.raises(
+        InputError, match=r"model.input.immutable: 'agee' is not a feature; did you mean 'age'\?"
+    ):
+        immutable_features_preflight(_preflight(bad, cols))
+    label = {**base, "model": {"builtin": "mlp", "input": {"kind": "tabular", "immutable": ["y"]}}}
+    with pytest.raises(InputError, match="'y' is not a feature"):  # the label is no feature
+        immutable_features_preflight(_preflight(label, cols))
+    immutable_features_preflight(
+        _preflight(bad, cols, {"robustness": False})
+    )  # AK-DEPLOY-001 without attacks
+    listed = {**bad, "data": {**base["data"], "features": ["age", "income"]}}
+    with pytest.raises(InputError, match="'agee' is not a feature"):
+        immutable_features_preflight(_preflight(listed, cols))
+
+
+def test_attack_checks_declare_the_immutable_preflight() -> None:
+    from auditkit.checks._robust_preflight import immutable_features_preflight
+    from auditkit.checks.deployment import deployment_parity
+
+    from auditkit import check_info
+
+    for fn in (white_box_evasion, black_box_and_masking, deployment_parity):
+        info = check_info(fn)
+        assert info is not None and info.preflight is immutable_features_preflight
