@@ -910,8 +910,8 @@ def report_white_box(
         for attack, mat in [*per_attack.items(), ("worst case", worst)]:
             vals = [wilson_row(mat[i]) for i in range(len(wb.grid))]
             for i, (v, (lo, hi), _) in enumerate(vals):
-                rows.append([name, attack, fmt_eps(wb.grid[i], space.kind, "inf"), round(wb.eps[name][i], 6),
-                             round(v, 4), round(lo, 4), round(hi, 4), n])  # fmt: skip
+                rows.append([name, attack, fmt_eps(wb.grid[i], space.kind, "inf"), float(wb.eps[name][i]),
+                             float(v), float(lo), float(hi), n])  # fmt: skip
             series.append({"name": attack, "x": wb.eps[name], "y": [v[0] for v in vals],
                            "lo": [v[1][0] for v in vals], "hi": [v[1][1] for v in vals]})  # fmt: skip
         plots.append({"type": "line", "title": f"Robust accuracy under {'L∞' if name == 'inf' else 'L2'} attacks",
@@ -936,9 +936,9 @@ def report_white_box(
             [
                 int(c),
                 round(float(wilson_row(wb.clean[sel])[0]), 4),
-                round(v, 4),
-                round(lo, 4),
-                round(hi, 4),
+                float(v),
+                float(lo),
+                float(hi),
                 m,
             ]
         )

@@ -23,9 +23,15 @@ def immutable_features_preflight(pf: Preflight) -> None:
 
     Datetime columns, which ``features: auto`` leaves out, are not told apart here; the attack space
     still rejects them when the check runs."""
-    model = getattr(pf.spec, "model", None)
-    immutable = list(getattr(getattr(model, "input", None), "immutable", None) or [])
-    if not immutable or model.input.kind == "image" or not pf.splits or not pf.params.get("robustness", True):
+    model_input = getattr(getattr(pf.spec, "model", None), "input", None)
+    immutable = list(getattr(model_input, "immutable", None) or [])
+    if (
+        not immutable
+        or model_input is None
+        or model_input.kind == "image"
+        or not pf.splits
+        or not pf.params.get("robustness", True)
+    ):
         return
     declared = pf.spec.data.features
     features = list(declared) if isinstance(declared, list) else _auto_features(pf, pf.splits[0])

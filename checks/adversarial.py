@@ -232,7 +232,7 @@ def black_box_and_masking(
         kb, kw = int(bb_correct[i].sum()), int(worst[i].sum())
         lo, hi = wilson(kb, m)
         only_bb = int((~bb_correct[i] & worst[i]).sum())
-        rows.append([fmt_eps(e, space.kind, "inf"), round(kw / m, 4), round(kb / m, 4), round(lo, 4), round(hi, 4),
+        rows.append([fmt_eps(e, space.kind, "inf"), float(kw / m), float(kb / m), float(lo), float(hi),
                      only_bb, m])  # fmt: skip
         if hi < kw / m:
             beats.append(e)

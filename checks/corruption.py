@@ -91,7 +91,7 @@ def natural_corruptions(
             accs.append(k / n)
             los.append(lo_ci)
             his.append(hi_ci)
-            rows.append([name, sev, table[name][sev - 1], round(k / n, 4), round(lo_ci, 4), round(hi_ci, 4),
+            rows.append([name, sev, table[name][sev - 1], float(k / n), float(lo_ci), float(hi_ci),
                          round(float(clean.mean()) - k / n, 4), n])  # fmt: skip
         series.append({"name": name, "x": list(severities), "y": accs, "lo": los, "hi": his})
     drop_per_row = clean.astype(float) - correct.reshape(n, -1).mean(axis=1)

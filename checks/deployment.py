@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 TIMING = {"timing": True}  # measured on this machine: left out of determinism comparisons
 
 
-def _r(v: float | None, digits: int = 6) -> float | None:
-    return None if v is None or not np.isfinite(v) else round(float(v), digits)
+def _finite(v: float | None) -> float | None:
+    """An evidence number at full precision (renderers round); None when missing or not finite."""
+    return None if v is None or not np.isfinite(v) else float(v)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -109,7 +110,9 @@ def _slice_rates(ctx: RunContext, split: str, flip: np.ndarray, min_rows: int) -
         n = int(mask.sum())
         k = int(flip[mask].sum())
         lo, hi = wilson(k, n)
-        rows.append([name, attr, n, _r(k / n if n else float("nan")), _r(lo), _r(hi), n >= min_rows])
+        rows.append(
+            [name, attr, n, _finite(k / n if n else float("nan")), _finite(lo), _finite(hi), n >= min_rows]
+        )
     rows.sort(key=lambda r: (not r[6], -float(r[3] or 0.0), str(r[0])))  # type: ignore[arg-type]
     return rows
 
@@ -124,7 +127,7 @@ def _flip_rows(
     for i in np.flatnonzero(flips):
         out.append([name, split, int(i), None if ids is None else str(ids.iloc[i]),
                     None if y is None else int(y[i]), int(pm[i].argmax()), int(pa[i].argmax()),
-                    _r(float(pm[i].max())), _r(float(pa[i].max()))])  # fmt: skip
+                    _finite(float(pm[i].max())), _finite(float(pa[i].max()))])  # fmt: skip
     return out
 
 
@@ -175,7 +178,9 @@ def _parity_one(
         m = int(sel.sum())
         f = int(flips[sel].sum())
         lo, hi = wilson(f, m)
-        per_class.append([cand.name, split, c, m, f, _r(f / m if m else float("nan")), _r(lo), _r(hi)])
+        per_class.append(
+            [cand.name, split, c, m, f, _finite(f / m if m else float("nan")), _finite(lo), _finite(hi)]
+        )
     slices = _slice_rates(ctx, split, flips, min_slice_rows)
     judged = [r for r in slices if r[6]]
     if judged:
@@ -186,9 +191,9 @@ def _parity_one(
             description=f"highest disagreement over slices with ≥ {min_slice_rows} rows: {worst[0]}",
             details={"slice": worst[0]},
         ))  # fmt: skip
-    row = [cand.name, split, n, _r(agree), _r(a_ci[0]), _r(a_ci[1]), int(flips.sum()), _r(acc_m), _r(acc_a), _r(drop),
-           _r(d_ci[0]) if d_ci else None, _r(d_ci[1]) if d_ci else None, _r(float(dp.max())),
-           _r(float(np.quantile(dp, 0.99))), _r(ece_d), judged[0][0] if judged else None]  # fmt: skip
+    row = [cand.name, split, n, _finite(agree), _finite(a_ci[0]), _finite(a_ci[1]), int(flips.sum()), _finite(acc_m), _finite(acc_a), _finite(drop),
+           _finite(d_ci[0]) if d_ci else None, _finite(d_ci[1]) if d_ci else None, _finite(float(dp.max())),
+           _finite(float(np.quantile(dp, 0.99))), _finite(ece_d), judged[0][0] if judged else None]  # fmt: skip
     flip_rows = _flip_rows(ctx, cand.name, split, pm, pa, flips)
     return metrics, row, per_class, [[cand.name, split, *r] for r in slices], flip_rows
 
@@ -466,7 +471,7 @@ def _robust_metrics(
                             f"({setup.get('norm')}, {method})",
                 details={"method": method, "artifact": v, "artifact_ci": list(ci), "audited": ref[0], **setup},
             ))  # fmt: skip
-            row[1:7] = [method, _r(v), _r(ci[0]), _r(ci[1]), _r(ref[0]), _r(drop)]
+            row[1:7] = [method, _finite(v), _finite(ci[0]), _finite(ci[1]), _finite(ref[0]), _finite(drop)]
         if cand.name in corr and audited in corr:
             inc = corr[cand.name] - corr[audited]
             metrics.append(Metric(
@@ -475,7 +480,7 @@ def _robust_metrics(
                 description="artifact minus audited mean relative corruption error (AK-ADV-003's rows and seed)",
                 details={"artifact": corr[cand.name], "audited": corr[audited]},
             ))  # fmt: skip
-            row[7:10] = [_r(corr[cand.name]), _r(corr[audited]), _r(inc)]
+            row[7:10] = [_finite(corr[cand.name]), _finite(corr[audited]), _finite(inc)]
         rows.append(row)
     return metrics
 
@@ -562,8 +567,8 @@ def inference_cost(
             secs = time_calls(cand.forward, batch, warmup=warmup, repeats=repeats)  # type: ignore[arg-type]
             pct = percentile_cis(secs * 1e3, (50, 95, 99), n_boot=n_boot, rng=rng)
             p95_at[(cand.name, b)] = pct[95][0]
-            lat_rows.append([cand.name, b, cand.threads, *[_r(v, 4) for q in (50, 95, 99) for v in (pct[q][0], *pct[q][1])],
-                             _r(b / secs.mean(), 1)])  # fmt: skip
+            lat_rows.append([cand.name, b, cand.threads, *[_finite(v) for q in (50, 95, 99) for v in (pct[q][0], *pct[q][1])],
+                             _finite(b / secs.mean())])  # fmt: skip
             for q in (50, 95, 99):
                 limit = getattr(budget, f"p{q}") if (budget and gated and b == budget.batch_size) else None
                 if q == 95 or limit is not None:
@@ -598,10 +603,10 @@ def inference_cost(
         acc = _accuracy(ctx, cand, split)
         points.append((cand.name, acc, p95_at[(cand.name, ref_b)], cand.size_bytes))
         cand_rows.append([cand.name, cand.kind, cand.device, cand.runtime, cand.threads, cand.size_bytes,
-                          cand.size_kind, cand.stored_values, _r(acc)])  # fmt: skip
+                          cand.size_kind, cand.stored_values, _finite(acc)])  # fmt: skip
     front = _pareto(points)
     pareto_rows = [
-        [n, _r(a), _r(lat, 4), s, "yes" if f else "no"]
+        [n, _finite(a), _finite(lat), s, "yes" if f else "no"]
         for (n, a, lat, s), f in zip(points, front, strict=True)
     ]
     evidence: dict[str, Any] = {
