@@ -32,7 +32,9 @@ def cancer_arts(immutable: list[str] | None = None):  # type: ignore[no-untyped-
 
 def table(rec: dict, norm: str, attack: str) -> dict[float, list]:  # type: ignore[type-arg]
     rows = rec["evidence"]["robust accuracy by attack and epsilon"]["rows"]
-    return {round(r[3], 6): r for r in rows if r[0] == norm and r[1] == attack}  # evidence keeps full precision
+    return {
+        round(r[3], 6): r for r in rows if r[0] == norm and r[1] == attack
+    }  # evidence keeps full precision
 
 
 def torch_pgd_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray,
