@@ -25,11 +25,19 @@ CORRUPTION_DEFAULTS: dict[str, Any] = {
 
 # Severity parameters 1..5 (image values in units of the value range).
 IMAGE_SEVERITIES: dict[str, list[float]] = {
-    "gaussian_noise": [0.04, 0.08, 0.12, 0.18, 0.26],  # noise sd
+    # The one image severity table (AK-ADV-003 and AK-OOD-002): Hendrycks & Dietterich's ImageNet-C
+    # values where they define the corruption the same way (gaussian_noise, contrast).
+    "gaussian_noise": [0.08, 0.12, 0.18, 0.26, 0.38],  # noise sd, as a share of the value range (ImageNet-C)
     "impulse_noise": [0.01, 0.03, 0.05, 0.10, 0.15],  # share of pixels set to 0 or 1
     "gaussian_blur": [0.4, 0.6, 0.8, 1.0, 1.5],  # kernel sd in pixels per 32 pixels of image side
-    "contrast": [0.75, 0.5, 0.4, 0.3, 0.2],  # contrast kept around each image's mean
-    "brightness": [0.1, 0.2, 0.3, 0.4, 0.5],  # added to every value, then clipped
+    "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],  # contrast kept around each image's mean (ImageNet-C)
+    "brightness": [
+        0.1,
+        0.2,
+        0.3,
+        0.4,
+        0.5,
+    ],  # added to every value (a share of the value range), then clipped
     "pixelate": [0.85, 0.7, 0.6, 0.5, 0.4],  # resolution kept (area down-, nearest up-sampling)
     "occlusion": [
         0.1,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from auditkit.checks._corruptions import IMAGE_SEVERITIES
 
 from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, NotApplicable, Outcome, SpecError, check, require_rows
 
@@ -50,10 +51,8 @@ PAPERS = {
 IMAGE_SETS = ("uniform_noise", "gaussian_noise", "inverted", "pixel_shuffled")
 TABULAR_SETS = ("uniform_box", "column_shuffled", "scaled_outliers")
 # Synthetic shifts for AK-OOD-002 and their magnitude at severity 1..5.
-IMAGE_SHIFTS: dict[str, tuple[float, ...]] = {
-    "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),  # sd, as a share of the value range (ImageNet-C)
-    "contrast": (0.4, 0.3, 0.2, 0.1, 0.05),  # factor towards each image's mean (ImageNet-C)
-    "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),  # offset, as a share of the value range, clipped
+IMAGE_SHIFTS: dict[str, tuple[float, ...]] = {  # the shared image severity table (checks/_corruptions.py)
+    name: tuple(IMAGE_SEVERITIES[name]) for name in ("gaussian_noise", "contrast", "brightness")
 }
 TABULAR_SHIFTS: dict[str, tuple[float, ...]] = {
     "gaussian_noise": (0.1, 0.25, 0.5, 1.0, 2.0),  # noise sd in train standard deviations
