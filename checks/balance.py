@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from auditkit import RunContext
-    from auditkit.inputs.data import Dataset
+    from auditkit.toolkit import Dataset
 else:
     pd = lazy("pandas")  # imported when a check first needs it: `auditkit checks` stays fast
 
@@ -256,7 +256,7 @@ def representation(
     splits: splits to check (those absent are skipped).
     max_cells: largest number of intersection cells enumerated per combination of columns.
     """
-    roles = ctx.artifacts.roles()
+    roles = ctx.roles()
     cols = list(roles.sensitive)
     if not cols:
         raise NotApplicable("no sensitive columns declared")

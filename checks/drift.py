@@ -13,8 +13,7 @@ from auditkit.toolkit.imports import lazy
 if TYPE_CHECKING:
     import pandas as pd
 
-    from auditkit import RunContext
-    from auditkit.engine.check import Severity
+    from auditkit import RunContext, Severity
 else:
     pd = lazy("pandas")  # imported when a check first needs it: `auditkit checks` stays fast
 

@@ -6,7 +6,9 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
-from auditkit.frameworks.rmf import CITATION, is_organisational, subcategories
+from auditkit.toolkit import RMF_CITATION as CITATION
+from auditkit.toolkit import rmf_is_organisational as is_organisational
+from auditkit.toolkit import rmf_subcategories as subcategories
 
 if TYPE_CHECKING:
     from auditkit import RunContext  # importing it at run time would pull in pandas and pydantic
@@ -147,7 +149,8 @@ def rmf_attestations(
     card = ctx.spec.card if ctx.spec is not None else None
     if card is None:
         raise NotApplicable("no card section")
-    from auditkit.frameworks.rmf import normalise_id, validate_subcategory_ids
+    from auditkit.toolkit import rmf_normalise_id as normalise_id
+    from auditkit.toolkit import rmf_validate_ids as validate_subcategory_ids
 
     subs = subcategories()
     need = [normalise_id(r) for r in (required or [])]

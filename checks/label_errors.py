@@ -20,7 +20,7 @@ Learners, by ``source``:
   trained on train's labels, so it may have memorised some of train's errors: ``source: model``
   avoids that.
 * ``model``: the audited architecture itself (``model.builtin`` or ``model.factory``) trained K
-  times with the spec's training settings (``auditkit.inputs.training.fit_rows``).
+  times with the spec's training settings (``RunContext.fit_rows``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from auditkit import RunContext
-    from auditkit.inputs.data import Dataset
+    from auditkit.toolkit import Dataset
 else:
     pd = lazy("pandas")
 
@@ -215,8 +215,6 @@ def _crossfit_model(ctx: RunContext, x: np.ndarray, y: np.ndarray, k: int, folds
     """Out-of-sample probabilities from the audited architecture trained on each fold's complement."""
     import torch
 
-    from auditkit.inputs.training import fit_rows
-
     m = ctx.spec.model if ctx.spec is not None else None
     if m is None or not (m.builtin or m.factory):
         raise SpecError(
@@ -224,7 +222,7 @@ def _crossfit_model(ctx: RunContext, x: np.ndarray, y: np.ndarray, k: int, folds
         )
     proba = np.zeros((len(y), k))
     for f, (tr, te) in enumerate(_folds(y, folds, ctx.seed)):
-        module = fit_rows(ctx.artifacts, x[tr], y[tr], seed=ctx.seed + f, n_classes=k)
+        module = ctx.fit_rows(x[tr], y[tr], seed=ctx.seed + f, n_classes=k)
         device = next(module.parameters()).device
         with torch.inference_mode():
             for a in range(0, len(te), 4096):

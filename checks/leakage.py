@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from auditkit import RunContext
-    from auditkit.inputs.data import Dataset
+    from auditkit.toolkit import Dataset
 else:
     pd = lazy("pandas")  # imported when a check first needs it: `auditkit checks` stays fast
 

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -194,9 +193,8 @@ def expectation_suite(ctx: RunContext, /, *, splits: list[str] | None = None, ma
     rel = ctx.spec.data.expectations if ctx.spec is not None else None
     if not rel:
         raise NotApplicable("no data.expectations suite")
-    loaded = ctx.artifacts.loaded
-    path = loaded.resolve(rel) if loaded is not None else Path(rel)
-    if not path.is_absolute() and loaded is None:
+    path = ctx.resolve_path(rel)
+    if path is None:
         raise NotApplicable("data.expectations is relative and the spec has no folder")
     if not path.is_file():
         raise FileNotFoundError(f"data.expectations: {path} not found")

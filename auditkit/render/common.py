@@ -18,7 +18,7 @@ from collections import Counter
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from auditkit.engine.check import SEVERITIES
+from auditkit import SEVERITIES
 from auditkit.render.numbers import (  # the one display formatter (results/diff.py imports fmt_* from here)
     cut,
     fmt_ci,

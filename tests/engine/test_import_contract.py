@@ -29,37 +29,13 @@ ALLOWED_MODULES = (
 ALLOWED_PREFIXES = ("auditkit.toolkit.",)
 TYPE_ONLY = {("auditkit.engine.check", "Preflight")}
 
-# Known breaches in files other engineers are converting (issue #13). Each entry is
-# (file relative to the repo root, the imported module or "ctx.artifacts"). Empty this list as
-# their branches land; a stale entry (no longer breached) fails too, so it cannot rot.
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    ("checks/adversarial.py", "auditkit.engine.context"),
-    ("checks/adversarial.py", "auditkit.inputs.model"),
-    ("checks/balance.py", "auditkit.inputs.data"),  # mine (house-data), not yet converted
-    ("checks/balance.py", "ctx.artifacts"),  # mine (house-data), not yet converted
-    ("checks/corruption.py", "auditkit.checks.adversarial"),
-    ("checks/deployment.py", "auditkit.checks.adversarial"),
-    ("checks/deployment.py", "auditkit.checks.corruption"),
-    ("checks/deployment.py", "auditkit.engine.check"),
-    ("checks/deployment.py", "auditkit.engine.context"),
-    ("checks/deployment.py", "auditkit.inputs.deployment"),
-    ("checks/deployment.py", "auditkit.inputs.model"),
-    ("checks/deployment.py", "ctx.artifacts"),
-    ("checks/drift.py", "auditkit.engine.check"),  # mine (house-data), not yet converted
-    ("checks/governance.py", "auditkit.frameworks.rmf"),  # mine (house-data), not yet converted
-    ("checks/label_errors.py", "auditkit.inputs.data"),  # mine (house-data), not yet converted
-    ("checks/label_errors.py", "auditkit.inputs.training"),  # mine (house-data), not yet converted
-    ("checks/label_errors.py", "ctx.artifacts"),  # mine (house-data), not yet converted
-    ("checks/leakage.py", "auditkit.inputs.data"),  # mine (house-data), not yet converted
-    ("checks/ood.py", "auditkit.inputs.data"),
-    ("checks/quality.py", "auditkit.inputs.data"),  # mine (house-data), not yet converted
-    ("checks/quality.py", "auditkit.spec.expr"),  # mine (house-data), not yet converted
-    ("checks/quality.py", "ctx.artifacts"),  # mine (house-data), not yet converted
-}
+# Accepted breaches: (file relative to the repo root, the imported module or "ctx.artifacts").
+# Empty since issue #13 landed; a stale entry (no longer breached) fails too, so it cannot rot.
+KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 
 
-# render/common.py reads check metadata from the engine; owned by the render branch (issue #13).
-KNOWN_ROOM_VIOLATIONS = {"auditkit/render/common.py:22: imports auditkit.engine.check"}
+# Accepted room breaches (file:line: imports module); empty since issue #13 landed.
+KNOWN_ROOM_VIOLATIONS: set[str] = set()
 
 
 def _files() -> list[Path]:
