@@ -58,8 +58,9 @@ if TYPE_CHECKING:
 def white_box_evasion(
     ctx: RunContext, /, *, split: str = "test", epsilons: list[float] | None = None, gate_epsilon: float | None = None,
     gate_norm: Norm = "inf", min_robust_accuracy: float = 0.5, conservative: bool = False,
-    norms: Annotated[tuple[Norm, ...], Field(min_length=1)] = ("inf", "l2"), steps: AtLeast1 = 20,
-    restarts: AtLeast1 = 3, losses: Annotated[tuple[Literal["ce", "margin"], ...], Field(min_length=1)] = ("ce", "margin"),
+    norms: Annotated[list[Norm], Field(min_length=1)] = ["inf", "l2"],  # noqa: B006
+    steps: AtLeast1 = 20, restarts: AtLeast1 = 3,
+    losses: Annotated[list[Literal["ce", "margin"]], Field(min_length=1)] = ["ce", "margin"],  # noqa: B006
     step_ratio: float = 2.5, l2_scale: float = 0.25, max_samples: int = 1000, perturb_binary: bool = False,
     batch_size: int = 2048, attacks: str | list[str] = "fast", apgd_steps: AtLeast1 = 100, apgd_targets: AtLeast1 = 9,
     square_queries: AtLeast1 = 5000, min_rows: int = DEFAULT_MIN_ROWS,

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 )
 def natural_corruptions(
     ctx: RunContext, /, *, split: str = "test", corruptions: list[str] | None = None,
-    severities: Annotated[tuple[Literal[1, 2, 3, 4, 5], ...], Field(min_length=1)] = (1, 2, 3, 4, 5),
+    severities: Annotated[list[Literal[1, 2, 3, 4, 5]], Field(min_length=1)] = [1, 2, 3, 4, 5],  # noqa: B006
     max_relative_error: float = 0.1,
     conservative: bool = False, max_samples: int = 5000, baseline_drops: dict[str, float] | None = None,
     max_relative_mce: float | None = None, min_rows: int = DEFAULT_MIN_ROWS,
