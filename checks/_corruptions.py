@@ -4,7 +4,7 @@ Private helpers of the built-in checks; see checks/corruption.py for the method.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +126,7 @@ class CorruptionSetup:
 
 
 def corruption_setup(
-    ctx: RunContext, split: str, corruptions: list[str] | None, severities: list[int], max_samples: int,
+    ctx: RunContext, split: str, corruptions: list[str] | None, severities: Sequence[int], max_samples: int,
     rng: np.random.Generator, *, min_rows: int = 0,
 ) -> CorruptionSetup:  # fmt: skip
     """Labelled rows of ``split`` (a subsample of at most ``max_samples`` drawn from ``rng``) and the corruptions."""

@@ -16,7 +16,7 @@ plain: correct after attack / all evaluated (not ART's ``adversarial_accuracy``)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from auditkit.checks._attacks import (
@@ -32,8 +32,13 @@ from auditkit.checks._attacks import (
     wilson_row,
 )
 from auditkit.checks._robust_preflight import immutable_features_preflight
+from pydantic import Field
 
 from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, Outcome, SpecError, check
+
+# Parameter domains, validated by the engine before anything runs (exit 2 on a bad value).
+Norm = Literal["inf", "l2"]
+AtLeast1 = Annotated[int, Field(ge=1)]
 
 if TYPE_CHECKING:
     from auditkit import RunContext
@@ -52,12 +57,13 @@ if TYPE_CHECKING:
 )
 def white_box_evasion(
     ctx: RunContext, /, *, split: str = "test", epsilons: list[float] | None = None, gate_epsilon: float | None = None,
-    gate_norm: str = "inf", min_robust_accuracy: float = 0.5, conservative: bool = False,
-    norms: list[str] = ["inf", "l2"], steps: int = 20, restarts: int = 3,  # noqa: B006
-    losses: list[str] = ["ce", "margin"],  # noqa: B006
+    gate_norm: Norm = "inf", min_robust_accuracy: float = 0.5, conservative: bool = False,
+    norms: Annotated[list[Norm], Field(min_length=1)] = ["inf", "l2"],  # noqa: B006
+    steps: AtLeast1 = 20, restarts: AtLeast1 = 3,
+    losses: Annotated[list[Literal["ce", "margin"]], Field(min_length=1)] = ["ce", "margin"],  # noqa: B006
     step_ratio: float = 2.5, l2_scale: float = 0.25, max_samples: int = 1000, perturb_binary: bool = False,
-    batch_size: int = 2048, attacks: str | list[str] = "fast", apgd_steps: int = 100, apgd_targets: int = 9,
-    square_queries: int = 5000, min_rows: int = DEFAULT_MIN_ROWS,
+    batch_size: int = 2048, attacks: str | list[str] = "fast", apgd_steps: AtLeast1 = 100, apgd_targets: AtLeast1 = 9,
+    square_queries: AtLeast1 = 5000, min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:  # fmt: skip
     """Robust accuracy under white-box FGSM and PGD (L∞ and L2, ART) over an epsilon grid, true labels.
 
@@ -105,8 +111,6 @@ def white_box_evasion(
     """
     validate_attack_params(norms, losses, steps, restarts)
     resolve_attacks(attacks)
-    if apgd_steps < 1 or apgd_targets < 1 or square_queries < 1:
-        raise SpecError("apgd_steps, apgd_targets and square_queries must be ≥ 1")
     if gate_norm not in norms:
         raise SpecError(f"gate_norm {gate_norm!r} must be one of norms {norms}")
     params = dict(

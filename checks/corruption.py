@@ -7,10 +7,11 @@ each feature's train spread and feature dropout to the train median (mode for ca
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from auditkit.checks._corruptions import corruption_setup
+from pydantic import Field
 
 from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, Outcome, SpecError, check
 
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 )
 def natural_corruptions(
     ctx: RunContext, /, *, split: str = "test", corruptions: list[str] | None = None,
-    severities: list[int] = [1, 2, 3, 4, 5], max_relative_error: float = 0.1,  # noqa: B006
+    severities: Annotated[list[Literal[1, 2, 3, 4, 5]], Field(min_length=1)] = [1, 2, 3, 4, 5],  # noqa: B006
+    max_relative_error: float = 0.1,
     conservative: bool = False, max_samples: int = 5000, baseline_drops: dict[str, float] | None = None,
     max_relative_mce: float | None = None, min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:  # fmt: skip

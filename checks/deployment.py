@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from auditkit.checks._data_preflight import slices_preflight
 from auditkit.checks._robust_preflight import immutable_features_preflight
+from pydantic import Field
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
 
@@ -531,8 +532,8 @@ def _accuracy(ctx: RunContext, cand: Candidate, split: str) -> float | None:
     cost="moderate",
 )
 def inference_cost(
-    ctx: RunContext, /, *, split: str = "test", warmup: int = 10, repeats: int = 100, n_boot: int = 1000,
-    memory_calls: int = 3,
+    ctx: RunContext, /, *, split: str = "test", warmup: Annotated[int, Field(ge=0)] = 10,
+    repeats: Annotated[int, Field(ge=5)] = 100, n_boot: int = 1000, memory_calls: Annotated[int, Field(ge=1)] = 3,
 ) -> Outcome:  # fmt: skip
     """Times the audited model and every artifact on rows of ``split`` at each
     ``deployment.batch_sizes`` entry: latency p50/p95/p99 (ms) with 95% percentile-bootstrap
@@ -546,15 +547,13 @@ def inference_cost(
     Parameters
     ----------
     split: split whose rows are fed (tiled when a batch is larger than the split).
-    warmup: untimed calls before timing each batch size.
-    repeats: timed calls per batch size.
+    warmup: untimed calls before timing each batch size (0 or more).
+    repeats: timed calls per batch size (at least 5).
     n_boot: bootstrap resamples for the percentile intervals.
-    memory_calls: calls at the largest batch size while peak memory is measured.
+    memory_calls: calls at the largest batch size while peak memory is measured (at least 1).
     """
     from auditkit.checks._deploy import is_audited, peak_memory, percentile_cis, time_calls
 
-    if warmup < 0 or repeats < 5 or memory_calls < 1:
-        raise SpecError("warmup must be ≥ 0, repeats ≥ 5 and memory_calls ≥ 1")
     ready, missing, findings = _candidates(ctx)
     dep = ctx.spec.deployment
     budget = dep.latency_budget_ms

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from _robust_fixtures import breast_cancer_mlp, digits_cnn
 from auditkit.checks.corruption import natural_corruptions
@@ -161,3 +162,32 @@ def test_relative_mce_against_a_baseline_model() -> None:
         natural_corruptions, digits_arts(), params={**params, "baseline_drops": {"contrast": 0.1}}
     )
     assert partial["status"] == "error" and "gaussian_blur" in partial["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("fn_path", "name", "value", "needle"),
+    [
+        (
+            "auditkit.checks.corruption:natural_corruptions",
+            "severities",
+            [0, 2],
+            "Input should be 1, 2, 3, 4 or 5",
+        ),
+        ("auditkit.checks.adversarial:white_box_evasion", "norms", ["l1"], "Input should be 'inf' or 'l2'"),
+        ("auditkit.checks.adversarial:white_box_evasion", "steps", 0, "greater than or equal to 1"),
+        ("auditkit.checks.deployment:inference_cost", "repeats", 4, "greater than or equal to 5"),
+    ],
+)
+def test_typed_param_domains_are_refused_before_the_run(
+    fn_path: str, name: str, value: object, needle: str
+) -> None:
+    import importlib
+
+    from auditkit import SpecError, check_info
+    from auditkit.engine.runner import validate_params
+
+    mod, attr = fn_path.split(":")
+    info = check_info(getattr(importlib.import_module(mod), attr))
+    assert info is not None
+    with pytest.raises(SpecError, match=needle):
+        validate_params(info, {name: value}, f"checks.params.{info.id}")
