@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from auditkit.engine.check import CheckInfo, jsonable
-from auditkit.inputs.artifacts import Artifacts, Predictions
 
 if TYPE_CHECKING:
     import torch.nn as nn
 
-    from auditkit.inputs.artifacts import Roles
+    from auditkit.inputs.artifacts import Artifacts, Predictions, Roles
     from auditkit.inputs.data import Dataset
     from auditkit.inputs.deployment import Candidate
     from auditkit.inputs.model import ModelAdapter
@@ -52,7 +51,7 @@ class RunContext:
         device: str = "auto",
     ) -> None:
         self.info = info
-        self.artifacts = artifacts
+        self._artifacts = artifacts
         self.seed = derive_seed(run_seed, info.id)
         self.run_seed = run_seed
         self.params = dict(params or {})
@@ -64,7 +63,7 @@ class RunContext:
     @property
     def spec(self) -> Any:
         """The validated AuditSpec (read only), or None for in-memory audits."""
-        return self.artifacts.spec
+        return self._artifacts.spec
 
     @property
     def device(self) -> str:
@@ -83,30 +82,30 @@ class RunContext:
             declared = spec.model.input
             if "kind" in declared.model_fields_set:
                 return declared
-            return declared.model_copy(update={"kind": self.artifacts.input_kind()})
-        return InputSpec.model_validate({"kind": self.artifacts.input_kind()})
+            return declared.model_copy(update={"kind": self._artifacts.input_kind()})
+        return InputSpec.model_validate({"kind": self._artifacts.input_kind()})
 
     def rng(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
 
     def has(self, requirement: str) -> bool:
-        return self.artifacts.satisfies(requirement)[0]
+        return self._artifacts.satisfies(requirement)[0]
 
     def dataset(self, name: str) -> Dataset:
-        return self.artifacts.dataset(name)
+        return self._artifacts.dataset(name)
 
     def splits(self) -> list[str]:
         """Names of the splits this audit has, in canonical order."""
-        return list(self.artifacts.datasets())
+        return list(self._artifacts.datasets())
 
     def model(self) -> ModelAdapter:
-        return self.artifacts.model()
+        return self._artifacts.model()
 
     def training_runs(self, *, include_compare: bool = False) -> list[TrainingRun]:
         """The main configuration's runs, one per ``training.seeds`` (the first is the audited
         model for a built-in architecture); with ``include_compare`` also every
         ``training.compare`` optimizer × seed (trained once per audit, shared by the checks)."""
-        runs = list(self.artifacts.training_runs())
+        runs = list(self._artifacts.training_runs())
         if include_compare:
             runs += [r for group in self.compare_runs().values() for r in group]
         return runs
@@ -115,27 +114,27 @@ class RunContext:
         """Each ``training.compare`` optimizer's runs over the seeds, keyed ``compare:<i>``."""
         from auditkit.inputs.training import train_compare
 
-        return train_compare(self.artifacts)
+        return train_compare(self._artifacts)
 
     def rerun(self) -> TrainingRun:
         """The main configuration's first seed trained a second time (same-seed reproducibility)."""
         from auditkit.inputs.training import rerun_first_seed
 
-        return rerun_first_seed(self.artifacts)
+        return rerun_first_seed(self._artifacts)
 
     def fit_rows(self, x: np.ndarray, y: np.ndarray, *, seed: int, n_classes: int) -> nn.Module:
         """A fresh module of the audited architecture trained on these rows (for cross-fitting)."""
         from auditkit.inputs.training import fit_rows
 
-        return fit_rows(self.artifacts, x, y, seed=seed, n_classes=n_classes)
+        return fit_rows(self._artifacts, x, y, seed=seed, n_classes=n_classes)
 
     def roles(self) -> Roles:
         """The column roles the spec declares (label, features, id, group, time, sensitive...)."""
-        return self.artifacts.roles()
+        return self._artifacts.roles()
 
     def resolve_path(self, rel: str) -> Path | None:
         """A path the spec names, resolved against the spec's folder (None: no folder to resolve in)."""
-        loaded = self.artifacts.loaded
+        loaded = self._artifacts.loaded
         if loaded is not None:
             return Path(loaded.resolve(rel))
         path = Path(rel)
@@ -145,27 +144,27 @@ class RunContext:
         """The audited model (first) and each ``deployment.artifacts`` entry, loaded once per audit."""
         from auditkit.inputs.deployment import candidates
 
-        return candidates(self.artifacts)
+        return candidates(self._artifacts)
 
     def sample_shape(self) -> tuple[int, ...]:
         """The model's input shape of one row (without the batch dimension)."""
         from auditkit.inputs.deployment import per_sample_shape
 
-        return per_sample_shape(self.artifacts, self.model())
+        return per_sample_shape(self._artifacts, self.model())
 
     def seed_for(self, key: str) -> int:
         """A seed derived from the run seed and ``key`` (e.g. ``f"{check id}:{shard}"``)."""
         return derive_seed(self.run_seed, key)
 
     def predictions(self, split: str) -> Predictions:
-        return self.artifacts.predictions(split)
+        return self._artifacts.predictions(split)
 
     def embeddings(self, split: str) -> np.ndarray:
-        return self.artifacts.embeddings(split)
+        return self._artifacts.embeddings(split)
 
     def cached(self, key: str, factory: Callable[[], T]) -> T:
         """Share an expensive intermediate result between checks (keyed globally)."""
-        return self.artifacts.cached(key, factory)
+        return self._artifacts.cached(key, factory)
 
     @property
     def workdir(self) -> Path:

@@ -88,3 +88,13 @@ def test_schema_command_prints_the_spec_schema() -> None:
         check=True,
     )
     assert json.loads(out.stdout)["properties"]["schema_version"] == {"const": "1"}
+
+
+def test_run_context_imports_without_pandas_torch_or_pydantic() -> None:
+    """A check may ``from auditkit import RunContext`` at module top: it costs no heavy import."""
+    code = (
+        "import sys, auditkit; auditkit.RunContext; from auditkit import RunContext; "
+        "print(','.join(m for m in ('pandas', 'torch', 'pydantic') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
