@@ -515,10 +515,12 @@ def test_immutable_features_preflight_names_the_typo_and_its_closest_feature() -
 
 def test_attack_checks_declare_the_immutable_preflight() -> None:
     from auditkit.checks._robust_preflight import immutable_features_preflight
-    from auditkit.checks.deployment import deployment_parity
+    from auditkit.checks.deployment import _deployment_preflight, deployment_parity
 
     from auditkit import check_info
 
-    for fn in (white_box_evasion, black_box_and_masking, deployment_parity):
+    for fn in (white_box_evasion, black_box_and_masking):
         info = check_info(fn)
         assert info is not None and info.preflight is immutable_features_preflight
+    info = check_info(deployment_parity)  # its hook checks immutable features and data.slices
+    assert info is not None and info.preflight is _deployment_preflight

@@ -352,27 +352,3 @@ def test_deploy_reuses_the_adversarial_and_corruption_checks_own_defaults() -> N
         assert info is not None
         defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in info.defaults().items()}
         assert {k: defaults[k] for k in copy} == copy  # the engine hands tuples to checks as lists
-
-
-def test_no_robustness_check_module_imports_another_or_the_engine() -> None:
-    import re
-    from pathlib import Path
-
-    import auditkit.checks as pkg
-
-    root = Path(pkg.__file__).parent
-    for name in (
-        "adversarial",
-        "ood",
-        "corruption",
-        "poisoning",
-        "deployment",
-        "_attacks",
-        "_corruptions",
-        "_deploy",
-    ):
-        text = (root / f"{name}.py").read_text()
-        assert not re.search(
-            r"auditkit\.checks\.(?!_)\w+ import|from auditkit\.(engine|inputs|spec)\b", text
-        ), name
-        assert "ctx.artifacts" not in text, name
