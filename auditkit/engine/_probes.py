@@ -40,3 +40,10 @@ def raise_value_error(shared: Any, item: int, seed: int) -> int:
     if item == 1:
         raise ValueError("task 1 fails on purpose")
     return item
+
+
+def sleep_then(shared: Any, item: float, seed: int) -> float:
+    import time
+
+    time.sleep(item)
+    return item

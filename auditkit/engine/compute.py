@@ -382,6 +382,10 @@ class RayExecutor:
         self.cfg = cfg
         self.address = cfg.address or os.environ.get("RAY_ADDRESS") or None
         self._owns = False
+        if self.address and self.address != "auto":
+            why = _reachable(self.address)
+            if why is not None:
+                raise InputError(f"engine.compute.address {self.address}: Ray cluster unreachable ({why})")
         if not ray.is_initialized():
             self._connect()
         resources = ray.cluster_resources()
@@ -398,10 +402,6 @@ class RayExecutor:
     def _connect(self) -> None:
         ray = self._ray
         address = self.address
-        if address and address != "auto":
-            why = _reachable(address)
-            if why is not None:
-                raise InputError(f"engine.compute.address {address}: Ray cluster unreachable ({why})")
         kwargs: dict[str, Any] = {
             "include_dashboard": False,
             "log_to_driver": False,

@@ -1,0 +1,149 @@
+"""The compute engine: the same results for 1, 2 workers and Ray; worker faults; spec and CLI plumbing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from auditkit.engine import _probes, compute
+from auditkit.engine.compute import ComputeConfig, InlineExecutor, LocalPool, WorkerLost
+from auditkit.errors import InputError
+
+SHARED = np.arange(1000, dtype=float)
+ITEMS = list(range(9))
+SEEDS = [1000 + i for i in ITEMS]
+
+
+def expected() -> list[float]:
+    # An independent computation: the probe's formula written out here.
+    return [float(SHARED.sum() * i + np.random.default_rng(s).normal(size=64).sum()) for i, s in zip(ITEMS, SEEDS)]
+
+
+def test_inline_matches_the_formula() -> None:
+    assert InlineExecutor().map(_probes.noisy_sum, ITEMS, seeds=SEEDS, shared=SHARED) == expected()
+
+
+def test_two_local_workers_same_results_in_item_order_and_really_parallel() -> None:
+    pool = LocalPool(2)
+    assert pool.map(_probes.noisy_sum, ITEMS, seeds=SEEDS, shared=SHARED) == expected()
+    pids = set(pool.map(_probes.pid_of, list(range(8)), seeds=list(range(8))))
+    assert os.getpid() not in pids and len(pids) >= 1
+
+
+def test_ray_same_results(ray_cluster: object) -> None:
+    ex = compute.make_executor(ComputeConfig(kind="ray"))
+    assert ex.kind == "ray" and ex.workers == 2
+    assert ex.map(_probes.noisy_sum, ITEMS, seeds=SEEDS, shared=SHARED) == expected()
+    assert ex.describe()["kind"] == "ray"
+
+
+def test_a_worker_killed_once_is_retried(tmp_path: Path) -> None:
+    items = [(str(tmp_path / "marker"), 7), ("", 8), ("", 9)]
+    assert LocalPool(2).map(_probes.die_once, items, seeds=[0, 1, 2]) == [7, 8, 9]
+    assert (tmp_path / "marker").exists()
+
+
+def test_a_worker_that_dies_twice_is_a_worker_lost_error_naming_the_task() -> None:
+    with pytest.raises(WorkerLost, match=r"task 1 of 3 .*died twice"):
+        LocalPool(2).map(_probes.always_die, [0, -1, 2], seeds=[0, 1, 2])
+    assert LocalPool(2).map(_probes.always_die, [0, 1, 2], seeds=[0, 1, 2]) == [0, 1, 2]  # the pool recovers
+
+
+def test_a_task_exception_is_raised_as_is() -> None:
+    with pytest.raises(ValueError, match="task 1 fails on purpose"):
+        LocalPool(2).map(_probes.raise_value_error, [0, 1, 2], seeds=[0, 1, 2])
+
+
+def test_ray_worker_death_is_worker_lost(ray_cluster: object) -> None:
+    ex = compute.make_executor(ComputeConfig(kind="ray"))
+    with pytest.raises(WorkerLost, match="task 1 of 2"):
+        ex.map(_probes.always_die, [0, -1], seeds=[0, 1])
+
+
+def test_unreachable_ray_address_is_an_input_error_before_anything() -> None:
+    with pytest.raises(InputError, match="unreachable"):
+        compute.make_executor(ComputeConfig(kind="ray", address="127.0.0.1:9"))
+
+
+def test_workers_one_runs_inline_and_spec_overrides() -> None:
+    from auditkit.spec.schema import ComputeSpec
+
+    assert isinstance(compute.make_executor(ComputeConfig(workers=1)), InlineExecutor)
+    cfg = compute.config_from(ComputeSpec(kind="local", workers=3), kind="ray", address="auto")
+    assert (cfg.kind, cfg.workers, cfg.address) == ("ray", 3, "auto")
+    with pytest.raises(Exception, match="greater than or equal to 1"):
+        ComputeSpec(workers=0)
+
+
+SPEC = """
+name: compute-demo
+seed: 3
+data:
+  splits: {train: train.csv, test: test.csv}
+  label: y
+checks:
+  select: [AK-DQ-001]
+"""
+
+
+def _spec(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for name in ("train", "test"):
+        x = rng.normal(size=(60, 3))
+        rows = ["a,b,c,y"] + [f"{r[0]:.4f},{r[1]:.4f},{r[2]:.4f},{int(r[0] > 0)}" for r in x]
+        (tmp_path / f"{name}.csv").write_text("\n".join(rows) + "\n")
+    path = tmp_path / "audit.yaml"
+    path.write_text(SPEC)
+    return path
+
+
+def test_cli_unreachable_ray_address_exits_2_with_one_line(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    cmd = [sys.executable, "-m", "auditkit.cli", "run", str(spec), "-o", str(tmp_path / "out"), "-q",
+           "--compute-engine", "ray", "--ray-address", "127.0.0.1:9"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "unreachable" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_results_record_the_engine(tmp_path: Path) -> None:
+    from auditkit.engine.audit import Overrides, run_audit
+
+    res = run_audit(_spec(tmp_path), overrides=Overrides(workers=2))
+    assert res.doc["environment"]["compute"] == {"kind": "local", "workers": 2, "devices": ["cpu"], "address": None}
+
+
+def test_sigterm_stops_the_workers(tmp_path: Path) -> None:
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import signal, sys\n"
+        "from auditkit.engine.compute import LocalPool\n"
+        "from auditkit.engine import _probes\n"
+        "def stop(*a): raise KeyboardInterrupt\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "if __name__ == '__main__':\n"
+        "    print('start', flush=True)\n"
+        "    LocalPool(2).map(_probes.sleep_then, [60] * 4, seeds=[0, 1, 2, 3])\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "start"
+    children: list[str] = []
+    for _ in range(600):  # wait until the workers run (no time limit on the test: polls)
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        children = out
+        if len(children) >= 2:
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
