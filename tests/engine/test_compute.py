@@ -23,7 +23,9 @@ SEEDS = [1000 + i for i in ITEMS]
 
 def expected() -> list[float]:
     # An independent computation: the probe's formula written out here.
-    return [float(SHARED.sum() * i + np.random.default_rng(s).normal(size=64).sum()) for i, s in zip(ITEMS, SEEDS)]
+    return [
+        float(SHARED.sum() * i + np.random.default_rng(s).normal(size=64).sum()) for i, s in zip(ITEMS, SEEDS)
+    ]
 
 
 def test_inline_matches_the_formula() -> None:
@@ -118,7 +120,12 @@ def test_results_record_the_engine(tmp_path: Path) -> None:
     from auditkit.engine.audit import Overrides, run_audit
 
     res = run_audit(_spec(tmp_path), overrides=Overrides(workers=2))
-    assert res.doc["environment"]["compute"] == {"kind": "local", "workers": 2, "devices": ["cpu"], "address": None}
+    assert res.doc["environment"]["compute"] == {
+        "kind": "local",
+        "workers": 2,
+        "devices": ["cpu"],
+        "address": None,
+    }
 
 
 def test_sigterm_stops_the_workers(tmp_path: Path) -> None:
@@ -146,4 +153,82 @@ def test_sigterm_stops_the_workers(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
     for pid in children:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        )
+
+
+SHARDED_CHECK = '''
+import numpy as np
+from auditkit import Metric, Outcome, check
+from auditkit.engine import _probes
+
+
+@check(id="LOCAL-SHARD-001", title="Sharded metric", requires=("train",))
+def sharded(ctx, /, *, shards: int = 6):
+    """A metric computed in shards through ctx.map.
+
+    Parameters
+    ----------
+    shards: how many shards.
+    """
+    values = ctx.map(_probes.noisy_sum, list(range(shards)), shared=np.arange(50.0))
+    return Outcome.from_metrics([Metric("total", float(sum(values)), threshold=-1e18, direction="higher")],
+                                evidence={"values": values})
+
+
+@check(id="LOCAL-SHARD-002", title="A shard that kills its worker", requires=("train",))
+def dying(ctx, /):
+    """Kills its worker twice: recorded error, the rest of the audit completes."""
+    ctx.map(_probes.always_die, [0, -1], shared=None)
+    return Outcome.from_metrics([])
+'''
+
+
+def _sharded_spec(tmp_path: Path) -> Path:
+    spec = _spec(tmp_path)
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "sharded.py").write_text(SHARDED_CHECK)
+    spec.write_text(SPEC.replace("select: [AK-DQ-001]", "paths: [local]\n  select: [LOCAL-SHARD, AK-DQ-001]"))
+    return spec
+
+
+def _checks_without_timings(doc: dict) -> list[dict]:
+    return [{k: v for k, v in rec.items() if k != "duration_s"} for rec in doc["checks"]]
+
+
+def test_sharded_check_results_identical_for_1_2_workers_and_ray(tmp_path: Path, ray_cluster: object) -> None:
+    from auditkit.engine.audit import Overrides, run_audit
+
+    spec = _sharded_spec(tmp_path)
+    select = ["LOCAL-SHARD-001", "AK-DQ-001"]
+    docs = {
+        name: run_audit(spec, overrides=Overrides(select=select, compute_engine=kind, workers=w)).doc
+        for name, kind, w in [("one", "local", 1), ("two", "local", 2), ("ray", "ray", None)]
+    }
+    shard = {r["id"]: r for r in docs["one"]["checks"]}["LOCAL-SHARD-001"]
+    seeds = [compute_seed(3, f"LOCAL-SHARD-001:{i}") for i in range(6)]
+    assert shard["evidence"]["values"] == [
+        _probes.noisy_sum(np.arange(50.0), i, s) for i, s in enumerate(seeds)
+    ]
+    for name in ("two", "ray"):
+        assert _checks_without_timings(docs[name]) == _checks_without_timings(docs["one"]), name
+        assert docs[name]["gate"] == docs["one"]["gate"], name
+    assert [d["environment"]["compute"]["kind"] for d in docs.values()] == ["local", "local", "ray"]
+
+
+def test_a_check_whose_worker_dies_twice_is_error_and_the_rest_complete(tmp_path: Path) -> None:
+    from auditkit.engine.audit import Overrides, run_audit
+
+    doc = run_audit(_sharded_spec(tmp_path), overrides=Overrides(workers=2), output=tmp_path / "out").doc
+    by_id = {r["id"]: r for r in doc["checks"]}
+    assert by_id["LOCAL-SHARD-002"]["status"] == "error"
+    assert "died twice" in by_id["LOCAL-SHARD-002"]["error"]["message"]
+    assert by_id["LOCAL-SHARD-001"]["status"] == "passed" and by_id["AK-DQ-001"]["status"] != "error"
+    assert (tmp_path / "out" / "results.json").exists()
+
+
+def compute_seed(run_seed: int, key: str) -> int:
+    from auditkit.engine.context import derive_seed
+
+    return derive_seed(run_seed, key)
