@@ -24,7 +24,7 @@ SEEDS = [1000 + i for i in ITEMS]
 def expected() -> list[float]:
     # An independent computation: the probe's formula written out here.
     return [
-        float(SHARED.sum() * i + np.random.default_rng(s).normal(size=64).sum()) for i, s in zip(ITEMS, SEEDS)
+        float(SHARED.sum() * i + np.random.default_rng(s).normal(size=64).sum()) for i, s in zip(ITEMS, SEEDS, strict=True)
     ]
 
 
