@@ -24,7 +24,8 @@ SEEDS = [1000 + i for i in ITEMS]
 def expected() -> list[float]:
     # An independent computation: the probe's formula written out here.
     return [
-        float(SHARED.sum() * i + np.random.default_rng(s).normal(size=64).sum()) for i, s in zip(ITEMS, SEEDS, strict=True)
+        float(SHARED.sum() * i + np.random.default_rng(s).normal(size=64).sum())
+        for i, s in zip(ITEMS, SEEDS, strict=True)
     ]
 
 
@@ -232,3 +233,53 @@ def compute_seed(run_seed: int, key: str) -> int:
     from auditkit.engine.context import derive_seed
 
     return derive_seed(run_seed, key)
+
+
+def _cancer_artifacts() -> object:
+    from sklearn.datasets import load_breast_cancer
+
+    from auditkit.testing import make_artifacts
+
+    df = load_breast_cancer(as_frame=True).frame
+    df.columns = [c.replace(" ", "_") for c in df.columns]
+    df = df.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    spec = {
+        "model": {"builtin": "mlp", "device": "cpu"},
+        "training": {"epochs": 3, "batch_size": 64, "seeds": [0, 1], "optimizer": {"name": "AdamW", "lr": 0.01},
+                     "compare": [{"name": "SGD", "lr": 0.1}, {"name": "Adam", "lr": 0.01}]},
+    }  # fmt: skip
+    return make_artifacts({"train": df.iloc[:300], "test": df.iloc[300:]}, label="target", spec=spec)
+
+
+CLOCK = ("wall_time_s", "samples_per_s", "peak_memory_bytes", "peak_memory_kind")
+
+
+def _runs_facts(executor: compute.Executor) -> list[tuple]:
+    import torch
+
+    from auditkit.inputs.training import train_compare
+
+    arts = _cancer_artifacts()
+    with compute.use(executor):
+        runs = list(arts.training_runs()) + [r for g in train_compare(arts).values() for r in g]  # type: ignore[attr-defined]
+    facts = []
+    for r in runs:
+        summary = {k: v for k, v in r.summary().items() if k not in CLOCK}
+        weights = [t.detach().numpy().tobytes() for t in r.module.state_dict().values() if torch.is_tensor(t)]
+        facts.append((summary, r.step_loss, r.val_metric, weights))
+    return facts
+
+
+def test_training_runs_identical_inline_two_workers_and_ray(ray_cluster: object) -> None:
+    inline = _runs_facts(InlineExecutor())
+    assert [f[0]["config"] for f in inline] == [
+        "main",
+        "main",
+        "compare:0",
+        "compare:0",
+        "compare:1",
+        "compare:1",
+    ]
+    assert [f[0]["seed"] for f in inline] == [0, 1, 0, 1, 0, 1]
+    assert _runs_facts(LocalPool(2)) == inline
+    assert _runs_facts(compute.make_executor(ComputeConfig(kind="ray"))) == inline
