@@ -283,3 +283,23 @@ def test_training_runs_identical_inline_two_workers_and_ray(ray_cluster: object)
     assert [f[0]["seed"] for f in inline] == [0, 1, 0, 1, 0, 1]
     assert _runs_facts(LocalPool(2)) == inline
     assert _runs_facts(compute.make_executor(ComputeConfig(kind="ray"))) == inline
+
+
+def test_report_line_and_results_schema(tmp_path: Path) -> None:
+    import json
+
+    import jsonschema
+
+    from auditkit.engine.audit import Overrides, run_audit
+    from auditkit.render.common import compute_text
+
+    doc = run_audit(_spec(tmp_path), overrides=Overrides(workers=2)).doc
+    schema = json.loads((Path(compute.__file__).parents[1] / "resources" / "results.schema.json").read_text())
+    jsonschema.validate(json.loads(json.dumps(doc)), schema)
+    bad = json.loads(json.dumps(doc))
+    bad["environment"]["compute"]["kind"] = "spark"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+    assert compute_text(doc["environment"]["compute"]) == "local, 2 worker(s), devices cpu"
+    ray_line = {"kind": "ray", "workers": 8, "devices": ["gpu:0"], "address": "auto", "note": "x"}
+    assert compute_text(ray_line) == "ray, 8 worker(s), devices gpu:0, address auto (x)"
