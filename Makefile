@@ -41,9 +41,10 @@ test: $(STAMP)  ## the test suite (slow tests deselected; a fast test covers eac
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow" --timeout=1200
 
-lint: $(STAMP)
-	$(BIN)/ruff check auditkit checks tests benchmarks examples
-	$(BIN)/mypy auditkit checks
+lint: $(STAMP)  ## what CI checks before the tests: ruff, ruff format, mypy (installs .venv if needed)
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+	$(BIN)/python -m mypy auditkit checks
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

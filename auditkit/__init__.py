@@ -55,7 +55,7 @@ from auditkit.engine.check import (  # noqa: E402
     check_info,
     require_rows,
 )
-from auditkit.errors import AuditkitError, InputError, SpecError  # noqa: E402
+from auditkit.errors import AuditkitError, ExitCode, InputError, SpecError  # noqa: E402
 
 if TYPE_CHECKING:
     from auditkit.engine.audit import Overrides, run_audit
@@ -69,6 +69,7 @@ __all__ = [
     "AuditResults",
     "AuditkitError",
     "CheckInfo",
+    "ExitCode",
     "Finding",
     "InputError",
     "Metric",

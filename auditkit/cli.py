@@ -16,7 +16,10 @@ from typing import Any, NoReturn
 import click
 
 from auditkit import __version__
-from auditkit.errors import AuditkitError, UsageError
+from auditkit.errors import AuditkitError, ExitCode, UsageError
+
+# Interrupted runs exit as a shell reports a signal (128 + signal number), outside ExitCode.
+SIGINT_EXIT, SIGTERM_EXIT = 128 + 2, 128 + 15
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -25,7 +28,7 @@ class Interrupted(BaseException):
     """Raised from SIGTERM so that cleanup (removing the temporary bundle) runs as for SIGINT."""
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
+def _fail(message: str, code: int = ExitCode.USAGE) -> NoReturn:
     from auditkit.safetext import inert
 
     click.echo(f"auditkit: error: {inert(message, multiline=False)}", err=True)
@@ -378,7 +381,7 @@ def verify_cmd(bundle: Path, no_inputs: bool, key: Path | None) -> None:
         for p in problems:
             click.echo(f"MISMATCH {p}")
         click.echo(f"auditkit: verify: {len(problems)} problem(s) in {bundle}", err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
     click.echo(f"OK: every file listed in {bundle / 'manifest.json'} matches its sha256")
     click.echo(f"signature: {note}")
 
@@ -424,7 +427,7 @@ def sign_cmd(bundle: Path, key: Path, no_inputs: bool) -> None:
         for p in problems:
             click.echo(f"MISMATCH {p}")
         click.echo(f"auditkit: sign: {len(problems)} problem(s) in {bundle}; not signed", err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
     path = write_signature(bundle, private)
     from auditkit.results.signing import read_signature
 
@@ -499,7 +502,7 @@ def report_cmd(results_path: Path, formats: tuple[str, ...], output: Path) -> No
         errors = render_formats(results.doc, tmp, fmts, attachments)
         write_report_manifest(tmp, results_path)
     if errors:
-        sys.exit(3)
+        sys.exit(ExitCode.ERROR)
     click.echo(f"wrote {', '.join(fmts)} to {output}")
 
 
@@ -541,7 +544,7 @@ def diff_cmd(base: Path, new: Path, fmt: str) -> None:
         click.echo(render_diff(d, markdown=True))
     else:
         render_diff(d, console=_console())
-    sys.exit(1 if has_changes(d) else 0)
+    sys.exit(ExitCode.FAILED if has_changes(d) else ExitCode.PASSED)
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -554,21 +557,21 @@ def main(argv: list[str] | None = None) -> None:
     debug = os.environ.get("AUDITKIT_DEBUG") == "1" or "-vv" in (argv or sys.argv)
     try:
         cli.main(args=argv, prog_name="auditkit", standalone_mode=False)
-        sys.exit(0)
+        sys.exit(ExitCode.PASSED)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.Abort:
         click.echo("auditkit: interrupted; no bundle was written", err=True)
-        sys.exit(130)
+        sys.exit(SIGINT_EXIT)
     except click.ClickException as e:
-        _fail(e.format_message(), 2)
+        _fail(e.format_message(), ExitCode.USAGE)
     except AuditkitError as e:
         if debug:
             raise
         _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, e.exit_code)
     except (KeyboardInterrupt, Interrupted):
         click.echo("auditkit: interrupted; no bundle was written", err=True)
-        sys.exit(130 if not isinstance(sys.exc_info()[1], Interrupted) else 143)
+        sys.exit(SIGINT_EXIT if not isinstance(sys.exc_info()[1], Interrupted) else SIGTERM_EXIT)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The process exit codes of ``auditkit`` (results.json's ``gate.exit_code`` holds the plain int)."""
+
+    PASSED = 0  # the gate passed (verify: every file matches; diff: no change)
+    FAILED = 1  # an unwaived finding at or above fail_on, or a regression (verify: a mismatch)
+    USAGE = 2  # bad spec, input, command line or plugin: fix what the message names
+    ERROR = 3  # a check crashed or a report failed to render: the evidence is incomplete
+    NOTHING_RAN = 4  # every check was not applicable, skipped or deselected
+
 
 class AuditkitError(Exception):
     """Base class. ``exit_code`` is what ``auditkit`` exits with when this escapes a command."""
 
-    exit_code = 2
+    exit_code: ExitCode = ExitCode.USAGE
 
 
 class SpecError(AuditkitError):
@@ -27,9 +39,3 @@ class UsageError(AuditkitError):
 
 class PluginError(AuditkitError):
     """A check plugin cannot be loaded, or two checks share an id. Exit code 2."""
-
-
-class VerifyError(AuditkitError):
-    """A bundle does not match its manifest. Exit code 1."""
-
-    exit_code = 1

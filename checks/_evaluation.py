@@ -17,6 +17,11 @@ else:
     pd = lazy("pandas")
 
 
+def finite(v: float | None) -> float | None:
+    """A metric as it goes into evidence: full precision (renderers round), None for NaN/inf (JSON has no NaN)."""
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
 def output_problems(ctx: RunContext, *splits: str) -> tuple[Outcome | None, list[Finding]]:
     """Findings for NaN/inf model outputs: an Outcome to return at once when every row is broken."""
     findings = []

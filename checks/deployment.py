@@ -5,7 +5,7 @@ float16 version auditkit derives from ``model``) is compared with the audited mo
 rows, fed the same raw inputs (preprocessing lives inside both modules): prediction parity,
 robustness parity (AK-ADV-001's robust accuracy at its gate epsilon, AK-ADV-003's corruption
 error), and inference cost (latency percentiles with bootstrap intervals, throughput, memory,
-size, stored values, a Pareto table). Loading and timing live in ``auditkit.inputs.deployment``.
+size, stored values, a Pareto table). Loading lives in ``auditkit.inputs.deployment``, timing in ``auditkit.checks._deploy``.
 """
 
 from __future__ import annotations
@@ -15,18 +15,20 @@ import io
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from auditkit.checks._robust_preflight import immutable_features_preflight
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
 
 if TYPE_CHECKING:
     from auditkit import RunContext
-    from auditkit.inputs.deployment import Candidate
+    from auditkit.toolkit import Candidate
 
 TIMING = {"timing": True}  # measured on this machine: left out of determinism comparisons
 
 
-def _r(v: float | None, digits: int = 6) -> float | None:
-    return None if v is None or not np.isfinite(v) else round(float(v), digits)
+def _finite(v: float | None) -> float | None:
+    """An evidence number at full precision (renderers round); None when missing or not finite."""
+    return None if v is None or not np.isfinite(v) else float(v)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -37,10 +39,9 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 def _candidates(ctx: RunContext) -> tuple[list[Candidate], list[Candidate], list[Finding]]:
     """(audited + runnable artifacts, unavailable artifacts, notes about the unavailable ones)."""
-    from auditkit.engine.check import Skipped
-    from auditkit.inputs.deployment import candidates
+    from auditkit import Skipped
 
-    everything = candidates(ctx.artifacts)
+    everything = ctx.deployment_candidates()
     ready = [c for c in everything if c.forward is not None]
     missing = [c for c in everything if c.forward is None]
     notes = [Finding(f"{c.name} ({c.kind}) not evaluated: {c.unavailable}", severity="info", key=f"unavailable:{c.name}")
@@ -54,14 +55,14 @@ def _candidates(ctx: RunContext) -> tuple[list[Candidate], list[Candidate], list
 
 
 def _logits(ctx: RunContext, cand: Candidate, split: str) -> np.ndarray:
-    from auditkit.inputs.deployment import AUDITED, per_sample_shape
+    from auditkit.checks._deploy import is_audited
 
-    if cand.name == AUDITED:
+    if is_audited(cand):
         return ctx.predictions(split).logits
 
     def compute() -> np.ndarray:
         x = ctx.dataset(split).x
-        shape = per_sample_shape(ctx.artifacts, ctx.model())
+        shape = ctx.sample_shape()
         out = cand.logits(x.reshape((len(x), *shape)))
         if _are_probabilities(out) and not _are_probabilities(ctx.predictions(split).logits):
             # An export with the softmax inside returns probabilities: compare them as such.
@@ -98,7 +99,7 @@ def _slice_rates(ctx: RunContext, split: str, flip: np.ndarray, min_rows: int) -
     """[slice, attribute, n, disagreement, ci low, ci high, judged] per slice of the split."""
     from auditkit.checks._evaluation import slice_masks
 
-    from auditkit.toolkit.stats import wilson
+    from auditkit.toolkit import wilson
 
     try:
         slices = slice_masks(ctx, split)
@@ -109,7 +110,9 @@ def _slice_rates(ctx: RunContext, split: str, flip: np.ndarray, min_rows: int) -
         n = int(mask.sum())
         k = int(flip[mask].sum())
         lo, hi = wilson(k, n)
-        rows.append([name, attr, n, _r(k / n if n else float("nan")), _r(lo), _r(hi), n >= min_rows])
+        rows.append(
+            [name, attr, n, _finite(k / n if n else float("nan")), _finite(lo), _finite(hi), n >= min_rows]
+        )
     rows.sort(key=lambda r: (not r[6], -float(r[3] or 0.0), str(r[0])))  # type: ignore[arg-type]
     return rows
 
@@ -124,7 +127,7 @@ def _flip_rows(
     for i in np.flatnonzero(flips):
         out.append([name, split, int(i), None if ids is None else str(ids.iloc[i]),
                     None if y is None else int(y[i]), int(pm[i].argmax()), int(pa[i].argmax()),
-                    _r(float(pm[i].max())), _r(float(pa[i].max()))])  # fmt: skip
+                    _finite(float(pm[i].max())), _finite(float(pa[i].max()))])  # fmt: skip
     return out
 
 
@@ -133,7 +136,7 @@ def _parity_one(
     conservative: bool, max_slice_disagreement: float, min_slice_rows: int, n_boot: int,
 ) -> tuple[list[Metric], list[Any], list[list[Any]], list[list[Any]], list[list[Any]]]:  # fmt: skip
     """Metrics, a parity-table row, per-class rows, per-slice rows and flipped rows for one artifact × split."""
-    from auditkit.toolkit.stats import classification_metrics, wilson
+    from auditkit.toolkit import classification_metrics, wilson
 
     pm, pa = _softmax(ctx.predictions(split).logits), _softmax(_logits(ctx, cand, split))
     n = len(pm)
@@ -175,7 +178,9 @@ def _parity_one(
         m = int(sel.sum())
         f = int(flips[sel].sum())
         lo, hi = wilson(f, m)
-        per_class.append([cand.name, split, c, m, f, _r(f / m if m else float("nan")), _r(lo), _r(hi)])
+        per_class.append(
+            [cand.name, split, c, m, f, _finite(f / m if m else float("nan")), _finite(lo), _finite(hi)]
+        )
     slices = _slice_rates(ctx, split, flips, min_slice_rows)
     judged = [r for r in slices if r[6]]
     if judged:
@@ -186,21 +191,18 @@ def _parity_one(
             description=f"highest disagreement over slices with ≥ {min_slice_rows} rows: {worst[0]}",
             details={"slice": worst[0]},
         ))  # fmt: skip
-    row = [cand.name, split, n, _r(agree), _r(a_ci[0]), _r(a_ci[1]), int(flips.sum()), _r(acc_m), _r(acc_a), _r(drop),
-           _r(d_ci[0]) if d_ci else None, _r(d_ci[1]) if d_ci else None, _r(float(dp.max())),
-           _r(float(np.quantile(dp, 0.99))), _r(ece_d), judged[0][0] if judged else None]  # fmt: skip
+    row = [cand.name, split, n, _finite(agree), _finite(a_ci[0]), _finite(a_ci[1]), int(flips.sum()), _finite(acc_m), _finite(acc_a), _finite(drop),
+           _finite(d_ci[0]) if d_ci else None, _finite(d_ci[1]) if d_ci else None, _finite(float(dp.max())),
+           _finite(float(np.quantile(dp, 0.99))), _finite(ece_d), judged[0][0] if judged else None]  # fmt: skip
     flip_rows = _flip_rows(ctx, cand.name, split, pm, pa, flips)
     return metrics, row, per_class, [[cand.name, split, *r] for r in slices], flip_rows
 
 
 def _adv_params(ctx: RunContext) -> dict[str, Any]:
     """AK-ADV-001's parameters as this audit sets them (its defaults, then checks.params)."""
-    from auditkit.checks.adversarial import white_box_evasion
+    from auditkit.checks._attacks import WHITE_BOX_DEFAULTS
 
-    from auditkit import check_info
-
-    info = check_info(white_box_evasion)
-    params = info.defaults() if info else {}
+    params = dict(WHITE_BOX_DEFAULTS)
     spec = ctx.spec
     if spec is not None:
         params.update(spec.checks.params.get("AK-ADV-001", {}))
@@ -212,7 +214,7 @@ def _craft(
 ) -> np.ndarray:
     """PGD examples against the audited model at one radius (AK-ADV-001's settings), in input units."""
     import torch
-    from auditkit.checks.adversarial import (
+    from auditkit.checks._attacks import (
         NORMS,
         art_classifier,
         best_pgd_class,
@@ -252,15 +254,14 @@ def _craft(
 
 def _robustness(ctx: RunContext, ready: list[Candidate], split: str) -> dict[str, Any]:
     """Per artifact: robust accuracy at AK-ADV-001's gate epsilon and AK-ADV-003's corruption error."""
-    from auditkit.checks.adversarial import shared_white_box, white_box, wilson_row
+    from auditkit.checks._attacks import shared_white_box, white_box, wilson_row
+    from auditkit.checks._deploy import is_audited
 
-    from auditkit.engine.context import derive_seed
-    from auditkit.inputs.deployment import AUDITED, per_sample_shape
-    from auditkit.inputs.model import ModelAdapter
+    from auditkit.toolkit import ModelAdapter
 
     out: dict[str, Any] = {"adversarial": {}, "corruption": {}, "notes": []}
     adapter = ctx.model()
-    shape = per_sample_shape(ctx.artifacts, adapter)
+    shape = ctx.sample_shape()
     try:
         p = _adv_params(ctx)
         keys = ("epsilons", "gate_epsilon", "norms", "steps", "restarts", "losses", "step_ratio", "l2_scale",
@@ -271,7 +272,7 @@ def _robustness(ctx: RunContext, ready: list[Candidate], split: str) -> dict[str
         gi = wb.grid.index(gate)
         radius = wb.eps[gate_norm][gi]
         audited_wb = wilson_row(wb.worst(gate_norm)[gi])
-        seed = derive_seed(ctx.run_seed, "AK-ADV-001")
+        seed = ctx.seed_for("AK-ADV-001")
         x_adv = _craft(adapter, wb.space, norm=gate_norm, radius=radius, params=params, seed=seed)
         x_adv = x_adv.reshape((len(x_adv), *shape))
         y = wb.space.y
@@ -279,7 +280,7 @@ def _robustness(ctx: RunContext, ready: list[Candidate], split: str) -> dict[str
         sub = [e for e in wb.grid if e <= gate]
         out["setup"] = {"epsilon": gate, "norm": gate_norm, "radius": radius, "rows": len(y)}
         for cand in ready:
-            if cand.name == AUDITED:
+            if is_audited(cand):
                 continue
             res = {"transfer": wilson_row(cand.logits(x_adv).argmax(1) == y), "audited_transfer": audited_tr,
                    "audited_white_box": audited_wb}  # fmt: skip
@@ -309,16 +310,12 @@ def _corruption(
     ctx: RunContext, ready: list[Candidate], split: str, shape: tuple[int, ...]
 ) -> dict[str, float]:
     """AK-ADV-003's mean relative corruption error (its settings and seed) for each candidate."""
-    from auditkit.checks.corruption import corruption_setup, natural_corruptions
+    from auditkit.checks._corruptions import CORRUPTION_DEFAULTS, corruption_setup
 
-    from auditkit import check_info
-    from auditkit.engine.context import derive_seed
-
-    info = check_info(natural_corruptions)
-    p = info.defaults() if info else {}
+    p = dict(CORRUPTION_DEFAULTS)
     if ctx.spec is not None:
         p.update(ctx.spec.checks.params.get("AK-ADV-003", {}))
-    seed = derive_seed(ctx.run_seed, "AK-ADV-003")
+    seed = ctx.seed_for("AK-ADV-003")
     setup = corruption_setup(ctx, p.get("split", split), p["corruptions"], p["severities"], p["max_samples"],
                              np.random.default_rng(seed))  # fmt: skip
     inputs = [
@@ -338,6 +335,7 @@ def _corruption(
 
 @check(
     id="AK-DEPLOY-001",
+    preflight=immutable_features_preflight,
     area="deployment",
     title="Deployment parity: each artifact to ship predicts like the audited model",
     requires=("model", "test", "deployment"),
@@ -377,7 +375,7 @@ def deployment_parity(
     max_corruption_error_increase: largest acceptable increase of the mean relative corruption error; None reports it ungated.
     n_boot: bootstrap resamples for the accuracy-drop interval.
     """
-    from auditkit.inputs.deployment import AUDITED
+    from auditkit.checks._deploy import is_audited
 
     ready, missing, findings = _candidates(ctx)
     present = [s for s in splits if s in ctx.splits()]
@@ -386,7 +384,7 @@ def deployment_parity(
     metrics: list[Metric] = []
     table, classes, slices, flips = [], [], [], []
     for cand in ready:
-        if cand.name == AUDITED:
+        if is_audited(cand):
             continue
         for split in present:
             m, row, pc, sl, fl = _parity_one(
@@ -453,10 +451,11 @@ def _robust_metrics(
     metrics = []
     setup = rob.get("setup") or {}
     corr = rob.get("corruption") or {}
-    from auditkit.inputs.deployment import AUDITED
+    from auditkit.checks._deploy import is_audited
 
+    audited = next((c.name for c in ready if is_audited(c)), None)
     for cand in ready:
-        if cand.name == AUDITED:
+        if is_audited(cand):
             continue
         adv = rob["adversarial"].get(cand.name)
         row: list[Any] = [cand.name, None, None, None, None, None, None, None, None, None]
@@ -472,16 +471,16 @@ def _robust_metrics(
                             f"({setup.get('norm')}, {method})",
                 details={"method": method, "artifact": v, "artifact_ci": list(ci), "audited": ref[0], **setup},
             ))  # fmt: skip
-            row[1:7] = [method, _r(v), _r(ci[0]), _r(ci[1]), _r(ref[0]), _r(drop)]
-        if cand.name in corr and AUDITED in corr:
-            inc = corr[cand.name] - corr[AUDITED]
+            row[1:7] = [method, _finite(v), _finite(ci[0]), _finite(ci[1]), _finite(ref[0]), _finite(drop)]
+        if cand.name in corr and audited in corr:
+            inc = corr[cand.name] - corr[audited]
             metrics.append(Metric(
                 f"corruption_error_increase[{cand.name}]", inc, threshold=max_increase,
                 direction="lower" if max_increase is not None else None,
                 description="artifact minus audited mean relative corruption error (AK-ADV-003's rows and seed)",
-                details={"artifact": corr[cand.name], "audited": corr[AUDITED]},
+                details={"artifact": corr[cand.name], "audited": corr[audited]},
             ))  # fmt: skip
-            row[7:10] = [_r(corr[cand.name]), _r(corr[AUDITED]), _r(inc)]
+            row[7:10] = [_finite(corr[cand.name]), _finite(corr[audited]), _finite(inc)]
         rows.append(row)
     return metrics
 
@@ -530,7 +529,7 @@ def inference_cost(
     """Times the audited model and every artifact on rows of ``split`` at each
     ``deployment.batch_sizes`` entry: latency p50/p95/p99 (ms) with 95% percentile-bootstrap
     intervals over the timed calls (warm-up calls excluded; the thread count is recorded),
-    throughput, peak inference memory (see ``auditkit.inputs.deployment.peak_memory``), file size and the
+    throughput, peak inference memory (see ``auditkit.checks._deploy.peak_memory``), file size and the
     number of stored values; plus a Pareto table of accuracy vs p95 latency vs size. Gates only on
     the budgets the spec declares (``deployment.latency_budget_ms``, ``deployment.memory_budget_mb``),
     for the artifacts. Timings measure this machine: they are marked ``timing`` and kept out of
@@ -544,7 +543,7 @@ def inference_cost(
     n_boot: bootstrap resamples for the percentile intervals.
     memory_calls: calls at the largest batch size while peak memory is measured.
     """
-    from auditkit.inputs.deployment import AUDITED, peak_memory, per_sample_shape, percentile_cis, time_calls
+    from auditkit.checks._deploy import is_audited, peak_memory, percentile_cis, time_calls
 
     if warmup < 0 or repeats < 5 or memory_calls < 1:
         raise SpecError("warmup must be ≥ 0, repeats ≥ 5 and memory_calls ≥ 1")
@@ -552,7 +551,7 @@ def inference_cost(
     dep = ctx.spec.deployment
     budget = dep.latency_budget_ms
     ref_b = budget.batch_size if budget else dep.batch_sizes[0]
-    shape = per_sample_shape(ctx.artifacts, ctx.model())
+    shape = ctx.sample_shape()
     x = ctx.dataset(split).x.astype(np.float32)
     x = x.reshape((len(x), *shape))
     if len(x) == 0:
@@ -562,14 +561,14 @@ def inference_cost(
     lat_rows, cand_rows, points = [], [], []
     p95_at: dict[tuple[str, int], float] = {}
     for cand in ready:
-        gated = cand.name != AUDITED
+        gated = not is_audited(cand)
         for b in dep.batch_sizes:
             batch = np.resize(x, (b, *shape)).astype(np.float32)
             secs = time_calls(cand.forward, batch, warmup=warmup, repeats=repeats)  # type: ignore[arg-type]
             pct = percentile_cis(secs * 1e3, (50, 95, 99), n_boot=n_boot, rng=rng)
             p95_at[(cand.name, b)] = pct[95][0]
-            lat_rows.append([cand.name, b, cand.threads, *[_r(v, 4) for q in (50, 95, 99) for v in (pct[q][0], *pct[q][1])],
-                             _r(b / secs.mean(), 1)])  # fmt: skip
+            lat_rows.append([cand.name, b, cand.threads, *[_finite(v) for q in (50, 95, 99) for v in (pct[q][0], *pct[q][1])],
+                             _finite(b / secs.mean())])  # fmt: skip
             for q in (50, 95, 99):
                 limit = getattr(budget, f"p{q}") if (budget and gated and b == budget.batch_size) else None
                 if q == 95 or limit is not None:
@@ -604,10 +603,10 @@ def inference_cost(
         acc = _accuracy(ctx, cand, split)
         points.append((cand.name, acc, p95_at[(cand.name, ref_b)], cand.size_bytes))
         cand_rows.append([cand.name, cand.kind, cand.device, cand.runtime, cand.threads, cand.size_bytes,
-                          cand.size_kind, cand.stored_values, _r(acc)])  # fmt: skip
+                          cand.size_kind, cand.stored_values, _finite(acc)])  # fmt: skip
     front = _pareto(points)
     pareto_rows = [
-        [n, _r(a), _r(lat, 4), s, "yes" if f else "no"]
+        [n, _finite(a), _finite(lat), s, "yes" if f else "no"]
         for (n, a, lat, s), f in zip(points, front, strict=True)
     ]
     evidence: dict[str, Any] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def group_fairness(
     favorable_label: str | int | float | None = None,
     min_group_size: int = 30,
     intersectional: bool = True,
-    bound: str = "value",
+    bound: Literal["value", "conservative"] = "value",
     n_boot: int = 1000,
 ) -> Outcome:
     """Compares the model's favourable decisions across the groups of each sensitive column (and
@@ -108,7 +108,7 @@ def group_fairness(
     sens = test.sensitive
     if sens.shape[1] == 0:
         raise NotApplicable("no sensitive columns in the test split")
-    from auditkit.checks._evaluation import output_problems
+    from auditkit.checks._evaluation import finite, output_problems
 
     broken, problems = output_problems(ctx, "test")
     if broken is not None:
@@ -168,7 +168,16 @@ def group_fairness(
         for i, gi in enumerate(g_idx):
             lo, hi = wilson(int(cg[i, :, 1].sum()), int(cg[i].sum()))
             rows.append(
-                [attr, str(levels[gi]), int(sizes[gi]), _r(sel[i]), _r(lo), _r(hi), _r(tpr[i]), _r(fpr[i])]
+                [
+                    attr,
+                    str(levels[gi]),
+                    int(sizes[gi]),
+                    finite(sel[i]),
+                    finite(lo),
+                    finite(hi),
+                    finite(tpr[i]),
+                    finite(fpr[i]),
+                ]
             )
         for name, (limit, direction) in limits.items():
             vals = dist[name][np.isfinite(dist[name])]
@@ -225,7 +234,3 @@ def group_fairness(
             ],
         },
     )
-
-
-def _r(v: Any) -> float | None:
-    return None if v is None or not np.isfinite(v) else float(round(float(v), 6))

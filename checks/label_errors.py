@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import numpy as np
+from pydantic import Field
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
 from auditkit.toolkit.imports import lazy
@@ -42,8 +43,12 @@ if TYPE_CHECKING:
 else:
     pd = lazy("pandas")
 
-SOURCES = ("auto", "features", "embeddings", "model")
-LEARNERS = ("auto", "logistic", "hgb", "knn")
+# Parameter domains, declared so the engine rejects a bad value before anything runs (exit 2).
+Source = Literal["auto", "features", "embeddings", "model"]
+Learner = Literal["auto", "logistic", "hgb", "knn"]
+Prune = Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_joint"]  # toolkit PRUNE_METHODS
+RankBy = Literal["self_confidence", "normalized_margin"]  # toolkit RANKINGS
+SOURCES, LEARNERS = get_args(Source), get_args(Learner)
 KNN_NEIGHBOURS = 10
 WEAK_BALANCED_ACCURACY = 0.7  # below it the estimate mixes ambiguity with label errors (a note says so)
 KNN_PRIOR = 0.02  # probability mass spread evenly over the classes: no row is certain from 10 neighbours
@@ -362,13 +367,13 @@ def label_errors(
     /,
     *,
     max_label_issue_ratio: float = 0.05,
-    bound: str = "value",
-    splits: list[str] = ["train", "validation", "test"],  # noqa: B006 - JSON-native, never mutated
-    folds: int = 5,
-    source: str = "auto",
-    learner: str = "auto",
-    prune: str = "prune_by_noise_rate",
-    rank_by: str = "self_confidence",
+    bound: Literal["value", "conservative"] = "value",
+    splits: list[str] = ["train", "validation", "test"],  # noqa: B006 - JSON-native (the contract kit round-trips defaults through YAML); never mutated
+    folds: Annotated[int, Field(ge=2)] = 5,
+    source: Source = "auto",
+    learner: Learner = "auto",
+    prune: Prune = "prune_by_noise_rate",
+    rank_by: RankBy = "self_confidence",
     min_rows_per_class: int = 10,
     min_rows: int = 30,
     max_classes: int = 100,
@@ -413,16 +418,9 @@ def label_errors(
     max_listed: rows per split shown in the report (the CSV has every flagged row).
     impact: recompute the audited model's test accuracy without the flagged test rows.
     """
-    from auditkit.toolkit.confident import PRUNE_METHODS, RANKINGS, bootstrap_noise_rate, find_label_issues
+    from auditkit.toolkit.confident import bootstrap_noise_rate, find_label_issues
     from auditkit.toolkit.stats import wilson
 
-    for name, value, allowed in (("bound", bound, ("value", "conservative")), ("source", source, SOURCES),
-                                 ("learner", learner, LEARNERS), ("prune", prune, PRUNE_METHODS),
-                                 ("rank_by", rank_by, RANKINGS)):  # fmt: skip
-        if value not in allowed:
-            raise SpecError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-    if folds < 2:
-        raise SpecError("folds must be at least 2")
     names = [s for s in ["train", *[s for s in splits if s != "train"]] if s in ctx.splits()]
     names = [s for s in names if ctx.dataset(s).y is not None]
     if "train" not in names:

@@ -741,17 +741,13 @@ def _feature_codes(s: pd.Series, categorical: bool, bins: int, max_levels: int) 
 
 
 def _auc_from_groups(score: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
-    """AUC (ties count 1/2) from per-group scores and positive/negative counts."""
-    order = np.argsort(score, kind="stable")
-    s, p, q = score[order], pos[order], neg[order]
-    uniq, start = np.unique(s, return_index=True)
-    p_g = np.add.reduceat(p, start) if len(s) else p
-    q_g = np.add.reduceat(q, start) if len(s) else q
-    neg_below = np.cumsum(q_g) - q_g
-    total_p, total_q = p_g.sum(), q_g.sum()
-    if total_p == 0 or total_q == 0:
-        return float("nan")
-    return float((p_g * (neg_below + 0.5 * q_g)).sum() / (total_p * total_q))
+    """AUC (ties count 1/2) from per-group scores and positive/negative counts: the toolkit's one
+    AUC over each group written twice, once as its positives and once as its negatives, weighted
+    by the counts (so it equals roc_auc_score on the expanded rows, at O(groups) cost)."""
+    from auditkit.toolkit import auc
+
+    positive = np.r_[np.ones(len(score), dtype=bool), np.zeros(len(score), dtype=bool)]
+    return auc(np.r_[score, score], positive, weights=np.r_[pos, neg])
 
 
 def _hanley_mcneil(auc: float, n_pos: int, n_neg: int) -> tuple[float, float]:

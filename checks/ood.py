@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from auditkit.checks._corruptions import IMAGE_SEVERITIES
 
 from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, NotApplicable, Outcome, SpecError, check, require_rows
 
 if TYPE_CHECKING:
     from auditkit import RunContext
-    from auditkit.inputs.data import Dataset
+    from auditkit.toolkit import Dataset
 
 ALL_DETECTORS = ("msp", "max_logit", "energy", "mahalanobis", "knn", "odin", "gen", "vim", "react", "ash", "dice",
                  "relative_mahalanobis")  # fmt: skip
@@ -50,10 +51,8 @@ PAPERS = {
 IMAGE_SETS = ("uniform_noise", "gaussian_noise", "inverted", "pixel_shuffled")
 TABULAR_SETS = ("uniform_box", "column_shuffled", "scaled_outliers")
 # Synthetic shifts for AK-OOD-002 and their magnitude at severity 1..5.
-IMAGE_SHIFTS: dict[str, tuple[float, ...]] = {
-    "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),  # sd, as a share of the value range (ImageNet-C)
-    "contrast": (0.4, 0.3, 0.2, 0.1, 0.05),  # factor towards each image's mean (ImageNet-C)
-    "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),  # offset, as a share of the value range, clipped
+IMAGE_SHIFTS: dict[str, tuple[float, ...]] = {  # the shared image severity table (checks/_corruptions.py)
+    name: tuple(IMAGE_SEVERITIES[name]) for name in ("gaussian_noise", "contrast", "brightness")
 }
 TABULAR_SHIFTS: dict[str, tuple[float, ...]] = {
     "gaussian_noise": (0.1, 0.25, 0.5, 1.0, 2.0),  # noise sd in train standard deviations
@@ -199,9 +198,9 @@ def selection_summary(
             boots[best]["auroc"] - boots[det]["auroc"] if len(boots[det].get("auroc", [])) else np.array([])
         )
         ci = _quantile_ci(paired) if det != best else None
-        rows.append([det, _r(results[det]["auroc"][0]), _r(diff), _r(ci[0]) if ci else None, _r(ci[1]) if ci else None,
+        rows.append([det, _num(results[det]["auroc"][0]), _num(diff), _num(ci[0]) if ci else None, _num(ci[1]) if ci else None,
                      None if det == best or ci is None else bool(ci[0] > 0),
-                     _r(results[det]["fpr_in"][0]), _r(results[det]["fpr_out"][0])])  # fmt: skip
+                     _num(results[det]["fpr_in"][0]), _num(results[det]["fpr_out"][0])])  # fmt: skip
     return best, rows
 
 
@@ -212,7 +211,7 @@ def expected_calibration_error(
     conf = np.asarray(conf, dtype=np.float64)
     gap = conf - np.asarray(correct, dtype=np.float64)
     w = np.ones((1, len(conf))) if weights is None else np.atleast_2d(weights)
-    from auditkit.toolkit.stats import calibration_bins  # (lo, hi] bins, the same as AK-PERF's ECE
+    from auditkit.toolkit import calibration_bins  # (lo, hi] bins, the same as AK-PERF's ECE
 
     bins = calibration_bins(conf, n_bins, adaptive=False)
     onehot = np.zeros((len(conf), n_bins))
@@ -947,7 +946,7 @@ def _curve_points(
     if len(fpr) > max_points:
         keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(int))
         fpr, tpr = fpr[keep], tpr[keep]
-    return [round(float(v), 5) for v in fpr], [round(float(v), 5) for v in tpr]
+    return [float(v) for v in fpr], [float(v) for v in tpr]
 
 
 def _fitted_text(values: dict[str, Any] | None) -> str:
@@ -960,8 +959,9 @@ def _fitted_text(values: dict[str, Any] | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in fmt.items())
 
 
-def _r(x: float | None, digits: int = 4) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), digits)
+def _num(x: float | None) -> float | None:
+    """An evidence number at full precision (renderers round); None when missing or NaN."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1133,7 +1133,7 @@ def ood_detection(
     fpr_key = "fpr_in" if fpr_convention == "in" else "fpr_out"
     other = "out" if fpr_convention == "in" else "in"
     other_key = f"fpr_{other}"
-    from auditkit.toolkit.stats import wilson
+    from auditkit.toolkit import wilson
 
     rows: list[list[Any]] = []
     metrics: list[Metric] = []
@@ -1155,9 +1155,9 @@ def ood_detection(
             results[set_name][det] = {**{k: v for k, v in m.items()}, "accepted": accepted}
             au, au_ci = m["auroc"]
             rows.append([
-                set_name, det, _r(au), _r(au_ci[0]) if au_ci else None, _r(au_ci[1]) if au_ci else None,
-                _r(m["aupr_in"][0]), _r(m["aupr_out"][0]), _r(m["fpr_in"][0]), _r(m["fpr_out"][0]),
-                _r(accepted / len(s_out)), len(s_in), len(s_out),
+                set_name, det, _num(au), _num(au_ci[0]) if au_ci else None, _num(au_ci[1]) if au_ci else None,
+                _num(m["aupr_in"][0]), _num(m["aupr_out"][0]), _num(m["fpr_in"][0]), _num(m["fpr_out"][0]),
+                _num(accepted / len(s_out)), len(s_in), len(s_out),
             ])  # fmt: skip
         if results[set_name]:
             best_det, ranked = selection_summary(results[set_name], set_boots)
@@ -1202,7 +1202,7 @@ def ood_detection(
     id_rows = []
     for det in fitted.detectors:
         kept = int(np.sum(id_scores[det] <= thresholds[det]))
-        id_rows.append([det, _r(thresholds[det], 6), _r(kept / len(idx)), len(idx)])
+        id_rows.append([det, _num(thresholds[det]), _num(kept / len(idx)), len(idx)])
         if det == gate_detector:
             metrics.append(Metric(
                 "id_kept_at_threshold", kept / len(idx), ci=wilson(kept, len(idx)), n=len(idx), direction="higher",
@@ -1258,7 +1258,7 @@ def ood_detection(
         "plots": [
             {"type": "bar", "title": "AUROC by detector and OOD set", "x_label": "OOD set", "y_label": "AUROC",
              "categories": list(sets), "series": [
-                 {"name": d, "values": [_r(results[s][d]["auroc"][0]) for s in sets]} for d in fitted.detectors]},
+                 {"name": d, "values": [_num(results[s][d]["auroc"][0]) for s in sets]} for d in fitted.detectors]},
         ],
     }  # fmt: skip
     if gate_detector in fitted.detectors:
@@ -1321,7 +1321,7 @@ def _risk_at(scores: np.ndarray, errors: np.ndarray, coverage: float) -> tuple[i
 
 def _thin(x: np.ndarray, y: np.ndarray, max_points: int = 200) -> tuple[list[float], list[float]]:
     keep = np.unique(np.linspace(0, len(x) - 1, min(max_points, len(x))).round().astype(int))
-    return [round(float(v), 5) for v in x[keep]], [round(float(v), 5) for v in y[keep]]
+    return [float(v) for v in x[keep]], [float(v) for v in y[keep]]
 
 
 @check(
@@ -1392,7 +1392,7 @@ def shift_behaviour(
     n_boot: bootstrap resamples for the intervals.
     min_rows: fewest labelled test rows with a finite output to judge on; fewer make the check not applicable.
     """
-    from auditkit.toolkit.stats import wilson
+    from auditkit.toolkit import wilson
 
     if not 0.0 < coverage <= 1.0:
         raise SpecError("coverage must be in (0, 1]")
@@ -1493,7 +1493,7 @@ def shift_behaviour(
                    direction="lower", details=details, description="clean test accuracy minus production accuracy"),
             Metric("ece:production", ece, ci=ece_ci, n=len(p_idx), threshold=max_ece, direction="lower", details=details),
         ]  # fmt: skip
-        rows.append(["production", None, _r(acc), _r(clean_acc - acc), _r(ece), len(p_idx)])
+        rows.append(["production", None, _num(acc), _num(clean_acc - acc), _num(ece), len(p_idx)])
         gated["production"] = (
             lambda: ctx.embeddings("production")[p_idx],
             p_logits,
@@ -1531,7 +1531,7 @@ def shift_behaviour(
                 los.append(lo)
                 his.append(hi)
                 eces.append(ece)
-                rows.append([name, sev, _r(acc), _r(drop), _r(ece), len(idx)])
+                rows.append([name, sev, _num(acc), _num(drop), _num(ece), len(idx)])
                 if sev != gate_severity:
                     continue
                 drop_ci = ece_ci = None
@@ -1552,9 +1552,9 @@ def shift_behaviour(
                 ]  # fmt: skip
                 gated[key] = (lambda xs=xs: model.embeddings(xs), logits, y0, lambda xs=xs: xs)
             xs_axis = [0, *sorted(severities)]
-            curves_acc.append({"name": name, "x": xs_axis, "y": [_r(a) for a in accs],
-                               "lo": [_r(v) for v in los], "hi": [_r(v) for v in his]})  # fmt: skip
-            curves_ece.append({"name": name, "x": xs_axis, "y": [_r(e) for e in eces]})
+            curves_acc.append({"name": name, "x": xs_axis, "y": [_num(a) for a in accs],
+                               "lo": [_num(v) for v in los], "hi": [_num(v) for v in his]})  # fmt: skip
+            curves_ece.append({"name": name, "x": xs_axis, "y": [_num(e) for e in eces]})
         source = f"synthetic {kind} shifts of the test inputs at severities {sorted(severities)} (no labelled production split)"
 
     # Selective prediction: choose the detector on held-out data, report on test and shifted data.
@@ -1625,7 +1625,9 @@ def shift_behaviour(
             Metric(f"aurc:{suffix}", float(rc["aurc"][0]), ci=aurc_ci, n=len(s), direction="lower",
                    details={"detector": best}, description="area under the risk–coverage curve"),
         ]  # fmt: skip
-        sel_rows.append([label, best, _r(float(e.mean())), _r(errs / kept), _r(float(rc["aurc"][0])), len(s)])
+        sel_rows.append(
+            [label, best, _num(float(e.mean())), _num(errs / kept), _num(float(rc["aurc"][0])), len(s)]
+        )
         cx, cy = _thin(rc["coverage"][0], rc["risk"][0])
         plot_series.append({"name": f"{best} — {label}", "x": cx, "y": cy})
         if best != "msp" and "msp" in scores_test and label == "clean test":
@@ -1653,7 +1655,7 @@ def shift_behaviour(
         },
         "detector choice": {
             "columns": ["detector", "aurc (selection data)"],
-            "rows": [[d, _r(a, 5)] for d, a in aurcs.items()],
+            "rows": [[d, _num(a)] for d, a in aurcs.items()],
         },
         "selection": how,
         "ece": f"{n_bins} equal-width bins on the top-class probability",

@@ -6,10 +6,10 @@ percentile bootstrap of `auditkit.toolkit.stats.bootstrap_metrics` for the rest 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from auditkit.checks._evaluation import labelled, output_problems, slice_masks
+from auditkit.checks._evaluation import finite, labelled, output_problems, slice_masks
 
 from auditkit import (
     DEFAULT_MIN_ROWS,
@@ -17,7 +17,6 @@ from auditkit import (
     Metric,
     NotApplicable,
     Outcome,
-    SpecError,
     check,
     require_rows,
 )
@@ -35,10 +34,6 @@ _LABELS = {
     "roc_auc": "ROC AUC", "log_loss": "log loss", "brier": "Brier score", "ece": "ECE (equal-width bins)",
     "adaptive_ece": "ECE (equal-mass bins)", "mce": "MCE",
 }  # fmt: skip
-
-
-def _r(v: float | None, digits: int = 6) -> float | None:
-    return None if v is None or not np.isfinite(v) else float(round(float(v), digits))
 
 
 @check(
@@ -59,7 +54,7 @@ def heldout_performance(
     min_macro_f1: float | None = None,
     min_roc_auc: float | None = None,
     max_log_loss: float | None = None,
-    bound: str = "conservative",
+    bound: Literal["value", "conservative"] = "conservative",
     beat_majority: bool = True,
     n_boot: int = 1000,
     min_rows: int = DEFAULT_MIN_ROWS,
@@ -87,8 +82,6 @@ def heldout_performance(
     """
     from auditkit.toolkit.stats import bootstrap_metrics, classification_metrics, describe_method, wilson
 
-    if bound not in ("conservative", "value"):
-        raise SpecError("bound must be 'conservative' or 'value'")
     broken, problems = output_problems(ctx, "test")
     if broken is not None:
         return broken
@@ -178,7 +171,7 @@ def heldout_performance(
         rec = tp / support if support else None
         f1 = 2 * tp / (support + predicted) if support + predicted else None
         lo, hi = wilson(tp, support) if support else (None, None)
-        per_class.append([classes[c], support, _r(prec), _r(rec), _r(lo), _r(hi), _r(f1)])
+        per_class.append([classes[c], support, finite(prec), finite(rec), finite(lo), finite(hi), finite(f1)])
     evidence_extra = {
         "per class": {
             "columns": ["class", "support", "precision", "recall", "recall ci low", "recall ci high", "F1"],
@@ -202,9 +195,9 @@ def heldout_performance(
                 "rows": [
                     [
                         _LABELS[m],
-                        _r(point[m]),
-                        _r(cis[m][0]),
-                        _r(cis[m][1]),
+                        finite(point[m]),
+                        finite(cis[m][0]),
+                        finite(cis[m][1]),
                         "not declared" if limits[m] is None else limits[m],
                     ]
                     for m in names
@@ -236,7 +229,7 @@ def generalisation_gap(
     /,
     *,
     max_accuracy_gap: float = 0.05,
-    bound: str = "value",
+    bound: Literal["value", "conservative"] = "value",
     min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:
     """Accuracy on train minus accuracy on test (Newcombe's interval for the difference of two
@@ -328,7 +321,7 @@ def calibration(
     max_ece: float = 0.05,
     max_brier: float | None = None,
     n_bins: int = 15,
-    bound: str = "value",
+    bound: Literal["value", "conservative"] = "value",
     n_boot: int = 1000,
     min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:
@@ -367,7 +360,7 @@ def calibration(
             n=len(y),
             threshold=limits[m],
             direction="lower",
-            bound=bound,  # type: ignore[arg-type]
+            bound=bound,
             description=_LABELS[m],
         )
         for m in names
@@ -376,7 +369,7 @@ def calibration(
     table = {
         "columns": ["mean confidence", "accuracy", "count", "ci low", "ci high"],
         "rows": [
-            [_r(c), _r(a), n, _r(lo), _r(hi)]
+            [finite(c), finite(a), n, finite(lo), finite(hi)]
             for c, a, n, lo, hi in zip(
                 rd["confidence"], rd["accuracy"], rd["count"], rd["lo"], rd["hi"], strict=True
             )
@@ -430,7 +423,12 @@ def calibration(
     tags=("performance", "slices", "fairness"),
 )
 def slice_performance(
-    ctx: RunContext, /, *, max_gap: float = 0.1, min_slice_size: int = 30, bound: str = "value"
+    ctx: RunContext,
+    /,
+    *,
+    max_gap: float = 0.1,
+    min_slice_size: int = 30,
+    bound: Literal["value", "conservative"] = "value",
 ) -> Outcome:
     """Accuracy per slice of the test split (sensitive columns, categorical features, numeric
     sensitive columns in train quartiles, and the user's `data.slices` queries), each with a
@@ -475,7 +473,18 @@ def slice_performance(
             glo, ghi = (float("nan"), float("nan"))
         gap = overall - acc
         too_small = ns < min_slice_size
-        rows.append([name, attr, ns, _r(acc), _r(lo), _r(hi), _r(gap), "too small" if too_small else ""])
+        rows.append(
+            [
+                name,
+                attr,
+                ns,
+                finite(acc),
+                finite(lo),
+                finite(hi),
+                finite(gap),
+                "too small" if too_small else "",
+            ]
+        )
         if too_small:
             small.append(name)
             continue

@@ -218,8 +218,8 @@ def poisoning_screen(
         s["suspected"] = s["p_adj"] < alpha and s["stat"] >= min_statistic
         name = labels[s["class"]] if s["class"] < len(labels) else s["class"]
         s["name"] = str(name)
-        rows.append([s["name"], len(s["idx"]), s["n_ref"], round(s["stat"], 4), round(s["null_q99"], 4),
-                     round(s["p"], 5), round(s["p_adj"], 5), len(s["flag"]), bool(s["suspected"])])  # fmt: skip
+        rows.append([s["name"], len(s["idx"]), s["n_ref"], float(s["stat"]), float(s["null_q99"]),
+                     float(s["p"]), float(s["p_adj"]), len(s["flag"]), bool(s["suspected"])])  # fmt: skip
         if s["suspected"]:
             suspected.append(s)
     findings = []

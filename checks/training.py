@@ -158,11 +158,11 @@ def training_stability(
                 run.seed,
                 run.epochs_run,
                 len(loss),
-                _r(init),
-                _r(final),
-                _r(ratio),
+                _finite(init),
+                _finite(final),
+                _finite(ratio),
                 len(spikes),
-                _r(gn_ratio),
+                _finite(gn_ratio),
                 "yes" if run.finite else "no",
                 run.stopped_early,
             ]
@@ -174,13 +174,13 @@ def training_stability(
         x, y = _thin(run.step_grad_norm)
         plots_gn.append({"name": key, "x": x, "y": y})
         ep = list(range(1, len(run.train_loss) + 1))
-        plots_epoch.append({"name": f"{key} train", "x": ep, "y": [_r(v) for v in run.train_loss]})
+        plots_epoch.append({"name": f"{key} train", "x": ep, "y": [_finite(v) for v in run.train_loss]})
         if run.val_loss:
             plots_epoch.append(
                 {
                     "name": f"{key} validation",
                     "x": ep[: len(run.val_loss)],
-                    "y": [_r(v) for v in run.val_loss],
+                    "y": [_finite(v) for v in run.val_loss],
                 }
             )
     n = len(runs)
@@ -271,10 +271,11 @@ def training_stability(
     return outcome
 
 
-def _r(v: float | None, digits: int = 6) -> float | None:
+def _finite(v: float | None) -> float | None:
+    """A value as evidence holds it: full precision (renderers round), None for NaN/inf."""
     if v is None or not math.isfinite(v):
         return None
-    return float(round(v, digits))
+    return float(v)
 
 
 def _require_test_rows(ctx: RunContext, min_rows: int) -> None:
@@ -338,8 +339,7 @@ def seed_variance(
     rerun: retrain the first seed to test reproducibility (costs one more training run).
     min_rows: fewest labelled test rows to judge on; fewer make the check not applicable, never a pass.
     """
-    from auditkit.inputs.training import rerun_first_seed, state_distance
-    from auditkit.toolkit.stats import mean_ci, wilson
+    from auditkit.toolkit import mean_ci, state_distance, wilson
 
     _require_test_rows(ctx, min_rows)
     runs = _runs(ctx)
@@ -350,7 +350,7 @@ def seed_variance(
     for run, row in zip(runs, correct, strict=True):
         k, n = int(row.sum()), len(row)
         lo, hi = wilson(k, n)
-        rows.append([run.seed, _r(k / n), _r(lo), _r(hi), "yes" if run.finite else "no"])
+        rows.append([run.seed, _finite(k / n), _finite(lo), _finite(hi), "yes" if run.finite else "no"])
     if len(runs) >= 2:
         std = float(np.std(accs, ddof=1))
         ci = None
@@ -391,7 +391,7 @@ def seed_variance(
         )
     diff = None
     if rerun:
-        again = rerun_first_seed(ctx.artifacts)
+        again = ctx.rerun()
         first = runs[0]
         if first.module is not None and again.module is not None:
             diff = state_distance(first.module, again.module)
@@ -479,12 +479,10 @@ def optimizer_comparison(
     n_boot: bootstrap resamples of the test rows for the paired interval.
     min_rows: fewest labelled test rows to judge on (checked before any extra training).
     """
-    from auditkit.inputs.training import train_compare
-
     _require_test_rows(ctx, min_rows)
 
     main = _runs(ctx)
-    compare = train_compare(ctx.artifacts)
+    compare = ctx.compare_runs()
     if not compare:
         raise NotApplicable("training.compare is empty")
     configs = [("main", main)] + sorted(compare.items(), key=lambda kv: int(kv[0].split(":")[1]))
@@ -505,21 +503,21 @@ def optimizer_comparison(
         steps = [s for s in (_steps_to_95(r) for r in runs) if s is not None]
         name = runs[0].optimizer.get("name")
         label = f"{name} ({key})"
-        row = [label, _r(float(accs.mean())), _r(lo), _r(hi),
-               _r(float(np.std(accs, ddof=1))) if len(accs) > 1 else None,
+        row = [label, _finite(float(accs.mean())), _finite(lo), _finite(hi),
+               _finite(float(np.std(accs, ddof=1))) if len(accs) > 1 else None,
                int(np.median(steps)) if steps else None, sum(not r.finite for r in runs)]  # fmt: skip
         timings.append(
             [
                 label,
-                _r(float(np.mean([r.wall_time_s for r in runs])), 3),
-                _r(float(np.mean([r.samples_per_s for r in runs])), 1),
+                _finite(float(np.mean([r.wall_time_s for r in runs]))),
+                _finite(float(np.mean([r.samples_per_s for r in runs]))),
             ]
         )
         if key != "main":
             d = main_row - per_row
             boots = d[idx].mean(axis=1)
             dlo, dhi = float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
-            row += [_r(float(d.mean())), _r(dlo), _r(dhi)]
+            row += [_finite(float(d.mean())), _finite(dlo), _finite(dhi)]
             metrics.append(
                 Metric(
                     f"accuracy_difference_vs_{name}_{key.split(':')[1]}",
@@ -566,7 +564,7 @@ def optimizer_comparison(
             {
                 "name": f"{r0.optimizer.get('name')} ({key})",
                 "x": [(i + 1) * r0.steps_per_epoch for i in range(len(curve))],
-                "y": [_r(v) for v in curve],
+                "y": [_finite(v) for v in curve],
             }
         )
     return Outcome.from_metrics(
@@ -587,6 +585,22 @@ def optimizer_comparison(
             ],
         },
     )
+
+
+def _audited_runs(ctx: RunContext) -> list[Any]:
+    """Every training run the spec makes the audit train, in a fixed order: the main
+    configuration's seeds, each ``training.compare`` optimizer's seeds, then the reproducibility
+    rerun. A function of the spec alone, so AK-TRAIN-004 reads the same whichever checks run (the
+    runs are cached per audit: nothing trains twice when AK-TRAIN-002/003 also run).
+
+    The rerun is counted when the spec has a test split because that is when AK-TRAIN-002 (which
+    requires one and reruns by default) trains it; counting it keeps the compute of a default audit
+    whole. The price: with AK-TRAIN-002 deselected (or ``rerun: false``) this check still trains
+    the rerun, one extra run, to report a footprint that does not depend on the selection."""
+    runs = list(_runs(ctx)) + [r for group in ctx.compare_runs().values() for r in group]
+    if "test" in ctx.splits():
+        runs.append(ctx.rerun())
+    return runs
 
 
 @check(
@@ -614,7 +628,9 @@ def compute_footprint(
 
     The estimate is only as good as its assumptions, which are stated in the evidence; the
     `co2_eq_emissions` block is in Hugging Face model-card format (grams). It counts the main
-    configuration's runs (all seeds), plus compare and rerun runs if other checks trained them.
+    configuration's runs (all seeds), every `training.compare` run, and AK-TRAIN-002's same-seed
+    rerun when the spec has a test split (see `_audited_runs`): what the spec makes the audit train,
+    whichever checks run.
 
     Parameters
     ----------
@@ -627,13 +643,7 @@ def compute_footprint(
     """
     import torch
 
-    runs = list(_runs(ctx))
-    extra = ctx.artifacts._cache.get("training_runs:compare")
-    if isinstance(extra, dict):
-        runs += [r for rs in extra.values() for r in rs]
-    again = ctx.artifacts._cache.get("training_runs:rerun")
-    if again is not None and hasattr(again, "wall_time_s"):
-        runs.append(again)
+    runs = _audited_runs(ctx)
     on_gpu = any(r.device.startswith("cuda") for r in runs)
     threads = max(getattr(r, "threads", 1) for r in runs)
     watts = device_watts if device_watts is not None else (300.0 if on_gpu else 15.0 * threads)
@@ -660,7 +670,8 @@ def compute_footprint(
         for r in runs
     ]
     timings = [
-        [r.config, r.seed, _r(r.wall_time_s, 3), _r(r.samples_per_s, 1), r.peak_memory_bytes] for r in runs
+        [r.config, r.seed, _finite(r.wall_time_s), _finite(r.samples_per_s), r.peak_memory_bytes]
+        for r in runs
     ]
     co2 = {
         "emissions": grams,

@@ -139,63 +139,28 @@ def _check_builtin(arts: Artifacts, arch: str) -> None:
         )
 
 
-def _check_expectations(path: Path) -> None:
-    """data.expectations must be a JSON suite with a list of expectations (AK-DQ-001 errored)."""
-    import json
+def _run_preflights(planned: Sequence[Planned], loaded: LoadedSpec, arts: Artifacts) -> None:
+    """Each selected check's ``preflight`` hook, in registry order, once per distinct function,
+    after the data loaded and before the first check runs: a hook that raises SpecError or
+    InputError refuses the audit with exit code 2 (a check-specific input problem caught early)."""
+    from auditkit.engine.check import Preflight
 
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"data.expectations: {path.name} is not valid JSON ({err})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("expectations"), list):
-        raise InputError(
-            f"data.expectations: {path.name} is not a Great Expectations suite "
-            "(a JSON object with a list 'expectations')"
-        )
-    from auditkit.spec.expr import unsafe_row_condition
-
-    for i, e in enumerate(doc["expectations"]):
-        why = unsafe_row_condition(e.get("kwargs") if isinstance(e, dict) else None)
-        if why:  # GX would run it through DataFrame.query, which evaluates Python
-            raise InputError(f"data.expectations: {path.name}: expectation {i}: {why}")
-
-
-def _check_slices(arts: Artifacts, slices: dict[str, str]) -> None:
-    """Each data.slices expression names existing columns and evaluates on the data (AK-PERF-004
-    errored on a typo). The syntax was whitelisted with the spec; nothing here runs Python."""
-    from auditkit.spec.expr import ColumnError, parse
-
-    datasets = arts.datasets()
-    ds = datasets.get("test") or next(iter(datasets.values()), None)
-    if not slices or ds is None:
-        return
-    for name, source in slices.items():
-        where = f"data.slices.{name}"
-        expr = parse(source)
-        try:
-            expr.mask(ds.frame)
-        except ColumnError as err:
-            raise InputError(
-                f"{where}: unknown column {err.column!r} in {source[:80]!r} on the {ds.name} split{err.hint}"
-            ) from None
-        except Exception as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise InputError(f"{where}: cannot evaluate {source!r} on the {ds.name} split: {first}") from None
-
-
-def _check_immutable(arts: Artifacts, immutable: list[str]) -> None:
-    """model.input.immutable names features (a typo used to error every attack check)."""
-    ds = next(iter(arts.datasets().values()), None)
-    if not immutable or ds is None or ds.kind == "image":
-        return
-    unknown = [f for f in immutable if f not in ds.features]
-    if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], ds.features, n=1)
-        raise InputError(
-            f"model.input.immutable: {unknown[0]!r} is not a feature"
-            + (f"; did you mean {close[0]!r}?" if close else "")
+    seen: set[Callable[..., None]] = set()
+    for p in planned:
+        hook = p.info.preflight
+        if not p.selected or hook is None or hook in seen:
+            continue
+        seen.add(hook)
+        datasets = arts.datasets()
+        hook(
+            Preflight(
+                params=dict(p.params),
+                spec=loaded.spec,
+                base=loaded.base,
+                columns=lambda split: list(arts.dataset(split).frame.columns),
+                frame=lambda split: arts.dataset(split).frame,
+                splits=tuple(datasets),
+            )
         )
 
 
@@ -365,16 +330,12 @@ def run_audit(
         )
     arts = artifacts or Artifacts(loaded)
     arts.datasets()  # input errors (exit 2) surface here, before any check runs
-    _check_slices(arts, dict(s.data.slices))
-    if s.data.expectations:
-        _check_expectations(loaded.resolve(s.data.expectations))
     if baseline is not None and baseline_ref is not None:
         _check_baseline_subject(
             baseline, baseline_ref, loaded, arts, "--baseline" if ov.baseline is not None else "gate.baseline"
         )
     if s.model is not None:
         _check_two_classes(arts)
-        _check_immutable(arts, list(s.model.input.immutable))
         if s.model.builtin:
             _check_builtin(arts, s.model.builtin)
     if s.model is not None and s.model.source != "builtin":
@@ -391,6 +352,7 @@ def run_audit(
         from auditkit.inputs.deployment import candidates
 
         candidates(arts)  # an unreadable artifact or one whose signature differs: exit 2 before any check
+    _run_preflights(planned, loaded, arts)  # the checks' own pre-flights (data.slices, expectations, ...)
 
     from auditkit.engine import compute
 

@@ -18,7 +18,6 @@ from typing import Any, Literal
 Severity = Literal["info", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
 Status = Literal["passed", "failed", "error", "skipped", "not_applicable"]
-STATUSES: tuple[Status, ...] = ("passed", "failed", "error", "skipped", "not_applicable")
 Direction = Literal["higher", "lower"]
 # The report section a check belongs to: metadata of the check, recorded in results.json, so
 # renderers group checks without knowing any check id.

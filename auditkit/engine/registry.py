@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -68,6 +69,12 @@ def load_builtins(registry: Registry, modules: Sequence[str] | None = None) -> N
             registry.add(info)
 
 
+def canonical_name(name: str) -> str:
+    """A distribution name as PEP 503 compares them: ``Acme_Checks``, ``acme.checks`` and
+    ``acme-checks`` are the same plugin."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def load_entry_points(registry: Registry, require: Iterable[str] = ()) -> None:
     """Plugins from the ``auditkit.checks`` entry-point group, sorted by name."""
     from importlib.metadata import entry_points
@@ -92,9 +99,9 @@ def load_entry_points(registry: Registry, require: Iterable[str] = ()) -> None:
         registry.plugins.append(
             {"name": ep.name, "distribution": dist_name, "version": version, "value": ep.value}
         )
-        seen.add(ep.name)
-        seen.add(dist_name)
-    missing = [r for r in require if r not in seen]
+        seen.add(canonical_name(ep.name))
+        seen.add(canonical_name(dist_name))
+    missing = [r for r in require if canonical_name(r) not in seen]
     if missing:
         raise PluginError(f"required plugin(s) not installed: {', '.join(missing)}")
 

@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from typing import Any
 
+from auditkit.errors import ExitCode
 from auditkit.results.diff import _md  # the diff's Markdown escaping: table cells stay cells, HTML stays text
 
 _ORDER = ("failed", "error", "passed", "not_applicable", "skipped")
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"auditkit: error: {err}", file=sys.stderr)
         return err.exit_code
     sys.stdout.write(text)
-    return 0
+    return ExitCode.PASSED
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from auditkit.errors import ExitCode
+
 if TYPE_CHECKING:
     from auditkit.engine.audit import Overrides
     from auditkit.results.document import AuditResults
@@ -200,7 +202,7 @@ class AuditGateItem(pytest.Item):
         results = self.config.stash[_AUDIT].results()
         gate = results.gate
         self.user_properties.append(("gate.exit_code", results.exit_code))
-        if results.exit_code == 0:
+        if results.exit_code == ExitCode.PASSED:
             return
         lines = [f"gate {gate['decision'].upper()} (exit {results.exit_code}): {gate['reason']}"]
         lines += [

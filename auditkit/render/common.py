@@ -13,13 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import re
 from collections import Counter
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from auditkit.engine.check import SEVERITIES
+from auditkit.render.numbers import (  # the one display formatter (results/diff.py imports fmt_* from here)
+    cut,
+    fmt_ci,
+    fmt_num,
+    fmt_value,
+    small_is_real,
+)
+from auditkit.render.resources import template_text
 from auditkit.safetext import inert
 
 if TYPE_CHECKING:
@@ -61,64 +68,6 @@ STATUS_ORDER = ("failed", "error", "passed", "not_applicable", "skipped")
 SEV_ORDER: dict[Any, int] = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # critical first
 
 MAX_TEXT = 1500  # a message or card field longer than this is cut for display
-MAX_NAME = 160  # titles, keys, column names, cell values
-
-
-def cut(value: Any, limit: int = MAX_NAME) -> str:
-    """Display text: ``str(value)`` shortened to ``limit`` characters with a note of what was cut."""
-    if value is None:
-        return ""
-    s = value if isinstance(value, str) else str(value)
-    if len(s) <= limit:
-        return s
-    return f"{s[:limit]}… [{len(s) - limit:,} more characters in results.json]"
-
-
-NOISE = 1e-12  # |x| below this is floating-point residue (a std of identical runs: 1.4e-16), shown as 0
-_SMALL_IS_REAL = re.compile(r"(^|[^a-z])(p|q)([_ -]?(value|adj|adjusted)|$|[^a-z])|pval|fdr", re.I)
-
-
-def small_is_real(name: Any) -> bool:
-    """Whether tiny values of the metric or column ``name`` mean something (p-values, FDR)."""
-    return bool(_SMALL_IS_REAL.search(str(name or "")))
-
-
-def fmt_num(v: Any, *, keep_tiny: bool = False) -> str:
-    """Round for display: 4 significant digits, integers exact, None as an em dash.
-
-    Numerical noise (``|v| < NOISE``) is shown as 0 unless ``keep_tiny`` (a p-value of 1e-30 is
-    real); results.json keeps full precision."""
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return f"{v:,}" if abs(v) >= 10000 else str(v)
-    if isinstance(v, float):
-        if math.isnan(v) or math.isinf(v):
-            return str(v)
-        if v == 0 or (abs(v) < NOISE and not keep_tiny):
-            return "0"
-        if abs(v) >= 1e6 or abs(v) < 1e-4:
-            return f"{v:.3e}"
-        if abs(v) >= 1000:
-            return f"{v:,.1f}"
-        return f"{v:.4g}"
-    return cut(v)
-
-
-def fmt_ci(ci: Any, *, keep_tiny: bool = False) -> str:
-    if not ci or not isinstance(ci, (list, tuple)) or len(ci) != 2:
-        return ""
-    return f"[{fmt_num(ci[0], keep_tiny=keep_tiny)}, {fmt_num(ci[1], keep_tiny=keep_tiny)}]"
-
-
-def fmt_value(v: Any, limit: int = MAX_NAME, *, keep_tiny: bool = False) -> str:
-    if isinstance(v, (int, float, bool)) or v is None:
-        return fmt_num(v, keep_tiny=keep_tiny)
-    if isinstance(v, (dict, list)):
-        return cut(json.dumps(v, sort_keys=True, ensure_ascii=False, default=str), limit)
-    return cut(v, limit)
 
 
 def area_of(rec: dict[str, Any]) -> str:
@@ -340,7 +289,20 @@ def _param_view(rec: dict[str, Any], name: str, value: Any, user_set: bool) -> t
 
 
 _NARROWING = ("not selected: outside checks.select", "not selected: ignored by checks.ignore")
-PERF_CHECK = "AK-PERF-001"
+
+
+def has_tags(rec: dict[str, Any], *tags: str) -> bool:
+    """Whether a check record carries every one of ``tags`` (results.json ``tags``)."""
+    own = rec.get("tags")
+    return isinstance(own, list) and all(t in own for t in tags)
+
+
+def is_headline_performance(rec: dict[str, Any]) -> bool:
+    """The audit's headline performance check, found by what it is, not by its id: the
+    evaluation-area check tagged both "performance" and "evaluation" (AK-PERF-001 today; the other
+    performance checks are tagged by what they break performance down by: overfitting,
+    calibration, slices). Its declared metric thresholds are the report's performance criteria."""
+    return area_of(rec) == "evaluation" and has_tags(rec, "performance", "evaluation")
 
 
 def scope_view(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -372,8 +334,10 @@ def scope_view(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def criteria_view(records: list[dict[str, Any]], gate: dict[str, Any]) -> dict[str, Any]:
     """The pass/fail criteria the audit was judged by: ``fail_on``, and the performance minimums
-    declared for AK-PERF-001 (none declared means accuracy was reported, not gated)."""
-    perf = next((r for r in records if r.get("id") == PERF_CHECK and not deselected(r)), None)
+    declared for the headline performance check (``is_headline_performance``; none declared means
+    accuracy was reported, not gated)."""
+    headline = next((r for r in records if is_headline_performance(r)), None)
+    perf = headline if headline is not None and not deselected(headline) else None
     declared = []
     if perf is not None:
         for m in perf.get("metrics") or []:
@@ -387,6 +351,8 @@ def criteria_view(records: list[dict[str, Any]], gate: dict[str, Any]) -> dict[s
         "fail_on": cut(gate.get("fail_on") or "", 20),
         "perf_ran": perf is not None and perf.get("status") in ("passed", "failed"),
         "perf_status": (perf or {}).get("status") or "not in this audit",
+        # Named in the cover's text; a results.json without the check says so in words.
+        "perf_id": cut(headline.get("id"), 80) if headline else "the headline performance check",
         "performance": declared,
     }
 
@@ -750,12 +716,6 @@ def jinja_env() -> jinja2.Environment:
     return env
 
 
-def template_text(name: str) -> str:
-    from importlib.resources import files
-
-    return files("auditkit.report_templates").joinpath(name).read_text(encoding="utf-8")
-
-
 # How much of each check the reports show; the rest is counted ("N more ... in results.json").
 LIMITS = {
     "pdf": {
@@ -790,6 +750,57 @@ def _signing_view(manifest: Any) -> str:
             "manifest.json and cannot appear here; check it with auditkit verify DIR --key PUBLIC_KEY")  # fmt: skip
 
 
+# The crosswalk frameworks' matrices as the templates show them (data: auditkit.frameworks.crosswalk).
+_RAN = ("passed", "failed", "error")  # a mapped check that ran evidences its items
+
+
+def _framework_row_view(r: dict[str, Any], sections: dict[str, str]) -> dict[str, Any]:
+    att = r["attestation"] if isinstance(r["attestation"], dict) else None
+    return {
+        "id": r["id"], "title": r["title"], "state": r["state"], "nist": r["nist"],
+        # Checks that ran are listed; mapped checks that did not run are counted (they evidence nothing).
+        "checks": [{"id": cut(c["id"], 60), "status": str(c["status"])} for c in r["checks"] if c["status"] in _RAN],
+        "not_run": sum(1 for c in r["checks"] if c["status"] not in _RAN),
+        "attestation": {k: cut(att.get(k), n) for k, n in (("status", 40), ("by", 120), ("date", 30), ("evidence", 300))}
+        if att else None,
+        "nist_attestations": r["nist_attestations"],
+        "sections": [{"anchor": s, "label": sections[s]} for s in r.get("sections") or []],
+        "evidence_note": r.get("evidence_note") or "",
+    }  # fmt: skip
+
+
+def frameworks_view(results: dict[str, Any]) -> dict[str, Any]:
+    """What the report templates show for the crosswalk frameworks the spec selects."""
+    from auditkit.frameworks.crosswalk import CROSSWALKS, STATES, coverage, load, selected
+
+    chosen = selected(results)
+    records = [r for r in results.get("checks") or [] if isinstance(r, dict)]
+    atts = (results.get("rmf") or {}).get("attestations") or {}
+    out: list[dict[str, Any]] = []
+    annex: list[dict[str, Any]] | None = None
+    for fw in (f for f in CROSSWALKS if f in chosen):
+        doc = load(fw)
+        sections = doc.get("sections") or {}
+        rows = coverage(fw, records, atts)
+        matrix = [r for r in rows if r["group"] != "Annex IV"]
+        groups: list[dict[str, Any]] = []
+        for r in matrix:
+            if not groups or groups[-1]["id"] != r["group"]:
+                groups.append({"id": r["group"], "title": r["group_title"], "rows": []})
+            groups[-1]["rows"].append(_framework_row_view(r, sections))
+        counts = Counter(r["state"] for r in matrix)
+        prov = doc["provenance"]
+        out.append({
+            "id": fw, "anchor": f"fw-{fw}", "name": doc["name"], "title": doc["title"],
+            "source": prov.get("source") or prov.get("standard"), "text_note": prov.get("text"),
+            "crosswalk": prov.get("crosswalk"), "mapping_note": prov.get("mapping_note"),
+            "groups": groups, "total": len(matrix), "counts": {k: counts.get(k, 0) for k in STATES},
+        })  # fmt: skip
+        if fw == "eu_ai_act":
+            annex = [_framework_row_view(r, sections) for r in rows if r["group"] == "Annex IV"]
+    return {"selected": chosen, "crosswalks": out, "annex_iv": annex}
+
+
 def render_html(
     results: dict[str, Any], *, attachments: dict[str, bytes] | None = None, pdf: bool, **limits: int
 ) -> str:
@@ -799,8 +810,6 @@ def render_html(
     from auditkit.render.plots import start_anchored
 
     view = build_view(results, attachments=attachments, **{**LIMITS["pdf" if pdf else "html"], **limits})
-    from auditkit.frameworks.crosswalk import view as frameworks_view
-
     view["frameworks"] = frameworks_view(results)  # EU AI Act / ISO 42001 matrices (report.frameworks)
     for area in view["areas"]:
         for c in area["checks"]:

@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 from markupsafe import Markup
 
-from auditkit.render.common import area_of, cut, deselected, document_date, fmt_ci, fmt_num
+from auditkit.render.common import area_of, deselected, document_date, has_tags
+from auditkit.render.numbers import cut, fmt_ci, fmt_num
 from auditkit.safetext import inert, markdown_text
 
 MD_FILE = "model_card.md"
@@ -51,6 +52,16 @@ def _numbers(fmt: Any, value: Any) -> Any:
     items = value if isinstance(value, (list, tuple)) else [value]
     numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items)
     return Markup(fmt(value)) if numeric else fmt(value)
+
+
+def _fairness_checks(results: dict[str, Any]) -> set[str]:
+    """Checks whose metrics go in the card's fairness section: those tagged "fairness" that are
+    not also "performance" checks (per-slice performance, tagged both, stays under the metrics)."""
+    return {
+        str(rec.get("id"))
+        for rec in results.get("checks") or []
+        if isinstance(rec, dict) and has_tags(rec, "fairness") and not has_tags(rec, "performance")
+    }
 
 
 def _rows(
@@ -208,7 +219,7 @@ def markdown(results: dict[str, Any]) -> str:
         "limitations": cut(card.get("limitations") or "", 3000),
         "ethical": cut(card.get("ethical_considerations") or "", 3000),
         "tradeoffs": cut(card.get("tradeoffs") or "", 3000),
-        "fairness": [r for r in _rows(results, ("evaluation",)) if r["check"].startswith("AK-FAIR")],
+        "fairness": [r for r in _rows(results, ("evaluation",)) if r["check"] in _fairness_checks(results)],
         "training": [(k, json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list)) else str(v))
                      for k, v in sorted(training.items()) if v not in (None, [], {})] if isinstance(training, dict) else [],
         "training_metrics": _rows(results, ("training",))[:30],

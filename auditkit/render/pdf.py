@@ -7,6 +7,18 @@ so that the PDF alone can be checked against its bundle.
 
 Security: WeasyPrint fetches only through ``SafeFetcher``, which serves ``data:`` URLs and files
 inside the ``auditkit.report_templates`` package (fonts); everything else is refused and recorded.
+
+Patches of dependencies, all kept and all confined: ``render_bytes`` applies each inside
+``patched_dependencies()``, a context manager that restores the original state on exit, also on
+an exception; nothing is changed at import time or left changed after a render.
+- ``pydyf.zlib``: streams compressed at level 6 (1 over 1 MB), not 9 (``_fast_compression``);
+- ``weasyprint.svg.text`` and its ``TAGS`` entries: plain SVG labels laid out as one string,
+  only on WeasyPrint 70.x (``_fast_svg_text``);
+- the gc generation-2 threshold: no full collection during the render (``_no_full_gc``);
+- the ``SOURCE_DATE_EPOCH`` environment variable (reproducible font subsets).
+``PATCH_TARGETS`` names what they replace; tests/reports/test_pdf_patches.py checks that each still
+exists in the installed WeasyPrint/pydyf (an upgrade that renames one fails that test, loudly) and
+that every one is restored after a render and after an exception.
 """
 
 from __future__ import annotations
@@ -16,18 +28,14 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from auditkit.render.resources import templates_dir
+
 FILENAME = "report.pdf"
 ATTACHMENTS = ("results.json", "manifest.json")
-
-
-def templates_dir() -> Path:
-    # normpath, not resolve(): an editable install maps the package to a folder of symlinks.
-    return Path(os.path.normpath(os.path.abspath(str(files("auditkit.report_templates")))))
 
 
 def make_fetcher(log: list[tuple[str, str]] | None = None) -> Any:
@@ -144,7 +152,7 @@ def _fast_svg_text() -> Iterator[None]:
         return
     original: Any = getattr(wsvg, "text", None)
     if (
-        not weasyprint.__version__.startswith("70.")
+        not weasyprint.__version__.startswith(SVG_TEXT_VERSION)
         or getattr(original, "__module__", "") != "weasyprint.svg.text"
     ):
         yield
@@ -257,6 +265,32 @@ def _no_full_gc() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
+# What the patches replace (module, attribute), checked against the installed versions by a test.
+PATCH_TARGETS = (
+    ("pydyf", "zlib"),
+    ("weasyprint.svg", "text"),
+    ("weasyprint.svg", "TAGS"),
+    ("weasyprint.css.properties", "INITIAL_VALUES"),
+    ("weasyprint.draw.text", "draw_emojis"),
+    ("weasyprint.draw.text", "draw_first_line"),
+    ("weasyprint.matrix", "Matrix"),
+    ("weasyprint.svg.bounding_box", "extend_bounding_box"),
+    ("weasyprint.svg.text", "Style"),
+    ("weasyprint.svg.text", "TextBox"),
+    ("weasyprint.svg.utils", "normalize"),
+    ("weasyprint.svg.utils", "size"),
+    ("weasyprint.text.line_break", "split_first_line"),
+)
+SVG_TEXT_VERSION = "70."  # the WeasyPrint major version _fast_svg_text was written against
+
+
+@contextmanager
+def patched_dependencies(epoch: int) -> Iterator[None]:
+    """Every process-wide patch of a render, each restored on exit (also on an exception)."""
+    with _source_date_epoch(epoch), _fast_compression(), _fast_svg_text(), _no_full_gc():
+        yield
+
+
 def render_bytes(
     results: dict[str, Any],
     *,
@@ -293,12 +327,7 @@ def render_bytes(
     level = wlog.level
     wlog.setLevel(logging.ERROR)
     try:
-        with (
-            _source_date_epoch(int(document_date(results).timestamp())),
-            _fast_compression(),
-            _fast_svg_text(),
-            _no_full_gc(),
-        ):
+        with patched_dependencies(int(document_date(results).timestamp())):
             doc = HTML(string=html, base_url=templates_dir().as_uri() + "/", url_fetcher=fetcher)
             pdf: bytes = doc.write_pdf(
                 pdf_variant="pdf/a-3b", pdf_identifier=ident, attachments=atts, uncompressed_pdf=False,

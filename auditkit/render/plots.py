@@ -16,6 +16,7 @@ from functools import lru_cache
 from html import escape, unescape
 from typing import Any
 
+from auditkit.render.numbers import fmt_tick
 from auditkit.safetext import inert
 
 W, H = 420, 260
@@ -60,15 +61,6 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
         ticks.append(round(v, 12))
         v += step
     return ticks
-
-
-def _fmt_tick(v: float) -> str:
-    if v == 0:
-        return "0"
-    a = abs(v)
-    if a >= 1e4 or a < 1e-3:
-        return f"{v:.1e}"
-    return f"{v:.4g}"
 
 
 class _Frame:
@@ -229,7 +221,7 @@ def _axes(
     for v in _nice_ticks(fr.ylo, fr.yhi):
         if fr.ylo - 1e-12 <= v <= fr.yhi + 1e-12:
             y = fr.y(v)
-            label, size = _fit(_fmt_tick(10**v) if fr.log_y else _fmt_tick(v), 10, ML - 4 - PAD - 14)
+            label, size = _fit(fmt_tick(10**v) if fr.log_y else fmt_tick(v), 10, ML - 4 - PAD - 14)
             out.append(
                 f'<line x1="{ML}" y1="{y:.1f}" x2="{W - MR}" y2="{y:.1f}" stroke="#e3e3e3" stroke-width="0.6"/>'
             )
@@ -239,7 +231,7 @@ def _axes(
     categorical = xticks is not None
     if xticks is None:
         xticks = [
-            (v, _fmt_tick(v)) for v in _nice_ticks(fr.xlo, fr.xhi) if fr.xlo - 1e-12 <= v <= fr.xhi + 1e-12
+            (v, fmt_tick(v)) for v in _nice_ticks(fr.xlo, fr.xhi) if fr.xlo - 1e-12 <= v <= fr.xhi + 1e-12
         ]
     rotate = _slanted(xticks) if categorical else False
     xs_ = sorted(fr.x(v) for v, _ in xticks)
@@ -565,11 +557,11 @@ def _advances() -> tuple[dict[int, int], dict[int, int], int]:
     """Advance widths (font units) of the bundled DejaVu Sans regular and bold, by code point."""
     from fontTools.ttLib import TTFont  # a WeasyPrint dependency; loaded only for the PDF
 
-    from auditkit.render.pdf import templates_dir
+    from auditkit.render.resources import font_path
 
     tables = []
     for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
-        font = TTFont(templates_dir() / "fonts" / name, lazy=True)
+        font = TTFont(font_path(name), lazy=True)
         metrics = font["hmtx"].metrics
         tables.append({cp: metrics[glyph][0] for cp, glyph in font.getBestCmap().items()})
         upm = int(font["head"].unitsPerEm)

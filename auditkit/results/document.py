@@ -114,12 +114,15 @@ class AuditResults:
     @property
     def exit_code(self) -> int:
         """The gate's exit code, or 3 when a report failed to render (the bundle is incomplete)."""
+        from auditkit.errors import ExitCode
+
         code = int(self.gate["exit_code"])
-        return 3 if self.render_errors and code in (0, 1, 2) else code
+        usage_or_better = (ExitCode.PASSED, ExitCode.FAILED, ExitCode.USAGE)
+        return int(ExitCode.ERROR) if self.render_errors and code in usage_or_better else code
 
     @property
     def passed(self) -> bool:
-        return self.exit_code == 0
+        return self.exit_code == 0  # ExitCode.PASSED
 
     def status_counts(self) -> dict[str, int]:
         return dict(Counter(rec["status"] for rec in self.checks))

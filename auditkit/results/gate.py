@@ -12,8 +12,7 @@ import datetime as dt
 from typing import Any
 
 from auditkit.engine.check import SEVERITIES, severity_rank
-
-EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_ERROR, EXIT_NOTHING_RAN = 0, 1, 2, 3, 4
+from auditkit.errors import ExitCode
 
 
 def _matches(waiver: dict[str, Any], check_id: str, finding: dict[str, Any]) -> bool:
@@ -144,17 +143,17 @@ def decide(
     crashed = [c for c in errored if c not in input_errors]
     ran = [r for r in records if r["status"] in ("passed", "failed", "error")]
     if not ran:
-        code, decision = EXIT_NOTHING_RAN, "fail"
+        code, decision = ExitCode.NOTHING_RAN, "fail"
         reason = "no check ran: every check was not applicable, skipped or deselected"
     elif crashed:
-        code, decision = EXIT_ERROR, "fail"
+        code, decision = ExitCode.ERROR, "fail"
         reason = f"{len(errored)} check(s) errored ({', '.join(errored)}); the gate fails closed"
     elif input_errors:
-        code, decision = EXIT_USAGE, "fail"
+        code, decision = ExitCode.USAGE, "fail"
         reason = (f"{len(input_errors)} check(s) could not run on this spec or data ({', '.join(input_errors)}): "
                   "fix the parameters or inputs named in their messages; the gate fails closed")  # fmt: skip
     elif blocking or regress:
-        code, decision = EXIT_FAILED, "fail"
+        code, decision = ExitCode.FAILED, "fail"
         parts = []
         if blocking:
             parts.append(f"{len(blocking)} unwaived finding(s) at or above '{fail_on}'")
@@ -162,7 +161,7 @@ def decide(
             parts.append(f"{len(regress)} regression(s) against the baseline")
         reason = " and ".join(parts)
     else:
-        code, decision = EXIT_PASSED, "pass"
+        code, decision = ExitCode.PASSED, "pass"
         reason = f"no unwaived finding at or above '{fail_on}'" + (" and no regression" if baseline else "")
     by_sev = {s: 0 for s in SEVERITIES}
     for rec in records:
@@ -170,7 +169,7 @@ def decide(
             by_sev[f["severity"]] += 1
     return {
         "decision": decision,
-        "exit_code": code,
+        "exit_code": int(code),  # results.json holds a plain int
         "reason": reason,
         "fail_on": fail_on,
         "blocking": blocking,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from _robust_fixtures import breast_cancer_mlp, digits_cnn
-from auditkit.checks.adversarial import (
+from auditkit.checks._attacks import (
     AttackSpace,
     art_classifier,
     best_pgd_class,

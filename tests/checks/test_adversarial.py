@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,7 +32,9 @@ def cancer_arts(immutable: list[str] | None = None):  # type: ignore[no-untyped-
 
 def table(rec: dict, norm: str, attack: str) -> dict[float, list]:  # type: ignore[type-arg]
     rows = rec["evidence"]["robust accuracy by attack and epsilon"]["rows"]
-    return {r[3]: r for r in rows if r[0] == norm and r[1] == attack}
+    return {
+        round(r[3], 6): r for r in rows if r[0] == norm and r[1] == attack
+    }  # evidence keeps full precision
 
 
 def torch_pgd_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -396,7 +400,7 @@ def test_standard_ensemble_not_weaker_than_pgd20_on_the_digits_cnn() -> None:
 
 
 def test_dlr_loss_and_attack_list() -> None:
-    from auditkit.checks.adversarial import dlr_loss, resolve_attacks
+    from auditkit.checks._attacks import dlr_loss, resolve_attacks
 
     z = torch.tensor([[3.0, 1.0, 0.5, -1.0, 2.0], [0.0, 4.0, 1.0, 1.0, -2.0]])
     y = torch.tensor([0, 1])
@@ -426,7 +430,7 @@ def test_dlr_loss_and_attack_list() -> None:
 def test_fab_finds_the_minimal_linf_distance_of_a_linear_model() -> None:
     """The smallest L∞ perturbation that flips w·z + b is |w·z + b| / ‖w_mutable‖₁ (inside the box);
     FAB's answer can only be above it (it is a real adversarial point) and should be close."""
-    from auditkit.checks.adversarial import fab_linf
+    from auditkit.checks._attacks import fab_linf
 
     rng = np.random.default_rng(1)
     w = np.array([3.0, -2.0, 1.5, 4.0, -1.0])
@@ -469,3 +473,52 @@ def test_standard_ensemble_on_colour_images_at_cifar_resolution() -> None:
     for attack in ("apgd-ce", "apgd-t", "fab-t", "square"):
         assert all(w <= a for w, a in zip(worst, _acc(rec, attack), strict=True)), attack
     assert worst[-1] < worst[0]  # 32/255 breaks some of them
+
+
+def _preflight(spec: dict[str, Any], columns: list[str], params: dict[str, Any] | None = None) -> Any:
+    from auditkit.engine.check import Preflight
+    from auditkit.spec.schema import AuditSpec
+
+    return Preflight(
+        params=params or {}, spec=AuditSpec.model_validate(spec), base=None, columns=lambda _s: list(columns),
+        frame=lambda _s: None, splits=("train", "test"),
+    )  # fmt: skip
+
+
+def test_immutable_features_preflight_names_the_typo_and_its_closest_feature() -> None:
+    from auditkit.checks._robust_preflight import immutable_features_preflight
+
+    from auditkit import InputError
+
+    base: dict[str, Any] = {
+        "name": "t",
+        "data": {"label": "y", "splits": {"train": "a.csv", "test": "b.csv"}},
+    }
+    cols = ["age", "income", "y"]
+    good = {**base, "model": {"builtin": "mlp", "input": {"kind": "tabular", "immutable": ["age"]}}}
+    immutable_features_preflight(_preflight(good, cols))  # a feature: accepted
+    bad = {**base, "model": {"builtin": "mlp", "input": {"kind": "tabular", "immutable": ["agee"]}}}
+    with pytest.raises(
+        InputError, match=r"model.input.immutable: 'agee' is not a feature; did you mean 'age'\?"
+    ):
+        immutable_features_preflight(_preflight(bad, cols))
+    label = {**base, "model": {"builtin": "mlp", "input": {"kind": "tabular", "immutable": ["y"]}}}
+    with pytest.raises(InputError, match="'y' is not a feature"):  # the label is no feature
+        immutable_features_preflight(_preflight(label, cols))
+    immutable_features_preflight(
+        _preflight(bad, cols, {"robustness": False})
+    )  # AK-DEPLOY-001 without attacks
+    listed = {**bad, "data": {**base["data"], "features": ["age", "income"]}}
+    with pytest.raises(InputError, match="'agee' is not a feature"):
+        immutable_features_preflight(_preflight(listed, cols))
+
+
+def test_attack_checks_declare_the_immutable_preflight() -> None:
+    from auditkit.checks._robust_preflight import immutable_features_preflight
+    from auditkit.checks.deployment import deployment_parity
+
+    from auditkit import check_info
+
+    for fn in (white_box_evasion, black_box_and_masking, deployment_parity):
+        info = check_info(fn)
+        assert info is not None and info.preflight is immutable_features_preflight

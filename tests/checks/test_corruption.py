@@ -36,7 +36,7 @@ def test_image_corruptions_recomputed_independently() -> None:
 
         assert abs(rows[("brightness", 3)][3] - acc(np.clip(xte + 0.3, 0, 1))) < 1e-4
         mean = xte.mean(axis=(1, 2, 3), keepdims=True)
-        assert abs(rows[("contrast", 4)][3] - acc((xte - mean) * 0.3 + mean)) < 1e-4
+        assert abs(rows[("contrast", 4)][3] - acc((xte - mean) * 0.1 + mean)) < 1e-4  # ImageNet-C: 0.1
         # 2×2 block averages = pixelation to half resolution
         blocks = xte.reshape(-1, 1, 4, 2, 4, 2).mean(axis=(3, 5)).repeat(2, axis=2).repeat(2, axis=3)
         assert abs(rows[("pixelate", 4)][3] - acc(blocks)) < 1e-4
@@ -135,7 +135,7 @@ def test_relative_mce_against_a_baseline_model() -> None:
         "per_corruption"
     ]
     new = run_check(natural_corruptions, digits_arts(), params={**params, "baseline_drops": base,
-                                                                "max_relative_mce": 10.0})  # fmt: skip
+                                                                "max_relative_mce": 10.0, "max_relative_error": 1.0})  # fmt: skip
     rel = {x["name"]: x for x in new["metrics"]}["relative_mce"]
 
     # independent arithmetic from both evidence tables: Σ_s (acc_clean − acc_s) per corruption

@@ -336,3 +336,42 @@ def test_an_export_with_the_softmax_inside_is_compared_as_probabilities(built: d
     assert _metric(rec, "max_probability_difference[proba, test]")["value"] < 1e-5
     notes = {r[0]: r[6] for r in rec["evidence"]["artifacts"]["rows"]}
     assert "probabilities" in notes["proba"]
+
+
+def test_deploy_reuses_the_adversarial_and_corruption_checks_own_defaults() -> None:
+    """AK-DEPLOY-001 repeats AK-ADV-001/003 from private copies of their defaults: keep them equal."""
+    from auditkit import check_info
+    from auditkit.checks._attacks import WHITE_BOX_DEFAULTS
+    from auditkit.checks._corruptions import CORRUPTION_DEFAULTS
+    from auditkit.checks.adversarial import white_box_evasion
+    from auditkit.checks.corruption import natural_corruptions
+
+    for fn, copy in ((white_box_evasion, WHITE_BOX_DEFAULTS), (natural_corruptions, CORRUPTION_DEFAULTS)):
+        info = check_info(fn)
+        assert info is not None
+        defaults = info.defaults()
+        assert {k: defaults[k] for k in copy} == copy
+
+
+def test_no_robustness_check_module_imports_another_or_the_engine() -> None:
+    import re
+    from pathlib import Path
+
+    import auditkit.checks as pkg
+
+    root = Path(pkg.__file__).parent
+    for name in (
+        "adversarial",
+        "ood",
+        "corruption",
+        "poisoning",
+        "deployment",
+        "_attacks",
+        "_corruptions",
+        "_deploy",
+    ):
+        text = (root / f"{name}.py").read_text()
+        assert not re.search(
+            r"auditkit\.checks\.(?!_)\w+ import|from auditkit\.(engine|inputs|spec)\b", text
+        ), name
+        assert "ctx.artifacts" not in text, name

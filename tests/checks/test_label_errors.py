@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from auditkit.checks.label_errors import conflicting_rows, crossfit_proba, label_errors
 
+from auditkit import SpecError
 from auditkit.testing import check_contract, make_artifacts, run_check
 from auditkit.toolkit.confident import (
     bootstrap_noise_rate,
@@ -199,8 +200,10 @@ def test_too_small_a_class_is_not_applicable_and_bad_params_are_input_errors() -
     frame.loc[frame.index[:296], "y"] = frame["y"].iloc[:296].where(frame["y"].iloc[:296] != 2, 0)
     rec = run_check(label_errors, make_artifacts({"train": frame}, label="y"))
     assert rec["status"] == "not_applicable" and "min_rows_per_class" in rec["skip_reason"]
-    rec = run_check(label_errors, make_artifacts({"train": blobs()[0]}, label="y"), params={"prune": "nope"})
-    assert rec["status"] == "error" and rec["error"]["input"] is True
+    with pytest.raises(
+        SpecError, match="prune: Input should be"
+    ):  # the declared domain, checked before running
+        run_check(label_errors, make_artifacts({"train": blobs()[0]}, label="y"), params={"prune": "nope"})
 
 
 def test_images_use_the_models_embeddings_and_pixels_without_a_model() -> None:
@@ -294,3 +297,38 @@ def test_too_few_rows_get_no_verdict() -> None:
     assert "label_issue_ratio_test" in [m["name"] for m in rec["metrics"]]
     rec = run_check(label_errors, make_artifacts({"train": train}, label="y"), params={"min_rows": 301})
     assert rec["status"] == "not_applicable" and "min_rows" in rec["skip_reason"]
+
+
+@pytest.mark.parametrize(
+    ("param", "value", "needle"),
+    [
+        ("prune", "nope", "checks.params.AK-DQ-005.prune: Input should be 'prune_by_noise_rate'"),
+        ("learner", "svm", "checks.params.AK-DQ-005.learner: Input should be 'auto'"),
+        ("folds", 1, "checks.params.AK-DQ-005.folds: Input should be greater than or equal to 2"),
+        ("bound", "lucky", "checks.params.AK-DQ-005.bound: Input should be 'value' or 'conservative'"),
+    ],
+)
+def test_a_parameter_outside_its_declared_domain_stops_the_run_before_any_check(
+    tmp_path, capsys, param: str, value: object, needle: str
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from auditkit.cli import main
+
+    frame, _ = blobs(n=200)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[:60].to_csv(tmp_path / "test.csv", index=False)
+    spec = {
+        "version": 1,
+        "name": "bad-param",
+        "data": {"label": "y", "splits": {"train": "train.csv", "test": "test.csv"}},
+        "report": {"formats": ["json"]},
+        "checks": {"params": {"AK-DQ-005": {param: value}}},
+    }
+    (tmp_path / "audit.yaml").write_text(json.dumps(spec))  # JSON is YAML
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(tmp_path / "audit.yaml"), "-o", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2, err
+    assert len(err.splitlines()) == 1 and needle in err and f"(got {value!r})" in err, err
+    assert not (tmp_path / "out").exists()

@@ -384,3 +384,16 @@ def test_run_check_accepts_a_string_workdir(tmp_path) -> None:  # type: ignore[n
     rec = run_check(L.train_test_overlap, arts, workdir=str(tmp_path / "as-text"))
     assert rec["status"] == "failed", rec["error"]
     assert (tmp_path / "as-text" / "overlap_rows.csv").is_file()
+
+
+def test_grouped_auc_equals_sklearn_on_the_expanded_rows() -> None:
+    from auditkit.checks.leakage import _auc_from_groups
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    score = rng.integers(0, 6, 40).astype(float) / 5  # ties across groups
+    pos, neg = rng.integers(0, 4, 40), rng.integers(0, 4, 40)
+    y = np.r_[np.ones(pos.sum()), np.zeros(neg.sum())]
+    s = np.r_[np.repeat(score, pos), np.repeat(score, neg)]
+    assert _auc_from_groups(score, pos, neg) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert np.isnan(_auc_from_groups(score, pos, np.zeros(40, dtype=int)))

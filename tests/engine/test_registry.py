@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from auditkit.engine.registry import build_registry, builtin_modules
+from auditkit.engine.registry import build_registry, builtin_modules, canonical_name
+from auditkit.errors import PluginError
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "art", "great_expectations", "weasyprint", "sklearn", "faiss", "pandas", "scipy")
@@ -32,8 +33,27 @@ def test_example_plugin_is_discovered_through_its_entry_point() -> None:
     pytest.importorskip("auditkit_example_plugin", reason="install examples/plugin (make test does)")
     registry = build_registry(autoload=True, require_plugins=["example"])
     assert registry.checks["EX-SIZE-001"].source.startswith("plugin:auditkit-example-plugin==")
-    assert registry.plugins[0]["name"] == "example"
+    example = next(p for p in registry.plugins if p["name"] == "example")
+    assert example["distribution"] == "auditkit-example-plugin"
     assert "EX-SIZE-001" not in build_registry(autoload=False).checks
+
+
+@pytest.mark.parametrize(
+    "spelling", ["Auditkit_Example_Plugin", "auditkit.example.plugin", "AUDITKIT-example_plugin"]
+)
+def test_required_plugins_match_as_pep_503_normalises_names(spelling: str) -> None:
+    pytest.importorskip("auditkit_example_plugin", reason="install examples/plugin (make test does)")
+    assert "EX-SIZE-001" in build_registry(autoload=True, require_plugins=[spelling]).checks
+
+
+def test_a_missing_required_plugin_is_named_as_written() -> None:
+    with pytest.raises(PluginError, match="not installed: No_Such.Plugin"):
+        build_registry(autoload=True, require_plugins=["No_Such.Plugin"])
+
+
+def test_canonical_name() -> None:
+    assert canonical_name("Acme_Checks") == canonical_name("acme.checks") == canonical_name("acme--checks")
+    assert canonical_name("acme-checks") == "acme-checks" and canonical_name("acmechecks") != "acme-checks"
 
 
 @pytest.mark.parametrize("args", [["--help"], ["checks"], ["checks", "--format", "json"], ["schema"]])

@@ -123,7 +123,7 @@ def synthetic_results(
             "AK-PERF-001",
             "Held-out performance",
             "passed",
-            tags=["evaluation"],
+            tags=["performance", "evaluation"],
             nist=["MEASURE 2.3"],
             metrics=[
                 _metric("accuracy", 0.9561, (0.912, 0.98), 114, 0.9, "higher", True),
@@ -166,7 +166,7 @@ def synthetic_results(
             "AK-FAIR-001",
             "Group fairness",
             "not_applicable",
-            tags=["evaluation"],
+            tags=["fairness", "bias", "evaluation"],
             skip_reason=f"no sensitive {h[0]}",
         ),
         _rec(

@@ -1,0 +1,178 @@
+"""Corruption generators and the shared corruption setup of AK-ADV-003 (and AK-DEPLOY parity).
+
+Private helpers of the built-in checks; see checks/corruption.py for the method."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from auditkit import NotApplicable, SpecError, require_rows
+
+if TYPE_CHECKING:
+    from auditkit import RunContext
+
+# AK-ADV-003's defaults that AK-DEPLOY-001 reuses (a test keeps them equal to natural_corruptions' signature).
+CORRUPTION_DEFAULTS: dict[str, Any] = {
+    "split": "test",
+    "corruptions": None,
+    "severities": [1, 2, 3, 4, 5],
+    "max_samples": 5000,
+}
+
+# Severity parameters 1..5 (image values in units of the value range).
+IMAGE_SEVERITIES: dict[str, list[float]] = {
+    # The one image severity table (AK-ADV-003 and AK-OOD-002): Hendrycks & Dietterich's ImageNet-C
+    # values where they define the corruption the same way (gaussian_noise, contrast).
+    "gaussian_noise": [0.08, 0.12, 0.18, 0.26, 0.38],  # noise sd, as a share of the value range (ImageNet-C)
+    "impulse_noise": [0.01, 0.03, 0.05, 0.10, 0.15],  # share of pixels set to 0 or 1
+    "gaussian_blur": [0.4, 0.6, 0.8, 1.0, 1.5],  # kernel sd in pixels per 32 pixels of image side
+    "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],  # contrast kept around each image's mean (ImageNet-C)
+    "brightness": [
+        0.1,
+        0.2,
+        0.3,
+        0.4,
+        0.5,
+    ],  # added to every value (a share of the value range), then clipped
+    "pixelate": [0.85, 0.7, 0.6, 0.5, 0.4],  # resolution kept (area down-, nearest up-sampling)
+    "occlusion": [
+        0.1,
+        0.2,
+        0.3,
+        0.4,
+        0.5,
+    ],  # side of a blank square at a random place, share of the image side
+}
+TABULAR_SEVERITIES: dict[str, list[float]] = {
+    "gaussian_noise": [0.05, 0.1, 0.2, 0.3, 0.5],  # noise sd as a share of each feature's train sd
+    "feature_dropout": [0.05, 0.1, 0.2, 0.3, 0.5],  # chance that a value is replaced by the train median
+}
+
+
+def _image_corruption(name: str, z: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+    """``z``: (n, ..., h, w) in [0, 1]. Returns the corrupted copy, clipped to [0, 1]."""
+    h, w = z.shape[-2], z.shape[-1]
+    if name == "gaussian_noise":
+        out = z + rng.normal(0.0, level, size=z.shape)
+    elif name == "impulse_noise":
+        u = rng.random(z.shape)
+        out = z.copy()
+        out[u < level / 2] = 0.0
+        out[(u >= level / 2) & (u < level)] = 1.0
+    elif name == "gaussian_blur":
+        from scipy.ndimage import gaussian_filter
+
+        sd = level * max(1.0, min(h, w) / 32)
+        out = gaussian_filter(z, sigma=[0] * (z.ndim - 2) + [sd, sd], mode="nearest")
+    elif name == "contrast":
+        mean = z.mean(axis=tuple(range(1, z.ndim)), keepdims=True)
+        out = (z - mean) * level + mean
+    elif name == "brightness":
+        out = z + level
+    elif name == "pixelate":
+        import torch
+        from torch.nn import functional as F
+
+        t = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).reshape(-1, 1, h, w)
+        small = F.interpolate(t, size=(max(1, round(h * level)), max(1, round(w * level))), mode="area")
+        out = F.interpolate(small, size=(h, w), mode="nearest").reshape(z.shape).numpy()
+    elif name == "occlusion":
+        side_h, side_w = max(1, round(h * level)), max(1, round(w * level))
+        out = z.copy()
+        top = rng.integers(0, h - side_h + 1, size=len(z))
+        left = rng.integers(0, w - side_w + 1, size=len(z))
+        for i in range(len(z)):
+            out[i, ..., top[i] : top[i] + side_h, left[i] : left[i] + side_w] = 0.0
+    else:
+        raise SpecError(f"unknown image corruption {name!r}; known: {sorted(IMAGE_SEVERITIES)}")
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _tabular_corruption(
+    name: str, x: np.ndarray, level: float, rng: np.random.Generator, *, sd: np.ndarray, noisy: np.ndarray,
+    fill: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    out = x.astype(np.float32).copy()
+    if name == "gaussian_noise":
+        out[:, noisy] += rng.normal(0.0, 1.0, size=(len(x), int(noisy.sum()))) * (level * sd[noisy])
+    elif name == "feature_dropout":
+        drop = rng.random(x.shape) < level
+        out = np.where(drop, fill[None, :], out).astype(np.float32)
+    else:
+        raise SpecError(f"unknown tabular corruption {name!r}; known: {sorted(TABULAR_SEVERITIES)}")
+    return out
+
+
+@dataclass
+class CorruptionSetup:
+    """The rows to corrupt and how: shared by AK-ADV-003 and the deployment parity check."""
+
+    x: np.ndarray
+    y: np.ndarray
+    kind: str
+    table: dict[str, list[float]]
+    names: list[str]
+    severities: list[int]
+    apply: Callable[[str, float, np.random.Generator], np.ndarray]
+
+    def corrupted(self, ci: int, si: int, seed: int) -> np.ndarray:
+        """Corruption ``ci`` at severity index ``si``; deterministic per seed, corruption and severity."""
+        name, sev = self.names[ci], self.severities[si]
+        return self.apply(name, self.table[name][sev - 1], np.random.default_rng([seed, ci, sev]))
+
+
+def corruption_setup(
+    ctx: RunContext, split: str, corruptions: list[str] | None, severities: list[int], max_samples: int,
+    rng: np.random.Generator, *, min_rows: int = 0,
+) -> CorruptionSetup:  # fmt: skip
+    """Labelled rows of ``split`` (a subsample of at most ``max_samples`` drawn from ``rng``) and the corruptions."""
+    ds = ctx.dataset(split)
+    y = np.asarray(ds.y)
+    keep = np.flatnonzero(y >= 0)
+    if len(keep) == 0:
+        raise NotApplicable(f"split {split!r} has no labelled rows")
+    require_rows(len(keep), min_rows, what="accuracy under corruption", split=f"labelled {split}")
+    if len(keep) > max_samples:
+        keep = np.sort(rng.choice(keep, size=max_samples, replace=False))
+    x, y = ds.x[keep].astype(np.float32), y[keep]
+    bad = [s for s in severities if s not in (1, 2, 3, 4, 5)]
+    if bad or not severities:
+        raise SpecError(f"severities must be among 1..5, got {severities}")
+    kind = "image" if (ds.kind == "image" or x.ndim > 2) else "tabular"
+    table = IMAGE_SEVERITIES if kind == "image" else TABULAR_SEVERITIES
+    names = list(corruptions) if corruptions is not None else list(table)
+    unknown = [c for c in names if c not in table]
+    if unknown:
+        raise SpecError(f"corruptions {unknown} are not known for {kind} inputs; known: {sorted(table)}")
+    apply: Callable[[str, float, np.random.Generator], np.ndarray]
+    if kind == "image":
+        if x.ndim < 3:
+            raise NotApplicable("image corruptions need inputs shaped (n, ..., height, width)")
+        from auditkit.checks._attacks import image_range
+
+        lo, hi = image_range(ctx, x)
+        z = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+        def apply(name: str, level: float, g: np.random.Generator) -> np.ndarray:
+            return (lo + _image_corruption(name, z, level, g) * (hi - lo)).astype(np.float32)
+
+    else:
+        ref = ctx.dataset("train") if "train" in ctx.splits() else ds
+        xr = ref.x.astype(np.float64)
+        sd = np.nan_to_num(np.nanstd(xr, axis=0))
+        is_cat = np.array([f in ds.categorical for f in ds.features])
+        n_unique = np.array([len(np.unique(c[np.isfinite(c)])) for c in xr.T])
+        noisy = ~is_cat & (n_unique > 2) & (sd > 0)
+        fill = np.nan_to_num(np.nanmedian(xr, axis=0)).astype(np.float32)
+        for j in np.flatnonzero(is_cat):
+            codes, counts = np.unique(xr[:, j][xr[:, j] >= 0], return_counts=True)
+            fill[j] = codes[np.argmax(counts)] if len(codes) else -1
+
+        def apply(name: str, level: float, g: np.random.Generator) -> np.ndarray:
+            return _tabular_corruption(name, x, level, g, sd=sd, noisy=noisy, fill=fill)
+
+    return CorruptionSetup(x, y, kind, table, names, list(severities), apply)
