@@ -447,7 +447,7 @@ class RayExecutor:
         if not items:
             return []
         ray = self._ray
-        from ray import exceptions as rex
+        rex = ray.exceptions  # imported with ray (an import here would be unguarded: ray is an extra)
 
         gpus = self.cfg.num_gpus_per_task if self.gpus else 0.0
         remote = ray.remote(_ray_task).options(
