@@ -450,8 +450,19 @@ class RayExecutor:
         rex = ray.exceptions  # imported with ray (an import here would be unguarded: ray is an extra)
 
         gpus = self.cfg.num_gpus_per_task if self.gpus else 0.0
+        options: dict[str, Any] = {}
+        if not self.address:
+            # A local cluster: tasks see this process's sys.path, as spawned local workers do, so a
+            # model class from a module on it (a test helper, a notebook's folder) unpickles there.
+            env = dict(self.cfg.runtime_env or {})
+            env_vars = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p), **env.get("env_vars", {})}
+            options["runtime_env"] = {**env, "env_vars": env_vars}
         remote = ray.remote(_ray_task).options(
-            num_cpus=self.cfg.num_cpus_per_task, num_gpus=gpus, max_retries=1, retry_exceptions=False
+            num_cpus=self.cfg.num_cpus_per_task,
+            num_gpus=gpus,
+            max_retries=1,
+            retry_exceptions=False,
+            **options,
         )
         shared_ref = ray.put(shared)  # once in the object store; every task reads the same copy
         threads = task_threads()
