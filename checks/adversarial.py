@@ -38,6 +38,11 @@ if TYPE_CHECKING:
     from auditkit import RunContext
 
 
+# Samples per HopSkipJump task: a fixed size (never from the worker count) that amortises building the
+# ART classifier in each task.
+HSJ_SHARD = 5
+
+
 @check(
     id="AK-ADV-001",
     preflight=immutable_features_preflight,
@@ -216,13 +221,13 @@ def black_box_and_masking(
     todo = np.flatnonzero(clean_sub)
     sizes = np.full(len(sub), 0.0)
     if len(todo):
-        # One compute task per sample (docs/compute.md): each with its own seed, combined in order,
-        # so the sizes do not depend on how many workers attacked them. The model travels once.
+        # Compute tasks of HSJ_SHARD samples (docs/compute.md): each with its own seed, combined in
+        # order, so the sizes do not depend on how many workers attacked them. The model travels once.
         z_bb, y_bb = space.z[sub][todo], space.y[sub][todo]
         hsj: dict[str, int | str] = {"norm": "inf", "max_iter": max_iter, "max_eval": max_eval, "init_eval": init_eval,
                   "batch_size": batch_size}  # fmt: skip
         light = dataclasses.replace(space, z=space.z[:0], y=space.y[:0], rows=space.rows[:0])
-        shards = [(z_bb[j : j + 1], y_bb[j : j + 1]) for j in range(len(todo))]
+        shards = [(z_bb[j : j + HSJ_SHARD], y_bb[j : j + HSJ_SHARD]) for j in range(0, len(todo), HSJ_SHARD)]
         sizes[todo] = np.concatenate(ctx.map(hop_skip_jump_task, shards, shared=(adapter, light, hsj)))
     for i, e in enumerate(wb.grid):
         bb_correct[i] = clean_sub & (sizes > e + 1e-6)
