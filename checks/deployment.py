@@ -15,12 +15,14 @@ import io
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from auditkit.checks._data_preflight import slices_preflight
 from auditkit.checks._robust_preflight import immutable_features_preflight
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, check
 
 if TYPE_CHECKING:
     from auditkit import RunContext
+    from auditkit.engine.check import Preflight
     from auditkit.toolkit import Candidate
 
 TIMING = {"timing": True}  # measured on this machine: left out of determinism comparisons
@@ -333,9 +335,15 @@ def _corruption(
     return out
 
 
+def _deployment_preflight(pf: Preflight) -> None:
+    """AK-DEPLOY-001 attacks with the immutable features and compares over ``data.slices``."""
+    immutable_features_preflight(pf)
+    slices_preflight(pf)
+
+
 @check(
     id="AK-DEPLOY-001",
-    preflight=immutable_features_preflight,
+    preflight=_deployment_preflight,
     area="deployment",
     title="Deployment parity: each artifact to ship predicts like the audited model",
     requires=("model", "test", "deployment"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from auditkit.checks._data_preflight import slices_preflight
 from auditkit.checks._evaluation import finite, labelled, output_problems, slice_masks
 
 from auditkit import (
@@ -415,6 +416,7 @@ def calibration(
 
 @check(
     id="AK-PERF-004",
+    preflight=slices_preflight,
     area="evaluation",
     title="Worst slice vs overall performance",
     requires=("model", "test", "label", "classification"),

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from auditkit.checks._data_preflight import expectations_preflight
 
 from auditkit import Finding, InputError, Metric, NotApplicable, Outcome, check
-from auditkit.spec.expr import unsafe_row_condition
+from auditkit.toolkit import unsafe_row_condition
 from auditkit.toolkit.hashing import cached_row_hashes, label_codes, pair_hash
 from auditkit.toolkit.imports import lazy
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from auditkit import RunContext
-    from auditkit.inputs.data import Dataset
+    from auditkit.toolkit import Dataset
 else:
     pd = lazy("pandas")  # imported when a check first needs it: `auditkit checks` stays fast
 
@@ -168,6 +169,7 @@ def _report(
 # --------------------------------------------------------------------------------------------
 @check(
     id="AK-DQ-001",
+    preflight=expectations_preflight,
     area="data",
     title="A user's Great Expectations suite, validated on every split",
     requires=("expectations",),

@@ -140,15 +140,17 @@ def _check_builtin(arts: Artifacts, arch: str) -> None:
 
 
 def _run_preflights(planned: Sequence[Planned], loaded: LoadedSpec, arts: Artifacts) -> None:
-    """Each selected check's ``preflight`` hook, in registry order, once per distinct function,
-    after the data loaded and before the first check runs: a hook that raises SpecError or
-    InputError refuses the audit with exit code 2 (a check-specific input problem caught early)."""
+    """Each known check's ``preflight`` hook, in registry order, once per distinct function, after
+    the data loaded and before the first check runs: a hook that raises SpecError or InputError
+    refuses the audit with exit code 2. Deselected checks' hooks run too: a hook validates an input
+    the spec declares (``data.slices``, ``data.expectations``), and a spec with a broken input is
+    refused whatever ``checks.select`` says, as before hooks existed."""
     from auditkit.engine.check import Preflight
 
     seen: set[Callable[..., None]] = set()
     for p in planned:
         hook = p.info.preflight
-        if not p.selected or hook is None or hook in seen:
+        if hook is None or hook in seen:
             continue
         seen.add(hook)
         datasets = arts.datasets()

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # the names, typed, for mypy and editors; at run time they re
     from auditkit.inputs.deployment import Candidate
     from auditkit.inputs.model import ModelAdapter
     from auditkit.inputs.training import TrainingRun, state_distance
-    from auditkit.spec.expr import unsafe_row_condition
+    from auditkit.spec.expr import ColumnError, unsafe_row_condition
     from auditkit.toolkit.confident import PRUNE_METHODS, RANKINGS, bootstrap_noise_rate, find_label_issues
     from auditkit.toolkit.imports import lazy
     from auditkit.toolkit.stats import (
@@ -88,10 +88,12 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "default_threads": ("auditkit.toolkit.threads", "default_threads"),
     "derive_seed": ("auditkit.engine.context", "derive_seed"),
     "unsafe_row_condition": ("auditkit.spec.expr", "unsafe_row_condition"),
+    "ColumnError": ("auditkit.spec.expr", "ColumnError"),
     "state_distance": ("auditkit.inputs.training", "state_distance"),
 }  # fmt: skip
 
 __all__ = [
+    "ColumnError",
     "CALIBRATION",
     "Candidate",
     "Dataset",

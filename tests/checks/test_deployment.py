@@ -340,11 +340,12 @@ def test_an_export_with_the_softmax_inside_is_compared_as_probabilities(built: d
 
 def test_deploy_reuses_the_adversarial_and_corruption_checks_own_defaults() -> None:
     """AK-DEPLOY-001 repeats AK-ADV-001/003 from private copies of their defaults: keep them equal."""
-    from auditkit import check_info
     from auditkit.checks._attacks import WHITE_BOX_DEFAULTS
     from auditkit.checks._corruptions import CORRUPTION_DEFAULTS
     from auditkit.checks.adversarial import white_box_evasion
     from auditkit.checks.corruption import natural_corruptions
+
+    from auditkit import check_info
 
     for fn, copy in ((white_box_evasion, WHITE_BOX_DEFAULTS), (natural_corruptions, CORRUPTION_DEFAULTS)):
         info = check_info(fn)

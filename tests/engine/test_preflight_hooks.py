@@ -1,4 +1,4 @@
-"""The engine runs each selected check's ``preflight`` hook once, after the data loads and before
+"""The engine runs each known check (selected or not)'s ``preflight`` hook once, after the data loads and before
 the first check runs; a hook that refuses is exit code 2 with one line and no bundle."""
 
 from __future__ import annotations
@@ -134,7 +134,13 @@ def test_a_refusing_hook_is_exit_2_before_any_check_and_leaves_no_bundle(
     assert [e for e in _log(tmp_path) if "check" in e] == []  # no check ran
 
 
-def test_a_deselected_checks_hook_does_not_run(tmp_path: Path) -> None:
+def test_a_deselected_checks_hook_still_validates_the_spec(tmp_path: Path) -> None:
+    # a hook checks an input the spec declares: a broken one is refused whatever is selected
     spec = _setup(tmp_path, "checks: {paths: [local], select: [HOOK-003], params: {HOOK-001: {column: c}}}\n")
-    assert run(["run", str(spec), "-o", str(tmp_path / "out"), "-q"]) == 0
-    assert [e.get("hook") for e in _log(tmp_path) if "hook" in e] == ["other"]
+    assert run(["run", str(spec), "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert [e.get("hook") for e in _log(tmp_path) if "hook" in e] == ["needs_column"]
+    assert [e for e in _log(tmp_path) if "check" in e] == []
+    (tmp_path / "ok").mkdir()
+    ok = _setup(tmp_path / "ok", "checks: {paths: [local], select: [HOOK-003]}\n")
+    assert run(["run", str(ok), "-o", str(tmp_path / "ok" / "out"), "-q"]) == 0
+    assert [e.get("hook") for e in _log(tmp_path / "ok") if "hook" in e] == ["needs_column", "other"]
