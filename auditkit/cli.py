@@ -136,6 +136,12 @@ def cli() -> None:
     is_flag=True,
     help="An unreachable MLflow store is noted in results.json instead of exit 2.",
 )
+@click.option("--compute-engine", type=click.Choice(["local", "ray"]), default=None,
+              help="Where model work runs (overrides engine.compute.kind; docs/compute.md).")  # fmt: skip
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Parallel workers for model work (overrides engine.compute.workers; 1 = in this process).")  # fmt: skip
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Ray cluster address (overrides engine.compute.address; also $RAY_ADDRESS).")  # fmt: skip
 @click.option(
     "-q", "--quiet", is_flag=True, help="No progress bar and no summary table (one line: the gate)."
 )
@@ -144,6 +150,7 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
             enable: tuple[str, ...], params: tuple[str, ...], fail_on: str | None, baseline: Path | None,
             seed: int | None, formats: tuple[str, ...], no_plugin_autoload: bool, no_code: bool,
             timeout: float | None, sign_key: Path | None, mlflow_uri: str | None, mlflow_optional: bool,
+            compute_engine: str | None, workers: int | None, ray_address: str | None,
             quiet: bool, verbose: int) -> None:  # fmt: skip
     """Run the audit described by SPEC and write the evidence bundle.
 
@@ -170,6 +177,9 @@ def run_cmd(spec: Path, output: Path | None, select: tuple[str, ...], ignore: tu
         timeout=timeout,
         mlflow=mlflow_uri,
         mlflow_optional=mlflow_optional,
+        compute_engine=compute_engine,
+        workers=workers,
+        ray_address=ray_address,
     )
     signer = None
     if sign_key is not None:

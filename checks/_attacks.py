@@ -1037,3 +1037,18 @@ def hop_skip_jump(
     dist = np.abs(delta).max(axis=1) if norm == "inf" else np.linalg.norm(delta, axis=1)
     size[idx] = np.where(fooled, dist, np.inf)
     return size
+
+
+def hop_skip_jump_task(
+    shared: tuple[Any, AttackSpace, dict[str, Any]], item: tuple[np.ndarray, np.ndarray], seed: int
+) -> np.ndarray:
+    """HopSkipJump on one shard of samples (a compute task of ``ctx.map``; its seed drives both the
+    starting draws and ART's gradient estimates, which use numpy's global generator)."""
+    adapter, space, params = shared
+    z, y = item
+    np.random.seed(seed % (2**32))
+    model = scaled_module(adapter, space)
+    with frozen_params(adapter.module):
+        return hop_skip_jump(
+            model, space, adapter.n_classes, adapter.device, z, y, rng=np.random.default_rng(seed), **params
+        )

@@ -16,17 +16,16 @@ plain: correct after attack / all evaluated (not ART's ``adversarial_accuracy``)
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from auditkit.checks._attacks import (
     fmt_eps,
-    frozen_params,
-    hop_skip_jump,
+    hop_skip_jump_task,
     report_white_box,
     require_attack_rows,
     resolve_attacks,
-    scaled_module,
     shared_white_box,
     validate_attack_params,
     wilson_row,
@@ -42,6 +41,11 @@ AtLeast1 = Annotated[int, Field(ge=1)]
 
 if TYPE_CHECKING:
     from auditkit import RunContext
+
+
+# Samples per HopSkipJump task: a fixed size (never from the worker count) that amortises building the
+# ART classifier in each task.
+HSJ_SHARD = 5
 
 
 @check(
@@ -219,15 +223,16 @@ def black_box_and_masking(
     bb_correct = np.zeros((len(wb.grid), len(sub)), dtype=bool)
     clean_sub = wb.clean[sub]
     todo = np.flatnonzero(clean_sub)
-    model = scaled_module(adapter, space)
-    np.random.seed(ctx.seed)  # HopSkipJump's gradient estimates draw from numpy's global generator
-    with frozen_params(adapter.module):
-        sizes = np.full(len(sub), 0.0)
-        if len(todo):
-            sizes[todo] = hop_skip_jump(
-                model, space, adapter.n_classes, adapter.device, space.z[sub][todo], space.y[sub][todo], norm="inf",
-                max_iter=max_iter, max_eval=max_eval, init_eval=init_eval, batch_size=batch_size, rng=rng,
-            )  # fmt: skip
+    sizes = np.full(len(sub), 0.0)
+    if len(todo):
+        # Compute tasks of HSJ_SHARD samples (docs/compute.md): each with its own seed, combined in
+        # order, so the sizes do not depend on how many workers attacked them. The model travels once.
+        z_bb, y_bb = space.z[sub][todo], space.y[sub][todo]
+        hsj: dict[str, int | str] = {"norm": "inf", "max_iter": max_iter, "max_eval": max_eval, "init_eval": init_eval,
+                  "batch_size": batch_size}  # fmt: skip
+        light = dataclasses.replace(space, z=space.z[:0], y=space.y[:0], rows=space.rows[:0])
+        shards = [(z_bb[j : j + HSJ_SHARD], y_bb[j : j + HSJ_SHARD]) for j in range(0, len(todo), HSJ_SHARD)]
+        sizes[todo] = np.concatenate(ctx.map(hop_skip_jump_task, shards, shared=(adapter, light, hsj)))
     for i, e in enumerate(wb.grid):
         bb_correct[i] = clean_sub & (sizes > e + 1e-6)
     rows, beats = [], []

@@ -66,6 +66,30 @@ def permutation_null(
     return out, start
 
 
+PERMUTATION_BLOCK = 100  # permutations per compute task: a fixed size, so shards never depend on workers
+
+
+def _null_block(
+    shared: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], item: tuple[int, int], seed: int
+) -> np.ndarray:
+    """One shard of a class's permutation null (a compute task: ``ctx.map`` gives each its seed)."""
+    c, n = item
+    a, ref, start = shared[c]
+    pooled = np.vstack([a, ref])
+    rng = np.random.default_rng(seed)
+    out = np.empty(n)
+    with _one_thread():
+        for b in range(n):
+            perm = rng.permutation(len(pooled))
+            out[b] = spectral_statistic(pooled[perm[: len(a)]], pooled[perm[len(a) :]], start)[0]
+    return out
+
+
+def _blocks(n_permutations: int) -> list[int]:
+    full, rest = divmod(n_permutations, PERMUTATION_BLOCK)
+    return [PERMUTATION_BLOCK] * full + ([rest] if rest else [])
+
+
 def _one_thread() -> Any:
     try:
         from threadpoolctl import threadpool_limits
@@ -154,6 +178,8 @@ def poisoning_screen(
     rows: list[list[Any]] = []
     screened: list[dict[str, Any]] = []
     skipped = []
+    inputs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    chosen: dict[int, np.ndarray] = {}
     with _one_thread():
         for c in classes:
             idx = np.flatnonzero(y_tr == c)
@@ -164,7 +190,17 @@ def poisoning_screen(
             if len(idx) > max_rows_per_class:
                 idx = np.sort(rng.choice(idx, size=max_rows_per_class, replace=False))
             a = emb_tr[idx].astype(np.float64)
-            null, start = permutation_null(a, ref, n_permutations, rng)
+            inputs[int(c)] = (a, ref, _top_direction(np.vstack([a, ref])))
+            chosen[int(c)] = idx
+    # The permutation nulls of every class, in blocks, on the audit's compute engine (docs/compute.md).
+    shards = [(c, n) for c in inputs for n in _blocks(n_permutations)]
+    blocks = ctx.map(_null_block, shards, shared=inputs)
+    nulls = {
+        c: np.concatenate([b for (sc, _), b in zip(shards, blocks, strict=True) if sc == c]) for c in inputs
+    }
+    with _one_thread():
+        for c, (a, ref, start) in inputs.items():
+            idx, null = chosen[c], nulls[c]
             stat, v = spectral_statistic(a, ref, start)
             p = float((1 + np.sum(null >= stat)) / (n_permutations + 1))
             centre = ref.mean(axis=0)

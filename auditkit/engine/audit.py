@@ -58,6 +58,9 @@ class Overrides:
     timeout: float | None = None  # seconds per check (checks.timeout)
     mlflow: str | None = None  # --mlflow [URI]: "" = report.mlflow's or MLflow's default URI (mlflow_io.py)
     mlflow_optional: bool = False  # --mlflow-optional: an unreachable store is noted, not exit 2
+    compute_engine: str | None = None  # --compute-engine local|ray (engine.compute.kind)
+    workers: int | None = None  # --workers N (engine.compute.workers)
+    ray_address: str | None = None  # --ray-address ADDR (engine.compute.address)
 
 
 def _load(spec: str | Path | Mapping[str, Any] | AuditSpec | LoadedSpec) -> LoadedSpec:
@@ -353,6 +356,13 @@ def run_audit(
         candidates(arts)  # an unreadable artifact or one whose signature differs: exit 2 before any check
     _run_preflights(planned, loaded, arts)  # the checks' own pre-flights (data.slices, expectations, ...)
 
+    from auditkit.engine import compute
+
+    compute_cfg = compute.config_from(
+        s.engine.compute, kind=ov.compute_engine, workers=ov.workers, address=ov.ray_address
+    )
+    executor = compute.make_executor(compute_cfg)  # Ray: an unreachable cluster is exit 2 here
+
     from auditkit.integrations.mlflow_io import after_bundle, prepare
 
     tracker = prepare(
@@ -392,7 +402,7 @@ def run_audit(
                 **({"mlflow": tracker.record()} if tracker is not None else {}),
             },
             "subject": subject,
-            "environment": environment(arts),
+            "environment": {**environment(arts), "compute": executor.describe()},
             "plugins": registry.plugins,
             "spec": s.model_dump(mode="json"),
             "checks": records,
@@ -405,11 +415,15 @@ def run_audit(
             write_bundle(bundle_dir, results, arts, formats, extra_inputs=extra, sign_key=signer)
         return results
 
-    if output is None:
-        results = execute(None)
-    else:
-        with atomic_dir(Path(output)) as tmp:
-            results = execute(tmp)
+    try:
+        with compute.use(executor):
+            if output is None:
+                results = execute(None)
+            else:
+                with atomic_dir(Path(output)) as tmp:
+                    results = execute(tmp)
+    finally:
+        executor.close()
     after_bundle(tracker, results, Path(output) if output is not None else None)  # after the rename
     return results
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from auditkit.inputs.training import TrainingRun
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def derive_seed(run_seed: int, check_id: str) -> int:
@@ -155,6 +156,20 @@ class RunContext:
     def seed_for(self, key: str) -> int:
         """A seed derived from the run seed and ``key`` (e.g. ``f"{check id}:{shard}"``)."""
         return derive_seed(self.run_seed, key)
+
+    def map(self, fn: Callable[[Any, Any, int], R], items: Sequence[Any], *, shared: Any = None) -> list[R]:
+        """``fn(shared, item, seed)`` for every item on the audit's compute engine (docs/compute.md).
+
+        Results come back in item order; item ``i``'s seed is ``seed_for(f"{check id}:{i}")``, so
+        they do not depend on how many workers ran them. ``fn`` must be a module-level function;
+        ``shared`` (the model, the data) travels to each worker once. A worker that dies is retried
+        once, then the check is recorded ``error``.
+        """
+        from auditkit.engine.compute import current
+
+        items = list(items)
+        seeds = [self.seed_for(f"{self.info.id}:{i}") for i in range(len(items))]
+        return current().map(fn, items, seeds=seeds, shared=shared)
 
     def predictions(self, split: str) -> Predictions:
         return self._artifacts.predictions(split)

@@ -161,20 +161,28 @@ def train_all(artifacts: Artifacts) -> list[TrainingRun]:
     spec = artifacts.spec.training
     if not spec.seeds:
         raise ValueError("training.seeds is empty: list at least one seed")
-    return [train_one(artifacts, spec.optimizer.model_dump(), seed, config="main") for seed in spec.seeds]
+    from auditkit.inputs.parallel_training import train_many
+
+    return train_many(artifacts, [(spec.optimizer.model_dump(), seed, "main") for seed in spec.seeds])
 
 
 def train_compare(artifacts: Artifacts) -> dict[str, list[TrainingRun]]:
     """Each ``training.compare`` optimizer × seeds, keyed ``compare:<i>`` (cached)."""
 
     def run() -> dict[str, list[TrainingRun]]:
+        from auditkit.inputs.parallel_training import train_many
+
         spec = artifacts.spec.training
-        out = {}
-        for i, opt in enumerate(spec.compare):
-            out[f"compare:{i}"] = [
-                train_one(artifacts, opt.model_dump(), seed, config=f"compare:{i}") for seed in spec.seeds
-            ]
-        return out
+        # Every optimizer x seed is one task: all of them run side by side on the compute engine.
+        jobs = [
+            (opt.model_dump(), seed, f"compare:{i}")
+            for i, opt in enumerate(spec.compare)
+            for seed in spec.seeds
+        ]
+        runs = train_many(artifacts, jobs)
+        return {
+            f"compare:{i}": [r for r in runs if r.config == f"compare:{i}"] for i in range(len(spec.compare))
+        }
 
     return artifacts.cached("training_runs:compare", run)
 

@@ -581,7 +581,11 @@ def build_view(
 
     env = results.get("environment") or {}
     libs = env.get("libraries") or {}
-    env_rows = [(cut(k, 40), fmt_value(v, 200)) for k, v in sorted(env.items()) if k != "libraries"]
+    env_rows = [
+        (cut(k, 40), compute_text(v) if k == "compute" else fmt_value(v, 200))
+        for k, v in sorted(env.items())
+        if k != "libraries"
+    ]
     date = document_date(results)
     owners = [
         cut(o.get("name") if isinstance(o, dict) else o, 200)
@@ -826,3 +830,15 @@ def render_html(
     # elements (7.1 → 5.4 s for the demo, interleaved, loaded machine) and leaves out of the text
     # layer. Every "<wbr>" here is the brk filter's: text from results.json is escaped.
     return html.replace("<wbr>", "\u200b") if pdf else html
+
+
+def compute_text(compute: Any) -> str:
+    """environment.compute in one line: "local, 2 workers, devices cpu" (docs/compute.md)."""
+    if not isinstance(compute, dict):
+        return fmt_value(compute, 200)
+    text = f"{compute.get('kind')}, {compute.get('workers')} worker(s), devices {', '.join(map(str, compute.get('devices') or []))}"
+    if compute.get("address"):
+        text += f", address {compute['address']}"
+    if compute.get("note"):
+        text += f" ({compute['note']})"
+    return cut(text, 300)

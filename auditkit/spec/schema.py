@@ -345,6 +345,27 @@ class DeploymentSpec(_Strict):
         return self
 
 
+class ComputeSpec(_Strict):
+    """Where model work runs (docs/compute.md): a local process pool (default) or a Ray cluster."""
+
+    kind: Literal["local", "ray"] = "local"
+    workers: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
+        "auto", description="Worker processes (local) or concurrent tasks (ray); auto: cores / threads."
+    )
+    address: str | None = Field(
+        None, description="Ray cluster address (auto, host:port, ray://...); none: local."
+    )
+    num_cpus_per_task: Annotated[float, Field(gt=0)] = 1.0
+    num_gpus_per_task: Annotated[float, Field(ge=0)] = 0.0
+    runtime_env: dict[str, Any] | None = Field(
+        None, description="Ray runtime_env (pip, env_vars, working_dir)."
+    )
+
+
+class EngineSpec(_Strict):
+    compute: ComputeSpec = Field(default_factory=ComputeSpec)
+
+
 class AuditSpec(_Strict):
     version: Literal[1] = 1
     name: str = Field(..., min_length=1, description="Subject of the audit.")
@@ -358,6 +379,7 @@ class AuditSpec(_Strict):
     card: CardSpec | None = None
     report: ReportSpec = Field(default_factory=ReportSpec)
     deployment: DeploymentSpec | None = Field(None, description="Candidates to ship, compared with `model`.")
+    engine: EngineSpec = Field(default_factory=EngineSpec)
 
     @model_validator(mode="after")
     def _builtin_needs_training(self) -> AuditSpec:

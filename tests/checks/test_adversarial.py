@@ -524,3 +524,18 @@ def test_attack_checks_declare_the_immutable_preflight() -> None:
         assert info is not None and info.preflight is immutable_features_preflight
     info = check_info(deployment_parity)  # its hook checks immutable features and data.slices
     assert info is not None and info.preflight is _deployment_preflight
+
+
+def test_black_box_shards_identical_inline_two_workers_and_ray(ray_cluster: object) -> None:
+    """HopSkipJump runs one task per sample on the compute engine: the same record whatever ran it."""
+    from auditkit.engine import compute
+
+    def record(executor: compute.Executor) -> dict:  # type: ignore[type-arg]
+        with compute.use(executor):
+            rec = run_check(black_box_and_masking, digits_arts(), params=BB_FAST)
+        return {k: v for k, v in rec.items() if k != "duration_s"}
+
+    inline = record(compute.InlineExecutor())
+    assert inline["status"] != "error", inline["error"]
+    assert record(compute.LocalPool(2)) == inline
+    assert record(compute.make_executor(compute.ComputeConfig(kind="ray"))) == inline

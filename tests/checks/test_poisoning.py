@@ -112,3 +112,21 @@ def test_natural_train_only_subgroup_is_not_suspected() -> None:
     assert bare["status"] == "failed"
     flagged = [r[0] for r in bare["evidence"]["spectral screen by class"]["rows"] if r[-1]]
     assert flagged == ["3"]
+
+
+def test_permutation_shards_identical_inline_two_workers_and_ray(ray_cluster: object) -> None:
+    """The null is computed in blocks on the compute engine: the same record whatever ran it."""
+    from auditkit.engine import compute
+
+    m, xtr, ytr, xte, yte = digits_cnn()
+
+    def record(executor: compute.Executor) -> dict:  # type: ignore[type-arg]
+        arts = make_artifacts({"train": (xtr, ytr), "test": (xte, yte)}, model=m, spec=IMG_SPEC)
+        with compute.use(executor):
+            rec = run_check(poisoning_screen, arts, seed=2, params={"n_permutations": 250})
+        return {k: v for k, v in rec.items() if k != "duration_s"}
+
+    inline = record(compute.InlineExecutor())
+    assert inline["status"] == "passed"
+    assert record(compute.LocalPool(2)) == inline
+    assert record(compute.make_executor(compute.ComputeConfig(kind="ray"))) == inline
