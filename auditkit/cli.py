@@ -320,12 +320,29 @@ def _info_dict(i: Any) -> dict[str, Any]:
         "id": i.id, "title": i.title, "description": i.description, "severity": i.severity,
         "requires": list(i.requires), "nist_ai_rmf": list(i.nist_ai_rmf), "tags": list(i.tags),
         "default_enabled": i.default_enabled, "version": i.version, "cost": i.cost, "source": i.source,
-        "params": [{"name": p.name, "default": p.default, "type": _type_name(p.annotation), "doc": p.doc}
+        "params": [{"name": p.name, "default": i.defaults()[p.name], "type": _type_name(p.annotation), "doc": p.doc}
                    for p in i.params],
     }  # fmt: skip
 
 
+_BOUNDS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<", "min_length": "items ≥", "max_length": "items ≤"}
+
+
 def _type_name(ann: Any) -> str:
+    """A parameter's type as a reader writes it: ``int (≥ 1)``, ``'in' | 'out'``, ``tuple[...]``."""
+    import typing
+
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is typing.Annotated:
+        bounds = [f"{sign} {getattr(c, k)}" for m in args[1:] for c in getattr(m, "metadata", [m])
+                  for k, sign in _BOUNDS.items() if getattr(c, k, None) is not None]  # fmt: skip
+        return f"{_type_name(args[0])} ({', '.join(bounds)})" if bounds else _type_name(args[0])
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if (origin is tuple and len(args) == 2 and args[1] is Ellipsis) or (origin is list and len(args) == 1):
+        return f"list of {_type_name(args[0])}"
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " | ".join("None" if a is type(None) else _type_name(a) for a in args)
     return getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
 
 

@@ -258,7 +258,8 @@ class CheckInfo:
         return next((p for p in self.params if p.name == name), None)
 
     def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params}
+        """The defaults as JSON/YAML values: a tuple default (immutable, so no shared-list bug) is a list."""
+        return {p.name: jsonable(p.default) for p in self.params}
 
 
 _JSON_NATIVE = (bool, int, float, str, type(None))
