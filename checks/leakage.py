@@ -11,14 +11,16 @@ With 64-bit hashes the chance of any collision among 10 million rows is below 3e
 
 from __future__ import annotations
 
-import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
+from auditkit.checks._leakage_near import find_near
+from auditkit.checks._leakage_target import feature_codes, oof_feature_auc, oof_feature_r2
+from pydantic import Field
 
-from auditkit import Finding, InputError, Metric, NotApplicable, Outcome, SpecError, check
-from auditkit.toolkit import default_threads, lazy
-from auditkit.toolkit.hashing import cached_row_hashes, label_codes, pair_hash, text_codes
+from auditkit import Finding, InputError, Metric, NotApplicable, Outcome, check
+from auditkit.toolkit import lazy
+from auditkit.toolkit.hashing import cached_row_hashes, label_codes, pair_hash
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,262 +158,6 @@ def train_test_overlap(
 # --------------------------------------------------------------------------------------------
 # AK-LEAK-002
 # --------------------------------------------------------------------------------------------
-_CAT_SCALE = 4.0  # categorical levels are embedded as random 2-d points with this spread (z units)
-
-
-def _embed(
-    train: Dataset, other: Dataset, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Scaled numeric features (train mean/std; NaN → train mean) and categorical codes.
-
-    Returns (train vectors, other vectors, train cat codes, other cat codes, numeric dims). The
-    vectors append a random 2-d embedding per categorical level, so that rows with different
-    categories lie far apart in the index; equality of categories is then checked exactly.
-    """
-    num, cat = train.numeric, train.categorical
-    if train.array is not None and other.array is not None and not cat:
-        a_tr, a_te = train.x2d.astype(np.float64), other.x2d.astype(np.float64)
-    else:
-        a_tr = np.column_stack([pd.to_numeric(train.frame[f], errors="coerce").to_numpy(np.float64, na_value=np.nan)
-                                for f in num]) if num else np.zeros((len(train), 0))  # fmt: skip
-        a_te = np.column_stack([pd.to_numeric(other.frame[f], errors="coerce").to_numpy(np.float64, na_value=np.nan)
-                                for f in num]) if num else np.zeros((len(other), 0))  # fmt: skip
-    with warnings.catch_warnings():  # all-NaN columns: mean/std NaN, replaced below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(a_tr, axis=0) if len(a_tr) else np.zeros(a_tr.shape[1])
-        std = np.nanstd(a_tr, axis=0) if len(a_tr) else np.ones(a_tr.shape[1])
-    mean = np.where(np.isfinite(mean), mean, 0.0)
-    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-    z_tr = np.nan_to_num((a_tr - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
-    z_te = np.nan_to_num((a_te - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
-    c_tr = np.zeros((len(train), len(cat)), dtype=np.int64)
-    c_te = np.zeros((len(other), len(cat)), dtype=np.int64)
-    e_tr, e_te = [], []
-    for j, f in enumerate(cat):
-        both = pd.concat([train.frame[f], other.frame[f]], ignore_index=True)
-        codes, uniques = text_codes(both)
-        codes = np.where(codes < 0, len(uniques), codes)
-        c_tr[:, j], c_te[:, j] = codes[: len(train)], codes[len(train) :]
-        points = rng.normal(scale=_CAT_SCALE, size=(len(uniques) + 1, 2))
-        e_tr.append(points[c_tr[:, j]])
-        e_te.append(points[c_te[:, j]])
-    v_tr = np.hstack([z_tr, *e_tr]).astype(np.float32)
-    v_te = np.hstack([z_te, *e_te]).astype(np.float32)
-    return np.ascontiguousarray(v_tr), np.ascontiguousarray(v_te), c_tr, c_te, z_tr.shape[1]
-
-
-def _verify(
-    v_tr: np.ndarray,
-    v_q: np.ndarray,
-    c_tr: np.ndarray,
-    c_q: np.ndarray,
-    qi: np.ndarray,
-    ti: np.ndarray,
-    d_num: int,
-    radius: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact float64 check of candidate pairs (query row, train row): RMS over the numeric dims
-    within ``radius`` and equal categories. Returns the pairs that pass with their distances."""
-    diff = v_q[qi, :d_num].astype(np.float64) - v_tr[ti, :d_num].astype(np.float64)
-    rms = np.sqrt((diff * diff).sum(axis=1) / max(d_num, 1))
-    ok = rms <= radius
-    if c_tr.shape[1]:
-        ok &= (c_tr[ti] == c_q[qi]).all(axis=1)
-    return qi[ok], ti[ok], rms[ok]
-
-
-def _train_nn_distances(
-    v: np.ndarray, c: np.ndarray, d_num: int, *, sample: int, budget: float, k: int, rng: np.random.Generator
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """RMS distance (numeric dims, categories equal) from sampled distinct train rows to their
-    nearest *other* train row: the scale of "near" in this data, fitted on train only.
-
-    ``sample`` query rows are searched exactly (faiss) against the train rows, or against a random
-    subset of them when queries × rows would exceed ``budget`` (stated: a subset's neighbours lie
-    farther, so the radius comes out larger). A query with no equal-category row among its ``k``
-    nearest counts as infinitely far.
-    """
-    import faiss
-
-    n = len(v)
-    q_idx = np.sort(rng.choice(n, size=min(sample, n), replace=False))
-    ref = np.arange(n)
-    if float(len(q_idx)) * n > budget:
-        ref = np.union1d(q_idx, rng.choice(n, size=max(int(budget // len(q_idx)), 1), replace=False))
-    faiss.omp_set_num_threads(default_threads())  # torch's policy: both share OpenMP
-    index = faiss.IndexFlatL2(v.shape[1])
-    index.add(np.ascontiguousarray(v[ref]))
-    kk = min(k + 1, len(ref))
-    _, idx = index.search(np.ascontiguousarray(v[q_idx]), kk)
-    qi = np.repeat(np.arange(len(q_idx)), kk)
-    ti = ref[np.maximum(idx.reshape(-1), 0)]
-    keep = (idx.reshape(-1) >= 0) & (ti != q_idx[qi])  # not the row itself
-    qi, ti = qi[keep], ti[keep]
-    diff = v[q_idx[qi], :d_num].astype(np.float64) - v[ti, :d_num].astype(np.float64)
-    rms = np.sqrt((diff * diff).sum(axis=1) / max(d_num, 1))
-    if c.shape[1]:
-        rms = np.where((c[ti] == c[q_idx[qi]]).all(axis=1), rms, np.inf)
-    nearest = np.full(len(q_idx), np.inf)
-    np.minimum.at(nearest, qi, rms)
-    return nearest, {"sampled_train_rows": int(len(q_idx)), "reference_train_rows": int(len(ref)),
-                     "train_rows": int(n)}  # fmt: skip
-
-
-def adaptive_radius(
-    v: np.ndarray,
-    c: np.ndarray,
-    d_num: int,
-    *,
-    floor: float,
-    quantile: float,
-    factor: float,
-    rng: np.random.Generator,
-    sample: int = 2000,
-    budget: float = 5e8,
-    k: int = 8,
-) -> tuple[float, dict[str, Any]]:
-    """The near-duplicate radius: ``factor`` × the ``quantile`` of train's own nearest-neighbour
-    distances, never below the absolute ``floor``. Returns the radius and how it was derived."""
-    if len(v) < 2:
-        return floor, {"radius": floor, "from": "floor (fewer than 2 distinct train rows)"}
-    nearest, info = _train_nn_distances(v, c, d_num, sample=sample, budget=budget, k=k, rng=rng)
-    finite = nearest[np.isfinite(nearest)]
-    q_val = float(np.quantile(nearest, quantile)) if len(finite) else float("inf")
-    adaptive = factor * q_val if np.isfinite(q_val) else float("inf")
-    radius = max(floor, adaptive) if np.isfinite(adaptive) else floor
-    qs = np.quantile(finite, [0.0, 0.01, 0.05, 0.5]) if len(finite) else [float("nan")] * 4
-    return radius, {
-        "radius": radius,
-        "from": "adaptive" if radius > floor else "floor (max_distance)",
-        "floor": floor,
-        "adaptive_radius": adaptive if np.isfinite(adaptive) else None,
-        "quantile": quantile,
-        "factor": factor,
-        "train_nn_quantile_value": q_val if np.isfinite(q_val) else None,
-        "train_nn_distance_quantiles": dict(zip(("min", "p1", "p5", "median"), map(float, qs), strict=True)),
-        **info,
-    }
-
-
-def _keep_best(best: np.ndarray, partner: np.ndarray, qi: np.ndarray, ti: np.ndarray, d: np.ndarray) -> None:
-    """Per query, keep the closest verified train row."""
-    if not len(qi):
-        return
-    order = np.lexsort((ti, d, qi))
-    qi, ti, d = qi[order], ti[order], d[order]
-    first = np.r_[True, qi[1:] != qi[:-1]]
-    qi, ti, d = qi[first], ti[first], d[first]
-    better = ~(best[qi] <= d)  # NaN (nothing yet) or farther
-    best[qi[better]], partner[qi[better]] = d[better], ti[better]
-
-
-def _exact_search(
-    v_tr: np.ndarray, v_q: np.ndarray, c_tr: np.ndarray, c_q: np.ndarray, d_num: int, radius: float, k: int
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Exact k nearest neighbours (faiss IndexFlatL2), then the exact check of those candidates."""
-    import faiss
-
-    faiss.omp_set_num_threads(default_threads())  # torch's policy: both share OpenMP
-    index = faiss.IndexFlatL2(v_tr.shape[1])
-    index.add(v_tr)
-    k = min(k, len(v_tr))
-    _, idx = index.search(v_q, k)
-    best, partner = np.full(len(v_q), np.nan), np.full(len(v_q), -1, dtype=np.int64)
-    qi = np.repeat(np.arange(len(v_q)), k)
-    ti = idx.reshape(-1)
-    keep = ti >= 0
-    _keep_best(best, partner, *_verify(v_tr, v_q, c_tr, c_q, qi[keep], ti[keep], d_num, radius))
-    return best, partner, {"search": "exact (faiss IndexFlatL2)", "neighbours": k}
-
-
-def _lsh_search(
-    v_tr: np.ndarray,
-    v_q: np.ndarray,
-    c_tr: np.ndarray,
-    c_q: np.ndarray,
-    d_num: int,
-    radius: float,
-    *,
-    seed: int,
-    miss_probability: float,
-    max_bucket: int,
-    target_candidates: float = 4.0,
-    max_tables: int = 200,
-    chunk_pairs: int = 4_000_000,
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Grid LSH for a fixed radius: sub-quadratic, vectorised, with a proven recall bound.
-
-    Each table projects the vectors on ``m`` random orthonormal directions and cuts every
-    direction into cells of width ``w = 16 r`` with a random offset (``r`` = Euclidean radius).
-    Projection never lengthens a difference, so two rows within ``r`` share a cell in one
-    direction with probability at least ``1 - r/w``, and a table's bucket with probability at
-    least ``p = (15/16)^m``; ``L`` tables miss such a pair with probability at most
-    ``(1 - p)^L <= miss_probability``. ``m`` is the smallest that leaves about
-    ``target_candidates`` train rows per bucket (estimated on a sample), so the work is about
-    linear in the rows. Buckets are capped at ``max_bucket`` rows (counted and reported).
-    """
-    rng = np.random.default_rng(seed)
-    n, dims = v_tr.shape
-    euclid = radius * np.sqrt(max(d_num, 1))
-    w = 16.0 * euclid if euclid > 0 else 1e-9
-    mult = rng.integers(1, 2**63 - 1, size=64, dtype=np.int64).astype(np.uint64) | np.uint64(1)
-
-    def table(m: int) -> tuple[np.ndarray, np.ndarray]:
-        basis, _ = np.linalg.qr(rng.normal(size=(dims, m)))
-        return basis.astype(np.float32), rng.uniform(0.0, w, size=m).astype(np.float32)
-
-    def keys(v: np.ndarray, basis: np.ndarray, off: np.ndarray) -> np.ndarray:
-        cells = np.floor((v @ basis + off) / w).astype(np.int64).view(np.uint64)
-        return (cells * mult[: cells.shape[1]]).sum(axis=1, dtype=np.uint64)
-
-    # choose m on samples: expected train rows sharing a query's bucket
-    sample_tr = v_tr[rng.choice(n, size=min(n, 100_000), replace=False)]
-    sample_q = v_q[rng.choice(len(v_q), size=min(len(v_q), 5_000), replace=False)]
-    m_max = min(dims, 64)
-    m = m_max
-    for cand in sorted({min(c, m_max) for c in (2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64)}):
-        basis, off = table(cand)
-        sk = np.sort(keys(sample_tr, basis, off))
-        kq = keys(sample_q, basis, off)
-        hits = (np.searchsorted(sk, kq, "right") - np.searchsorted(sk, kq, "left")).mean()
-        if hits * n / len(sample_tr) <= target_candidates:
-            m = cand
-            break
-    p_hit = (1.0 - euclid / w) ** m
-    n_tables = int(np.ceil(np.log(miss_probability) / np.log(1.0 - p_hit))) if p_hit < 1 else 1
-    n_tables = min(n_tables, max_tables)  # very dense data: the bound achieved is reported
-    achieved = float((1.0 - p_hit) ** n_tables) if p_hit < 1 else 0.0
-    best, partner = np.full(len(v_q), np.nan), np.full(len(v_q), -1, dtype=np.int64)
-    compared = truncated = 0
-    for _ in range(n_tables):
-        basis, off = table(m)
-        k_tr = keys(v_tr, basis, off)
-        order = np.argsort(k_tr, kind="stable")
-        sk = k_tr[order]
-        kq = keys(v_q, basis, off)
-        lo = np.searchsorted(sk, kq, "left")
-        size = np.searchsorted(sk, kq, "right") - lo
-        truncated += int((size > max_bucket).sum())
-        size = np.minimum(size, max_bucket)
-        active = np.flatnonzero(size)
-        # expand (query, train) pairs in chunks that bound memory
-        cum = np.cumsum(size[active])
-        start = 0
-        while start < len(active):
-            base = int(cum[start - 1]) if start else 0
-            stop = max(int(np.searchsorted(cum, base + chunk_pairs, "right")), start + 1)
-            part = active[start:stop]
-            start = stop
-            cnt = size[part]
-            qi = np.repeat(part, cnt)
-            step = np.arange(len(qi)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-            ti = order[np.repeat(lo[part], cnt) + step]
-            compared += len(qi)
-            _keep_best(best, partner, *_verify(v_tr, v_q, c_tr, c_q, qi, ti, d_num, radius))
-    info = {"search": "grid LSH (random orthonormal projections)", "projected_dims": m, "tables": n_tables,
-            "cell_width": w, "miss_probability_bound": achieved, "pairs_compared": compared,
-            "buckets_truncated": truncated}  # fmt: skip
-    return best, partner, info
 
 
 @check(
@@ -428,10 +174,10 @@ def near_duplicates(
     ctx: RunContext,
     /,
     *,
-    max_distance: float = 0.01,
+    max_distance: Annotated[float, Field(ge=0.0)] = 0.01,
     adaptive: bool = True,
-    radius_quantile: float = 0.01,
-    radius_factor: float = 0.25,
+    radius_quantile: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01,
+    radius_factor: Annotated[float, Field(gt=0.0, le=1.0)] = 0.25,
     max_near_duplicate_ratio: float = 0.0,
     exact_below: float = 5e8,
     neighbours: int = 8,
@@ -478,45 +224,32 @@ def near_duplicates(
     train, test = ctx.dataset("train"), ctx.dataset("test")
     _need_rows(train)
     _need_rows(test)
-    if not 0.0 < radius_quantile < 1.0 or not 0.0 < radius_factor <= 1.0 or not max_distance >= 0.0:
-        raise SpecError("radius_quantile must lie in (0, 1), radius_factor in (0, 1], max_distance ≥ 0")
     if not train.numeric and train.array is None:
         raise NotApplicable("no numeric features: near-duplicates are exact duplicates (AK-LEAK-001)")
     h_tr, h_te = cached_row_hashes(ctx, "train", decimals), cached_row_hashes(ctx, "test", decimals)
     exact = _lookup(h_tr, h_te)
-    rng = ctx.rng()
-    v_tr, v_te, c_tr, c_te, d_num = _embed(train, test, rng)
-    d_num = max(d_num, 1)
-    reps = np.sort(np.unique(h_tr, return_index=True)[1])  # one train row per distinct feature row
-    radius, fitted = max_distance, {"radius": max_distance, "from": "max_distance (adaptive off)"}
-    if adaptive:
-        radius, fitted = adaptive_radius(v_tr[reps], c_tr[reps], d_num, floor=max_distance,
-                                         quantile=radius_quantile, factor=radius_factor, rng=rng)  # fmt: skip
-    query = np.flatnonzero(~exact)
+    near = find_near(train, test, h_tr, exact, max_distance=max_distance, adaptive=adaptive,
+                     radius_quantile=radius_quantile, radius_factor=radius_factor, exact_below=exact_below,
+                     neighbours=neighbours, miss_probability=miss_probability, max_bucket=max_bucket,
+                     rng=ctx.rng(), seed=ctx.seed)  # fmt: skip
+    found, best, partner, radius, fitted, info = (
+        near.found,
+        near.best,
+        near.partner,
+        near.radius,
+        near.fitted,
+        near.info,
+    )
     n = len(test)
-    found = np.zeros(n, dtype=bool)
-    best = np.full(n, np.nan)
-    partner = np.full(n, -1, dtype=np.int64)
-    info: dict[str, Any] = {"search": "none (every test row is an exact duplicate)"}
-    if len(query):
-        args = (v_tr[reps], v_te[query], c_tr[reps], c_te[query], d_num, radius)
-        if float(len(reps)) * float(len(query)) <= exact_below:
-            b, pt, info = _exact_search(*args, k=neighbours)
-        else:
-            b, pt, info = _lsh_search(*args, seed=ctx.seed, miss_probability=miss_probability,
-                                      max_bucket=max_bucket)  # fmt: skip
-        best[query] = b
-        partner[query] = np.where(pt >= 0, reps[np.maximum(pt, 0)], -1)
-        found[query] = np.isfinite(b)
     k = int(found.sum())
     metric = _ratio_metric("near_duplicate_ratio", k, n, max_near_duplicate_ratio,
                            f"share of test rows within RMS distance {radius:.4g} of a train row "
                            "(exact copies excluded)")  # fmt: skip
     evidence: dict[str, Any] = {
         "radius": fitted,
-        "method": {**info, "max_distance": max_distance, "radius": radius, "numeric_dims": d_num,
+        "method": {**info, "max_distance": max_distance, "radius": radius, "numeric_dims": near.d_num,
                    "categorical_features": len(train.categorical), "exact_duplicates_excluded": int(exact.sum()),
-                   "queried_rows": int(len(query))},
+                   "queried_rows": near.queried},
     }  # fmt: skip
     if k:
         rows_te = np.flatnonzero(found)
@@ -718,97 +451,6 @@ def temporal_leakage(
 # --------------------------------------------------------------------------------------------
 # AK-LEAK-005
 # --------------------------------------------------------------------------------------------
-def _feature_codes(s: pd.Series, categorical: bool, bins: int, max_levels: int) -> np.ndarray:
-    """Integer codes 0..m-1 for a feature: levels for categories and few-valued numbers, quantile
-    bins otherwise; missing values get a code of their own."""
-    if categorical:
-        codes, _ = text_codes(s)
-    else:
-        v = pd.to_numeric(s, errors="coerce").to_numpy(np.float64, na_value=np.nan)
-        finite = v[np.isfinite(v)]
-        uniq = np.unique(finite) if len(finite) else finite
-        # by value only when each level has ~20 rows on average; otherwise out-of-fold encoding
-        # of near-unique values would learn nothing and hide a leak
-        if len(uniq) <= min(max_levels, max(2, len(v) // 20)):
-            codes = np.searchsorted(uniq, v)
-        else:
-            nb = int(min(bins, max(2, len(v) // 20)))
-            edges = np.unique(np.quantile(finite, np.linspace(0, 1, nb + 1)[1:-1]))
-            codes = np.searchsorted(edges, v, side="right")
-        codes = np.where(np.isfinite(v), codes, -1)
-    codes = np.asarray(codes, dtype=np.int64)
-    return np.where(codes < 0, codes.max(initial=0) + 1, codes)
-
-
-def _auc_from_groups(score: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> float:
-    """AUC (ties count 1/2) from per-group scores and positive/negative counts: the toolkit's one
-    AUC over each group written twice, once as its positives and once as its negatives, weighted
-    by the counts (so it equals roc_auc_score on the expanded rows, at O(groups) cost)."""
-    from auditkit.toolkit import auc
-
-    positive = np.r_[np.ones(len(score), dtype=bool), np.zeros(len(score), dtype=bool)]
-    return auc(np.r_[score, score], positive, weights=np.r_[pos, neg])
-
-
-def _hanley_mcneil(auc: float, n_pos: int, n_neg: int) -> tuple[float, float]:
-    """95% interval of an AUC from the Hanley–McNeil standard error."""
-    if not np.isfinite(auc) or n_pos == 0 or n_neg == 0:
-        return (float("nan"), float("nan"))
-    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (
-        n_pos * n_neg
-    )
-    se = float(np.sqrt(max(var, 0.0)))
-    return (max(0.0, auc - 1.96 * se), min(1.0, auc + 1.96 * se))
-
-
-def oof_feature_auc(
-    codes: np.ndarray, y: np.ndarray, folds: np.ndarray, n_folds: int, smoothing: float = 1.0
-) -> tuple[float, tuple[float, float]]:
-    """Out-of-fold one-vs-rest macro AUC of a target encoding of one coded feature.
-
-    The score of a row is, per class, the smoothed class share among the *other folds'* rows with
-    the same code; the AUC is computed exactly from (fold, code) group counts, so it costs O(n).
-    """
-    m = int(codes.max()) + 1
-    k = int(y.max()) + 1
-    cell = folds * m + codes
-    counts = np.bincount(cell * k + y, minlength=n_folds * m * k).reshape(n_folds, m, k).astype(np.float64)
-    total = counts.sum(axis=0)  # (m, k)
-    prior = np.bincount(y, minlength=k) / len(y)
-    oof = total[None, :, :] - counts  # (folds, m, k): counts of the other folds
-    rate = (oof + smoothing * prior) / (oof.sum(axis=2, keepdims=True) + smoothing)
-    present = counts.sum(axis=2).reshape(-1) > 0
-    aucs, weights, cis = [], [], []
-    classes = range(k) if k > 2 else [1]
-    for c in classes:
-        pos = counts[:, :, c].reshape(-1)[present]
-        neg = (counts.sum(axis=2) - counts[:, :, c]).reshape(-1)[present]
-        a = _auc_from_groups(rate[:, :, c].reshape(-1)[present], pos, neg)
-        if np.isfinite(a):
-            aucs.append(a)
-            weights.append(1.0)
-            cis.append(_hanley_mcneil(a, int(pos.sum()), int(neg.sum())))
-    if not aucs:
-        return float("nan"), (float("nan"), float("nan"))
-    auc = float(np.average(aucs, weights=weights))
-    lo = float(np.mean([c[0] for c in cis]))
-    hi = float(np.mean([c[1] for c in cis]))
-    return auc, (lo, hi)
-
-
-def oof_feature_r2(codes: np.ndarray, y: np.ndarray, folds: np.ndarray, n_folds: int) -> float:
-    """Out-of-fold R² of predicting a numeric label by the other folds' mean per code."""
-    m = int(codes.max()) + 1
-    cell = folds * m + codes
-    s = np.bincount(cell, weights=y, minlength=n_folds * m).reshape(n_folds, m)
-    c = np.bincount(cell, minlength=n_folds * m).reshape(n_folds, m).astype(np.float64)
-    s_o, c_o = s.sum(axis=0)[None] - s, c.sum(axis=0)[None] - c
-    mean_all = y.mean()
-    pred = np.where(c_o > 0, s_o / np.maximum(c_o, 1), mean_all).reshape(-1)[cell]
-    ss_res = float(((y - pred) ** 2).sum())
-    ss_tot = float(((y - mean_all) ** 2).sum())
-    return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
 
 
 @check(
@@ -876,7 +518,7 @@ def target_leakage(
     rows, findings, top_value = [], [], -np.inf
     score_name = "R²" if regression else "AUC"
     for f in train.features:
-        codes = _feature_codes(train.frame[f][keep], f in train.categorical, bins, max_levels)
+        codes = feature_codes(train.frame[f][keep], f in train.categorical, bins, max_levels)
         if regression:
             value = oof_feature_r2(codes, y, fold, folds)
             lo = hi = value

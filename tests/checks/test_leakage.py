@@ -218,9 +218,12 @@ def test_adaptive_radius_is_fitted_on_train_only_and_validated() -> None:
         L.near_duplicates, make_artifacts({"train": train.iloc[:200], "test": test}, label="y")
     )
     assert sparse["evidence"]["radius"]["radius"] > a["evidence"]["radius"]["radius"]
-    bad = run_check(L.near_duplicates, make_artifacts({"train": train, "test": test}, label="y"),
-                    params={"radius_factor": 2.0})  # fmt: skip
-    assert bad["status"] == "error" and "radius_factor" in bad["error"]["message"]
+    from auditkit import SpecError
+
+    for name, value in (("radius_factor", 2.0), ("radius_quantile", 1.0), ("max_distance", -0.1)):
+        with pytest.raises(SpecError, match=f"params.AK-LEAK-002.{name}"):  # declared: refused before the run
+            run_check(L.near_duplicates, make_artifacts({"train": train, "test": test}, label="y"),
+                      params={name: value})  # fmt: skip
 
 
 # ---------------------------------------------------------------- AK-LEAK-003 / 004
@@ -387,7 +390,7 @@ def test_run_check_accepts_a_string_workdir(tmp_path) -> None:  # type: ignore[n
 
 
 def test_grouped_auc_equals_sklearn_on_the_expanded_rows() -> None:
-    from auditkit.checks.leakage import _auc_from_groups
+    from auditkit.checks._leakage_target import auc_from_groups as _auc_from_groups
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(3)
