@@ -64,7 +64,7 @@ def embeddings(
 
 
 def bench_detectors(dim: int, repeat: int) -> None:
-    from auditkit.checks.ood import KNN, Mahalanobis
+    from auditkit.checks._ood_detectors import KNN, Mahalanobis
 
     rng = np.random.default_rng(0)
     train, ytr = embeddings(50_000, dim, 10, rng)
@@ -94,7 +94,7 @@ def bench_detectors(dim: int, repeat: int) -> None:
 
 
 def bench_metrics(repeat: int) -> None:
-    from auditkit.checks.ood import detection_metrics_ci
+    from auditkit.checks._ood_metrics import detection_metrics_ci
 
     rng = np.random.default_rng(1)
     s_in, s_out = rng.normal(size=10_000), rng.normal(1.0, 1.0, size=10_000)

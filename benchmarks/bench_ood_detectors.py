@@ -95,7 +95,8 @@ def reference_scores(det_mod, name: str, model, fitted, x_tr, z_tr, y_tr, x, z):
 def main() -> None:
     import torch
     from _robust_fixtures import digits_cnn
-    from auditkit.checks.ood import ALL_DETECTORS, ood_detection
+    from auditkit.checks._ood_detectors import ALL_DETECTORS
+    from auditkit.checks.ood import ood_detection
     from scipy.stats import spearmanr
     from sklearn.metrics import roc_auc_score
     from test_ood_real import faces_8x8, mnist_8x8
@@ -125,7 +126,7 @@ def main() -> None:
             continue
         # the same fit as the check (train minus its seeded holdout is the check's; here: all train,
         # on both sides, so that the two implementations see identical data)
-        from auditkit.checks.ood import (
+        from auditkit.checks._ood_detectors import (
             ODIN,
             Head,
             Mahalanobis,

@@ -9,18 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _robust_fixtures import breast_cancer_mlp, digits_cnn
-from auditkit.checks.ood import (
+from auditkit.checks._ood_detectors import (
     DEFAULT_DETECTORS,
     KNN,
     Mahalanobis,
-    detection_metrics,
-    expected_calibration_error,
     logit_scores,
     logits_and_embeddings,
-    ood_detection,
-    risk_coverage,
-    shift_behaviour,
 )
+from auditkit.checks._ood_metrics import detection_metrics, expected_calibration_error, risk_coverage
+from auditkit.checks.ood import ood_detection, shift_behaviour
 
 from auditkit.testing import check_contract, make_artifacts, run_check
 
@@ -445,7 +442,7 @@ def test_activation_detectors_equal_the_model_run_with_its_activations_changed()
     import copy
 
     import torch
-    from auditkit.checks.ood import Head, ash_score, dice_head, react_score, react_threshold
+    from auditkit.checks._ood_detectors import Head, ash_score, dice_head, react_score, react_threshold
 
     from auditkit.inputs.model import wrap
 
@@ -483,7 +480,7 @@ def test_activation_detectors_equal_the_model_run_with_its_activations_changed()
 
 
 def test_gen_vim_and_relative_mahalanobis_against_their_formulas() -> None:
-    from auditkit.checks.ood import Head, Mahalanobis, RelativeMahalanobis, ViM, gen_score
+    from auditkit.checks._ood_detectors import Head, Mahalanobis, RelativeMahalanobis, ViM, gen_score
 
     rng = np.random.default_rng(5)
     logits = rng.normal(size=(40, 7)) * 3
@@ -521,7 +518,7 @@ def test_new_detectors_match_pytorch_ood_on_the_digits_cnn() -> None:
     from pathlib import Path
 
     import torch
-    from auditkit.checks.ood import (
+    from auditkit.checks._ood_detectors import (
         ODIN,
         Head,
         RelativeMahalanobis,
@@ -589,7 +586,7 @@ def test_new_detectors_match_pytorch_ood_on_the_digits_cnn() -> None:
 
 
 def test_every_detector_reported_with_both_fpr_conventions_and_paired_selection() -> None:
-    from auditkit.checks.ood import ALL_DETECTORS
+    from auditkit.checks._ood_detectors import ALL_DETECTORS
 
     arts = _digits(ood=(_noise_ood(), np.zeros(300, dtype=int)))
     rec = run_check(ood_detection, arts, params={"detectors": list(ALL_DETECTORS), "n_boot": 50,
@@ -666,8 +663,110 @@ def test_odin_without_a_step_is_temperature_scaled_msp_and_auroc_flip_invariant(
 
 
 def test_new_hyperparameters_are_validated() -> None:
+    """Domains are declared in the signature: refused before anything runs, as one located line."""
+    from auditkit import SpecError
+
     arts = _digits()
     for bad in ({"react_percentile": 1.5}, {"dice_sparsity": 0.0}, {"odin_eps": []}, {"vim_dim": 0},
                 {"gen_gamma": -1.0}):  # fmt: skip
-        rec = run_check(ood_detection, arts, params={**bad, "detectors": ["msp", "odin"], "n_boot": 0})
-        assert rec["status"] == "error" and rec["error"]["input"], bad
+        with pytest.raises(SpecError, match=f"params.AK-OOD-001.{next(iter(bad))}"):
+            run_check(ood_detection, arts, params={**bad, "detectors": ["msp", "odin"], "n_boot": 0})
+
+
+@pytest.mark.parametrize(
+    ("fn", "name", "value", "needle"),
+    [
+        (ood_detection, "detectors", ["msp", "faces"], "Input should be 'msp', 'max_logit'"),
+        (ood_detection, "detectors", [], "at least 1 item"),
+        (ood_detection, "gate_detector", "faces", "Input should be 'msp'"),
+        (ood_detection, "fpr_convention", "both", "Input should be 'in' or 'out'"),
+        (ood_detection, "tpr", 1.0, "less than 1"),
+        (ood_detection, "knn_k", 0, "greater than or equal to 1"),
+        (ood_detection, "knn_backend", "annoy", "Input should be 'torch' or 'faiss'"),
+        (ood_detection, "holdout_fraction", 0.0, "greater than 0"),
+        (ood_detection, "odin_temperature", 0.0, "greater than 0"),
+        (ood_detection, "odin_eps", [0.001, -0.1], "greater than or equal to 0"),
+        (ood_detection, "synthetic", ["faces"], "Input should be 'uniform_noise'"),
+        (shift_behaviour, "severities", [0, 2], "greater than or equal to 1"),
+        (shift_behaviour, "severities", [2.5], "valid integer"),
+        (shift_behaviour, "severities", [], "at least 1 item"),
+        (shift_behaviour, "gate_severity", 6, "less than or equal to 5"),
+        (shift_behaviour, "shifts", ["fog"], "Input should be 'gaussian_noise'"),
+        (shift_behaviour, "coverage", 0.0, "greater than 0"),
+        (shift_behaviour, "coverage", 1.5, "less than or equal to 1"),
+        (shift_behaviour, "n_bins", 0, "greater than or equal to 1"),
+    ],
+)
+def test_parameter_domains_are_refused_before_the_run(fn, name: str, value: object, needle: str) -> None:  # type: ignore[no-untyped-def]
+    from auditkit import SpecError, check_info
+    from auditkit.engine.runner import validate_params
+
+    info = check_info(fn)
+    assert info is not None
+    with pytest.raises(SpecError, match=needle) as err:
+        validate_params(info, {name: value}, f"checks.params.{info.id}")
+    assert err.value.location == f"checks.params.{info.id}.{name}" and "\n" not in str(err.value)
+
+
+def test_cross_parameter_rules_stay_run_time_errors() -> None:
+    """What a type cannot express (a value among another parameter's) is the check's error."""
+    rec = run_check(
+        shift_behaviour, _digits(), params={"severities": [1, 3], "gate_severity": 2, "n_boot": 0}
+    )
+    assert (
+        rec["status"] == "error"
+        and "gate_severity 2 is not among severities [1, 3]" in rec["error"]["message"]
+    )
+
+
+def test_shift_shards_identical_for_one_and_two_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AK-OOD-002 runs each (shift, severity) as a compute task with its own seed (docs/compute.md):
+    the record is the same, to the last digit, in this process and on two local workers."""
+    from auditkit.engine import compute
+
+    model, xtr, ytr, xte, yte = breast_cancer_mlp()
+    params = {"n_boot": 20, "severities": [1, 3], "gate_severity": 3}
+
+    def arts() -> object:
+        return make_artifacts({"train": (xtr, ytr), "test": (xte, yte)}, model=model)
+
+    one = run_check(shift_behaviour, arts(), params=params)
+
+    def no_fallback(*_a: object, **_k: object) -> None:
+        raise AssertionError("the shift tasks fell back to this process")
+
+    with compute.use(compute.LocalPool(2)):
+        monkeypatch.setattr(compute.InlineExecutor, "map", no_fallback)  # the tasks really run in workers
+        two = run_check(shift_behaviour, arts(), params=params)
+        monkeypatch.undo()
+    assert one["status"] == two["status"] != "error", one.get("error")
+    for key in ("metrics", "findings", "summary", "evidence"):
+        assert two[key] == one[key], key
+    rows = one["evidence"]["under shift"]["rows"]
+    assert [(r[0], r[1]) for r in rows] == [
+        (s, v) for s in ("gaussian_noise", "mean_shift", "scale") for v in (1, 3)
+    ]
+
+
+def test_fpr_interval_is_in_the_evidence_and_the_report() -> None:
+    """The FPR@95TPR bootstrap interval of every detector (both conventions) is evidence, equals the
+    gated metric's CI, and the HTML report renders its table whole (10 columns)."""
+    from synth import synthetic_results
+
+    from auditkit.render.common import render_html
+
+    model, xtr, ytr, xte, yte = breast_cancer_mlp()
+    arts = make_artifacts({"train": (xtr, ytr), "test": (xte, yte)}, model=model)
+    rec = run_check(ood_detection, arts, params={"n_boot": 50, "gate_detector": "msp"})
+    table = rec["evidence"]["fpr@95tpr with 95% intervals"]
+    assert len(table["columns"]) == 10 and table["rows"]
+    for _set, _det, v_in, lo_in, hi_in, v_out, lo_out, hi_out, *_ in table["rows"]:
+        assert lo_in <= v_in <= hi_in and lo_out <= v_out <= hi_out
+    for row in table["rows"]:
+        if row[1] == "msp":
+            assert _metric(rec, f"fpr_at_95tpr:{row[0]}")["ci"] == [row[3], row[4]]
+            assert _metric(rec, f"fpr_at_95tpr_out:{row[0]}")["ci"] == [row[6], row[7]]
+    doc = synthetic_results(hostile=False)
+    doc["checks"].append(rec)
+    html = render_html(doc, pdf=False)
+    assert "fpr@95tpr with 95% intervals" in html

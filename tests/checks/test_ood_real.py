@@ -19,7 +19,8 @@ import functools
 import numpy as np
 import pytest
 from _robust_fixtures import breast_cancer_mlp, digits_cnn
-from auditkit.checks.ood import DEFAULT_DETECTORS, ood_detection, shift_behaviour
+from auditkit.checks._ood_detectors import DEFAULT_DETECTORS
+from auditkit.checks.ood import ood_detection, shift_behaviour
 
 from auditkit.testing import make_artifacts, run_check
 
