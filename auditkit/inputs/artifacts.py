@@ -140,12 +140,25 @@ class Artifacts:
         if not self.has_model():
             raise NotApplicable("no model in the spec")
 
-        def load() -> ModelAdapter:
-            from auditkit.inputs.loading import load_model
+        return self.cached("model", self._load_model)
 
-            return load_model(self)
+    def _load_model(self) -> ModelAdapter:
+        """The model of the spec, through the pure loader: the cache reads what it needs (data
+        facts, the trained run of a built-in model) and calls downward; data errors propagate."""
+        from auditkit.inputs.loading import DataFacts, builtin_adapter, load_model, model_device
 
-        return self.cached("model", load)
+        m = self.spec.model
+        device = model_device(m)
+        if m.builtin:
+            run = self.training_runs()[0]
+            adapter, files = builtin_adapter(m, run, self.dataset("train").x[:2], device, self.input_kind())
+            self.outputs.update({f"model/{name}": blob for name, blob in files.items()})
+            return adapter
+        mlflow = self.spec.report.mlflow
+        return load_model(
+            m, self.loaded.base if self.loaded is not None else None, DataFacts.of(self.datasets(), self.input_kind()),
+            device, mlflow_tracking_uri=mlflow.tracking_uri if mlflow else None,
+        )  # fmt: skip
 
     def training_runs(self) -> list[Any]:
         if "training_runs" not in self._cache and not (self.spec and self.spec.training):

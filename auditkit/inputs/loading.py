@@ -16,6 +16,8 @@ import importlib
 import re
 import sys
 import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +30,9 @@ from auditkit.spec import nocode
 if TYPE_CHECKING:
     from torch import nn
 
-    from auditkit.inputs.artifacts import Artifacts
+    from auditkit.inputs.data import Dataset
     from auditkit.inputs.model import ModelAdapter
+    from auditkit.spec.schema import ModelSpec
 
 PICKLE_OPCODES = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
@@ -63,27 +66,42 @@ def sniff(path: Path) -> str:
     return "unknown"
 
 
-def _n_classes(artifacts: Artifacts) -> int | None:
-    try:
-        datasets = artifacts.datasets()
-    except Exception:
-        return None
-    for ds in datasets.values():
-        if ds.classes:
-            return len(ds.classes)
-    return None
+@dataclass(frozen=True)
+class DataFacts:
+    """What loading a model needs to know of the data, read by the caller (the artifact cache), so
+    that ``load_model`` is a function of its arguments: two rows to probe the model with, the number
+    of classes, the feature names (for the width hint), the input kind, and a class that a split has
+    but train lacks (for the one-line class-count message)."""
 
+    example: np.ndarray | None = None
+    n_classes: int | None = None
+    features: tuple[str, ...] = ()
+    input_kind: str = "tabular"
+    train_classes: int | None = None  # distinct labels in train
+    unseen: tuple[str, Any, int, int] | None = None  # (split, class, its rows, further unseen classes)
 
-def _example(artifacts: Artifacts) -> np.ndarray | None:
-    try:
-        datasets = artifacts.datasets()
-    except Exception:
-        return None
-    for name in ("train", "test", *datasets):
-        ds = datasets.get(name)
-        if ds is not None and len(ds):
-            return ds.x[:2]
-    return None
+    @classmethod
+    def of(cls, datasets: Mapping[str, Dataset], input_kind: str) -> DataFacts:
+        example = next((ds.x[:2] for name in ("train", "test", *datasets)
+                        if (ds := datasets.get(name)) is not None and len(ds)), None)  # fmt: skip
+        n_classes = next((len(ds.classes) for ds in datasets.values() if ds.classes), None)
+        first = next(iter(datasets.values()), None)
+        train = datasets.get("train")
+        train_classes, unseen = None, None
+        if train is not None and train.label in train.frame:
+            known = set(train.frame[train.label].dropna().tolist())
+            train_classes = len(known)
+            for name, ds in datasets.items():
+                if name in ("train", "ood") or ds.label not in ds.frame:
+                    continue
+                values = ds.frame[ds.label].dropna()
+                new = values[~values.isin(known)]
+                if len(new):
+                    c = new.tolist()[0]  # a native value: the message shows 2, not np.int64(2)
+                    unseen = (name, c, int((values == c).sum()), int(new.nunique()) - 1)
+                    break
+        features = tuple(first.features) if first is not None else ()
+        return cls(example, n_classes, features, input_kind, train_classes, unseen)
 
 
 def _source(fmt: str, path: Path | None, *, safe: bool, pinned: str | None, **extra: Any) -> dict[str, Any]:
@@ -108,11 +126,13 @@ def _refuse_pickle(path: Path, where: str) -> InputError:
     )
 
 
-def call_factory(artifacts: Artifacts) -> nn.Module:
-    """A fresh module from ``model.factory`` ('package.module:callable') with ``factory_args``."""
+def call_factory(m: ModelSpec, base: Path | None) -> nn.Module:
+    """A fresh module from ``model.factory`` ('package.module:callable') with ``factory_args``; a
+    module in the spec's folder ``base`` is importable."""
     from torch import nn
 
-    m = artifacts.spec.model
+    if not m.factory:
+        raise InputError("model.factory: not set (a 'package.module:callable' that returns the module)")
     nocode.refuse("model.factory", f"{m.factory!r} imports and calls Python")
     mod_name, _, attr = m.factory.partition(":")
     if mod_name.endswith(".py") or "/" in mod_name or "\\" in mod_name:
@@ -121,10 +141,10 @@ def call_factory(artifacts: Artifacts) -> nn.Module:
             f"model.factory: {m.factory!r} names a file; write the module's import path, e.g. "
             f"'{dotted}:{attr}' (the spec's folder is importable)"
         )
-    base = str(artifacts.loaded.base) if artifacts.loaded is not None else None
+    folder = str(base) if base is not None else None
     added = False
-    if base and base not in sys.path:
-        sys.path.insert(0, base)  # a factory module next to the spec is importable
+    if folder and folder not in sys.path:
+        sys.path.insert(0, folder)  # a factory module next to the spec is importable
         added = True
     try:
         try:
@@ -139,7 +159,7 @@ def call_factory(artifacts: Artifacts) -> nn.Module:
             ) from None
     finally:
         if added:
-            sys.path.remove(base)  # type: ignore[arg-type]
+            sys.path.remove(folder)  # type: ignore[arg-type]
     if not isinstance(module, nn.Module):
         raise InputError(
             f"model.factory: {m.factory} returned {type(module).__name__}, not a torch nn.Module"
@@ -147,12 +167,11 @@ def call_factory(artifacts: Artifacts) -> nn.Module:
     return module
 
 
-def load_model(artifacts: Artifacts) -> ModelAdapter:
-    """The ModelAdapter of ``spec.model`` (trains the built-in model when asked)."""
+def model_device(m: ModelSpec) -> Any:
+    """The torch device of ``model.device`` (auto: CUDA when available); an InputError when it is not one."""
     from auditkit.inputs.model import resolve_device, set_thread_policy
 
     set_thread_policy()  # idempotent; the engine applies it only when torch was imported already
-    m = artifacts.spec.model
     try:
         device = resolve_device(m.device)
     except RuntimeError as err:
@@ -164,30 +183,39 @@ def load_model(artifacts: Artifacts) -> ModelAdapter:
             raise InputError(
                 f"model.device: {m.device!r} was asked for but CUDA is not available (use auto or cpu)"
             )
+    return device
+
+
+def load_model(
+    m: ModelSpec, base: Path | None, data: DataFacts, device: Any, *, mlflow_tracking_uri: str | None = None
+) -> ModelAdapter:
+    """The ModelAdapter of a file or factory model: ``m`` (the spec's model section) with its paths
+    relative to ``base`` (the spec's folder), probed on ``data.example`` and checked against
+    ``data.n_classes``, on ``device``. Reads the model's files and nothing else (the built-in model is
+    trained by the artifact cache and adapted by ``builtin_adapter``). Every error is an InputError."""
     if m.builtin:
-        return _builtin(artifacts, device)
+        raise ValueError("load_model: a built-in model is trained, not loaded (builtin_adapter)")
     if m.torchscript:
-        module, source = _load_torchscript(artifacts, device)
+        module, source = _load_torchscript(m, base, device)
     elif m.exported:
-        module, source = _load_exported(artifacts)
+        module, source = _load_exported(m, base)
     elif m.mlflow:
-        module, source = _load_mlflow(artifacts)
+        module, source = _load_mlflow(m, mlflow_tracking_uri)
     else:
-        module, source = _load_factory(artifacts)
-    return _adapt(artifacts, module, source, device)
+        module, source = _load_factory(m, base)
+    return _adapt(m, data, module, source, device)
 
 
-def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: Any) -> ModelAdapter:
+def _adapt(m: ModelSpec, data: DataFacts, module: Any, source: dict[str, Any], device: Any) -> ModelAdapter:
     import torch
 
     from auditkit.inputs.model import ModelAdapter
 
-    m = artifacts.spec.model
-    example = _example(artifacts)
+    example = data.example
     shape: tuple[int, ...] | None = (
         tuple(m.input.shape) if m.input.shape else (tuple(example.shape[1:]) if example is not None else None)
     )
-    expected = _n_classes(artifacts)
+    expected = data.n_classes
     embed_fn = None
     for name in ("embed", "embeddings", "features_penultimate"):
         if hasattr(module, name) and callable(getattr(module, name)):
@@ -206,7 +234,7 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
                     )
                 )
         except (Exception, SystemExit) as err:  # sys.exit(0) in a forward would otherwise "pass" the gate
-            width = _width_problem(artifacts, module, err, shape)
+            width = _width_problem(data, module, err, shape)
             if width:
                 raise InputError(width) from None
             raise InputError(
@@ -230,12 +258,12 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
             )
         n_out = int(out.shape[1])
         if expected is not None and n_out != expected:
-            raise InputError(_class_problem(artifacts, n_out, expected))
+            raise InputError(_class_problem(data, n_out, expected))
     if n_out is None:
         raise InputError("model: cannot tell the number of classes (no labelled split to probe it with)")
     cls = _embed_fn_adapter() if embed_fn is not None else ModelAdapter
     adapter = cls(
-        module=module, n_classes=n_out, device=device, input_kind=artifacts.input_kind(), input_shape=shape,
+        module=module, n_classes=n_out, device=device, input_kind=data.input_kind, input_shape=shape,
         batch_size=m.batch_size, source=source,
     )  # fmt: skip
     if embed_fn is not None:
@@ -298,10 +326,14 @@ def _embed_fn_adapter() -> type:
     return EmbedFnAdapter
 
 
-def _loaded(artifacts: Artifacts) -> Any:
-    if artifacts.loaded is None:
+def _path(base: Path | None, rel: str) -> Path:
+    """A model file named in the spec, relative to the spec's folder."""
+    p = Path(rel).expanduser()
+    if p.is_absolute():
+        return p
+    if base is None:
         raise InputError("model: file sources need a spec file to resolve paths against")
-    return artifacts.loaded
+    return base / p
 
 
 def _check_pin_before_unsafe(path: Path, pinned: str | None, where: str) -> None:
@@ -311,11 +343,11 @@ def _check_pin_before_unsafe(path: Path, pinned: str | None, where: str) -> None
         )
 
 
-def _load_torchscript(artifacts: Artifacts, device: Any) -> tuple[Any, dict[str, Any]]:
+def _load_torchscript(m: ModelSpec, base: Path | None, device: Any) -> tuple[Any, dict[str, Any]]:
     import torch
 
-    m = artifacts.spec.model
-    path = _loaded(artifacts).resolve(m.torchscript)
+    assert m.torchscript is not None  # the caller dispatched on it
+    path = _path(base, m.torchscript)
     kind = sniff(path)
     if kind in ("pickle", "torch-zip"):
         return _load_pickle(path, "model.torchscript", m.allow_pickle, m.sha256, device)
@@ -332,11 +364,11 @@ def _load_torchscript(artifacts: Artifacts, device: Any) -> tuple[Any, dict[str,
     return module, _source("torchscript", path, safe=True, pinned=m.sha256)
 
 
-def _load_exported(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
+def _load_exported(m: ModelSpec, base: Path | None) -> tuple[Any, dict[str, Any]]:
     import torch
 
-    m = artifacts.spec.model
-    path = _loaded(artifacts).resolve(m.exported)
+    assert m.exported is not None  # the caller dispatched on it
+    path = _path(base, m.exported)
     kind = sniff(path)
     if kind in ("pickle", "torch-zip"):
         raise _refuse_pickle(path, "model.exported")
@@ -458,11 +490,10 @@ def _exported_wrapper() -> type:
     return ExportedModule
 
 
-def _load_factory(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
+def _load_factory(m: ModelSpec, base: Path | None) -> tuple[Any, dict[str, Any]]:
     import torch
 
-    m = artifacts.spec.model
-    module = call_factory(artifacts)
+    module = call_factory(m, base)
     if not m.weights:
         return module, _source(
             "factory",
@@ -473,7 +504,7 @@ def _load_factory(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
             weights=None,
             note="factory initialisation, no weights file",
         )
-    path = _loaded(artifacts).resolve(m.weights)
+    path = _path(base, m.weights)
     kind = sniff(path)
     safe = True
     if path.suffix.lower() == ".safetensors" or kind == "safetensors":
@@ -514,24 +545,23 @@ def _load_factory(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
     return module, _source(fmt, path, safe=safe, pinned=m.sha256, factory=m.factory)
 
 
-def _load_mlflow(artifacts: Artifacts) -> tuple[Any, dict[str, Any]]:
+def _load_mlflow(m: ModelSpec, tracking_uri: str | None) -> tuple[Any, dict[str, Any]]:
     """A model logged with mlflow.pytorch: a torch.export program (MLflow 3's default "pt2" format),
     loaded like ``model.exported``; or a full pickle ("pickle" format), which runs code when loaded
     (and imports the pickle module MLflow names), so only with ``model.allow_pickle: true``."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="auditkit-mlflow-") as tmp:  # loaded into memory, then removed
-        return _load_mlflow_from(artifacts, Path(tmp))
+        return _load_mlflow_from(m, tracking_uri, Path(tmp))
 
 
-def _load_mlflow_from(artifacts: Artifacts, dest: Path) -> tuple[Any, dict[str, Any]]:
+def _load_mlflow_from(m: ModelSpec, tracking_uri: str | None, dest: Path) -> tuple[Any, dict[str, Any]]:
     import torch
 
     from auditkit.integrations.mlflow_io import download_model, model_source
 
-    m = artifacts.spec.model
-    settings = artifacts.spec.report.mlflow
-    local, meta = download_model(m.mlflow, dest, tracking_uri=settings.tracking_uri if settings else None)
+    assert m.mlflow is not None  # the caller dispatched on it
+    local, meta = download_model(m.mlflow, dest, tracking_uri=tracking_uri)
     pt2, pth = local / "data" / "model.pt2", local / "data" / "model.pth"
     if pt2.is_file():
         unsafe = export_pickles(pt2)
@@ -624,9 +654,7 @@ def _first_linear_width(module: Any) -> int | None:
     return None
 
 
-def _width_problem(
-    artifacts: Artifacts, module: Any, err: BaseException, shape: tuple[int, ...]
-) -> str | None:
+def _width_problem(data: DataFacts, module: Any, err: BaseException, shape: tuple[int, ...]) -> str | None:
     """One line for a model whose input width differs from the number of features, or None."""
     if len(shape) != 1:
         return None
@@ -642,12 +670,7 @@ def _width_problem(
         expected = _first_linear_width(module)
     if expected is None or expected == given:
         return None
-    features: list[str] = []
-    try:
-        ds = next(iter(artifacts.datasets().values()), None)
-        features = list(ds.features) if ds is not None else []
-    except Exception:
-        features = []
+    features = list(data.features)
     shown = ", ".join(map(str, features[:12])) + (
         f", ... ({len(features)} in all)" if len(features) > 12 else ""
     )
@@ -655,27 +678,13 @@ def _width_problem(
             "list the model's input columns, in its order, under data.features")  # fmt: skip
 
 
-def _class_problem(artifacts: Artifacts, n_out: int, expected: int) -> str:
+def _class_problem(data: DataFacts, n_out: int, expected: int) -> str:
     """One line naming the split and the class the model has no output for (or the plain mismatch)."""
-    try:
-        datasets = artifacts.datasets()
-    except Exception:
-        datasets = {}
-    train = datasets.get("train")
-    if n_out < expected and train is not None and train.label in train.frame:
-        known = set(train.frame[train.label].dropna().tolist())
-        if len(known) == n_out:
-            for name, ds in datasets.items():
-                if name in ("train", "ood") or ds.label not in ds.frame:
-                    continue
-                values = ds.frame[ds.label].dropna()
-                unseen = values[~values.isin(known)]
-                if len(unseen):
-                    cls = unseen.tolist()[0]  # a native value: the message shows 2, not np.int64(2)
-                    more = unseen.nunique() - 1
-                    return (f"model: the {name} split has class {cls!r} ({int((values == cls).sum())} rows) that "
-                            f"the model has no output for: it has {n_out} outputs, one per train class"
-                            + (f" ({more} more unseen class(es) in {name})" if more else ""))  # fmt: skip
+    if n_out < expected and data.train_classes == n_out and data.unseen is not None:
+        name, cls, rows, more = data.unseen
+        return (f"model: the {name} split has class {cls!r} ({rows} rows) that the model has no output for: "
+                f"it has {n_out} outputs, one per train class"
+                + (f" ({more} more unseen class(es) in {name})" if more else ""))  # fmt: skip
     return f"model: it outputs {n_out} logits per row but the labels have {expected} classes"
 
 
@@ -684,8 +693,11 @@ def _first(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _builtin(artifacts: Artifacts, device: Any) -> ModelAdapter:
-    """The first seed's run of the main optimizer, saved into the bundle (safetensors + TorchScript)."""
+def builtin_adapter(
+    m: ModelSpec, run: Any, example: np.ndarray, device: Any, input_kind: str
+) -> tuple[ModelAdapter, dict[str, bytes]]:
+    """The ModelAdapter of the built-in model trained by auditkit (``run``: the first seed's run of
+    the main optimizer) and its files for the bundle (safetensors + TorchScript), by name."""
     import hashlib
 
     import torch
@@ -693,15 +705,8 @@ def _builtin(artifacts: Artifacts, device: Any) -> ModelAdapter:
     from auditkit.inputs.builtin_models import serialise
     from auditkit.inputs.model import ModelAdapter
 
-    runs = artifacts.training_runs()
-    run = runs[0]
     module = run.module
-    m = artifacts.spec.model
-    train = artifacts.dataset("train")
-    example = torch.as_tensor(train.x[:2], dtype=torch.float32)
-    files = serialise(module, example)
-    for name, blob in files.items():
-        artifacts.outputs[f"model/{name}"] = blob
+    files = serialise(module, torch.as_tensor(example[:2], dtype=torch.float32))
     module = module.to(device).eval()
     n_classes = int(module.head.out_features)
     source = {
@@ -721,14 +726,14 @@ def _builtin(artifacts: Artifacts, device: Any) -> ModelAdapter:
         "seed": run.seed,
         "diverged": not run.finite,
     }
-    shape = tuple(train.x.shape[1:])
-    return ModelAdapter(
+    adapter = ModelAdapter(
         module=module,
         n_classes=n_classes,
         device=device,
-        input_kind=artifacts.input_kind(),
-        input_shape=shape,
+        input_kind=input_kind,
+        input_shape=tuple(example.shape[1:]),
         batch_size=m.batch_size,
         embedding_layer=module.head,
         source=source,
     )
+    return adapter, files

@@ -409,7 +409,7 @@ def build_module(artifacts: Artifacts, train: Dataset, x_fit: np.ndarray, n_clas
     if m is not None and m.factory:
         from auditkit.inputs.loading import call_factory
 
-        return call_factory(artifacts)
+        return call_factory(m, artifacts.loaded.base if artifacts.loaded is not None else None)
     if m is not None and (m.torchscript or m.exported):
         from auditkit.engine.check import NotApplicable
 

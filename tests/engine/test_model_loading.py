@@ -269,3 +269,34 @@ def test_builtin_audit_end_to_end_from_the_cli(tmp_path: Path, capsys: pytest.Ca
     assert model["sha256"] == hashlib.sha256((out / "model" / "model.safetensors").read_bytes()).hexdigest()
     manifest = json.loads((out / "manifest.json").read_text())
     assert "model/model.pt" in json.dumps(manifest)
+
+
+def test_load_model_is_a_function_of_its_arguments(tmp_path: Path) -> None:
+    """No artifact cache: the spec's model section, the spec's folder, what the data say, a device."""
+    from auditkit.inputs.loading import DataFacts, load_model, model_device
+
+    net = _net().eval()
+    torch.jit.save(torch.jit.script(net), str(tmp_path / "model.pt"))
+    arts = _spec(tmp_path, {"torchscript": "model.pt"})
+    m = arts.spec.model
+    x = _x(arts)
+    facts = DataFacts(example=x[:2], n_classes=2, features=("f0", "f1", "f2", "f3"), input_kind="tabular")
+    adapter = load_model(m, tmp_path, facts, model_device(m))
+    with torch.no_grad():
+        assert np.allclose(adapter.logits(x), net(torch.as_tensor(x, dtype=torch.float32)).numpy(), atol=1e-6)
+    cached = DataFacts.of(arts.datasets(), arts.input_kind())  # what the cache passes: train's rows
+    np.testing.assert_array_equal(cached.example, arts.dataset("train").x[:2])
+    assert (cached.n_classes, cached.features, cached.input_kind) == (2, facts.features, "tabular")
+    with pytest.raises(InputError, match="it outputs 2 logits per row but the labels have 3 classes"):
+        load_model(m, tmp_path, DataFacts(example=x[:2], n_classes=3), model_device(m))
+
+
+def test_a_data_error_is_not_hidden_by_model_loading(tmp_path: Path) -> None:
+    """The model's probe rows come from the data: a data error surfaces as itself (exit 2), where it
+    used to be swallowed (``except Exception: return None``) into a vaguer model message."""
+    net = _net().eval()
+    torch.jit.save(torch.jit.script(net), str(tmp_path / "model.pt"))
+    arts = _spec(tmp_path, {"torchscript": "model.pt"})
+    (tmp_path / "train.csv").write_text("")  # an empty file: not a table
+    with pytest.raises(InputError, match="data.splits.train"):
+        arts.model()
