@@ -27,7 +27,7 @@ def _waived(f: dict[str, Any]) -> bool:
 
 def summary_markdown(doc: dict[str, Any]) -> str:
     """Gate, counts and the checks a reviewer must look at, as GitHub-flavoured Markdown."""
-    from auditkit.render.common import deselected
+    from auditkit.results.document import deselected
 
     gate = doc["gate"]
     records = [r for r in doc["checks"] if not deselected(r)]

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from auditkit import SEVERITIES
-from auditkit.render.numbers import (  # the one display formatter (results/diff.py imports fmt_* from here)
+from auditkit.numbers import (  # the one number formatter (results/ uses it too)
     cut,
     fmt_ci,
     fmt_num,
@@ -27,6 +27,7 @@ from auditkit.render.numbers import (  # the one display formatter (results/diff
     small_is_real,
 )
 from auditkit.render.resources import template_text
+from auditkit.results.document import deselected
 from auditkit.safetext import inert
 
 if TYPE_CHECKING:
@@ -76,10 +77,6 @@ def area_of(rec: dict[str, Any]) -> str:
     if area in {key for key, _, _ in AREAS}:
         return str(area)
     return next((_TAG_AREA[t] for t in rec.get("tags") or [] if t in _TAG_AREA), "other")
-
-
-def deselected(rec: dict[str, Any]) -> bool:
-    return rec.get("status") == "skipped" and str(rec.get("skip_reason") or "").startswith("not selected")
 
 
 def _metric_view(m: dict[str, Any]) -> dict[str, Any]:

@@ -19,8 +19,9 @@ from typing import Any
 import yaml
 from markupsafe import Markup
 
-from auditkit.render.common import area_of, deselected, document_date, has_tags
-from auditkit.render.numbers import cut, fmt_ci, fmt_num
+from auditkit.numbers import cut, fmt_ci, fmt_num
+from auditkit.render.common import area_of, document_date, has_tags
+from auditkit.results.document import deselected
 from auditkit.safetext import inert, markdown_text
 
 MD_FILE = "model_card.md"

@@ -16,7 +16,7 @@ from functools import lru_cache
 from html import escape, unescape
 from typing import Any
 
-from auditkit.render.numbers import fmt_tick
+from auditkit.numbers import fmt_tick
 from auditkit.safetext import inert
 
 W, H = 420, 260

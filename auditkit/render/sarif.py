@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from auditkit.render.common import deselected, error_text
+from auditkit.render.common import error_text
+from auditkit.results.document import deselected
 from auditkit.safetext import inert
 
 FILENAME = "results.sarif"

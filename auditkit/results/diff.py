@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditkit.render.common import deselected, fmt_ci, fmt_num
+from auditkit.numbers import fmt_ci, fmt_num
+from auditkit.results.document import deselected
 from auditkit.safetext import inert, markdown_text
 
 _STATUS_RANK = {"passed": 0, "not_applicable": 1, "skipped": 1, "failed": 2, "error": 3}  # higher = worse

@@ -18,6 +18,11 @@ from typing import Any
 SCHEMA_VERSION = "1"
 
 
+def deselected(rec: dict[str, Any]) -> bool:
+    """A check record the audit did not select (left out by ``checks.select``/``ignore``, or off by default)."""
+    return rec.get("status") == "skipped" and str(rec.get("skip_reason") or "").startswith("not selected")
+
+
 @lru_cache(maxsize=1)
 def results_schema() -> dict[str, Any]:
     text = files("auditkit").joinpath("resources/results.schema.json").read_text(encoding="utf-8")

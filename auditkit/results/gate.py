@@ -13,6 +13,7 @@ from typing import Any
 
 from auditkit.engine.check import SEVERITIES, severity_rank
 from auditkit.errors import ExitCode
+from auditkit.numbers import fmt_ci, fmt_num, small_is_real
 
 
 def _matches(waiver: dict[str, Any], check_id: str, finding: dict[str, Any]) -> bool:
@@ -91,14 +92,15 @@ def regressions(records: list[dict[str, Any]], baseline: dict[str, Any]) -> list
                 lo_new, hi_new = m["ci"]
                 lo_old, hi_old = o["ci"]
                 separated = hi_new < lo_old if m["direction"] == "higher" else lo_new > hi_old
+                tiny = small_is_real(m["name"])  # a p-value of 1e-30 is shown, not rounded to 0
                 if separated:
                     out.append({
                         "check": rec["id"], "kind": "metric", "metric": m["name"],
                         "baseline": o["value"], "baseline_ci": o["ci"], "value": m["value"], "ci": m["ci"],
                         "message": (
-                            f"{rec['id']} {m['name']} regressed from {o['value']:.4g} "
-                            f"[{lo_old:.4g}, {hi_old:.4g}] to {m['value']:.4g} [{lo_new:.4g}, {hi_new:.4g}]: "
-                            "the 95% intervals do not overlap"
+                            f"{rec['id']} {m['name']} regressed from {fmt_num(o['value'], keep_tiny=tiny)} "
+                            f"{fmt_ci(o['ci'], keep_tiny=tiny)} to {fmt_num(m['value'], keep_tiny=tiny)} "
+                            f"{fmt_ci(m['ci'], keep_tiny=tiny)}: the 95% intervals do not overlap"
                         ),
                     })  # fmt: skip
             elif o.get("passed") is True and m.get("passed") is False:

@@ -14,8 +14,8 @@ import yaml
 from svgbox import outside, overlapping
 from synth import _metric, _rec, synthetic_results
 
+from auditkit.numbers import fmt_num
 from auditkit.render.common import build_view, render_html
-from auditkit.render.numbers import fmt_num
 from auditkit.render.plots import render_plot
 
 POIS_TITLE = "Spectral statistic by class (vs permutation null 99th percentile)"  # clipped on main

@@ -2,7 +2,9 @@
 
 results.json keeps full precision; these decide what a reader sees. ``fmt_num`` (table cells,
 metrics), ``fmt_ci`` (intervals), ``fmt_value`` (any cell), ``fmt_tick`` (plot axes), ``cut``
-(long text). The bottom of the render room with ``resources``: imports nothing from auditkit.
+(long text). A root module like ``safetext``, so that every room that writes a number for a person
+uses it: render/ (every report) and results/ (the gate's and the diff's messages). It imports
+nothing from auditkit.
 """
 
 from __future__ import annotations
