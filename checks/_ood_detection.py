@@ -19,10 +19,13 @@ from auditkit.checks._ood_metrics import (
 )
 
 from auditkit import Finding, Metric, NotApplicable
-from auditkit.toolkit import wilson
+from auditkit.toolkit import lazy
 
 if TYPE_CHECKING:
     from auditkit import RunContext
+
+# scipy, imported when a check first computes (not by `auditkit checks`)
+stats = lazy("auditkit.toolkit.stats")
 
 
 @dataclass
@@ -174,7 +177,7 @@ def gate_metrics(
                    direction="lower", details={**details, "convention": other, "positive": "id" if other == "in" else "ood"},
                    description=_fpr_description(other, tpr, other=True)),
             Metric(f"ood_accepted_at_threshold:{set_name}", g["accepted"] / n_out,
-                   ci=wilson(g["accepted"], n_out), n=n_out, direction="lower", details=details,
+                   ci=stats.wilson(g["accepted"], n_out), n=n_out, direction="lower", details=details,
                    description="share of OOD accepted at the threshold set on held-out ID data"),
         ]  # fmt: skip
     return metrics
@@ -191,7 +194,7 @@ def threshold_rows(
         rows.append([det, num(thresholds[det]), num(kept / n), n])
         if det == gate_detector:
             metrics.append(Metric(
-                "id_kept_at_threshold", kept / n, ci=wilson(kept, n), n=n, direction="higher",
+                "id_kept_at_threshold", kept / n, ci=stats.wilson(kept, n), n=n, direction="higher",
                 details={"detector": det, "target": tpr},
                 description=f"share of test ID inputs kept at the threshold set to keep {tpr:.0%} of held-out ID",
             ))  # fmt: skip

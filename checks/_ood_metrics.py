@@ -12,7 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from auditkit.toolkit.stats import weighted_auc
+from auditkit.toolkit import lazy
+
+# scipy, imported when a check first computes (not by `auditkit checks`)
+stats = lazy("auditkit.toolkit.stats")
 
 MAX_BOOT_CELLS = 4_000_000  # bootstrap rows × points processed at once (memory bound)
 
@@ -66,7 +69,7 @@ def detection_metrics(
     # AUROC, OOD positive: the toolkit's one AUC (Mann–Whitney, ties count one half), float64 weights.
     w = np.concatenate([w_in, w_out], axis=1).astype(np.float64, copy=False)
     pos = np.r_[np.zeros(n_in, dtype=bool), np.ones(n_out, dtype=bool)]
-    auroc = weighted_auc(w, pos, pooled, order=order[::-1])  # ascending, ties contiguous
+    auroc = stats.weighted_auc(w, pos, pooled, order=order[::-1])  # ascending, ties contiguous
     return {
         "auroc": auroc,
         "aupr_in": aupr_in,

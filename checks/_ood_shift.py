@@ -21,11 +21,14 @@ from auditkit.checks._ood_metrics import (
 )
 
 from auditkit import Metric, NotApplicable, SpecError, require_rows
-from auditkit.toolkit import wilson
+from auditkit.toolkit import lazy
 
 if TYPE_CHECKING:
     from auditkit import RunContext
     from auditkit.toolkit import Dataset
+
+# scipy, imported when a check first computes (not by `auditkit checks`)
+stats = lazy("auditkit.toolkit.stats")
 
 
 def prob_stats(logits: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
@@ -102,7 +105,7 @@ def clean_test(ctx: RunContext, *, n_bins: int, max_samples: int, n_boot: int, m
     ece, ece_ci = _ece(st, n_bins, w)
     k0 = int(st["correct"].sum())
     metrics = [
-        Metric("accuracy:clean", acc, ci=wilson(k0, len(idx)), n=len(idx), direction="higher",
+        Metric("accuracy:clean", acc, ci=stats.wilson(k0, len(idx)), n=len(idx), direction="higher",
                description="accuracy on the (unshifted) test set"),
         Metric("ece:clean", ece, ci=ece_ci, n=len(idx), direction="lower",
                description=f"expected calibration error on the test set ({n_bins} equal-width bins)"),
@@ -145,7 +148,7 @@ def production_shift(
     out = Shifted(f"the labelled production split ({len(p_idx)} rows)")
     details = {"shift": "production", "n_clean": len(clean.idx)}
     out.metrics += [
-        Metric("accuracy:production", acc, ci=wilson(kp, len(p_idx)), n=len(p_idx), direction="higher", details=details),
+        Metric("accuracy:production", acc, ci=stats.wilson(kp, len(p_idx)), n=len(p_idx), direction="higher", details=details),
         Metric("accuracy_drop:production", clean.acc - acc, ci=drop_ci, n=len(p_idx), threshold=max_accuracy_drop,
                direction="lower", details=details, description="clean test accuracy minus production accuracy"),
         Metric("ece:production", ece, ci=ece_ci, n=len(p_idx), threshold=max_ece, direction="lower", details=details),
@@ -179,7 +182,7 @@ def synthetic_shifts(
     )
     n, y0, w0 = len(clean.idx), clean.y, clean.w
     for name in names:
-        lo0, hi0 = wilson(clean.k, n)
+        lo0, hi0 = stats.wilson(clean.k, n)
         accs, los, his, eces = [clean.acc], [lo0], [hi0], [clean.ece]
         for sev in sevs:
             logits, xs = next(done)
@@ -187,7 +190,7 @@ def synthetic_shifts(
             k = int(st["correct"].sum())
             acc, drop = k / n, clean.acc - k / n
             ece = float(expected_calibration_error(st["conf"], st["correct"], n_bins=n_bins)[0])
-            lo, hi = wilson(k, n)
+            lo, hi = stats.wilson(k, n)
             accs.append(acc)
             los.append(lo)
             his.append(hi)
@@ -280,7 +283,7 @@ def selective_prediction(
             "clean" if label == "clean test" else ("production" if production else f"shifted@{gate_severity}")
         )
         out.metrics += [
-            Metric(f"selective_risk@{coverage:g}:{suffix}", errs / kept, ci=wilson(errs, kept), n=kept,
+            Metric(f"selective_risk@{coverage:g}:{suffix}", errs / kept, ci=stats.wilson(errs, kept), n=kept,
                    threshold=max_selective_risk if suffix != "clean" else None, direction="lower",
                    details={"detector": best, "coverage": coverage, "full_coverage_risk": float(e.mean())},
                    description=f"error rate on the {coverage:.0%} of inputs {best} finds least OOD"),
