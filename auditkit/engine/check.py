@@ -407,9 +407,10 @@ def check(
 
 
 def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    """Resolve parameter annotations; the context's annotation may be a TYPE_CHECKING-only name."""
+    """Resolve parameter annotations (keeping ``Annotated`` domains: the engine validates them);
+    the context's annotation may be a TYPE_CHECKING-only name."""
     try:
-        return typing.get_type_hints(fn)
+        return typing.get_type_hints(fn, include_extras=True)
     except NameError:
         out: dict[str, Any] = {}
         for name, ann in getattr(fn, "__annotations__", {}).items():

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from auditkit import Metric, Outcome, check
-
-if TYPE_CHECKING:
-    from auditkit import RunContext
+from auditkit import Metric, Outcome, RunContext, check
 
 
 @check(
