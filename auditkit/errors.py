@@ -15,6 +15,11 @@ class ExitCode(enum.IntEnum):
     NOTHING_RAN = 4  # every check was not applicable, skipped or deselected
 
 
+class NotApplicable(Exception):
+    """Raise inside a check when its inputs are absent or it does not apply to this subject: the
+    check's status ``not_applicable``, not an error of the run (the input rooms raise it too)."""
+
+
 class AuditkitError(Exception):
     """Base class. ``exit_code`` is what ``auditkit`` exits with when this escapes a command."""
 

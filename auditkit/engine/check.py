@@ -15,8 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Severity = Literal["info", "low", "medium", "high", "critical"]
-SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
+# Re-exported here (the check API); their homes are root modules that every room may import.
+from auditkit.errors import NotApplicable as NotApplicable
+from auditkit.severity import SEVERITIES as SEVERITIES
+from auditkit.severity import Severity as Severity
+from auditkit.severity import severity_rank as severity_rank
+
 Status = Literal["passed", "failed", "error", "skipped", "not_applicable"]
 Direction = Literal["higher", "lower"]
 # The report section a check belongs to: metadata of the check, recorded in results.json, so
@@ -39,14 +43,6 @@ REQUIREMENTS = frozenset(
         "classification", "tabular", "image",               # task / input kind
     }
 )  # fmt: skip
-
-
-def severity_rank(sev: str) -> int:
-    return SEVERITIES.index(sev)  # type: ignore[arg-type]
-
-
-class NotApplicable(Exception):
-    """Raise inside a check when its inputs are absent or it does not apply to this subject."""
 
 
 # Fewest rows on which a check judges a proportion (accuracy, a rate, a robust accuracy): a 95%

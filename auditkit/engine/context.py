@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from auditkit.engine.check import CheckInfo, jsonable
+from auditkit.toolkit.seeds import derive_seed as derive_seed  # its home: the toolkit (checks use it)
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -24,12 +24,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def derive_seed(run_seed: int, check_id: str) -> int:
-    """A per-check seed from the run seed and the check id: adding a check never moves another."""
-    digest = hashlib.sha256(f"{run_seed}:{check_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 class RunContext:

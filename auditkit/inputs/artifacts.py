@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from auditkit.engine.check import NotApplicable
+from auditkit.errors import NotApplicable
 from auditkit.inputs.data import Dataset, Roles, build_datasets, read_table
 from auditkit.spec.schema import SPLIT_NAMES, LoadedSpec
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.errors import InputError
+from auditkit.toolkit.hashing import file_sha256 as file_sha256  # its home: the toolkit (the bundle uses it)
 
 SUPPORTED_SUFFIXES = (".csv", ".parquet", ".pq", ".npz")
 
@@ -171,14 +172,6 @@ class Dataset:
 def _key(v: Any) -> tuple[int, Any]:
     """Sort key that orders numbers before strings without comparing across types."""
     return (0, v) if isinstance(v, (int, float, np.integer, np.floating)) else (1, str(v))
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_table(path: Path, *, where: str) -> tuple[pd.DataFrame, np.ndarray | None]:

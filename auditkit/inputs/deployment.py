@@ -109,7 +109,7 @@ def candidates(artifacts: Artifacts) -> list[Candidate]:
 def _load_all(artifacts: Artifacts) -> list[Candidate]:
     spec = artifacts.spec
     if spec is None or spec.deployment is None:
-        from auditkit.engine.check import NotApplicable
+        from auditkit.errors import NotApplicable
 
         raise NotApplicable("no deployment section in the spec")
     adapter = artifacts.model()

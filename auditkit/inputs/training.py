@@ -411,7 +411,7 @@ def build_module(artifacts: Artifacts, train: Dataset, x_fit: np.ndarray, n_clas
 
         return call_factory(m, artifacts.loaded.base if artifacts.loaded is not None else None)
     if m is not None and (m.torchscript or m.exported):
-        from auditkit.engine.check import NotApplicable
+        from auditkit.errors import NotApplicable
 
         raise NotApplicable(
             "training applies to builtin or factory models, not to a loaded TorchScript/export file"

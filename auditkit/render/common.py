@@ -18,7 +18,6 @@ from collections import Counter
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from auditkit import SEVERITIES
 from auditkit.numbers import (  # the one number formatter (results/ uses it too)
     cut,
     fmt_ci,
@@ -29,6 +28,7 @@ from auditkit.numbers import (  # the one number formatter (results/ uses it too
 from auditkit.render.resources import template_text
 from auditkit.results.document import deselected
 from auditkit.safetext import inert
+from auditkit.severity import SEVERITIES
 
 if TYPE_CHECKING:
     import jinja2

@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from auditkit.errors import InputError
-from auditkit.inputs.data import file_sha256
+from auditkit.toolkit.hashing import file_sha256
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = "1"

@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from auditkit.engine.check import SEVERITIES, severity_rank
 from auditkit.errors import ExitCode
 from auditkit.numbers import fmt_ci, fmt_num, small_is_real
+from auditkit.severity import SEVERITIES, severity_rank
 
 
 def _matches(waiver: dict[str, Any], check_id: str, finding: dict[str, Any]) -> bool:

@@ -12,8 +12,6 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from auditkit.inputs.data import is_datetime_column, read_table
-
 SPLITS = ("train", "test", "production", "ood")
 LABEL_GUESSES = ("label", "target", "y", "class", "outcome")
 
@@ -32,6 +30,8 @@ def guess_label(frame: pd.DataFrame, *, npz: bool) -> tuple[str | None, str, lis
         )
     if named:
         return None, f"{len(named)} columns have a usual target name", named
+    from auditkit.inputs.data import is_datetime_column  # `auditkit init` reads the data it scaffolds for
+
     few = [c for c in cols if 2 <= frame[c].nunique(dropna=True) <= 20 and not is_datetime_column(frame[c])]
     return None, "no column has a usual target name", few or cols
 
@@ -39,6 +39,8 @@ def guess_label(frame: pd.DataFrame, *, npz: bool) -> tuple[str | None, str, lis
 def auto_features(frame: pd.DataFrame, label: str) -> tuple[list[str], list[str]]:
     """(features ``features: auto`` takes, datetime columns it leaves out) before any role is set."""
     cols = [str(c) for c in frame.columns if str(c) != label]
+    from auditkit.inputs.data import is_datetime_column
+
     dates = [c for c in cols if is_datetime_column(frame[c])]
     return [c for c in cols if c not in dates], dates
 
@@ -82,6 +84,8 @@ def write_spec(
         raise UsageError("give at least one data file: auditkit init train.csv test.csv")
     if len(files) > len(SPLITS):
         raise UsageError(f"at most {len(SPLITS)} files ({', '.join(SPLITS)})")
+    from auditkit.inputs.data import read_table
+
     frame, array = read_table(files[0], where=str(files[0]))
     cols = [str(c) for c in frame.columns]
     reason = "given with --label"

@@ -20,8 +20,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from auditkit.errors import SpecError
+from auditkit.severity import Severity
 
-SeverityName = Literal["info", "low", "medium", "high", "critical"]
+SeverityName = Severity  # the one severity scale (auditkit/severity.py)
 SPLIT_NAMES = ("train", "test", "validation", "ood", "production")
 
 

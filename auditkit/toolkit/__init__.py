@@ -26,7 +26,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names, typed, for mypy and editors; at run time they resolve lazily
-    from auditkit.engine.context import derive_seed
     from auditkit.frameworks.rmf import CITATION as RMF_CITATION
     from auditkit.frameworks.rmf import is_organisational as rmf_is_organisational
     from auditkit.frameworks.rmf import normalise_id as rmf_normalise_id
@@ -40,6 +39,7 @@ if TYPE_CHECKING:  # the names, typed, for mypy and editors; at run time they re
     from auditkit.spec.expr import ColumnError, unsafe_row_condition
     from auditkit.toolkit.confident import PRUNE_METHODS, RANKINGS, bootstrap_noise_rate, find_label_issues
     from auditkit.toolkit.imports import lazy
+    from auditkit.toolkit.seeds import derive_seed
     from auditkit.toolkit.stats import (
         CALIBRATION,
         METRICS,
@@ -86,7 +86,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Candidate": ("auditkit.inputs.deployment", "Candidate"),
     "lazy": ("auditkit.toolkit.imports", "lazy"),
     "default_threads": ("auditkit.toolkit.threads", "default_threads"),
-    "derive_seed": ("auditkit.engine.context", "derive_seed"),
+    "derive_seed": ("auditkit.toolkit.seeds", "derive_seed"),
     "unsafe_row_condition": ("auditkit.spec.expr", "unsafe_row_condition"),
     "ColumnError": ("auditkit.spec.expr", "ColumnError"),
     "state_distance": ("auditkit.inputs.training", "state_distance"),

@@ -4,11 +4,14 @@
 gives 64 bits (a number's IEEE bits after rounding to ``decimals``, -0.0 folded to 0.0 and one
 canonical NaN; a category's hash of its text, so ``1`` and ``"1"`` are the same value), folded in
 column order with splitmix64. Equal rows hash equal; a check that reports a copy confirms it on the
-values (a 64-bit collision is possible at scale).
+values (a 64-bit collision is possible at scale). ``file_sha256`` is the one file digest (inputs,
+outputs, the bundle's manifest).
 """
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -115,3 +118,12 @@ def pair_hash(h: np.ndarray, y: np.ndarray) -> np.ndarray:
     """A hash of (feature hash, label code)."""
     mixed = _mix(y.astype(np.int64).view(np.uint64) + np.uint64(0x632BE59BD9B4E019))
     return _mix(h ^ mixed)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file's bytes (hex), read in chunks: inputs, outputs and the manifest."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -6,8 +6,9 @@ Checks (checks/*.py and the example plugin) import only ``auditkit`` (the public
 module, never ``ctx.artifacts``. A check may name ``auditkit.engine.check.Preflight`` (and
 ``RunContext`` from ``auditkit``) under ``TYPE_CHECKING`` only: type names, no run-time coupling.
 
-The engine rooms point one way: ``render/`` reads only results.json (nothing of engine, inputs,
-spec); ``toolkit/`` knows nothing of render or results.
+The engine rooms point one way (docs/ARCHITECTURE.md): each room imports at run time only itself,
+the root modules (errors, safetext, numbers, severity) and the rooms ``ROOMS`` allows it;
+``KNOWN_ROOM_VIOLATIONS`` lists the lazy imports that remain.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ROOT / "checks"
@@ -32,10 +35,6 @@ TYPE_ONLY = {("auditkit.engine.check", "Preflight")}
 # Accepted breaches: (file relative to the repo root, the imported module or "ctx.artifacts").
 # Empty since issue #13 landed; a stale entry (no longer breached) fails too, so it cannot rot.
 KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
-
-
-# Accepted room breaches (file:line: imports module); empty since issue #13 landed.
-KNOWN_ROOM_VIOLATIONS: set[str] = set()
 
 
 def _files() -> list[Path]:
@@ -113,36 +112,96 @@ def test_checks_import_only_the_public_api() -> None:
     assert not stale, f"KNOWN_VIOLATIONS lists breaches that are gone; remove them: {stale}"
 
 
-def _room_breaches(room: str, forbidden: tuple[str, ...]) -> list[str]:
-    out = []
+# Root modules every room may import: they import nothing from auditkit (or, for ``auditkit``
+# itself, only the check API re-exported by name).
+ROOT_MODULES = ("auditkit.errors", "auditkit.safetext", "auditkit.numbers", "auditkit.severity")
+
+# What each room may import at run time (imports under ``if TYPE_CHECKING:`` are type names, no
+# coupling); a room always may import itself. docs/ARCHITECTURE.md states the same rules.
+ROOMS: dict[str, tuple[str, ...]] = {
+    "render": ("auditkit.results.document", "auditkit.frameworks"),
+    "results": ("auditkit.toolkit",),  # file digests; never render, but lazily (the bundle writer)
+    "toolkit": (),
+    "frameworks": (),
+    "spec": ("auditkit.toolkit", "auditkit.frameworks"),
+    "inputs": ("auditkit.toolkit", "auditkit.spec", "auditkit.frameworks"),
+}
+
+# Breaches that remain (file, imported module); each is a lazy import inside a function, named in
+# docs/ARCHITECTURE.md. A stale entry (no longer breached) fails too, so the list cannot rot.
+KNOWN_ROOM_VIOLATIONS: set[tuple[str, str]] = {
+    # the bundle writer renders the reports and verifies an installed distribution
+    ("auditkit/results/bundle.py", "auditkit.render"),
+    ("auditkit/results/bundle.py", "auditkit.inputs.provenance"),
+    # training runs go to the compute engine
+    ("auditkit/inputs/parallel_training.py", "auditkit.engine.compute"),
+    # an MLflow model URI is checked and downloaded through the MLflow integration
+    ("auditkit/inputs/loading.py", "auditkit.integrations.mlflow_io"),
+    ("auditkit/spec/schema.py", "auditkit.integrations.mlflow_io"),
+    # `auditkit init` reads a data file to write a spec
+    ("auditkit/spec/scaffold.py", "auditkit.inputs.data"),
+}
+
+
+def _runtime_imports(path: Path) -> Iterator[tuple[int, str, list[str]]]:
+    """(line, absolute module, names) of every import outside ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    typing_only = _type_checking_lines(tree)
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in typing_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.level:  # relative: resolve against the package
+            pkg = ".".join(path.relative_to(ROOT).with_suffix("").parts[: -node.level])
+            yield node.lineno, f"{pkg}.{node.module}" if node.module else pkg, [a.name for a in node.names]
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            yield from _imports(ast.Module(body=[node], type_ignores=[]))
+
+
+def _room_breaches(room: str) -> dict[tuple[str, str], str]:
+    allowed = (f"auditkit.{room}", *ROOT_MODULES, *ROOMS[room])
+    out = {}
     for path in sorted((AUDITKIT / room).rglob("*.py")):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level:  # relative: resolve against the room
-                pkg = ".".join(path.relative_to(ROOT).with_suffix("").parts[: -node.level])
-                module = f"{pkg}.{node.module}" if node.module else pkg
-                lines = [(node.lineno, module)]
-            else:
-                lines = (
-                    [(ln, m) for ln, m, _ in _imports(ast.Module(body=[node], type_ignores=[]))]
-                    if isinstance(node, ast.Import | ast.ImportFrom)
-                    else []
+        for line, module, names in _runtime_imports(path):
+            if not module.startswith("auditkit"):
+                continue
+            if module == "auditkit":  # the root re-exports the engine's check API: name the home module
+                out[(_rel(path), f"auditkit:{','.join(names)}")] = (
+                    f"{_rel(path)}:{line}: imports {names} from auditkit"
                 )
-            for line, module in lines:
-                if any(module == f or module.startswith(f + ".") for f in forbidden):
-                    out.append(f"{_rel(path)}:{line}: imports {module}")
+                continue
+            if not any(module == a or module.startswith(a + ".") for a in allowed):
+                out[(_rel(path), module)] = f"{_rel(path)}:{line}: imports {module}"
     return out
 
 
-def test_renderers_read_only_results_json() -> None:
-    bad = _room_breaches("render", ("auditkit.engine", "auditkit.inputs", "auditkit.spec"))
-    bad = [b for b in bad if b not in KNOWN_ROOM_VIOLATIONS]
-    assert not bad, "render/ must not import engine/inputs/spec:\n" + "\n".join(bad)
+def test_rooms_import_only_what_docs_architecture_allows() -> None:
+    found: dict[tuple[str, str], str] = {}
+    for room in ROOMS:
+        found.update(_room_breaches(room))
+    new = sorted(msg for key, msg in found.items() if key not in KNOWN_ROOM_VIOLATIONS)
+    assert not new, "a room imports outside its rules (docs/ARCHITECTURE.md):\n" + "\n".join(new)
+    stale = sorted(KNOWN_ROOM_VIOLATIONS - set(found))
+    assert not stale, f"KNOWN_ROOM_VIOLATIONS lists breaches that are gone; remove them: {stale}"
 
 
-def test_toolkit_knows_nothing_of_render_or_results() -> None:
-    bad = _room_breaches("toolkit", ("auditkit.render", "auditkit.results"))
-    assert not bad, "toolkit/ must not import render/results:\n" + "\n".join(bad)
+def test_known_room_breaches_are_lazy_imports() -> None:
+    """What is left is imported inside a function, never when the module loads."""
+    for file, module in KNOWN_ROOM_VIOLATIONS:
+        path = ROOT / file
+        top = [m for ln, m, _ in _imports(ast.parse(path.read_text())) if ln in _top_level_lines(path)]
+        assert module not in top, f"{file} imports {module} at module level"
+
+
+def _top_level_lines(path: Path) -> set[int]:
+    tree = ast.parse(path.read_text())
+    return {n.lineno for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)}
+
+
+def test_render_reads_only_results_json() -> None:
+    """The renderers' rule on its own (the strictest room): no engine, inputs or spec, not even via
+    the root package's re-exports."""
+    bad = [msg for msg in _room_breaches("render").values()]
+    assert not bad, "render/ must read only results.json:\n" + "\n".join(bad)
 
 
 def test_the_contract_test_catches_a_breach(tmp_path: Path) -> None:
@@ -165,3 +224,32 @@ def test_the_contract_test_catches_a_breach(tmp_path: Path) -> None:
     assert any(":2: imports the check module auditkit.checks.leakage" in m for m in msgs), msgs
     assert any(":3: imports private name(s) _auc_weighted" in m for m in msgs), msgs
     assert any(":5: uses ctx.artifacts" in m for m in msgs), msgs
+
+
+def test_root_modules_import_nothing_from_auditkit() -> None:
+    """errors, safetext, numbers and severity are the floor every room may stand on."""
+    bad = [
+        f"{m}:{line}: imports {module}"
+        for m in ROOT_MODULES
+        for line, module, _ in _runtime_imports(AUDITKIT / f"{m.split('.')[1]}.py")
+        if module.startswith("auditkit")
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_room_rule_catches_a_breach(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    me = sys.modules[__name__]
+    (tmp_path / "render").mkdir()
+    (tmp_path / "render" / "probe.py").write_text(
+        "from typing import TYPE_CHECKING\nfrom auditkit import SEVERITIES\nfrom auditkit.engine.check import Metric\n"
+        "from auditkit.results.document import dumps\nif TYPE_CHECKING:\n    from auditkit.inputs.data import Dataset\n"
+    )
+    monkeypatch.setattr(me, "AUDITKIT", tmp_path)
+    monkeypatch.setattr(me, "ROOT", tmp_path)
+    msgs = sorted(_room_breaches("render").values())
+    assert msgs == [
+        "render/probe.py:2: imports ['SEVERITIES'] from auditkit",
+        "render/probe.py:3: imports auditkit.engine.check",
+    ], msgs
