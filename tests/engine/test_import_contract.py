@@ -125,6 +125,13 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "frameworks": (),
     "spec": ("auditkit.toolkit", "auditkit.frameworks"),
     "inputs": ("auditkit.toolkit", "auditkit.spec", "auditkit.frameworks"),
+    "engine": (
+        "auditkit.toolkit",
+        "auditkit.spec",
+        "auditkit.inputs",
+        "auditkit.frameworks",
+        "auditkit.results",
+    ),
 }
 
 # Breaches that remain (file, imported module); each is a lazy import inside a function, named in
@@ -140,6 +147,10 @@ KNOWN_ROOM_VIOLATIONS: set[tuple[str, str]] = {
     ("auditkit/spec/schema.py", "auditkit.integrations.mlflow_io"),
     # `auditkit init` reads a data file to write a spec
     ("auditkit/spec/scaffold.py", "auditkit.inputs.data"),
+    # the engine writes the reports an audit asks for, runs the MLflow hooks, finds the built-in checks
+    ("auditkit/engine/audit.py", "auditkit.render"),
+    ("auditkit/engine/audit.py", "auditkit.integrations.mlflow_io"),
+    ("auditkit/engine/registry.py", "auditkit.checks"),
 }
 
 
@@ -163,6 +174,8 @@ def _room_breaches(room: str) -> dict[tuple[str, str], str]:
     for path in sorted((AUDITKIT / room).rglob("*.py")):
         for line, module, names in _runtime_imports(path):
             if not module.startswith("auditkit"):
+                continue
+            if module == "auditkit" and names == ["__version__"]:
                 continue
             if module == "auditkit":  # the root re-exports the engine's check API: name the home module
                 out[(_rel(path), f"auditkit:{','.join(names)}")] = (
