@@ -73,7 +73,6 @@ def make_artifacts(
         sensitive=tuple(sensitive),
         drop_missing_labels=drop_missing_labels,
     )
-    datasets = build_datasets(frames, roles) if frames else {}
     doc: dict[str, Any] = {"version": 1, "name": "test-audit", **dict(spec or {})}
     doc.setdefault("data", {})
     doc["data"] = {
@@ -82,6 +81,10 @@ def make_artifacts(
         **doc["data"],
     }
     loaded = parse_spec(doc, check_files=False)
+    declared = loaded.spec.model.task if loaded.spec.model is not None else None
+    datasets = (
+        build_datasets(frames, roles, task=declared, max_classes=loaded.spec.data.max_classes) if frames else {}
+    )
     adapter = None
     if model is not None:
         from auditkit.inputs.model import ModelAdapter, wrap

@@ -63,11 +63,22 @@ def sniff(path: Path) -> str:
     return "unknown"
 
 
+def output_width(output: Any) -> int:
+    """Columns a regression model outputs for ``model.output``: point 1, gaussian 2, quantiles q."""
+    if output == "point":
+        return 1
+    if output == "gaussian":
+        return 2
+    return len(output.quantiles)
+
+
 def _n_classes(artifacts: Artifacts) -> int | None:
     try:
         datasets = artifacts.datasets()
     except Exception:
         return None
+    if artifacts.task() == "regression":
+        return output_width(artifacts.model_output())
     for ds in datasets.values():
         if ds.classes:
             return len(ds.classes)
@@ -214,8 +225,19 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
                 f"{model_error_text(err)[:300]}"
                 + (" — export with a dynamic batch dimension" if source["format"] == "export" else "")
             ) from None
+        regression = artifacts.task() == "regression"
+        if regression and isinstance(out, torch.Tensor) and expected == 1 and tuple(out.shape) == (len(example),):
+            module = _column_wrapper()(module)  # a regressor returning (batch,): audited as (batch, 1)
+            source = {**source, "output": "one value per row, audited as one column"}
+            out = out.reshape(len(example), 1)
+        if regression and isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[1] != expected:
+            raise InputError(
+                f"model: a regression model with model.output {_output_name(artifacts.model_output())} must "
+                f"output {expected} column(s) per row; it outputs {int(out.shape[1])}"
+            )
         if (
-            isinstance(out, torch.Tensor)
+            not regression
+            and isinstance(out, torch.Tensor)
             and expected == 2
             and tuple(out.shape) in ((len(example),), (len(example), 1))
         ):
@@ -241,6 +263,26 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
     if embed_fn is not None:
         adapter.embedding_fn = embed_fn  # type: ignore[attr-defined]
     return adapter
+
+
+def _output_name(output: Any) -> str:
+    return output if isinstance(output, str) else f"quantiles {list(output.quantiles)}"
+
+
+def _column_wrapper() -> type:
+    """An nn.Module turning a regressor's (batch,) output into (batch, 1)."""
+    import torch
+    from torch import nn
+
+    class ColumnModule(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x).reshape(len(x), -1)
+
+    return ColumnModule
 
 
 def _single_logit_wrapper() -> type:

@@ -8,6 +8,10 @@ cost (names resolve lazily on first use)::
 - statistics: ``wilson``, ``newcombe_diff``, ``mean_ci``, ``bootstrap_ci``, ``bootstrap_indices``,
   ``bootstrap_metrics``, ``classification_metrics``, ``calibration_bins``, ``reliability_diagram``,
   ``describe_method``, ``metric_direction``, ``auc``, ``weighted_auc``;
+- regression (``auditkit.toolkit.regression``): ``regression_metrics``, ``bootstrap_regression``,
+  ``bootstrap_stat``, ``interval_coverage``, ``gaussian_pit``, ``gaussian_interval``, ``quantile_pit``,
+  ``pinball_loss``, ``gaussian_crps``, ``pit_uniformity``, ``wasserstein``, ``wasserstein_ci``,
+  ``tail_summary``, ``REGRESSION_METRICS``;
 - confident learning: ``find_label_issues``, ``bootstrap_noise_rate``, ``PRUNE_METHODS``, ``RANKINGS``;
 - the NIST AI RMF Core: ``rmf_subcategories``, ``rmf_is_organisational``, ``rmf_normalise_id``,
   ``rmf_validate_ids``, ``RMF_CITATION``;
@@ -57,6 +61,22 @@ if TYPE_CHECKING:  # the names, typed, for mypy and editors; at run time they re
         weighted_auc,
         wilson,
     )
+    from auditkit.toolkit.regression import (
+        REGRESSION_METRICS,
+        bootstrap_regression,
+        bootstrap_stat,
+        gaussian_crps,
+        gaussian_interval,
+        gaussian_pit,
+        interval_coverage,
+        pinball_loss,
+        pit_uniformity,
+        quantile_pit,
+        regression_metrics,
+        tail_summary,
+        wasserstein,
+        wasserstein_ci,
+    )
     from auditkit.toolkit.threads import default_threads
 
 
@@ -84,6 +104,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Roles": ("auditkit.inputs.artifacts", "Roles"),
     "TrainingRun": ("auditkit.inputs.training", "TrainingRun"),
     "Candidate": ("auditkit.inputs.deployment", "Candidate"),
+    **{name: ("auditkit.toolkit.regression", name) for name in (
+        'regression_metrics', 'bootstrap_regression', 'bootstrap_stat', 'interval_coverage', 'gaussian_pit', 'gaussian_interval', 'quantile_pit', 'pinball_loss', 'gaussian_crps', 'pit_uniformity', 'wasserstein', 'wasserstein_ci', 'tail_summary', 'REGRESSION_METRICS'
+    )},
     "lazy": ("auditkit.toolkit.imports", "lazy"),
     "default_threads": ("auditkit.toolkit.threads", "default_threads"),
     "derive_seed": ("auditkit.engine.context", "derive_seed"),
@@ -129,6 +152,20 @@ __all__ = [
     "weighted_auc",
     "wilson",
     "state_distance",
+    "regression_metrics",
+    "bootstrap_regression",
+    "bootstrap_stat",
+    "interval_coverage",
+    "gaussian_pit",
+    "gaussian_interval",
+    "quantile_pit",
+    "pinball_loss",
+    "gaussian_crps",
+    "pit_uniformity",
+    "wasserstein",
+    "wasserstein_ci",
+    "tail_summary",
+    "REGRESSION_METRICS",
 ]
 
 
