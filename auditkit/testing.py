@@ -193,3 +193,22 @@ def tiny_tabular(n: int = 160, seed: int = 0) -> dict[str, pd.DataFrame]:
         })  # fmt: skip
 
     return {"train": split(n, 0), "test": split(n // 2, n), "production": split(n // 2, 2 * n)}
+
+
+def tiny_regression(n: int = 160, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Small synthetic tabular splits with a numeric target (``y``, > 50 distinct values: inferred
+    regression) and every column role, for contract tests of regression checks."""
+    rng = np.random.default_rng(seed)
+
+    def split(m: int, offset: int) -> pd.DataFrame:
+        x1 = rng.normal(size=m)
+        x2 = rng.normal(size=m)
+        cat = rng.choice(["a", "b", "c"], size=m)
+        y = 3.0 * x1 - 1.5 * x2 + (cat == "a") + rng.normal(scale=0.5, size=m) + 10.0
+        return pd.DataFrame({
+            "uid": np.arange(offset, offset + m), "household": (np.arange(offset, offset + m) // 3),
+            "when": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(offset, offset + m), unit="D"),
+            "x1": x1, "x2": x2, "colour": cat, "sex": rng.choice(["f", "m"], size=m), "y": y,
+        })  # fmt: skip
+
+    return {"train": split(n, 0), "test": split(n // 2, n), "production": split(n // 2, 2 * n)}

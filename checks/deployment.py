@@ -384,6 +384,9 @@ def deployment_parity(
     max_corruption_error_increase: largest acceptable increase of the mean relative corruption error; None reports it ungated.
     n_boot: bootstrap resamples for the accuracy-drop interval.
     """
+    if ctx.task == "regression":
+        raise NotApplicable("deployment parity compares class decisions and probabilities; regression parity "
+                            "is not implemented yet (AK-DEPLOY-002 still measures inference cost)")  # fmt: skip
     from auditkit.checks._deploy import is_audited
 
     ready, missing, findings = _candidates(ctx)
@@ -514,8 +517,8 @@ def _pareto(points: list[tuple[str, float | None, float, int | None]]) -> list[b
 
 def _accuracy(ctx: RunContext, cand: Candidate, split: str) -> float | None:
     y = ctx.dataset(split).y
-    if y is None:
-        return None
+    if y is None or ctx.task == "regression":
+        return None  # regression: no accuracy (the Pareto table then ranks on latency and size)
     logits = _logits(ctx, cand, split)
     lab = (y >= 0) & (y < logits.shape[1])
     return float((logits[lab].argmax(1) == y[lab]).mean()) if lab.any() else None

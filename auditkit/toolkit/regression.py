@@ -295,10 +295,17 @@ def wasserstein_ci(
     rng: np.random.Generator | None = None,
     max_rows: int = 20_000,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the 1-Wasserstein distance, resampling each sample on its own
-    (each subsampled to ``max_rows`` first, with the same rng, when larger). The distance is biased
-    upwards on small samples (two samples of one distribution are never at distance 0): the lower
-    bound is the conservative reading of a shift."""
+    """Basic (reverse-percentile) bootstrap interval of the 1-Wasserstein distance, clipped at 0,
+    resampling each sample on its own (each subsampled to ``max_rows`` first, with the same rng,
+    when larger).
+
+    The distance is biased upwards on small samples (two samples of one distribution are never at
+    distance 0) and its bootstrap replicates are biased upwards again, so a percentile interval sits
+    above the truth (in a simulation of two N(0, 1) samples of 160 and 80 rows its lower bound
+    exceeded 0.1 sd in 93% of draws). The basic interval 2·W − (upper, lower quantile) reflects that
+    bias back: there the lower bound exceeded 0.1 sd in 7.5% of draws, and a 0.5 sd shift was found
+    in 80% (100% with 330/112 rows). Its coverage of the true distance was 0.68–0.88 in that
+    simulation: read it as a shift screen, not an exact interval."""
     rng = rng or np.random.default_rng(0)
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -306,7 +313,9 @@ def wasserstein_ci(
         a = rng.choice(a, size=max_rows, replace=False)
     if len(b) > max_rows:
         b = rng.choice(b, size=max_rows, replace=False)
-    return bootstrap_stat([a, b], _w1_sorted, n_boot=n_boot, confidence=confidence, rng=rng)
+    w = _w1_sorted(a, b)
+    lo, hi = bootstrap_stat([a, b], _w1_sorted, n_boot=n_boot, confidence=confidence, rng=rng)
+    return (max(0.0, 2 * w - hi), max(0.0, 2 * w - lo))
 
 
 def tail_summary(y: Any) -> dict[str, float]:
