@@ -250,9 +250,9 @@ def gap_regression(
         r2_gaps[b] = _r2(a[:, 0], a[:, 1]) - _r2(c[:, 0], c[:, 1])
         ratios[b] = rc / ra if ra > 0 else np.nan
         diffs[b] = rc - ra
-    from auditkit.toolkit.stats import _percentile
+    from auditkit.toolkit.regression import percentile_interval
 
-    ci_r2, ci_ratio, ci_diff = _percentile(r2_gaps, 0.95), _percentile(ratios, 0.95), _percentile(diffs, 0.95)
+    ci_r2, ci_ratio, ci_diff = percentile_interval(r2_gaps), percentile_interval(ratios), percentile_interval(diffs)
     unit = _unit(ctx)
     metrics = [
         Metric("r2_gap", r2_t - r2_e, ci=ci_r2, n=len(yt) + len(ye), threshold=max_r2_gap, direction="lower",
@@ -318,7 +318,6 @@ def calibration_regression(
         interval_coverage,
         pinball_loss,
         pit_uniformity,
-        quantile_pit,
     )
     from auditkit.toolkit.stats import wilson
 
@@ -354,32 +353,50 @@ def calibration_regression(
             raise NotApplicable("one quantile level: coverage needs at least two levels (an interval)")
         nominal = float(levels[-1] - levels[0])
         lo, hi = q[:, 0], q[:, -1]
-        pit = quantile_pit(y, q, levels)
         losses = pinball_loss(y, q, levels)
         extra.append(Metric("mean_pinball_loss", float(np.mean(list(losses.values()))), n=len(y), unit=_unit(ctx),
                             description="mean pinball loss over the quantile levels",
                             details={"per_level": {str(k): v for k, v in losses.items()}}))  # fmt: skip
         interval_name = f"[q{levels[0]:g}, q{levels[-1]:g}] ({nominal:.0%} nominal)"
+    levels_q: tuple[float, ...] = ()
+    if output != "gaussian":
+        levels_q = tuple(p.levels)
+        below = (y[:, None] <= q).astype(np.float64)  # the PIT is only known at the levels: P(y ≤ q_a) = a
     cov, k, n = interval_coverage(y, lo, hi)
     wlo, whi = wilson(k, n)
     gap_ci = _abs_interval(wlo - nominal, whi - nominal)
     width = hi - lo
-    pu = pit_uniformity(pit, n_bins)
+    if levels_q:
+        lv = np.asarray(levels_q)
+        # calibration at the levels: the KS distance of the PIT where it is defined
+        pu = {"ks": float(np.max(np.abs(below.mean(axis=0) - lv))), "p_value": None,
+              "counts": [int(c) for c in np.diff(np.r_[0, below.sum(axis=0), len(y)])]}  # fmt: skip
+        centres = [float(c) for c in (np.r_[0, lv] + np.r_[lv, 1]) / 2]
+        rows_idx = np.arange(len(y), dtype=np.float64)
 
-    def ks(v: np.ndarray) -> float:
-        s = np.sort(v)
-        m = len(s)
-        i = np.arange(1, m + 1)
-        return float(max(np.max(i / m - s), np.max(s - (i - 1) / m)))
+        def ks(i: np.ndarray) -> float:
+            return float(np.max(np.abs(below[i.astype(np.int64)].mean(axis=0) - lv)))
 
-    ks_ci = bootstrap_stat([pit], ks, n_boot=min(n_boot, 500), rng=ctx.rng())
+        ks_ci = bootstrap_stat([rows_idx], ks, n_boot=min(n_boot, 500), rng=ctx.rng())
+    else:
+        pu = pit_uniformity(pit, n_bins)
+        centres = [(i + 0.5) / n_bins for i in range(n_bins)]
+
+        def ks(v: np.ndarray) -> float:
+            s = np.sort(v)
+            m = len(s)
+            i = np.arange(1, m + 1)
+            return float(max(np.max(i / m - s), np.max(s - (i - 1) / m)))
+
+        ks_ci = bootstrap_stat([pit], ks, n_boot=min(n_boot, 500), rng=ctx.rng())
     metrics = [
         Metric("coverage", cov, ci=(wlo, whi), n=n, description=f"share of test labels inside the {interval_name}",
                details={"nominal": nominal}),
         Metric("coverage_gap", abs(cov - nominal), ci=gap_ci, n=n, threshold=max_coverage_gap, direction="lower",
                bound=bound, description=f"|coverage − nominal {nominal:.3g}|"),  # type: ignore[arg-type]
         Metric("pit_ks", pu["ks"], ci=ks_ci, n=n, threshold=max_pit_ks, direction="lower", bound=bound,  # type: ignore[arg-type]
-               description="Kolmogorov–Smirnov distance of the PIT from uniform",
+               description="Kolmogorov–Smirnov distance of the PIT from uniform"
+               + (" at the quantile levels: max |share of labels ≤ q_a − a|" if levels_q else ""),
                details={"p_value": pu["p_value"]}),
         Metric("mean_interval_width", float(width.mean()), n=n, unit=_unit(ctx),
                description=f"sharpness: mean width of the {interval_name}"),
@@ -387,7 +404,6 @@ def calibration_regression(
                description="sharpness: mean interval width / test label sd"),
         *extra,
     ]  # fmt: skip
-    centres = [(i + 0.5) / n_bins for i in range(n_bins)]
     return Outcome.from_metrics(
         metrics,
         findings=problems,
@@ -398,7 +414,8 @@ def calibration_regression(
         evidence={
             "PIT histogram": {"columns": ["bin centre", "count"], "rows": [[c, k_] for c, k_ in zip(centres, pu["counts"], strict=True)]},
             "plots": [
-                {"type": "bar", "title": "PIT histogram (flat = calibrated)", "x_label": "PIT", "y_label": "count",
+                {"type": "bar", "title": "PIT histogram (flat = calibrated)" if not levels_q else
+                 "Labels between consecutive predicted quantiles", "x_label": "PIT", "y_label": "count",
                  "categories": [f"{c:.2f}" for c in centres], "series": [{"name": "rows", "values": pu["counts"]}]}
             ],
             "method": {"output": output if isinstance(output, str) else {"quantiles": list(p.levels)},
@@ -602,9 +619,9 @@ def fairness_regression(
             scale = label_sd if kind in ("mean_prediction_gap", "mae_difference") and label_sd > 0 else 1.0
             value = _spread(groups, kind) / scale
             boots = np.array([_spread([g[i[b]] for g, i in zip(groups, idx, strict=True)], kind) for b in range(n_boot)])
-            from auditkit.toolkit.stats import _percentile
+            from auditkit.toolkit.regression import percentile_interval
 
-            ci = _percentile(boots / scale, 0.95)
+            ci = percentile_interval(boots / scale)
             if kind not in worst or value > worst[kind][0]:
                 worst[kind] = (value, ci, attr, int(sum(len(g) for g in groups)))
             threshold = limits[kind][0]

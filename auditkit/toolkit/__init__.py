@@ -11,7 +11,7 @@ cost (names resolve lazily on first use)::
 - regression (``auditkit.toolkit.regression``): ``regression_metrics``, ``bootstrap_regression``,
   ``bootstrap_stat``, ``interval_coverage``, ``gaussian_pit``, ``gaussian_interval``, ``quantile_pit``,
   ``pinball_loss``, ``gaussian_crps``, ``pit_uniformity``, ``wasserstein``, ``wasserstein_ci``,
-  ``tail_summary``, ``REGRESSION_METRICS``;
+  ``tail_summary``, ``percentile_interval``, ``REGRESSION_METRICS``;
 - confident learning: ``find_label_issues``, ``bootstrap_noise_rate``, ``PRUNE_METHODS``, ``RANKINGS``;
 - the NIST AI RMF Core: ``rmf_subcategories``, ``rmf_is_organisational``, ``rmf_normalise_id``,
   ``rmf_validate_ids``, ``RMF_CITATION``;
@@ -69,6 +69,7 @@ if TYPE_CHECKING:  # the names, typed, for mypy and editors; at run time they re
         gaussian_interval,
         gaussian_pit,
         interval_coverage,
+        percentile_interval,
         pinball_loss,
         pit_uniformity,
         quantile_pit,
@@ -105,7 +106,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "TrainingRun": ("auditkit.inputs.training", "TrainingRun"),
     "Candidate": ("auditkit.inputs.deployment", "Candidate"),
     **{name: ("auditkit.toolkit.regression", name) for name in (
-        'regression_metrics', 'bootstrap_regression', 'bootstrap_stat', 'interval_coverage', 'gaussian_pit', 'gaussian_interval', 'quantile_pit', 'pinball_loss', 'gaussian_crps', 'pit_uniformity', 'wasserstein', 'wasserstein_ci', 'tail_summary', 'REGRESSION_METRICS'
+        'regression_metrics', 'bootstrap_regression', 'bootstrap_stat', 'interval_coverage', 'gaussian_pit', 'gaussian_interval', 'quantile_pit', 'pinball_loss', 'gaussian_crps', 'pit_uniformity', 'wasserstein', 'wasserstein_ci', 'tail_summary', 'REGRESSION_METRICS', 'percentile_interval'
     )},
     "lazy": ("auditkit.toolkit.imports", "lazy"),
     "default_threads": ("auditkit.toolkit.threads", "default_threads"),
@@ -166,6 +167,7 @@ __all__ = [
     "wasserstein_ci",
     "tail_summary",
     "REGRESSION_METRICS",
+    "percentile_interval",
 ]
 
 

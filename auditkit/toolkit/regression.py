@@ -170,6 +170,13 @@ def bootstrap_stat(
     return _percentile(values, confidence)
 
 
+def percentile_interval(values: Any, confidence: float = 0.95) -> tuple[float, float]:
+    """The central ``confidence`` percentile interval of bootstrap replicates (non-finite ones dropped)."""
+    from auditkit.toolkit.stats import _percentile
+
+    return _percentile(np.asarray(values, dtype=np.float64), confidence)
+
+
 def rmse(e: Any) -> float:
     """Root mean square of the errors ``e``."""
     e = np.asarray(e, dtype=np.float64)
