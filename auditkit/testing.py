@@ -83,7 +83,9 @@ def make_artifacts(
     loaded = parse_spec(doc, check_files=False)
     declared = loaded.spec.model.task if loaded.spec.model is not None else None
     datasets = (
-        build_datasets(frames, roles, task=declared, max_classes=loaded.spec.data.max_classes) if frames else {}
+        build_datasets(frames, roles, task=declared, max_classes=loaded.spec.data.max_classes)
+        if frames
+        else {}
     )
     adapter = None
     if model is not None:

@@ -43,7 +43,9 @@ def target_tail(ctx: RunContext, *, max_tail_ratio: float, n_boot: int, min_rows
         raise NotApplicable("the train target is constant: it has no distribution to judge")
     ratio = _tail_ratio(y)
     if not np.isfinite(ratio):
-        raise NotApplicable("the train target's interquartile range is 0 (over half the rows share one value)")
+        raise NotApplicable(
+            "the train target's interquartile range is 0 (over half the rows share one value)"
+        )
     ci = bootstrap_stat([y], _tail_ratio, n_boot=n_boot, rng=ctx.rng())
     shape = tail_summary(y)
     q25, q75 = np.quantile(y, [0.25, 0.75])
@@ -66,12 +68,28 @@ def target_tail(ctx: RunContext, *, max_tail_ratio: float, n_boot: int, min_rows
             f"{shape['skewness']:.2f}, {far} far outliers of {len(y)}"
         ),
         evidence={
-            "quantiles": {"columns": ["quantile", "value"],
-                          "rows": [[q, float(v)] for q, v in zip([0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1], qs, strict=True)]},
-            "plots": [{"type": "bar", "title": "Train target distribution", "x_label": "target", "y_label": "rows",
-                       "categories": [f"{(a + b) / 2:.3g}" for a, b in zip(edges[:-1], edges[1:], strict=True)],
-                       "series": [{"name": "rows", "values": [int(c) for c in counts]}]}],
-            "method": {"task": "regression", "interval": "percentile bootstrap of the train rows", "n_boot": n_boot},
+            "quantiles": {
+                "columns": ["quantile", "value"],
+                "rows": [
+                    [q, float(v)]
+                    for q, v in zip([0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1], qs, strict=True)
+                ],
+            },
+            "plots": [
+                {
+                    "type": "bar",
+                    "title": "Train target distribution",
+                    "x_label": "target",
+                    "y_label": "rows",
+                    "categories": [f"{(a + b) / 2:.3g}" for a, b in zip(edges[:-1], edges[1:], strict=True)],
+                    "series": [{"name": "rows", "values": [int(c) for c in counts]}],
+                }
+            ],
+            "method": {
+                "task": "regression",
+                "interval": "percentile bootstrap of the train rows",
+                "n_boot": n_boot,
+            },
         },  # fmt: skip
     )
     for f in out.findings:
@@ -122,7 +140,10 @@ def target_shift(
         if not gate_value:
             metrics.append(
                 Metric(
-                    f"wasserstein_{split}_lower_bound", lo / sd, n=len(other), threshold=max_wasserstein,
+                    f"wasserstein_{split}_lower_bound",
+                    lo / sd,
+                    n=len(other),
+                    threshold=max_wasserstein,
                     direction="lower",
                     description=f"lower 95% bound of the {split} target's W1 from train (gated: the shift is "
                     "surely at least this large)",
@@ -137,20 +158,42 @@ def target_shift(
         )
     if small:
         findings.append(
-            Finding(f"too small to judge (fewer than {min_rows} labelled rows): {', '.join(small)}", severity="info",
-                    key="small splits")  # fmt: skip
+            Finding(
+                f"too small to judge (fewer than {min_rows} labelled rows): {', '.join(small)}",
+                severity="info",
+                key="small splits",
+            )  # fmt: skip
         )
     worst = max((m for m in metrics if m.ci is not None), key=lambda m: m.value or 0.0)
     return Outcome.from_metrics(
         metrics,
         findings=findings,
         summary=f"largest target shift: {worst.name} = {worst.value:.3f} train sd (95% CI "
-        f"{worst.ci[0]:.3f}–{worst.ci[1]:.3f})" if worst.ci else f"largest target shift {worst.name}",
+        f"{worst.ci[0]:.3f}–{worst.ci[1]:.3f})"
+        if worst.ci
+        else f"largest target shift {worst.name}",
         evidence={
-            "splits": {"columns": ["split", "n", "mean", "sd", "W1 / train sd", "ci low", "ci high",
-                                   "mean shift / train sd", "KS p-value"], "rows": rows},
-            "method": {"task": "regression", "train_mean": float(np.mean(train)), "train_sd": sd,
-                       "interval": "percentile bootstrap, both samples resampled", "n_boot": n_boot,
-                       "note": "W1 is biased upwards on small samples: the lower bound is the conservative reading"},
+            "splits": {
+                "columns": [
+                    "split",
+                    "n",
+                    "mean",
+                    "sd",
+                    "W1 / train sd",
+                    "ci low",
+                    "ci high",
+                    "mean shift / train sd",
+                    "KS p-value",
+                ],
+                "rows": rows,
+            },
+            "method": {
+                "task": "regression",
+                "train_mean": float(np.mean(train)),
+                "train_sd": sd,
+                "interval": "percentile bootstrap, both samples resampled",
+                "n_boot": n_boot,
+                "note": "W1 is biased upwards on small samples: the lower bound is the conservative reading",
+            },
         },  # fmt: skip
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from auditkit.checks._evaluation import finite, slice_masks
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from auditkit import RunContext
 else:
     pd = lazy("pandas")
+
+Bound = Literal["value", "conservative"]
 
 LABELS = {
     "rmse": "RMSE", "mae": "MAE", "median_ae": "median absolute error", "r2": "R²",
@@ -45,7 +47,9 @@ def regression_rows(ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray
     findings = []
     bad = finite_y & ~finite_p
     if finite_y.any() and bad.sum() == finite_y.sum():
-        raise _Broken(f"the model outputs NaN/inf for all {int(bad.sum())} labelled {split} rows: nothing can be measured")
+        raise _Broken(
+            f"the model outputs NaN/inf for all {int(bad.sum())} labelled {split} rows: nothing can be measured"
+        )
     if bad.any():
         findings.append(
             Finding(
@@ -107,7 +111,7 @@ def heldout_regression(
     max_median_ae: float | None,
     min_r2: float | None,
     max_mape: float | None,
-    bound: str,
+    bound: Bound,
     beat_baseline: bool,
     n_boot: int,
     min_rows: int,
@@ -132,8 +136,14 @@ def heldout_regression(
     unit = _unit(ctx)
     metrics = [
         Metric(
-            m, point[m], ci=cis[m], n=len(y), threshold=limits[m][0], direction=limits[m][1],  # type: ignore[arg-type]
-            bound=bound, description=LABELS[m],  # type: ignore[arg-type]
+            m,
+            point[m],
+            ci=cis[m],
+            n=len(y),
+            threshold=limits[m][0],
+            direction=limits[m][1],  # type: ignore[arg-type]
+            bound=bound,
+            description=LABELS[m],  # type: ignore[arg-type]
             unit=unit if m in ("rmse", "mae", "median_ae") else None,
         )  # fmt: skip
         for m in names
@@ -196,15 +206,22 @@ def heldout_regression(
             "metrics": {
                 "columns": ["metric", "value", "ci low", "ci high", "minimum/maximum"],
                 "rows": [
-                    [LABELS[m], finite(point[m]), finite(cis[m][0]), finite(cis[m][1]),
-                     "not declared" if limits[m][0] is None else limits[m][0]]
+                    [
+                        LABELS[m],
+                        finite(point[m]),
+                        finite(cis[m][0]),
+                        finite(cis[m][1]),
+                        "not declared" if limits[m][0] is None else limits[m][0],
+                    ]
                     for m in names
                 ],
             },  # fmt: skip
             "plots": [_binned_fit(y, pred), _histogram(pred - y)],
         },
     )
-    out.findings = [f for f in out.findings if not (f.key == "rmse_minus_mean_baseline" and f.metric == f.key)]
+    out.findings = [
+        f for f in out.findings if not (f.key == "rmse_minus_mean_baseline" and f.metric == f.key)
+    ]
     out.summary = (
         f"test RMSE {point['rmse']:.6g} (95% CI {cis['rmse'][0]:.6g}–{cis['rmse'][1]:.6g}), "
         f"R² {point['r2']:.4f}, n={len(y)}"
@@ -225,7 +242,13 @@ def _r2(y: np.ndarray, e: np.ndarray) -> float:
 
 
 def gap_regression(
-    ctx: RunContext, *, max_r2_gap: float, max_rmse_ratio: float | None, bound: str, n_boot: int, min_rows: int
+    ctx: RunContext,
+    *,
+    max_r2_gap: float,
+    max_rmse_ratio: float | None,
+    bound: Bound,
+    n_boot: int,
+    min_rows: int,
 ) -> Outcome:
     """Train − test R² and test/train RMSE ratio, with independent bootstrap intervals per split."""
     try:
@@ -252,7 +275,11 @@ def gap_regression(
         diffs[b] = rc - ra
     from auditkit.toolkit.regression import percentile_interval
 
-    ci_r2, ci_ratio, ci_diff = percentile_interval(r2_gaps), percentile_interval(ratios), percentile_interval(diffs)
+    ci_r2, ci_ratio, ci_diff = (
+        percentile_interval(r2_gaps),
+        percentile_interval(ratios),
+        percentile_interval(diffs),
+    )
     unit = _unit(ctx)
     metrics = [
         Metric("r2_gap", r2_t - r2_e, ci=ci_r2, n=len(yt) + len(ye), threshold=max_r2_gap, direction="lower",
@@ -276,12 +303,23 @@ def gap_regression(
         ),
         evidence={
             "plots": [
-                {"type": "bar", "title": "Train vs test", "x_label": "metric", "y_label": "value",
-                 "categories": ["RMSE", "R²"],
-                 "series": [{"name": "train", "values": [rmse_t, r2_t]}, {"name": "test", "values": [rmse_e, r2_e]}]}
+                {
+                    "type": "bar",
+                    "title": "Train vs test",
+                    "x_label": "metric",
+                    "y_label": "value",
+                    "categories": ["RMSE", "R²"],
+                    "series": [
+                        {"name": "train", "values": [rmse_t, r2_t]},
+                        {"name": "test", "values": [rmse_e, r2_e]},
+                    ],
+                }
             ],
-            "method": {"interval": "percentile bootstrap, train and test rows resampled independently",
-                       "n_boot": n_boot, "task": "regression"},
+            "method": {
+                "interval": "percentile bootstrap, train and test rows resampled independently",
+                "n_boot": n_boot,
+                "task": "regression",
+            },
         },  # fmt: skip
     )
 
@@ -305,7 +343,7 @@ def calibration_regression(
     max_coverage_gap: float,
     max_pit_ks: float | None,
     n_bins: int,
-    bound: str,
+    bound: Bound,
     n_boot: int,
     min_rows: int,
 ) -> Outcome:
@@ -369,15 +407,15 @@ def calibration_regression(
     if levels_q:
         lv = np.asarray(levels_q)
         # calibration at the levels: the KS distance of the PIT where it is defined
-        pu = {"ks": float(np.max(np.abs(below.mean(axis=0) - lv))), "p_value": None,
+        pu: dict[str, Any] = {"ks": float(np.max(np.abs(below.mean(axis=0) - lv))), "p_value": None,
               "counts": [int(c) for c in np.diff(np.r_[0, below.sum(axis=0), len(y)])]}  # fmt: skip
         centres = [float(c) for c in (np.r_[0, lv] + np.r_[lv, 1]) / 2]
         rows_idx = np.arange(len(y), dtype=np.float64)
 
-        def ks(i: np.ndarray) -> float:
+        def ks_levels(i: np.ndarray) -> float:
             return float(np.max(np.abs(below[i.astype(np.int64)].mean(axis=0) - lv)))
 
-        ks_ci = bootstrap_stat([rows_idx], ks, n_boot=min(n_boot, 500), rng=ctx.rng())
+        ks_ci = bootstrap_stat([rows_idx], ks_levels, n_boot=min(n_boot, 500), rng=ctx.rng())
     else:
         pu = pit_uniformity(pit, n_bins)
         centres = [(i + 0.5) / n_bins for i in range(n_bins)]
@@ -412,14 +450,28 @@ def calibration_regression(
             f"PIT KS {pu['ks']:.3f}; mean width {float(width.mean()):.6g}, n={n}"
         ),
         evidence={
-            "PIT histogram": {"columns": ["bin centre", "count"], "rows": [[c, k_] for c, k_ in zip(centres, pu["counts"], strict=True)]},
+            "PIT histogram": {
+                "columns": ["bin centre", "count"],
+                "rows": [[c, k_] for c, k_ in zip(centres, pu["counts"], strict=True)],
+            },
             "plots": [
-                {"type": "bar", "title": "PIT histogram (flat = calibrated)" if not levels_q else
-                 "Labels between consecutive predicted quantiles", "x_label": "PIT", "y_label": "count",
-                 "categories": [f"{c:.2f}" for c in centres], "series": [{"name": "rows", "values": pu["counts"]}]}
+                {
+                    "type": "bar",
+                    "title": "PIT histogram (flat = calibrated)"
+                    if not levels_q
+                    else "Labels between consecutive predicted quantiles",
+                    "x_label": "PIT",
+                    "y_label": "count",
+                    "categories": [f"{c:.2f}" for c in centres],
+                    "series": [{"name": "rows", "values": pu["counts"]}],
+                }
             ],
-            "method": {"output": output if isinstance(output, str) else {"quantiles": list(p.levels)},
-                       "coverage_interval": "Wilson", "pit_ks_interval": "percentile bootstrap", "task": "regression"},
+            "method": {
+                "output": output if isinstance(output, str) else {"quantiles": list(p.levels)},
+                "coverage_interval": "Wilson",
+                "pit_ks_interval": "percentile bootstrap",
+                "task": "regression",
+            },
         },  # fmt: skip
     )
 
@@ -429,7 +481,9 @@ def calibration_regression(
 # ------------------------------------------------------------------------------------------------
 
 
-def _ratio_ci(e_s: np.ndarray, e_r: np.ndarray, n_boot: int, rng: np.random.Generator, stat: str) -> tuple[float, float]:
+def _ratio_ci(
+    e_s: np.ndarray, e_r: np.ndarray, n_boot: int, rng: np.random.Generator, stat: str
+) -> tuple[float, float]:
     """Interval of stat(slice) / stat(all rows), slice and rest resampled independently."""
     from auditkit.toolkit.regression import bootstrap_stat
 
@@ -445,7 +499,7 @@ def _ratio_ci(e_s: np.ndarray, e_r: np.ndarray, n_boot: int, rng: np.random.Gene
 
 
 def slices_regression(
-    ctx: RunContext, *, max_rmse_ratio: float, min_slice_size: int, bound: str, n_boot: int
+    ctx: RunContext, *, max_rmse_ratio: float, min_slice_size: int, bound: Bound, n_boot: int
 ) -> Outcome:
     """RMSE and MAE per slice, as ratios to overall with bootstrap CIs; worst slice vs overall."""
     try:
@@ -472,7 +526,20 @@ def slices_regression(
         too_small = ns < min_slice_size
         if too_small:
             small.append(name)
-            rows.append([name, attr, ns, finite(rmse_s), finite(mae_s), finite(ratio), None, None, finite(rmse_s - overall), "too small"])
+            rows.append(
+                [
+                    name,
+                    attr,
+                    ns,
+                    finite(rmse_s),
+                    finite(mae_s),
+                    finite(ratio),
+                    None,
+                    None,
+                    finite(rmse_s - overall),
+                    "too small",
+                ]
+            )
             continue
         ci = _ratio_ci(es, er, n_boot, rng, "rmse")
         mae_ratio = mae_s / overall_mae if overall_mae > 0 else float("nan")
@@ -515,7 +582,7 @@ def slices_regression(
                details={"slice": name, "mae_ratio": mae_ratio}),
         Metric("worst_slice_rmse_difference", rmse_w - overall, n=ns, unit=unit, details={"slice": name}),
     ]  # fmt: skip
-    rows.sort(key=lambda r: (r[9] == "too small", -float(r[3] or 0)))
+    rows.sort(key=lambda r: (r[9] == "too small", -float(r[3] or 0)))  # type: ignore[arg-type]
     judged = [r for r in rows if r[9] == ""]
     return Outcome(
         metrics=metrics,
@@ -524,13 +591,31 @@ def slices_regression(
         f"({rmse_w / overall if overall > 0 else float('nan'):.3f}×)",
         evidence={
             "slices": {
-                "columns": ["slice", "attribute", "n", "RMSE", "MAE", "RMSE / overall", "ci low", "ci high",
-                            "RMSE − overall", "note"],
-                "rows": rows[:50], "total_rows": len(rows),
+                "columns": [
+                    "slice",
+                    "attribute",
+                    "n",
+                    "RMSE",
+                    "MAE",
+                    "RMSE / overall",
+                    "ci low",
+                    "ci high",
+                    "RMSE − overall",
+                    "note",
+                ],
+                "rows": rows[:50],
+                "total_rows": len(rows),
             },
-            "plots": [{"type": "bar", "title": "RMSE per slice (judged slices, worst first)", "x_label": "slice",
-                       "y_label": "RMSE", "categories": [r[0] for r in judged][:30],
-                       "series": [{"name": "RMSE", "values": [r[3] for r in judged][:30]}]}],
+            "plots": [
+                {
+                    "type": "bar",
+                    "title": "RMSE per slice (judged slices, worst first)",
+                    "x_label": "slice",
+                    "y_label": "RMSE",
+                    "categories": [r[0] for r in judged][:30],
+                    "series": [{"name": "RMSE", "values": [r[3] for r in judged][:30]}],
+                }
+            ],
         },  # fmt: skip
     )
 
@@ -574,7 +659,7 @@ def fairness_regression(
     max_mae_difference: float | None,
     min_group_size: int,
     intersectional: bool,
-    bound: str,
+    bound: Bound,
     n_boot: int,
 ) -> Outcome:
     """Per sensitive attribute: the mean-prediction gap between groups (in label sd), the RMSE ratio
@@ -593,7 +678,10 @@ def fairness_regression(
     rng = ctx.rng()
     data = np.column_stack([y, pred])
     limits = {
-        "mean_prediction_gap": (max_mean_prediction_gap, "highest − lowest group mean prediction / test label sd"),
+        "mean_prediction_gap": (
+            max_mean_prediction_gap,
+            "highest − lowest group mean prediction / test label sd",
+        ),
         "rmse_ratio": (max_rmse_ratio, "highest / lowest group RMSE (error parity)"),
         "mae_difference": (max_mae_difference, "highest − lowest group MAE / test label sd"),
     }
@@ -618,7 +706,9 @@ def fairness_regression(
         for kind in limits:
             scale = label_sd if kind in ("mean_prediction_gap", "mae_difference") and label_sd > 0 else 1.0
             value = _spread(groups, kind) / scale
-            boots = np.array([_spread([g[i[b]] for g, i in zip(groups, idx, strict=True)], kind) for b in range(n_boot)])
+            boots = np.array(
+                [_spread([g[i[b]] for g, i in zip(groups, idx, strict=True)], kind) for b in range(n_boot)]
+            )
             from auditkit.toolkit.regression import percentile_interval
 
             ci = percentile_interval(boots / scale)
@@ -644,7 +734,8 @@ def fairness_regression(
         findings.append(
             Finding(
                 f"{len(small_groups)} group(s) smaller than {min_group_size} test rows were not compared: "
-                + ", ".join(small_groups[:10]) + (" ..." if len(small_groups) > 10 else ""),
+                + ", ".join(small_groups[:10])
+                + (" ..." if len(small_groups) > 10 else ""),
                 severity="info",
                 key="small groups",
             )
@@ -665,9 +756,25 @@ def fairness_regression(
             f"largest mean-prediction gap {gap[0]:.3f} label sd ({gap[2]}); largest RMSE ratio {ratio[0]:.3f} ({ratio[2]})"
         ),
         evidence={
-            "groups": {"columns": ["attribute", "group", "n", "mean prediction", "mean label", "RMSE", "MAE", "note"],
-                       "rows": rows[:50], "total_rows": len(rows)},
-            "method": {"interval": "percentile bootstrap, groups resampled independently", "n_boot": n_boot,
-                       "label_sd": label_sd, "task": "regression"},
+            "groups": {
+                "columns": [
+                    "attribute",
+                    "group",
+                    "n",
+                    "mean prediction",
+                    "mean label",
+                    "RMSE",
+                    "MAE",
+                    "note",
+                ],
+                "rows": rows[:50],
+                "total_rows": len(rows),
+            },
+            "method": {
+                "interval": "percentile bootstrap, groups resampled independently",
+                "n_boot": n_boot,
+                "label_sd": label_sd,
+                "task": "regression",
+            },
         },  # fmt: skip
     )

@@ -71,9 +71,9 @@ def regression_space(
     kind = "image" if (ds.kind == "image" or x.ndim > 2) else "tabular"
     if kind == "image":
         lo, hi = _image_range(ctx, x)
-        offset = np.full(x.shape[1:], lo, dtype=np.float32)
-        scale = np.full(x.shape[1:], hi - lo, dtype=np.float32)
-        mask = np.ones(x.shape[1:], dtype=np.float32)
+        offset: np.ndarray = np.full(x.shape[1:], lo, dtype=np.float32)
+        scale: np.ndarray = np.full(x.shape[1:], hi - lo, dtype=np.float32)
+        mask: np.ndarray = np.ones(x.shape[1:], dtype=np.float32)
     else:
         ref = ctx.dataset("train") if "train" in ctx.splits() else ds
         xr = ref.x.astype(np.float64)
@@ -158,7 +158,6 @@ def max_deviation(
         z0 = torch.from_numpy(space.z[s : s + batch_size]).to(device)
         with torch.no_grad():
             f0 = f(z0)
-        dims = tuple(range(1, z0.ndim))
         worst = torch.zeros(len(z0), device=device)
         for r in range(max(1, restarts)):
             for sign in (1.0, -1.0):
@@ -167,7 +166,9 @@ def max_deviation(
                 else:
                     delta = (torch.rand(z0.shape, generator=gen).to(device) * 2 - 1) * eps * mask
                     if norm == "l2":
-                        nrm = delta.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(-1, *([1] * (z0.ndim - 1)))
+                        nrm = (
+                            delta.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(-1, *([1] * (z0.ndim - 1)))
+                        )
                         delta = delta * torch.clamp(eps / nrm, max=1.0)
                 delta = (torch.clamp(z0 + delta, 0, 1) - z0) * mask
                 for _ in range(steps):
@@ -184,7 +185,12 @@ def max_deviation(
                             g = grad.flatten(1)
                             g = g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
                             delta = delta + alpha * g.reshape(grad.shape)
-                            nrm = delta.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(-1, *([1] * (z0.ndim - 1)))
+                            nrm = (
+                                delta.flatten(1)
+                                .norm(dim=1)
+                                .clamp_min(1e-12)
+                                .reshape(-1, *([1] * (z0.ndim - 1)))
+                            )
                             delta = delta * torch.clamp(eps / nrm, max=1.0)
                         delta = ((torch.clamp(z0 + delta, 0, 1) - z0) * mask).detach()
                 with torch.no_grad():
@@ -216,7 +222,11 @@ def evasion_regression(
                   (IMAGE_EPSILONS if space.kind == "image" else TABULAR_EPSILONS))} | {0.0})  # fmt: skip
     if any(e < 0 for e in grid):
         raise SpecError("epsilons must be ≥ 0")
-    gate = float(gate_epsilon) if gate_epsilon is not None else (IMAGE_GATE if space.kind == "image" else TABULAR_GATE)
+    gate = (
+        float(gate_epsilon)
+        if gate_epsilon is not None
+        else (IMAGE_GATE if space.kind == "image" else TABULAR_GATE)
+    )
     grid = sorted(set(grid) | {gate})
     train_y = ctx.dataset("train").y if "train" in ctx.splits() else space.y
     train_y = np.asarray(train_y, dtype=np.float64)
@@ -271,12 +281,32 @@ def evasion_regression(
             f"±{tol:.6g} (95% CI {lo:.3f}–{hi:.3f}); mean largest change {float(np.mean(g)):.6g}"
         ),
         evidence={
-            "epsilon grid": {"columns": ["norm", "epsilon", "radius (normalised)", "mean max |Δ|", "median", "q95", "max",
-                                          "mean / label sd", "robust share", "ci low", "ci high"], "rows": rows},
+            "epsilon grid": {
+                "columns": [
+                    "norm",
+                    "epsilon",
+                    "radius (normalised)",
+                    "mean max |Δ|",
+                    "median",
+                    "q95",
+                    "max",
+                    "mean / label sd",
+                    "robust share",
+                    "ci low",
+                    "ci high",
+                ],
+                "rows": rows,
+            },
             "plots": plots,
-            "method": {"task": "regression", "attack": "PGD (plain torch) maximising ±(f(x+δ) − f(x)), best over iterates",
-                       "steps": steps, "restarts": restarts, "tolerance": tol, "label_sd": label_sd,
-                       "why_not_art": "ART's attacks maximise the loss against the label, not the change of the prediction"},
+            "method": {
+                "task": "regression",
+                "attack": "PGD (plain torch) maximising ±(f(x+δ) − f(x)), best over iterates",
+                "steps": steps,
+                "restarts": restarts,
+                "tolerance": tol,
+                "label_sd": label_sd,
+                "why_not_art": "ART's attacks maximise the loss against the label, not the change of the prediction",
+            },
         },  # fmt: skip
     )
     return out
@@ -361,10 +391,10 @@ def corruptions_regression(
     idx = rng.integers(0, n, size=(1000, n))
     base_boot = np.sqrt(clean_sq[ok][idx].mean(axis=1))
     rows, rel_all, rel_boot, per_corruption = [], [], [], {}
-    for ci, name in enumerate(names):
+    for c_idx, name in enumerate(names):
         rels = []
         for sev in severities:
-            g = np.random.default_rng([ctx.seed, ci, int(sev)])
+            g = np.random.default_rng([ctx.seed, c_idx, int(sev)])
             e = predict(apply(name, table[name][int(sev) - 1], g)) - y
             sq = np.where(np.isfinite(e), e * e, np.inf)[ok]
             rmse_c = float(np.sqrt(np.mean(sq)))
@@ -394,12 +424,29 @@ def corruptions_regression(
             f"over {len(names)} corruptions × {len(severities)} severities (n={n})"
         ),
         evidence={
-            "corruptions": {"columns": ["corruption", "severity", "RMSE", "RMSE / clean − 1", "ci low", "ci high"],
-                            "rows": rows},
-            "plots": [{"type": "line", "title": "RMSE increase by severity", "x_label": "severity",
-                       "y_label": "RMSE / clean − 1",
-                       "series": [{"name": nm, "x": [int(s) for s in severities],
-                                   "y": [r[3] for r in rows if r[0] == nm]} for nm in names]}],
-            "method": {"task": "regression", "interval": "paired bootstrap over rows (same resamples for clean and corrupted)"},
+            "corruptions": {
+                "columns": ["corruption", "severity", "RMSE", "RMSE / clean − 1", "ci low", "ci high"],
+                "rows": rows,
+            },
+            "plots": [
+                {
+                    "type": "line",
+                    "title": "RMSE increase by severity",
+                    "x_label": "severity",
+                    "y_label": "RMSE / clean − 1",
+                    "series": [
+                        {
+                            "name": nm,
+                            "x": [int(s) for s in severities],
+                            "y": [r[3] for r in rows if r[0] == nm],
+                        }
+                        for nm in names
+                    ],
+                }
+            ],
+            "method": {
+                "task": "regression",
+                "interval": "paired bootstrap over rows (same resamples for clean and corrupted)",
+            },
         },  # fmt: skip
     )

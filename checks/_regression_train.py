@@ -76,7 +76,9 @@ def seed_variance_regression(
         rows.append([run.seed, None if not np.isfinite(r) else float(r), "yes" if run.finite else "no"])
     diverged = int((~np.isfinite(rmses)).sum())
     if diverged:
-        findings.append(Finding(f"{diverged} of {len(runs)} seeds diverged: no usable model", key="diverged seeds"))
+        findings.append(
+            Finding(f"{diverged} of {len(runs)} seeds diverged: no usable model", key="diverged seeds")
+        )
     good = rmses[np.isfinite(rmses)]
     if len(good) >= 2:
         std = float(np.std(good, ddof=1))
@@ -110,24 +112,38 @@ def seed_variance_regression(
         if first.module is not None and again.module is not None:
             diff = state_distance(first.module, again.module)
             metrics.append(
-                Metric("same_seed_max_weight_diff", diff if math.isfinite(diff) else None, n=2,
-                       threshold=max_weight_diff, direction="lower",
-                       description=f"largest |Δweight| between two runs with seed {first.seed}")  # fmt: skip
+                Metric(
+                    "same_seed_max_weight_diff",
+                    diff if math.isfinite(diff) else None,
+                    n=2,
+                    threshold=max_weight_diff,
+                    direction="lower",
+                    description=f"largest |Δweight| between two runs with seed {first.seed}",
+                )  # fmt: skip
             )
     parts = []
     if len(good) >= 2:
         parts.append(f"test RMSE {good.mean():.6g} ± {np.std(good, ddof=1):.3g} (sd) over {len(good)} seeds")
     if diff is not None:
-        parts.append("same seed reproduces the weights exactly" if diff == 0 else f"same-seed weight diff {diff:.3g}")
+        parts.append(
+            "same seed reproduces the weights exactly" if diff == 0 else f"same-seed weight diff {diff:.3g}"
+        )
     return Outcome.from_metrics(
         metrics,
         findings=findings,
         summary="; ".join(parts) or "reproducibility not measured",
         evidence={
             "per seed": {"columns": ["seed", "test RMSE", "finite"], "rows": rows},
-            "plots": [{"type": "bar", "title": "Test RMSE per seed", "x_label": "seed", "y_label": "RMSE",
-                       "categories": [str(r.seed) for r in runs],
-                       "series": [{"name": "RMSE", "values": [r[1] for r in rows]}]}],
+            "plots": [
+                {
+                    "type": "bar",
+                    "title": "Test RMSE per seed",
+                    "x_label": "seed",
+                    "y_label": "RMSE",
+                    "categories": [str(r.seed) for r in runs],
+                    "series": [{"name": "RMSE", "values": [r[1] for r in rows]}],
+                }
+            ],
         },  # fmt: skip
     )
 
@@ -159,7 +175,13 @@ def comparison_regression(ctx: RunContext, *, min_difference: float, n_boot: int
         boot = np.sqrt(sq[key][idx].mean(axis=1))
         value = float(np.sqrt(sq[key].mean()))
         lo, hi = float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
-        row: list[Any] = [f"{runs[0].optimizer.get('name')} ({key})", value, lo, hi, sum(not r.finite for r in runs)]
+        row: list[Any] = [
+            f"{runs[0].optimizer.get('name')} ({key})",
+            value,
+            lo,
+            hi,
+            sum(not r.finite for r in runs),
+        ]
         if key != "main":
             with np.errstate(divide="ignore", invalid="ignore"):
                 rel = base / boot - 1
@@ -167,8 +189,13 @@ def comparison_regression(ctx: RunContext, *, min_difference: float, n_boot: int
             dlo, dhi = float(np.nanquantile(rel, 0.025)), float(np.nanquantile(rel, 0.975))
             name = runs[0].optimizer.get("name")
             metrics.append(
-                Metric(f"rmse_relative_difference_vs_{name}_{key.split(':')[1]}", d, ci=(dlo, dhi), n=n,
-                       description=f"RMSE of {chosen} / RMSE of {name} − 1, paired over test rows")  # fmt: skip
+                Metric(
+                    f"rmse_relative_difference_vs_{name}_{key.split(':')[1]}",
+                    d,
+                    ci=(dlo, dhi),
+                    n=n,
+                    description=f"RMSE of {chosen} / RMSE of {name} − 1, paired over test rows",
+                )  # fmt: skip
             )
             row += [d, dlo, dhi]
             if dlo > min_difference:
@@ -193,8 +220,16 @@ def comparison_regression(ctx: RunContext, *, min_difference: float, n_boot: int
         ),
         evidence={
             "optimizers": {
-                "columns": ["optimizer", "test RMSE (seed-averaged squared errors)", "ci low", "ci high",
-                            "diverged runs", "chosen / this − 1", "diff ci low", "diff ci high"],
+                "columns": [
+                    "optimizer",
+                    "test RMSE (seed-averaged squared errors)",
+                    "ci low",
+                    "ci high",
+                    "diverged runs",
+                    "chosen / this − 1",
+                    "diff ci low",
+                    "diff ci high",
+                ],
                 "rows": rows,
             }  # fmt: skip
         },

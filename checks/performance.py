@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
-from pydantic import Field
 from auditkit.checks._data_preflight import slices_preflight
 from auditkit.checks._evaluation import finite, labelled, output_problems, slice_masks
 from auditkit.checks._regression_perf import (
@@ -18,6 +17,7 @@ from auditkit.checks._regression_perf import (
     heldout_regression,
     slices_regression,
 )
+from pydantic import Field
 
 from auditkit import (
     DEFAULT_MIN_ROWS,
@@ -283,7 +283,12 @@ def generalisation_gap(
     """
     if ctx.task == "regression":
         return gap_regression(
-            ctx, max_r2_gap=max_r2_gap, max_rmse_ratio=max_rmse_ratio, bound=bound, n_boot=n_boot, min_rows=min_rows
+            ctx,
+            max_r2_gap=max_r2_gap,
+            max_rmse_ratio=max_rmse_ratio,
+            bound=bound,
+            n_boot=n_boot,
+            min_rows=min_rows,
         )
     from auditkit.toolkit.stats import bootstrap_metrics, classification_metrics, newcombe_diff
 

@@ -346,7 +346,11 @@ def seed_variance(
         from auditkit.checks._regression_train import seed_variance_regression
 
         return seed_variance_regression(
-            ctx, max_seed_rmse_cv=max_seed_rmse_cv, max_weight_diff=max_weight_diff, rerun=rerun, min_rows=min_rows
+            ctx,
+            max_seed_rmse_cv=max_seed_rmse_cv,
+            max_weight_diff=max_weight_diff,
+            rerun=rerun,
+            min_rows=min_rows,
         )
     from auditkit.toolkit import mean_ci, state_distance, wilson
 

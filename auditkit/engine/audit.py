@@ -173,7 +173,12 @@ def _check_task(arts: Artifacts, s: AuditSpec) -> None:
         if s.model is not None and s.model.output != "point":
             raise InputError(
                 "model.output: gaussian and quantile outputs are for regression; this audit is "
-                "classification" + (" (model.task)" if s.model.task else " (the label has few distinct values; set model.task: regression)")
+                "classification"
+                + (
+                    " (model.task)"
+                    if s.model.task
+                    else " (the label has few distinct values; set model.task: regression)"
+                )
             )
         if s.training is not None and s.training.loss is not None:
             raise InputError(

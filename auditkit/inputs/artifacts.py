@@ -66,7 +66,9 @@ def regression_predictions(split: str, raw: np.ndarray, y: np.ndarray | None, ou
         levels = tuple(float(q) for q in output.quantiles)
         q = np.sort(out2, axis=1)  # crossing quantiles are sorted (rearrangement, Chernozhukov et al.)
         mid = levels.index(0.5) if 0.5 in levels else len(levels) // 2
-        return Predictions(split, raw, empty, y, task="regression", point=q[:, mid], quantiles=q, levels=levels)
+        return Predictions(
+            split, raw, empty, y, task="regression", point=q[:, mid], quantiles=q, levels=levels
+        )
     return Predictions(split, raw, empty, y, task="regression", point=out2[:, 0])
 
 
@@ -268,7 +270,10 @@ class Artifacts:
         if req == "sensitive":
             return bool(roles.sensitive), "needs data.sensitive"
         if req == "classification":
-            return self.task() == "classification", "applies to classification only (model.task is regression)"
+            return (
+                self.task() == "classification",
+                "applies to classification only (model.task is regression)",
+            )
         if req == "regression":
             return self.task() == "regression", "applies to regression only"
         if req in ("tabular", "image"):

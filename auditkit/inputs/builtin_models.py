@@ -178,7 +178,7 @@ class TabularMLPRegressor(TabularMLP):
         self.register_buffer("out_shift", torch.zeros(n_outputs))
 
     def fit_target(self, y: np.ndarray) -> TabularMLPRegressor:
-        scale, shift = _target_affine(self.config["output"], int(self.out_scale.numel()), y)
+        scale, shift = _target_affine(str(self.config["output"]), int(self.out_scale.numel()), y)
         self.out_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
         self.out_shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
         return self
@@ -208,7 +208,7 @@ class SmallCNNRegressor(SmallCNN):
         self.register_buffer("out_shift", torch.zeros(n_outputs))
 
     def fit_target(self, y: np.ndarray) -> SmallCNNRegressor:
-        scale, shift = _target_affine(self.config["output"], int(self.out_scale.numel()), y)
+        scale, shift = _target_affine(str(self.config["output"]), int(self.out_scale.numel()), y)
         self.out_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
         self.out_shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
         return self
@@ -265,9 +265,12 @@ def build(
             numeric_idx, categorical = list(range(n_features)), {}
         elif numeric_idx is None:
             numeric_idx = list(range(n_features))
-        cls = TabularMLPRegressor if regression else TabularMLP
-        extra = {"output": output} if regression else {}
-        model = cls(n_features, list(numeric_idx), dict(categorical or {}), n_classes, **args, **extra)
+        if regression:
+            model = TabularMLPRegressor(
+                n_features, list(numeric_idx), dict(categorical or {}), n_classes, output=output, **args
+            )
+        else:
+            model = TabularMLP(n_features, list(numeric_idx), dict(categorical or {}), n_classes, **args)
     else:
         raise ValueError(f"unknown builtin model {arch!r} (mlp or cnn)")
     model.fit_preprocessing(x_train.reshape(len(x_train), -1) if arch == "mlp" else x_train)  # type: ignore[operator]

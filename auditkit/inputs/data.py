@@ -396,16 +396,16 @@ def _task(
     }
     if declared is None:
         values = [s for s in labelled.values()]
-        numeric = all(
-            pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) for s in values
-        )
+        numeric = all(pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) for s in values)
         distinct = pd.concat([s.dropna() for s in values]).nunique() if values else 0
         declared = "regression" if values and numeric and distinct > max_classes else "classification"
     if declared == "regression":
         for name, s in labelled.items():
             converted = pd.to_numeric(s, errors="coerce")
             bad = s[converted.isna() & s.notna()]
-            if len(bad) or not (pd.api.types.is_numeric_dtype(converted) and not pd.api.types.is_bool_dtype(s)):
+            if len(bad) or not (
+                pd.api.types.is_numeric_dtype(converted) and not pd.api.types.is_bool_dtype(s)
+            ):
                 loc = where.get(name, f"data.splits.{name}")
                 example = f" (e.g. {str(bad.iloc[0])[:40]!r} in {len(bad)} rows)" if len(bad) else ""
                 raise InputError(

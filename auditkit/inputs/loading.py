@@ -226,7 +226,12 @@ def _adapt(artifacts: Artifacts, module: Any, source: dict[str, Any], device: An
                 + (" — export with a dynamic batch dimension" if source["format"] == "export" else "")
             ) from None
         regression = artifacts.task() == "regression"
-        if regression and isinstance(out, torch.Tensor) and expected == 1 and tuple(out.shape) == (len(example),):
+        if (
+            regression
+            and isinstance(out, torch.Tensor)
+            and expected == 1
+            and tuple(out.shape) == (len(example),)
+        ):
             module = _column_wrapper()(module)  # a regressor returning (batch,): audited as (batch, 1)
             source = {**source, "output": "one value per row, audited as one column"}
             out = out.reshape(len(example), 1)

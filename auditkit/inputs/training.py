@@ -594,7 +594,6 @@ def _flops(
     module: nn.Module, xb: torch.Tensor, yb: torch.Tensor, objective: Objective | None = None
 ) -> tuple[float | None, float | None]:
     """(forward+backward FLOPs per sample, forward FLOPs per sample) from torch's flop counter."""
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     try:

@@ -44,23 +44,6 @@ if TYPE_CHECKING:  # the names, typed, for mypy and editors; at run time they re
     from auditkit.spec.expr import ColumnError, unsafe_row_condition
     from auditkit.toolkit.confident import PRUNE_METHODS, RANKINGS, bootstrap_noise_rate, find_label_issues
     from auditkit.toolkit.imports import lazy
-    from auditkit.toolkit.stats import (
-        CALIBRATION,
-        METRICS,
-        auc,
-        bootstrap_ci,
-        bootstrap_indices,
-        bootstrap_metrics,
-        calibration_bins,
-        classification_metrics,
-        describe_method,
-        mean_ci,
-        metric_direction,
-        newcombe_diff,
-        reliability_diagram,
-        weighted_auc,
-        wilson,
-    )
     from auditkit.toolkit.regression import (
         REGRESSION_METRICS,
         bootstrap_regression,
@@ -77,6 +60,23 @@ if TYPE_CHECKING:  # the names, typed, for mypy and editors; at run time they re
         tail_summary,
         wasserstein,
         wasserstein_ci,
+    )
+    from auditkit.toolkit.stats import (
+        CALIBRATION,
+        METRICS,
+        auc,
+        bootstrap_ci,
+        bootstrap_indices,
+        bootstrap_metrics,
+        calibration_bins,
+        classification_metrics,
+        describe_method,
+        mean_ci,
+        metric_direction,
+        newcombe_diff,
+        reliability_diagram,
+        weighted_auc,
+        wilson,
     )
     from auditkit.toolkit.threads import default_threads
 

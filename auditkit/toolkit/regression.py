@@ -31,9 +31,7 @@ def _arrays(y: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
     return y, pred
 
 
-def regression_metrics(
-    y: Any, pred: Any, which: Sequence[str] = REGRESSION_METRICS
-) -> dict[str, float]:
+def regression_metrics(y: Any, pred: Any, which: Sequence[str] = REGRESSION_METRICS) -> dict[str, float]:
     """Point estimates of ``which`` (rmse, mae, median_ae, r2, mape, mse); NaN where undefined
     (R² of a constant target; MAPE when a label is ≤ 0)."""
     y, pred = _arrays(y, pred)

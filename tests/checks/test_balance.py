@@ -106,5 +106,7 @@ def test_messy_labels_and_high_cardinality_sensitive() -> None:
     # a continuous label is a regression target (issue #22): the target's tail is judged, not class shares
     rec = run_check(B.class_imbalance, make_artifacts({"train": cont}, label="y"))
     assert rec["status"] == "passed" and "tail_ratio" in {m["name"] for m in rec["metrics"]}
-    declared = make_artifacts({"train": cont}, label="y", spec={"model": {"builtin": "mlp", "task": "classification"}})
+    declared = make_artifacts(
+        {"train": cont}, label="y", spec={"model": {"builtin": "mlp", "task": "classification"}}
+    )
     assert run_check(B.class_imbalance, declared)["status"] == "not_applicable"

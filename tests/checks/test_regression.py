@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from auditkit.checks import adversarial, balance, corruption, fairness, performance
 from sklearn import metrics as skm
 
-from auditkit.checks import adversarial, balance, corruption, fairness, performance
 from auditkit.testing import make_artifacts, run_check
 from auditkit.toolkit import regression as R
 
@@ -84,8 +84,12 @@ def test_large_n_poisson_bootstrap_agrees_with_the_exact_one() -> None:
     rng = np.random.default_rng(6)
     y = rng.normal(size=30_000)
     pred = y + rng.normal(scale=1.5, size=30_000)
-    exact = R.bootstrap_regression(y, pred, ("rmse", "r2"), n_boot=300, rng=np.random.default_rng(0), exact_max=50_000)
-    poisson = R.bootstrap_regression(y, pred, ("rmse", "r2"), n_boot=300, rng=np.random.default_rng(0), exact_max=10_000)
+    exact = R.bootstrap_regression(
+        y, pred, ("rmse", "r2"), n_boot=300, rng=np.random.default_rng(0), exact_max=50_000
+    )
+    poisson = R.bootstrap_regression(
+        y, pred, ("rmse", "r2"), n_boot=300, rng=np.random.default_rng(0), exact_max=10_000
+    )
     for m in ("rmse", "r2"):
         w_exact, w_pois = exact[m][1] - exact[m][0], poisson[m][1] - poisson[m][0]
         assert w_pois == pytest.approx(w_exact, rel=0.2)
@@ -122,10 +126,18 @@ def test_wasserstein_equals_scipy_and_its_interval_separates_a_shift() -> None:
 W = np.array([3.0, -2.0])
 
 
-def _frame(n: int, rng: np.random.Generator, *, noise: float = 0.5, group_noise: float = 0.0, shift: float = 0.0) -> pd.DataFrame:
+def _frame(
+    n: int, rng: np.random.Generator, *, noise: float = 0.5, group_noise: float = 0.0, shift: float = 0.0
+) -> pd.DataFrame:
     x = rng.normal(size=(n, 2))
     g = rng.choice(["a", "b"], size=n)
-    y = x @ W + 10.0 + shift + rng.normal(scale=noise, size=n) + (g == "b") * rng.normal(scale=group_noise, size=n)
+    y = (
+        x @ W
+        + 10.0
+        + shift
+        + rng.normal(scale=noise, size=n)
+        + (g == "b") * rng.normal(scale=group_noise, size=n)
+    )
     return pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "g": g, "y": y})
 
 
@@ -169,20 +181,29 @@ def _metric(rec: dict, name: str) -> dict:
 
 def test_perf001_metrics_equal_sklearn_and_gate_on_the_conservative_bound() -> None:
     rng = np.random.default_rng(10)
-    train, test = _frame(400, rng, shift=20.0), _frame(300, rng, shift=20.0)  # positive labels: MAPE is defined
+    train, test = (
+        _frame(400, rng, shift=20.0),
+        _frame(300, rng, shift=20.0),
+    )  # positive labels: MAPE is defined
     arts = _arts(Linear(b=30.0), train, test)
     pred = test[["x1", "x2"]].to_numpy() @ W + 30.0
     rec = run_check(performance.heldout_performance, arts, params={"max_rmse": 0.6, "min_r2": 0.9})
     assert rec["status"] == "passed", rec["findings"]
     assert _metric(rec, "rmse")["value"] == pytest.approx(skm.root_mean_squared_error(test.y, pred), rel=1e-5)
     assert _metric(rec, "r2")["value"] == pytest.approx(skm.r2_score(test.y, pred), rel=1e-5)
-    assert _metric(rec, "median_ae")["value"] == pytest.approx(skm.median_absolute_error(test.y, pred), rel=1e-5)
-    assert _metric(rec, "mape")["value"] == pytest.approx(skm.mean_absolute_percentage_error(test.y, pred), rel=1e-4)
+    assert _metric(rec, "median_ae")["value"] == pytest.approx(
+        skm.median_absolute_error(test.y, pred), rel=1e-5
+    )
+    assert _metric(rec, "mape")["value"] == pytest.approx(
+        skm.mean_absolute_percentage_error(test.y, pred), rel=1e-4
+    )
     rmse = _metric(rec, "rmse")
     assert rmse["ci"][0] < rmse["value"] < rmse["ci"][1] and rmse["unit"] == "y units"
     # a maximum between the point estimate and the upper bound fails conservatively, passes on the value
     limit = (rmse["value"] + rmse["ci"][1]) / 2
-    tight = run_check(performance.heldout_performance, _arts(Linear(b=30.0), train, test), params={"max_rmse": limit})
+    tight = run_check(
+        performance.heldout_performance, _arts(Linear(b=30.0), train, test), params={"max_rmse": limit}
+    )
     assert tight["status"] == "failed" and [f["key"] for f in tight["findings"]] == ["rmse"]
     loose = run_check(performance.heldout_performance, _arts(Linear(b=30.0), train, test),
                       params={"max_rmse": limit, "bound": "value"})  # fmt: skip
@@ -192,7 +213,9 @@ def test_perf001_metrics_equal_sklearn_and_gate_on_the_conservative_bound() -> N
 def test_perf001_fails_a_model_that_does_not_beat_the_train_mean() -> None:
     rng = np.random.default_rng(11)
     train, test = _frame(400, rng), _frame(300, rng)
-    weak = Linear(w=np.array([0.0, 0.3]), b=float(train.y.mean()))  # x2's true weight is −2: worse than the mean
+    weak = Linear(
+        w=np.array([0.0, 0.3]), b=float(train.y.mean())
+    )  # x2's true weight is −2: worse than the mean
     rec = run_check(performance.heldout_performance, _arts(weak, train, test))
     base = _metric(rec, "rmse_minus_mean_baseline")
     assert rec["status"] == "failed" and base["passed"] is False
@@ -220,11 +243,15 @@ def test_perf002_flags_overfitting_and_passes_a_model_that_generalises() -> None
 def test_perf003_coverage_and_pit_for_gaussian_and_quantile_outputs() -> None:
     rng = np.random.default_rng(13)
     train, test = _frame(300, rng), _frame(600, rng)
-    good = run_check(performance.calibration, _arts(Linear(out="gaussian", sd=0.5), train, test, output="gaussian"))
+    good = run_check(
+        performance.calibration, _arts(Linear(out="gaussian", sd=0.5), train, test, output="gaussian")
+    )
     assert good["status"] == "passed", good["findings"]
     cov = _metric(good, "coverage")
     assert cov["details"]["nominal"] == 0.9 and cov["ci"][0] <= 0.9 <= cov["ci"][1]
-    over = run_check(performance.calibration, _arts(Linear(out="gaussian", sd=0.15), train, test, output="gaussian"))
+    over = run_check(
+        performance.calibration, _arts(Linear(out="gaussian", sd=0.15), train, test, output="gaussian")
+    )
     assert over["status"] == "failed"
     assert {f["key"] for f in over["findings"]} >= {"coverage_gap", "pit_ks"}
     q = {"quantiles": [0.05, 0.5, 0.95]}
@@ -299,7 +326,9 @@ def test_fair001_mean_prediction_gap_and_error_parity() -> None:
 def test_bal001_heavy_tailed_target_fails_a_normal_one_passes() -> None:
     rng = np.random.default_rng(16)
     x = rng.normal(size=2000)
-    heavy = make_artifacts({"train": pd.DataFrame({"x": x, "y": np.exp(2 * rng.normal(size=2000))})}, label="y")
+    heavy = make_artifacts(
+        {"train": pd.DataFrame({"x": x, "y": np.exp(2 * rng.normal(size=2000))})}, label="y"
+    )
     rec = run_check(balance.class_imbalance, heavy)
     assert rec["status"] == "failed" and _metric(rec, "tail_ratio")["ci"][0] > 5
     normal = make_artifacts({"train": pd.DataFrame({"x": x, "y": rng.normal(size=2000)})}, label="y")
@@ -313,11 +342,15 @@ def test_bal002_target_shift_fails_and_the_same_distribution_passes() -> None:
     def split(n: int, loc: float) -> pd.DataFrame:
         return pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(loc=loc, size=n)})
 
-    shifted = run_check(balance.label_shift, make_artifacts({"train": split(800, 0), "test": split(400, 0.6)}, label="y"))
+    shifted = run_check(
+        balance.label_shift, make_artifacts({"train": split(800, 0), "test": split(400, 0.6)}, label="y")
+    )
     assert shifted["status"] == "failed"
     w = _metric(shifted, "wasserstein_test")
     assert w["value"] == pytest.approx(0.6, abs=0.15) and w["details"]["ks_p_value"] < 1e-6
-    same = run_check(balance.label_shift, make_artifacts({"train": split(800, 0), "test": split(400, 0)}, label="y"))
+    same = run_check(
+        balance.label_shift, make_artifacts({"train": split(800, 0), "test": split(400, 0)}, label="y")
+    )
     assert same["status"] == "passed"
 
 
@@ -343,9 +376,13 @@ def test_adv001_pgd_reaches_the_analytic_worst_case_of_a_linear_model() -> None:
 def test_adv001_sensitive_regressor_fails_and_a_flat_one_passes() -> None:
     rng = np.random.default_rng(19)
     train, test = _frame(400, rng), _frame(200, rng)
-    steep = run_check(adversarial.white_box_evasion, _arts(Linear(w=W * 20), train, test), params={"norms": ["inf"]})
+    steep = run_check(
+        adversarial.white_box_evasion, _arts(Linear(w=W * 20), train, test), params={"norms": ["inf"]}
+    )
     assert steep["status"] == "failed" and _metric(steep, "robust_share")["value"] < 0.5
-    flat = run_check(adversarial.white_box_evasion, _arts(Linear(w=W * 0.01), train, test), params={"norms": ["inf"]})
+    flat = run_check(
+        adversarial.white_box_evasion, _arts(Linear(w=W * 0.01), train, test), params={"norms": ["inf"]}
+    )
     assert flat["status"] == "passed" and _metric(flat, "robust_share")["value"] == 1.0
 
 

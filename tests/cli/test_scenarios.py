@@ -283,7 +283,11 @@ def test_single_class_labels_with_a_model_are_refused(
     code, _out, err = _run(["run", str(reg), "-o", str(models / "out"), "-q"], capsys)
     assert code == 2 and "fractional" in err and "a regression target" in err, err
     # Undeclared, the same numeric label (> data.max_classes values) is inferred as regression and audited.
-    reg.write_text(reg_text.replace("report: {formats: [json]}", "report: {formats: [json]}\nchecks: {select: [AK-PERF-001]}"))
+    reg.write_text(
+        reg_text.replace(
+            "report: {formats: [json]}", "report: {formats: [json]}\nchecks: {select: [AK-PERF-001]}"
+        )
+    )
     code, _out, err = _run(["run", str(reg), "-o", str(models / "out_reg"), "-q"], capsys)
     doc = json.loads((models / "out_reg" / "results.json").read_text())
     assert doc["subject"]["task"] == "regression" and doc["subject"]["task_inferred"] is True
