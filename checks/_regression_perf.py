@@ -290,9 +290,9 @@ def gap_regression(
         Metric("rmse_gap", rmse_e - rmse_t, ci=ci_diff, n=len(yt) + len(ye), unit=unit,
                description="test RMSE − train RMSE"),
         Metric("train_rmse", rmse_t, n=len(yt), unit=unit),
-        Metric("test_rmse", rmse_e, n=len(ye), unit=unit),
+        Metric("test_rmse", rmse_e, n=len(ye), unit=unit, direction="lower"),
         Metric("train_r2", r2_t, n=len(yt)),
-        Metric("test_r2", r2_e, n=len(ye)),
+        Metric("test_r2", r2_e, n=len(ye), direction="higher"),
     ]  # fmt: skip
     return Outcome.from_metrics(
         metrics,
@@ -574,8 +574,8 @@ def slices_regression(
     rmse_w, name, ns, ci, mae_ratio = worst
     unit = _unit(ctx)
     metrics = [
-        Metric("overall_rmse", overall, n=len(y), unit=unit),
-        Metric("worst_slice_rmse", rmse_w, n=ns, unit=unit, details={"slice": name}),
+        Metric("overall_rmse", overall, n=len(y), unit=unit, direction="lower"),
+        Metric("worst_slice_rmse", rmse_w, n=ns, unit=unit, direction="lower", details={"slice": name}),
         Metric("worst_slice_rmse_ratio", rmse_w / overall if overall > 0 else None, ci=ci, n=ns,
                threshold=max_rmse_ratio, direction="lower", bound=bound,  # type: ignore[arg-type]
                description=f"RMSE of {name} / overall RMSE (CI: slice and rest resampled independently)",

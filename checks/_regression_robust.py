@@ -263,7 +263,7 @@ def evasion_regression(
                bound="conservative" if conservative else "value",
                description=f"share of rows whose prediction moves by at most {tol:.6g} within ε={gate:g} ({gate_norm})",
                details={"epsilon": gate, "norm": gate_norm, "tolerance": tol}),
-        Metric("mean_max_deviation", float(np.mean(g)), n=len(g), unit=unit,
+        Metric("mean_max_deviation", float(np.mean(g)), n=len(g), unit=unit, direction="lower",
                description=f"mean over rows of the largest |f(x+δ) − f(x)| within ε={gate:g}"),
         Metric("p95_max_deviation", float(np.quantile(g, 0.95)), n=len(g), unit=unit),
         Metric("mean_max_deviation_sd", float(np.mean(g)) / label_sd if label_sd > 0 else None, n=len(g),
@@ -415,7 +415,7 @@ def corruptions_regression(
                bound="conservative" if conservative else "value",
                description="mean over corruptions × severities of RMSE corrupted / RMSE clean − 1 (paired bootstrap)",
                details={"per_corruption": per_corruption}),
-        Metric("clean_rmse", clean, n=n, unit=unit),
+        Metric("clean_rmse", clean, n=n, unit=unit, direction="lower"),
     ]  # fmt: skip
     return Outcome.from_metrics(
         metrics,

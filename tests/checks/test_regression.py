@@ -395,3 +395,25 @@ def test_adv003_rmse_under_corruptions() -> None:
     assert m["value"] > 1 and m["ci"][0] > 0.1
     robust = run_check(corruption.natural_corruptions, _arts(Linear(w=W * 0.001), train, test))
     assert robust["status"] == "passed"
+
+
+# ------------------------------------------------------------------------------------------------
+# Baseline gate and diff: an RMSE that rises beyond its interval is a regression
+# ------------------------------------------------------------------------------------------------
+
+
+def test_rmse_rising_beyond_its_interval_is_a_gate_regression_and_a_worse_diff() -> None:
+    from auditkit.results.diff import diff_results
+    from auditkit.results.gate import regressions
+
+    rng = np.random.default_rng(21)
+    train, test = _frame(400, rng), _frame(400, rng)
+    old = run_check(performance.heldout_performance, _arts(Linear(), train, test))
+    worse = run_check(performance.heldout_performance, _arts(Linear(w=W * 1.3), train, test))  # RMSE ≈ 1.3
+    found = regressions([worse], {"checks": [old]})
+    assert {r["check"] for r in found} == {"AK-PERF-001"}
+    assert any("rmse" in r["message"] for r in found)
+    assert not regressions([old], {"checks": [worse]})  # the improvement is no regression
+    d = diff_results({"checks": [old]}, {"checks": [worse]})
+    rmse = next(c for c in d["metric_changes"] if c["metric"] == "rmse")
+    assert rmse["trend"] == "worse" and rmse["significant"] is True
