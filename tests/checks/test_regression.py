@@ -417,3 +417,75 @@ def test_rmse_rising_beyond_its_interval_is_a_gate_regression_and_a_worse_diff()
     d = diff_results({"checks": [old]}, {"checks": [worse]})
     rmse = next(c for c in d["metric_changes"] if c["metric"] == "rmse")
     assert rmse["trend"] == "worse" and rmse["significant"] is True
+
+
+# ------------------------------------------------------------------------------------------------
+# AK-OOD-001 / 002 regression implementations (checks/_regression_ood.py; not wired into ood.py yet)
+# ------------------------------------------------------------------------------------------------
+
+
+def _ctx(arts, check_fn):  # type: ignore[no-untyped-def]
+    from auditkit.engine.check import check_info
+    from auditkit.engine.context import RunContext
+
+    return RunContext(check_info(check_fn), arts, run_seed=0)
+
+
+def test_ood_regression_detects_far_inputs_and_not_in_distribution_ones() -> None:
+    from auditkit.checks import ood
+    from auditkit.checks._regression_ood import ood_detection_regression
+
+    from auditkit.engine.check import NotApplicable
+
+    rng = np.random.default_rng(22)
+    train, test = _frame(400, rng), _frame(200, rng)
+    far = _frame(200, rng).assign(x1=lambda d: d.x1 + 6.0)
+    arts = make_artifacts({"train": train, "test": test, "ood": far}, label="y", features=["x1", "x2"],
+                          model=Linear(), spec={"model": {"builtin": "mlp"}})  # fmt: skip
+    out = ood_detection_regression(_ctx(arts, ood.ood_detection))
+    maha = next(m for m in out.metrics if m.name == "auroc_mahalanobis_ood")
+    knn = next(m for m in out.metrics if m.name == "auroc_knn_ood")
+    assert (
+        out.resolved_status() == "passed" and maha.ci is not None and maha.ci[0] > 0.95 and knn.value > 0.95
+    )
+    # the same distribution is not separable: the gated AUROC's lower bound stays below 0.8
+    same = make_artifacts({"train": train, "test": test, "ood": _frame(200, rng)}, label="y", features=["x1", "x2"],
+                          model=Linear(), spec={"model": {"builtin": "mlp"}})  # fmt: skip
+    out = ood_detection_regression(_ctx(same, ood.ood_detection))
+    assert out.resolved_status() == "failed"
+    assert 0.35 < next(m for m in out.metrics if m.name == "auroc_mahalanobis_ood").value < 0.65
+    with pytest.raises(NotApplicable, match="logit-based"):
+        ood_detection_regression(
+            _ctx(same, ood.ood_detection), detectors=["msp", "energy"], gate_detector=None
+        )
+    # without an ood split: synthetic sets; column_shuffled is reported, never gated
+    synth = ood_detection_regression(_ctx(make_artifacts({"train": train, "test": test}, label="y", features=["x1", "x2"],
+                                                         model=Linear(), spec={"model": {"builtin": "mlp"}}), ood.ood_detection))  # fmt: skip
+    assert {m.name for m in synth.metrics if m.threshold is not None} == {
+        "auroc_mahalanobis_uniform_box",
+        "auroc_mahalanobis_scaled_outliers",
+    }
+
+
+def test_shift_regression_fails_a_sensitive_model_and_passes_a_flat_one() -> None:
+    from auditkit.checks import ood
+    from auditkit.checks._regression_ood import shift_regression
+
+    rng = np.random.default_rng(23)
+    train, test = _frame(400, rng), _frame(300, rng)
+    steep = shift_regression(_ctx(_arts(Linear(), train, test), ood.shift_behaviour))
+    assert steep.resolved_status() == "failed"
+    noise = next(m for m in steep.metrics if m.name == "relative_rmse_increase_mean_shift")
+    # a mean shift of 0.25 sd on x1 (+) and x2 (−) moves w·x by 0.25 (3 sd1 + 2 sd2): RMSE grows accordingly
+    sd = train[["x1", "x2"]].std(ddof=0).to_numpy()
+    expected_bias = 0.25 * (3 * sd[0] + 2 * sd[1])
+    clean = next(m for m in steep.metrics if m.name == "clean_rmse").value
+    assert noise.value == pytest.approx(np.sqrt(clean**2 + expected_bias**2) / clean - 1, rel=0.15)
+    flat = shift_regression(_ctx(_arts(Linear(w=W * 0.001), train, test), ood.shift_behaviour))
+    assert flat.resolved_status() == "passed"
+    prod = make_artifacts({"train": train, "test": test, "production": _frame(300, rng, shift=8.0)}, label="y",
+                          features=["x1", "x2"], model=Linear(), spec={"model": {"builtin": "mlp"}})  # fmt: skip
+    out = shift_regression(_ctx(prod, ood.shift_behaviour))
+    assert [m.name for m in out.metrics][
+        0
+    ] == "relative_rmse_increase_production" and out.resolved_status() == "failed"
