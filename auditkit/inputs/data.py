@@ -395,7 +395,7 @@ def _task(
         n: f[label] for n, (f, _a, _p) in frames.items() if label in f and (n != "ood" or n == ref_name)
     }
     if declared is None:
-        values = [s for s in labelled.values()]
+        values = [s for s in labelled.values() if s.notna().any()]  # an unlabelled split says nothing
         numeric = all(pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) for s in values)
         distinct = pd.concat([s.dropna() for s in values]).nunique() if values else 0
         declared = "regression" if values and numeric and distinct > max_classes else "classification"
