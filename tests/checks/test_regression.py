@@ -489,3 +489,33 @@ def test_shift_regression_fails_a_sensitive_model_and_passes_a_flat_one() -> Non
     assert [m.name for m in out.metrics][
         0
     ] == "relative_rmse_increase_production" and out.resolved_status() == "failed"
+
+
+# ------------------------------------------------------------------------------------------------
+# AK-DEPLOY-001
+# ------------------------------------------------------------------------------------------------
+
+
+def test_deploy001_regression_parity_passes_faithful_artifacts_and_fails_a_biased_export(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from auditkit.checks import deployment
+
+    rng = np.random.default_rng(24)
+    train, test = _frame(300, rng), _frame(300, rng)
+    biased = Linear(b=10.0 + 0.5 * float(train.y.std())).lin  # an export whose bias constant is off by 0.5 sd
+    torch.jit.save(torch.jit.script(biased), tmp_path / "biased.pt")
+    spec = {"model": {"builtin": "mlp"}, "deployment": {"artifacts": [
+        {"name": "bf16", "dtype": "bfloat16"}, {"name": "int8", "quantize": "dynamic_int8"},
+        {"name": "biased", "torchscript": str(tmp_path / "biased.pt")}]}}  # fmt: skip
+    arts = make_artifacts(
+        {"train": train, "test": test}, label="y", features=["x1", "x2"], model=Linear(), spec=spec
+    )
+    rec = run_check(deployment.deployment_parity, arts)
+    failing = {f["key"] for f in rec["findings"] if f["severity"] != "info"}
+    assert rec["status"] == "failed" and failing == {
+        "prediction_diff_p99_sd[biased, test]",
+        "rmse_increase[biased, test]",
+    }
+    diff = _metric(rec, "prediction_diff_p99_sd[biased, test]")
+    assert diff["value"] == pytest.approx(0.5 * train.y.std() / train.y.std(ddof=1), rel=1e-3)
+    assert _metric(rec, "prediction_diff_p99_sd[bf16, test]")["passed"] is True
+    assert _metric(rec, "rmse_increase[int8, test]")["passed"] is True
