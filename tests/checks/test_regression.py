@@ -519,3 +519,51 @@ def test_deploy001_regression_parity_passes_faithful_artifacts_and_fails_a_biase
     assert diff["value"] == pytest.approx(0.5 * train.y.std() / train.y.std(ddof=1), rel=1e-3)
     assert _metric(rec, "prediction_diff_p99_sd[bf16, test]")["passed"] is True
     assert _metric(rec, "rmse_increase[int8, test]")["passed"] is True
+
+
+# ------------------------------------------------------------------------------------------------
+# AK-TRAIN-002 / 003 (built-in MLP trained by auditkit on a regression target)
+# ------------------------------------------------------------------------------------------------
+
+
+def _train_arts(main: dict, compare: list[dict] | None = None, seeds: tuple[int, ...] = (0, 1, 2)):  # type: ignore[no-untyped-def]
+    from auditkit.testing import tiny_regression
+
+    data = tiny_regression(n=240, seed=3)
+    training = {
+        "epochs": 15,
+        "batch_size": 32,
+        "seeds": list(seeds),
+        "optimizer": main,
+        "compare": compare or [],
+    }
+    return make_artifacts({"train": data["train"], "test": data["test"]}, label="y", features=["x1", "x2", "colour"],
+                          spec={"model": {"builtin": "mlp"}, "training": training})  # fmt: skip
+
+
+def test_train002_seed_spread_of_test_rmse() -> None:
+    from auditkit.checks import training
+
+    arts = _train_arts({"name": "AdamW", "lr": 0.01})
+    rec = run_check(training.seed_variance, arts)
+    assert rec["status"] == "passed", rec["findings"]
+    rmses = [r[1] for r in rec["evidence"]["per seed"]["rows"]]
+    cv = _metric(rec, "seed_cv_rmse")
+    assert cv["value"] == pytest.approx(np.std(rmses, ddof=1) / np.mean(rmses), rel=1e-9)
+    assert _metric(rec, "same_seed_max_weight_diff")["value"] == 0.0
+    strict = run_check(
+        training.seed_variance, arts, params={"max_seed_rmse_cv": cv["value"] / 2, "rerun": False}
+    )
+    assert strict["status"] == "failed" and [f["key"] for f in strict["findings"]] == ["seed_cv_rmse"]
+
+
+def test_train003_fails_a_chosen_optimizer_that_is_significantly_worse() -> None:
+    from auditkit.checks import training
+
+    slow, good = {"name": "SGD", "lr": 1e-4}, {"name": "AdamW", "lr": 0.01}
+    worse = run_check(training.optimizer_comparison, _train_arts(slow, [good], seeds=(0, 1)))
+    assert worse["status"] == "failed"
+    m = next(m for m in worse["metrics"] if m["name"].startswith("rmse_relative_difference_vs_AdamW"))
+    assert m["ci"][0] > 0
+    better = run_check(training.optimizer_comparison, _train_arts(good, [slow], seeds=(0, 1)))
+    assert better["status"] == "passed"
