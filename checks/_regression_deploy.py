@@ -86,8 +86,10 @@ def parity_regression(
                                         "model predicts", key=f"non-finite[{key}]"))  # fmt: skip
             if len(em) >= 2:
                 rm, ra = float(np.sqrt(np.mean(em * em))), float(np.sqrt(np.mean(ea * ea)))
-                idx = rng.integers(0, len(em), size=(n_boot, len(em)))
-                boots = np.sqrt((ea * ea)[idx].mean(axis=1)) / np.sqrt((em * em)[idx].mean(axis=1)) - 1
+                boots = np.empty(n_boot)
+                for b in range(n_boot):  # one replicate at a time: memory O(n)
+                    i = rng.integers(0, len(em), len(em))
+                    boots[b] = np.sqrt(np.mean((ea * ea)[i])) / np.sqrt(np.mean((em * em)[i])) - 1
                 ci = (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975)))
                 metrics.append(Metric(f"rmse_increase[{key}]", ra / rm - 1 if rm > 0 else None, ci=ci, n=len(em),
                                       threshold=max_rmse_increase, direction="lower",

@@ -264,11 +264,9 @@ def gap_regression(
     rng = ctx.rng()
     # resample (label, error) pairs of each split on its own: stack them as columns of one array
     tr, te = np.column_stack([yt, et]), np.column_stack([ye, ee])
-    idx_t = rng.integers(0, len(tr), size=(n_boot, len(tr)))
-    idx_e = rng.integers(0, len(te), size=(n_boot, len(te)))
     r2_gaps, ratios, diffs = np.empty(n_boot), np.empty(n_boot), np.empty(n_boot)
-    for b in range(n_boot):
-        a, c = tr[idx_t[b]], te[idx_e[b]]
+    for b in range(n_boot):  # one replicate's indices at a time: memory O(n)
+        a, c = tr[rng.integers(0, len(tr), len(tr))], te[rng.integers(0, len(te), len(te))]
         ra, rc = np.sqrt(np.mean(a[:, 1] ** 2)), np.sqrt(np.mean(c[:, 1] ** 2))
         r2_gaps[b] = _r2(a[:, 0], a[:, 1]) - _r2(c[:, 0], c[:, 1])
         ratios[b] = rc / ra if ra > 0 else np.nan
@@ -702,13 +700,15 @@ def fairness_regression(
         if len(ok) < 2:
             continue
         groups = [data[codes == i] for i in ok]
-        idx = [rng.integers(0, len(g), size=(n_boot, len(g))) for g in groups]
-        for kind in limits:
+        # the same resamples for the three metrics, one replicate at a time (memory O(n))
+        replicates = np.empty((n_boot, len(limits)))
+        for b in range(n_boot):
+            resampled = [g[rng.integers(0, len(g), len(g))] for g in groups]
+            replicates[b] = [_spread(resampled, kind) for kind in limits]
+        for j, kind in enumerate(limits):
             scale = label_sd if kind in ("mean_prediction_gap", "mae_difference") and label_sd > 0 else 1.0
             value = _spread(groups, kind) / scale
-            boots = np.array(
-                [_spread([g[i[b]] for g, i in zip(groups, idx, strict=True)], kind) for b in range(n_boot)]
-            )
+            boots = replicates[:, j]
             from auditkit.toolkit.regression import percentile_interval
 
             ci = percentile_interval(boots / scale)

@@ -150,21 +150,24 @@ def bootstrap_stat(
     """Percentile interval of ``statistic(*resampled arrays)``, each array resampled on its own
     (independent samples, e.g. a group and the rest, or train and test), or with ``paired`` the
     same rows of every array (arrays of one length: two models' errors on the same rows).
-    Resamples are drawn in one call per array so results depend only on the seed."""
+    Resamples are drawn one replicate at a time from ``rng`` (memory O(n); results depend only on
+    the seed)."""
     from auditkit.toolkit.stats import _percentile
 
     rng = rng or np.random.default_rng(0)
     arrs = [np.asarray(a, dtype=np.float64) for a in arrays]
     if any(len(a) == 0 for a in arrs):
         return (float("nan"), float("nan"))
-    if paired:
-        if len({len(a) for a in arrs}) != 1:
-            raise ValueError("paired resampling needs arrays of one length")
-        shared = rng.integers(0, len(arrs[0]), size=(n_boot, len(arrs[0])))
-        idx = [shared] * len(arrs)
-    else:
-        idx = [rng.integers(0, len(a), size=(n_boot, len(a))) for a in arrs]
-    values = np.array([statistic(*(a[i[b]] for a, i in zip(arrs, idx, strict=True))) for b in range(n_boot)])
+    if paired and len({len(a) for a in arrs}) != 1:
+        raise ValueError("paired resampling needs arrays of one length")
+    # one replicate's indices at a time: memory O(n), whatever n_boot (1M rows × 1000 would be 8 GB)
+    values = np.empty(n_boot)
+    for b in range(n_boot):
+        if paired:
+            i = rng.integers(0, len(arrs[0]), size=len(arrs[0]))
+            values[b] = statistic(*(a[i] for a in arrs))
+        else:
+            values[b] = statistic(*(a[rng.integers(0, len(a), size=len(a))] for a in arrs))
     return _percentile(values, confidence)
 
 
