@@ -23,7 +23,7 @@ demo: $(STAMP)  ## create .venv, install, run the flagship audit, write the repo
 	  test $$code -le 1
 
 example: $(STAMP)  ## make example EX=loan_approval: build an example's data, run its audit(s)
-	@test -n "$(EX)" && test -d examples/$(EX) || { echo "usage: make example EX=<breast_cancer|loan_approval|digits|panel_wages|release_gate|edge_deploy>"; exit 2; }
+	@test -n "$(EX)" && test -d examples/$(EX) || { echo "usage: make example EX=<breast_cancer|loan_approval|digits|panel_wages|release_gate|edge_deploy|house_prices>"; exit 2; }
 	@if [ -f examples/$(EX)/run.sh ]; then \
 	  PATH="$(CURDIR)/$(BIN):$$PATH" PYTHON="$(CURDIR)/$(BIN)/python" bash examples/$(EX)/run.sh; \
 	else \

@@ -73,7 +73,6 @@ def make_artifacts(
         sensitive=tuple(sensitive),
         drop_missing_labels=drop_missing_labels,
     )
-    datasets = build_datasets(frames, roles) if frames else {}
     doc: dict[str, Any] = {"version": 1, "name": "test-audit", **dict(spec or {})}
     doc.setdefault("data", {})
     doc["data"] = {
@@ -82,6 +81,12 @@ def make_artifacts(
         **doc["data"],
     }
     loaded = parse_spec(doc, check_files=False)
+    declared = loaded.spec.model.task if loaded.spec.model is not None else None
+    datasets = (
+        build_datasets(frames, roles, task=declared, max_classes=loaded.spec.data.max_classes)
+        if frames
+        else {}
+    )
     adapter = None
     if model is not None:
         from auditkit.inputs.model import ModelAdapter, wrap
@@ -183,6 +188,25 @@ def tiny_tabular(n: int = 160, seed: int = 0) -> dict[str, pd.DataFrame]:
         x2 = rng.normal(size=m)
         cat = rng.choice(["a", "b", "c"], size=m)
         y = (x1 + 0.5 * x2 + rng.normal(scale=0.5, size=m) > 0).astype(int)
+        return pd.DataFrame({
+            "uid": np.arange(offset, offset + m), "household": (np.arange(offset, offset + m) // 3),
+            "when": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(offset, offset + m), unit="D"),
+            "x1": x1, "x2": x2, "colour": cat, "sex": rng.choice(["f", "m"], size=m), "y": y,
+        })  # fmt: skip
+
+    return {"train": split(n, 0), "test": split(n // 2, n), "production": split(n // 2, 2 * n)}
+
+
+def tiny_regression(n: int = 160, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Small synthetic tabular splits with a numeric target (``y``, > 50 distinct values: inferred
+    regression) and every column role, for contract tests of regression checks."""
+    rng = np.random.default_rng(seed)
+
+    def split(m: int, offset: int) -> pd.DataFrame:
+        x1 = rng.normal(size=m)
+        x2 = rng.normal(size=m)
+        cat = rng.choice(["a", "b", "c"], size=m)
+        y = 3.0 * x1 - 1.5 * x2 + (cat == "a") + rng.normal(scale=0.5, size=m) + 10.0
         return pd.DataFrame({
             "uid": np.arange(offset, offset + m), "household": (np.arange(offset, offset + m) // 3),
             "when": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(offset, offset + m), unit="D"),

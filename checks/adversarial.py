@@ -68,8 +68,13 @@ def white_box_evasion(
     step_ratio: float = 2.5, l2_scale: float = 0.25, max_samples: int = 1000, perturb_binary: bool = False,
     batch_size: int = 2048, attacks: str | list[str] = "fast", apgd_steps: AtLeast1 = 100, apgd_targets: AtLeast1 = 9,
     square_queries: AtLeast1 = 5000, min_rows: int = DEFAULT_MIN_ROWS,
+    tolerance: float | None = None, tolerance_sd: float = 0.25,
 ) -> Outcome:  # fmt: skip
     """Robust accuracy under white-box FGSM and PGD (L∞ and L2, ART) over an epsilon grid, true labels.
+
+    Regression: the largest change of the prediction within ε (plain-torch PGD maximising
+    |f(x+δ) − f(x)|), and the share of rows that stay within ``tolerance`` (the robust metric,
+    gated by ``min_robust_accuracy``); see docs/regression.md.
 
     Epsilons are fractions of the valid value range: for images of the declared ``model.input.range``
     (default grid 0, 1, 2, 4, 8, 16 /255), for tabular data of each feature's train range (default
@@ -112,7 +117,19 @@ def white_box_evasion(
     apgd_targets: target classes of APGD-T and FAB-T, the most likely wrong ones first (AutoAttack: 9).
     square_queries: model queries per sample of the Square attack (AutoAttack: 5000).
     min_rows: fewest labelled rows of ``split`` to judge on; fewer make the check not applicable, never a pass.
+    tolerance: regression: largest prediction change (label units) a row may show and still count as robust.
+    tolerance_sd: regression: the tolerance as a share of the train label's sd, when ``tolerance`` is none.
     """
+    if ctx.task == "regression":
+        from auditkit.checks._regression_robust import evasion_regression
+
+        return evasion_regression(
+            ctx, split=split, epsilons=epsilons, gate_epsilon=gate_epsilon, gate_norm=gate_norm,
+            min_robust_share=min_robust_accuracy, conservative=conservative, norms=norms, steps=steps,
+            restarts=restarts, step_ratio=step_ratio, l2_scale=l2_scale, max_samples=max_samples,
+            perturb_binary=perturb_binary, batch_size=batch_size, tolerance=tolerance, tolerance_sd=tolerance_sd,
+            min_rows=min_rows,
+        )  # fmt: skip
     validate_attack_params(norms, losses, steps, restarts)
     resolve_attacks(attacks)
     if gate_norm not in norms:
@@ -179,6 +196,11 @@ def black_box_and_masking(
     batch_size: attack batch size.
     min_rows: fewest labelled rows of ``split`` to judge on; fewer make the check not applicable, never a pass.
     """
+    if ctx.task == "regression":
+        from auditkit import NotApplicable
+
+        raise NotApplicable("the gradient-masking verdict compares decision-based attacks on class labels: "
+                            "regression models are covered by AK-ADV-001's prediction-sensitivity PGD")  # fmt: skip
     from auditkit.toolkit import wilson
 
     validate_attack_params(["inf"], losses, steps, restarts)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -53,6 +53,9 @@ def class_imbalance(
     min_minority_share: float | None = None,
     min_class_count: int = 30,
     max_classes: int = 100,
+    max_tail_ratio: float = 5.0,
+    n_boot: int = 1000,
+    min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:
     """Measures how rare the rarest class of the training set is.
 
@@ -67,7 +70,18 @@ def class_imbalance(
         the balanced share, 0.2 / number of classes (0.1 for two classes).
     min_class_count: smallest acceptable number of training rows in any class.
     max_classes: with more distinct labels than this the label is taken as continuous (not applicable).
+    max_tail_ratio: regression: largest acceptable tail ratio of the train target,
+        max(q99 − median, median − q01) / IQR (a normal target gives about 1.72).
+    n_boot: regression: bootstrap resamples for the tail ratio's interval.
+    min_rows: regression: fewest labelled train rows to judge the target's distribution on.
+
+    Regression: the train target's heavy tail (tail ratio with a bootstrap interval, skewness,
+    excess kurtosis, far-outlier share) instead of class shares.
     """
+    if ctx.task == "regression":
+        from auditkit.checks._regression_data import target_tail
+
+        return target_tail(ctx, max_tail_ratio=max_tail_ratio, n_boot=n_boot, min_rows=min_rows)
     from auditkit.toolkit.stats import wilson
 
     train = ctx.dataset("train")
@@ -124,7 +138,8 @@ def _tvd(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 )
 def label_shift(
     ctx: RunContext, /, *, max_distance: float = 0.1, n_boot: int = 1000, max_classes: int = 100,
-    min_rows: int = DEFAULT_MIN_ROWS,
+    min_rows: int = DEFAULT_MIN_ROWS, max_wasserstein: float = 0.1,
+    bound: Literal["value", "lower"] = "lower",
 ) -> Outcome:  # fmt: skip
     """Measures the distance between the label distribution of train and that of each labelled split.
 
@@ -139,7 +154,20 @@ def label_shift(
     n_boot: bootstrap resamples for the interval.
     max_classes: with more distinct labels than this the label is taken as continuous (not applicable).
     min_rows: fewest labelled rows a split needs to be compared (smaller ones are listed as too small to judge).
+    max_wasserstein: regression: largest acceptable 1-Wasserstein distance between the train target
+        and another split's, in train standard deviations.
+    bound: regression: `lower` (gate on the interval's lower end: W1 is biased upwards on small
+        samples, so a shift fails only when it is surely above the maximum) or `value`.
+
+    Regression: the 1-Wasserstein distance of each labelled split's target from train's (in train
+    sd) with a bootstrap interval, the mean shift and a KS test.
     """
+    if ctx.task == "regression":
+        from auditkit.checks._regression_data import target_shift
+
+        return target_shift(
+            ctx, max_wasserstein=max_wasserstein, bound=bound, n_boot=min(n_boot, 500), min_rows=min_rows
+        )
     train = ctx.dataset("train")
     classes = _classes(train, max_classes)
     k = len(classes)

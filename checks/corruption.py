@@ -65,7 +65,17 @@ def natural_corruptions(
         severities; enables the Relative mCE metric.
     max_relative_mce: largest acceptable Relative mCE (needs ``baseline_drops``); None reports it ungated.
     min_rows: fewest labelled rows of ``split`` to judge on; fewer make the check not applicable, never a pass.
+
+    Regression: RMSE under each corruption × severity relative to clean RMSE on the same rows
+    (paired bootstrap); ``max_relative_error`` bounds the mean relative RMSE increase (0.1 = 10%).
     """
+    if ctx.task == "regression":
+        from auditkit.checks._regression_robust import corruptions_regression
+
+        return corruptions_regression(
+            ctx, split=split, corruptions=corruptions, severities=severities, max_relative_error=max_relative_error,
+            conservative=conservative, max_samples=max_samples, min_rows=min_rows,
+        )  # fmt: skip
     from auditkit.toolkit import mean_ci, wilson
 
     adapter = ctx.model()

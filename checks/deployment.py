@@ -358,8 +358,12 @@ def deployment_parity(
     max_accuracy_drop: float = 0.005, conservative: bool = True, max_slice_disagreement: float = 0.05,
     min_slice_rows: int = 30, robustness: bool = True, max_robust_accuracy_drop: float | None = 0.05,
     max_corruption_error_increase: float | None = 0.05, n_boot: int = 1000,
+    max_rmse_increase: float = 0.02, max_prediction_diff_sd: float = 0.05,
 ) -> Outcome:  # fmt: skip
     """Compares every ``deployment.artifacts`` entry with the audited model on the same rows.
+
+    Regression: per artifact and split, |artifact − audited| prediction differences in train label
+    sd (99th percentile gated) and the relative RMSE increase with a paired bootstrap interval.
 
     Per artifact and split: top-1 agreement (Wilson interval), accuracy drop (audited minus
     artifact, paired bootstrap interval), the largest and 99th-percentile absolute difference of
@@ -383,7 +387,16 @@ def deployment_parity(
     max_robust_accuracy_drop: largest acceptable robust-accuracy drop at the gate epsilon; None reports it ungated.
     max_corruption_error_increase: largest acceptable increase of the mean relative corruption error; None reports it ungated.
     n_boot: bootstrap resamples for the accuracy-drop interval.
+    max_rmse_increase: regression: largest acceptable artifact RMSE / audited RMSE − 1 (upper bound when ``conservative``).
+    max_prediction_diff_sd: regression: largest acceptable 99th percentile of |artifact − audited| in train label sd.
     """
+    if ctx.task == "regression":
+        from auditkit.checks._regression_deploy import parity_regression
+
+        return parity_regression(
+            ctx, splits=splits, max_rmse_increase=max_rmse_increase, max_prediction_diff_sd=max_prediction_diff_sd,
+            conservative=conservative, n_boot=n_boot,
+        )  # fmt: skip
     from auditkit.checks._deploy import is_audited
 
     ready, missing, findings = _candidates(ctx)
@@ -514,8 +527,8 @@ def _pareto(points: list[tuple[str, float | None, float, int | None]]) -> list[b
 
 def _accuracy(ctx: RunContext, cand: Candidate, split: str) -> float | None:
     y = ctx.dataset(split).y
-    if y is None:
-        return None
+    if y is None or ctx.task == "regression":
+        return None  # regression: no accuracy (the Pareto table then ranks on latency and size)
     logits = _logits(ctx, cand, split)
     lab = (y >= 0) & (y < logits.shape[1])
     return float((logits[lab].argmax(1) == y[lab]).mean()) if lab.any() else None

@@ -48,7 +48,7 @@ def _summaries(counts: np.ndarray) -> dict[str, np.ndarray]:
     id="AK-FAIR-001",
     area="evaluation",
     title="Group fairness: selection-rate ratio, demographic parity and equalized-odds differences",
-    requires=("model", "test", "sensitive", "label", "classification"),
+    requires=("model", "test", "sensitive", "label"),
     severity="high",
     nist_ai_rmf=("MEASURE 2.11", "MAP 2.3", "MANAGE 1.3"),
     tags=("fairness", "bias"),
@@ -65,6 +65,9 @@ def group_fairness(
     intersectional: bool = True,
     bound: Literal["value", "conservative"] = "value",
     n_boot: int = 1000,
+    max_mean_prediction_gap: float | None = None,
+    max_rmse_ratio: float | None = 1.25,
+    max_mae_difference: float | None = None,
 ) -> Outcome:
     """Compares the model's favourable decisions across the groups of each sensitive column (and
     of pairs of columns, intersectionally, where every compared cell has `min_group_size` rows)
@@ -88,7 +91,23 @@ def group_fairness(
     intersectional: also compare intersections of pairs of sensitive columns.
     bound: `value` (gate on point estimates) or `conservative` (on the unfavourable interval end).
     n_boot: bootstrap resamples.
+    max_mean_prediction_gap: regression: largest acceptable highest − lowest group mean prediction,
+        in test label standard deviations (the analogue of demographic parity; none = report only).
+    max_rmse_ratio: regression: largest acceptable highest / lowest group RMSE (error parity).
+    max_mae_difference: regression: largest acceptable highest − lowest group MAE, in test label
+        standard deviations (none = report only).
+
+    Regression: per sensitive attribute (and pairwise intersections), the mean-prediction gap, the
+    RMSE ratio and the MAE difference between groups, each with a bootstrap interval.
     """
+    if ctx.task == "regression":
+        from auditkit.checks._regression_perf import fairness_regression
+
+        return fairness_regression(
+            ctx, max_mean_prediction_gap=max_mean_prediction_gap, max_rmse_ratio=max_rmse_ratio,
+            max_mae_difference=max_mae_difference, min_group_size=min_group_size, intersectional=intersectional,
+            bound=bound, n_boot=n_boot,
+        )  # fmt: skip
     from auditkit.toolkit.stats import wilson
 
     test = ctx.dataset("test")

@@ -55,7 +55,7 @@ Detectors = Annotated[tuple[Detector, ...], Field(min_length=1)]
     id="AK-OOD-001",
     area="ood",
     title="Out-of-distribution detection: softmax, energy, feature-space and activation-shaping detectors",
-    requires=("model", "train", "test", "classification"),
+    requires=("model", "train", "test"),
     severity="medium",
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.6", "MAP 2.3", "MANAGE 2.3"),
     tags=("ood", "robustness", "model"),
@@ -143,6 +143,14 @@ def ood_detection(
     gen_gamma: GEN's exponent γ (paper: 0.1; the top 100 classes are summed, as in the paper).
     min_rows: fewest test rows (and ood rows) to judge detection on; fewer make the check not applicable.
     """
+    if ctx.task == "regression":
+        from auditkit.checks._regression_ood import ood_detection_regression
+
+        return ood_detection_regression(
+            ctx, detectors=detectors, gate_detector=gate_detector, min_auroc=min_auroc, gate_sets=gate_sets,
+            synthetic=synthetic, fpr_convention=fpr_convention, tpr=tpr, knn_k=knn_k,
+            outlier_scale=outlier_scale, max_samples=max_samples, n_boot=n_boot, min_rows=min_rows,
+        )  # fmt: skip
     if gate_detector is not None and gate_detector not in detectors:
         raise SpecError(f"gate_detector {gate_detector!r} is not among detectors {list(detectors)}")
     test = ctx.dataset("test")
@@ -202,7 +210,7 @@ def ood_detection(
     id="AK-OOD-002",
     area="ood",
     title="Accuracy, calibration and selective prediction under distribution shift",
-    requires=("model", "train", "test", "label", "classification"),
+    requires=("model", "train", "test", "label"),
     severity="medium",
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.6", "MEASURE 2.4", "MANAGE 2.3"),
     tags=("ood", "shift", "calibration", "robustness", "model"),
@@ -217,6 +225,7 @@ def shift_behaviour(
     gate_severity: Severity = 2,
     max_accuracy_drop: float | None = 0.1,
     max_ece: float | None = 0.15,
+    max_rmse_increase: float | None = 0.25,
     use_production: bool = True,
     n_bins: AtLeast1 = 15,
     detectors: Detectors = ("msp", "max_logit", "energy", "mahalanobis", "knn"),
@@ -253,6 +262,8 @@ def shift_behaviour(
     gate_severity: severity whose accuracy drop and ECE are gated (must be among ``severities``).
     max_accuracy_drop: largest acceptable accuracy drop from clean test to shifted data; null: no gate.
     max_ece: largest acceptable expected calibration error on shifted data; null: no gate.
+    max_rmse_increase: regression only: largest acceptable relative RMSE increase from clean test to
+        shifted data (0.25 = a quarter more); null: no gate.
     use_production: use a labelled production split as the shifted data when there is one.
     n_bins: equal-width confidence bins for ECE.
     detectors: detectors compared for selective prediction (any of AK-OOD-001's, with their paper
@@ -266,6 +277,14 @@ def shift_behaviour(
     n_boot: bootstrap resamples for the intervals.
     min_rows: fewest labelled test rows with a finite output to judge on; fewer make the check not applicable.
     """
+    if ctx.task == "regression":
+        from auditkit.checks._regression_ood import shift_regression
+
+        return shift_regression(
+            ctx, shifts=shifts, severities=severities, gate_severity=gate_severity,
+            max_rmse_increase=max_rmse_increase, use_production=use_production, max_samples=max_samples,
+            n_boot=n_boot, min_rows=min_rows,
+        )  # fmt: skip
     rng = ctx.rng()
     # Compute: clean test, then production or synthetic shifts of the same rows (paired).
     clean = clean_test(ctx, n_bins=n_bins, max_samples=max_samples, n_boot=n_boot, min_rows=min_rows, rng=rng)

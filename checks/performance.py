@@ -6,11 +6,18 @@ percentile bootstrap of `auditkit.toolkit.stats.bootstrap_metrics` for the rest 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from auditkit.checks._data_preflight import slices_preflight
 from auditkit.checks._evaluation import finite, labelled, output_problems, slice_masks
+from auditkit.checks._regression_perf import (
+    calibration_regression,
+    gap_regression,
+    heldout_regression,
+    slices_regression,
+)
+from pydantic import Field
 
 from auditkit import (
     DEFAULT_MIN_ROWS,
@@ -41,7 +48,7 @@ _LABELS = {
     id="AK-PERF-001",
     area="evaluation",
     title="Held-out performance with confidence intervals against declared minimums",
-    requires=("model", "test", "label", "classification"),
+    requires=("model", "test", "label"),
     severity="high",
     nist_ai_rmf=("MEASURE 2.3", "MEASURE 2.5", "MEASURE 1.1"),
     tags=("performance", "evaluation"),
@@ -59,9 +66,20 @@ def heldout_performance(
     beat_majority: bool = True,
     n_boot: int = 1000,
     min_rows: int = DEFAULT_MIN_ROWS,
+    max_rmse: float | None = None,
+    max_mae: float | None = None,
+    max_median_ae: float | None = None,
+    min_r2: float | None = None,
+    max_mape: float | None = None,
+    beat_mean: bool = True,
 ) -> Outcome:
     """Accuracy, balanced accuracy, macro F1, ROC AUC (binary, or macro one-vs-rest) and log loss
     on the test split, each with a seeded percentile-bootstrap 95% interval.
+
+    Regression (``model.task: regression``): RMSE, MAE, median absolute error, R² and MAPE (when
+    every test label is positive) with bootstrap intervals, gated by the declared `max_*`/`min_r2`
+    on the conservative bound; with `beat_mean` it fails unless the RMSE's paired-bootstrap upper
+    bound is below that of always predicting the train mean (docs/regression.md).
 
     With `bound: conservative` (the default) a minimum is met only when the lower end of the 95%
     interval reaches it (the upper end, for log loss): the gate is sure, not lucky. With
@@ -80,7 +98,18 @@ def heldout_performance(
     beat_majority: fail when accuracy does not beat the majority-class rate.
     n_boot: bootstrap resamples.
     min_rows: fewest labelled test rows to judge on; fewer make the check not applicable, never a pass.
+    max_rmse: regression: declared maximum RMSE, in label units (none = report only).
+    max_mae: regression: declared maximum mean absolute error, in label units.
+    max_median_ae: regression: declared maximum median absolute error, in label units.
+    min_r2: regression: declared minimum R².
+    max_mape: regression: declared maximum mean absolute percentage error, as a share (0.1 = 10%).
+    beat_mean: regression: fail when RMSE does not clearly beat always predicting the train mean.
     """
+    if ctx.task == "regression":
+        return heldout_regression(
+            ctx, max_rmse=max_rmse, max_mae=max_mae, max_median_ae=max_median_ae, min_r2=min_r2,
+            max_mape=max_mape, bound=bound, beat_baseline=beat_mean, n_boot=n_boot, min_rows=min_rows,
+        )  # fmt: skip
     from auditkit.toolkit.stats import bootstrap_metrics, classification_metrics, describe_method, wilson
 
     broken, problems = output_problems(ctx, "test")
@@ -220,7 +249,7 @@ def heldout_performance(
     id="AK-PERF-002",
     area="evaluation",
     title="Generalisation gap between train and test",
-    requires=("model", "train", "test", "label", "classification"),
+    requires=("model", "train", "test", "label"),
     severity="medium",
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.3"),
     tags=("performance", "overfitting"),
@@ -232,6 +261,9 @@ def generalisation_gap(
     max_accuracy_gap: float = 0.05,
     bound: Literal["value", "conservative"] = "value",
     min_rows: int = DEFAULT_MIN_ROWS,
+    max_r2_gap: float = 0.1,
+    max_rmse_ratio: float | None = None,
+    n_boot: int = 1000,
 ) -> Outcome:
     """Accuracy on train minus accuracy on test (Newcombe's interval for the difference of two
     proportions), and the same gap in log loss (bootstrap intervals per split), to flag
@@ -242,7 +274,22 @@ def generalisation_gap(
     max_accuracy_gap: largest acceptable train − test accuracy.
     bound: `value` (gate on the point estimate) or `conservative` (on the interval's upper end).
     min_rows: fewest labelled rows in train and in test to judge on; fewer make the check not applicable.
+    max_r2_gap: regression: largest acceptable train R² − test R².
+    max_rmse_ratio: regression: largest acceptable test RMSE / train RMSE (none = report only).
+    n_boot: regression: bootstrap resamples (train and test resampled independently).
+
+    Regression: train R² − test R² (gated), test/train RMSE ratio and test − train RMSE, each with a
+    percentile-bootstrap interval.
     """
+    if ctx.task == "regression":
+        return gap_regression(
+            ctx,
+            max_r2_gap=max_r2_gap,
+            max_rmse_ratio=max_rmse_ratio,
+            bound=bound,
+            n_boot=n_boot,
+            min_rows=min_rows,
+        )
     from auditkit.toolkit.stats import bootstrap_metrics, classification_metrics, newcombe_diff
 
     broken, problems = output_problems(ctx, "train", "test")
@@ -310,7 +357,7 @@ def generalisation_gap(
     id="AK-PERF-003",
     area="evaluation",
     title="Calibration: ECE (equal-width and adaptive bins), MCE, Brier, reliability diagram",
-    requires=("model", "test", "label", "classification"),
+    requires=("model", "test", "label"),
     severity="medium",
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.3"),
     tags=("performance", "calibration"),
@@ -325,6 +372,9 @@ def calibration(
     bound: Literal["value", "conservative"] = "value",
     n_boot: int = 1000,
     min_rows: int = DEFAULT_MIN_ROWS,
+    coverage_level: Annotated[float, Field(gt=0, lt=1)] = 0.9,
+    max_coverage_gap: float = 0.05,
+    max_pit_ks: float | None = 0.1,
 ) -> Outcome:
     """Top-label calibration on the test split: expected calibration error with equal-width bins
     (Guo et al. 2017, bins (lo, hi]) and with equal-mass bins, maximum calibration error, and the
@@ -341,7 +391,20 @@ def calibration(
     bound: `value` (gate on the point estimate) or `conservative` (on the interval's upper end).
     n_boot: bootstrap resamples.
     min_rows: fewest labelled test rows to judge on; fewer make the check not applicable, never a pass.
+    coverage_level: regression, gaussian output: the central interval whose coverage is measured
+        (quantile outputs use their outermost levels).
+    max_coverage_gap: regression: largest acceptable |coverage − nominal| of that interval.
+    max_pit_ks: regression: largest acceptable Kolmogorov–Smirnov distance of the PIT from uniform
+        (none = report only).
+
+    Regression: for `model.output: gaussian` or quantiles, interval coverage (Wilson interval),
+    PIT histogram uniformity and sharpness (mean interval width); not applicable to point outputs.
     """
+    if ctx.task == "regression":
+        return calibration_regression(
+            ctx, coverage_level=coverage_level, max_coverage_gap=max_coverage_gap, max_pit_ks=max_pit_ks,
+            n_bins=min(n_bins, 20), bound=bound, n_boot=n_boot, min_rows=min_rows,
+        )  # fmt: skip
     from auditkit.toolkit.stats import bootstrap_metrics, classification_metrics, reliability_diagram
 
     broken, problems = output_problems(ctx, "test")
@@ -419,7 +482,7 @@ def calibration(
     preflight=slices_preflight,
     area="evaluation",
     title="Worst slice vs overall performance",
-    requires=("model", "test", "label", "classification"),
+    requires=("model", "test", "label"),
     severity="medium",
     nist_ai_rmf=("MEASURE 2.11", "MEASURE 2.5", "MAP 2.3"),
     tags=("performance", "slices", "fairness"),
@@ -431,6 +494,8 @@ def slice_performance(
     max_gap: float = 0.1,
     min_slice_size: int = 30,
     bound: Literal["value", "conservative"] = "value",
+    max_rmse_ratio: float = 1.25,
+    n_boot: int = 500,
 ) -> Outcome:
     """Accuracy per slice of the test split (sensitive columns, categorical features, numeric
     sensitive columns in train quartiles, and the user's `data.slices` queries), each with a
@@ -445,7 +510,16 @@ def slice_performance(
     min_slice_size: slices with fewer test rows are reported as too small to judge.
     bound: `value` (gate on the point gap) or `conservative` (on the gap interval's upper end:
         pass only when the slice is surely within max_gap).
+    max_rmse_ratio: regression: largest acceptable slice RMSE / overall RMSE.
+    n_boot: regression: bootstrap resamples for the ratio's interval (slice and rest resampled independently).
+
+    Regression: RMSE and MAE per slice, the ratio to overall with a bootstrap interval and the
+    difference; the worst slice (highest RMSE) is the headline.
     """
+    if ctx.task == "regression":
+        return slices_regression(
+            ctx, max_rmse_ratio=max_rmse_ratio, min_slice_size=min_slice_size, bound=bound, n_boot=n_boot
+        )
     from auditkit.toolkit.stats import newcombe_diff, wilson
 
     broken, problems = output_problems(ctx, "test")

@@ -154,6 +154,9 @@ def poisoning_screen(
         suspected (with fewer than 100 reference rows, their maximum).
     max_rows_per_class: cap on train rows per class (a seeded subsample) to bound the cost.
     """
+    if ctx.task == "regression":
+        raise NotApplicable("spectral signatures screen each class for a sub-population relabelled to it: "
+                            "a regression target has no classes")  # fmt: skip
     train = ctx.dataset("train")
     if reference_split not in ctx.splits():
         raise NotApplicable(f"no {reference_split!r} split to serve as the clean reference")

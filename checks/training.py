@@ -322,7 +322,7 @@ def _test_correct(ctx: RunContext, runs: list[Any]) -> tuple[np.ndarray, np.ndar
 )
 def seed_variance(
     ctx: RunContext, /, *, max_seed_std: float = 0.02, max_weight_diff: float = 0.0, rerun: bool = True,
-    min_rows: int = DEFAULT_MIN_ROWS,
+    min_rows: int = DEFAULT_MIN_ROWS, max_seed_rmse_cv: float = 0.1,
 ) -> Outcome:  # fmt: skip
     """Measures how much the test accuracy moves between training seeds, and retrains the first
     seed to see whether the same seed reproduces the same weights.
@@ -338,7 +338,20 @@ def seed_variance(
         seed (0.0 = bitwise identical).
     rerun: retrain the first seed to test reproducibility (costs one more training run).
     min_rows: fewest labelled test rows to judge on; fewer make the check not applicable, never a pass.
+    max_seed_rmse_cv: regression: largest acceptable sd of test RMSE across seeds / its mean.
+
+    Regression: the spread of test RMSE across seeds (sd, relative to the mean RMSE, and range).
     """
+    if ctx.task == "regression":
+        from auditkit.checks._regression_train import seed_variance_regression
+
+        return seed_variance_regression(
+            ctx,
+            max_seed_rmse_cv=max_seed_rmse_cv,
+            max_weight_diff=max_weight_diff,
+            rerun=rerun,
+            min_rows=min_rows,
+        )
     from auditkit.toolkit import mean_ci, state_distance, wilson
 
     _require_test_rows(ctx, min_rows)
@@ -475,10 +488,18 @@ def optimizer_comparison(
 
     Parameters
     ----------
-    min_difference: accuracy deficit that counts as material (0.0 = any significant deficit).
+    min_difference: accuracy deficit that counts as material (0.0 = any significant deficit);
+        regression: the relative RMSE excess (0.05 = 5% higher RMSE) that counts as material.
     n_boot: bootstrap resamples of the test rows for the paired interval.
     min_rows: fewest labelled test rows to judge on (checked before any extra training).
+
+    Regression: seed-averaged test RMSE per optimizer, and the chosen one's relative RMSE excess
+    over each alternative with a paired bootstrap interval over test rows.
     """
+    if ctx.task == "regression":
+        from auditkit.checks._regression_train import comparison_regression
+
+        return comparison_regression(ctx, min_difference=min_difference, n_boot=n_boot, min_rows=min_rows)
     _require_test_rows(ctx, min_rows)
 
     main = _runs(ctx)

@@ -166,8 +166,43 @@ def _run_preflights(planned: Sequence[Planned], loaded: LoadedSpec, arts: Artifa
         )
 
 
+def _check_task(arts: Artifacts, s: AuditSpec) -> None:
+    """Regression needs a target that varies; regression-only keys need a regression task."""
+    task = arts.task()
+    if task == "classification":
+        if s.model is not None and s.model.output != "point":
+            raise InputError(
+                "model.output: gaussian and quantile outputs are for regression; this audit is "
+                "classification"
+                + (
+                    " (model.task)"
+                    if s.model.task
+                    else " (the label has few distinct values; set model.task: regression)"
+                )
+            )
+        if s.training is not None and s.training.loss is not None:
+            raise InputError(
+                f"training.loss: {s.training.loss} is a regression loss; this audit is classification "
+                "(classifiers train with cross-entropy)"
+            )
+        return
+    for ds in arts.datasets().values():
+        if ds.y is None or ds.name == "ood":
+            continue
+        v = ds.y[np.isfinite(ds.y)]
+        if len(np.unique(v)) < 2:
+            raise InputError(
+                f"data.label: the regression target {ds.label!r} has "
+                + (f"a single value ({float(v[0])!r})" if len(v) else "no labelled rows")
+                + f" in the {ds.name} split; a regression audit needs a target that varies"
+            )
+        return
+
+
 def _check_two_classes(arts: Artifacts) -> None:
     """A classifier audited (or trained) on one class only would pass every model check trivially."""
+    if arts.task() == "regression":
+        return
     for ds in arts.datasets().values():
         if ds.classes is not None and ds.y is not None:
             fractional = [
@@ -176,8 +211,8 @@ def _check_two_classes(arts: Artifacts) -> None:
             if fractional:
                 raise InputError(
                     f"data.label: {ds.label!r} has {len(ds.classes)} distinct values, {len(fractional)} of them "
-                    f"fractional (e.g. {fractional[0]!r}): a regression target; auditkit audits classifiers "
-                    "(model.task: classification), so give class labels"
+                    f"fractional (e.g. {fractional[0]!r}): a regression target, but model.task is classification; "
+                    "set model.task: regression (or leave it out to infer it), or give class labels"
                 )
             if len(ds.classes) < 2:
                 found = f"a single class ({ds.classes[0]!r})" if ds.classes else "no labelled rows"
@@ -336,6 +371,8 @@ def run_audit(
         _check_baseline_subject(
             baseline, baseline_ref, loaded, arts, "--baseline" if ov.baseline is not None else "gate.baseline"
         )
+    if s.model is not None or s.training is not None:
+        _check_task(arts, s)
     if s.model is not None:
         _check_two_classes(arts)
         if s.model.builtin:

@@ -80,6 +80,16 @@ class RunContext:
             return declared.model_copy(update={"kind": self._artifacts.input_kind()})
         return InputSpec.model_validate({"kind": self._artifacts.input_kind()})
 
+    @property
+    def task(self) -> str:
+        """``classification`` or ``regression`` (``model.task``, or inferred from the label)."""
+        return self._artifacts.task()
+
+    @property
+    def model_output(self) -> Any:
+        """The declared ``model.output``: ``point``, ``gaussian`` or an object with ``quantiles``."""
+        return self._artifacts.model_output()
+
     def rng(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
 

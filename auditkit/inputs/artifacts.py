@@ -27,16 +27,49 @@ T = TypeVar("T")
 
 @dataclass
 class Predictions:
-    """Model outputs on one split, aligned with the split's rows."""
+    """Model outputs on one split, aligned with the split's rows.
+
+    Classification: ``logits``, ``proba`` (softmax) and ``y`` (class codes). Regression
+    (``task == "regression"``): ``logits`` is the raw output, ``point`` the point prediction in label
+    units (``pred`` too), ``y`` the numeric target; with ``model.output: gaussian`` also ``mean``
+    and ``sd`` (from ``[mean, log_var]``), with quantiles ``quantiles`` (one column per level of
+    ``levels``; the point is the median level, or the middle column). ``proba`` is empty (n, 0).
+    """
 
     split: str
     logits: np.ndarray
     proba: np.ndarray
     y: np.ndarray | None
+    task: str = "classification"
+    point: np.ndarray | None = None
+    sd: np.ndarray | None = None
+    quantiles: np.ndarray | None = None
+    levels: tuple[float, ...] = ()
 
     @property
     def pred(self) -> np.ndarray:
+        if self.point is not None:
+            return self.point
         return self.proba.argmax(axis=1)
+
+
+def regression_predictions(split: str, raw: np.ndarray, y: np.ndarray | None, output: Any) -> Predictions:
+    """Predictions of a regression model from its raw output and the declared ``model.output``."""
+    raw = np.asarray(raw, dtype=np.float64)
+    out2 = raw.reshape(len(raw), -1)
+    empty = np.zeros((len(raw), 0))
+    if output == "gaussian":
+        mean, log_var = out2[:, 0], out2[:, 1]
+        sd = np.exp(0.5 * np.clip(log_var, -60, 60))
+        return Predictions(split, raw, empty, y, task="regression", point=mean, sd=sd)
+    if not isinstance(output, str):  # quantiles
+        levels = tuple(float(q) for q in output.quantiles)
+        q = np.sort(out2, axis=1)  # crossing quantiles are sorted (rearrangement, Chernozhukov et al.)
+        mid = levels.index(0.5) if 0.5 in levels else len(levels) // 2
+        return Predictions(
+            split, raw, empty, y, task="regression", point=q[:, mid], quantiles=q, levels=levels
+        )
+    return Predictions(split, raw, empty, y, task="regression", point=out2[:, 0])
 
 
 class _Failed:
@@ -121,7 +154,29 @@ class Artifacts:
         roles = self.roles()
         if roles.label is None and any(arr is not None for _, arr, _ in frames.values()):
             roles = Roles(**{**roles.__dict__, "label": "y"})
-        return build_datasets(frames, roles)
+        spec = self.spec
+        declared = spec.model.task if spec is not None and spec.model is not None else None
+        return build_datasets(frames, roles, task=declared, max_classes=spec.data.max_classes)
+
+    def task(self) -> str:
+        """``classification`` or ``regression``: ``model.task`` when declared, else inferred from the
+        label (a numeric label with more than ``data.max_classes`` distinct values is regression)."""
+        spec = self.spec
+        declared = spec.model.task if spec is not None and spec.model is not None else None
+        if declared is not None:
+            return str(declared)
+        datasets = self.datasets()  # a data error surfaces here as the InputError it is
+        ds = datasets.get("train") or next(iter(datasets.values()), None)
+        return ds.task if ds is not None else "classification"
+
+    def task_inferred(self) -> bool:
+        spec = self.spec
+        return not (spec is not None and spec.model is not None and spec.model.task is not None)
+
+    def model_output(self) -> Any:
+        """The declared ``model.output`` (point, gaussian or a QuantileOutput); point by default."""
+        spec = self.spec
+        return spec.model.output if spec is not None and spec.model is not None else "point"
 
     def has_split(self, name: str) -> bool:
         return name in self.datasets()
@@ -156,7 +211,7 @@ class Artifacts:
             return adapter
         mlflow = self.spec.report.mlflow
         return load_model(
-            m, self.loaded.base if self.loaded is not None else None, DataFacts.of(self.datasets(), self.input_kind()),
+            m, self.loaded.base if self.loaded is not None else None, DataFacts.of(self.datasets(), self.input_kind(), self.task(), self.model_output()),
             device, mlflow_tracking_uri=mlflow.tracking_uri if mlflow else None,
         )  # fmt: skip
 
@@ -176,6 +231,8 @@ class Artifacts:
             ds = self.dataset(split)
             model = self.model()
             logits = model.logits(ds.x)
+            if self.task() == "regression":
+                return regression_predictions(split, logits, ds.y, self.model_output())
             proba = _softmax(logits)
             return Predictions(split=split, logits=logits, proba=proba, y=ds.y)
 
@@ -223,8 +280,12 @@ class Artifacts:
         if req == "sensitive":
             return bool(roles.sensitive), "needs data.sensitive"
         if req == "classification":
-            ok = spec is None or spec.model is None or spec.model.task == "classification"
-            return ok, "applies to classification only"
+            return (
+                self.task() == "classification",
+                "applies to classification only (model.task is regression)",
+            )
+        if req == "regression":
+            return self.task() == "regression", "applies to regression only"
         if req in ("tabular", "image"):
             return self.input_kind() == req, f"applies to {req} inputs only"
         return False, f"unknown requirement {req!r}"
@@ -242,6 +303,12 @@ class Artifacts:
     def subject(self) -> dict[str, Any]:
         """Fingerprints of the data and model, as they stand now (model only if already loaded)."""
         out: dict[str, Any] = {"datasets": {n: d.fingerprint() for n, d in self.datasets().items()}}
+        if self.has_model() or self.roles().label:
+            out["task"] = self.task()
+            out["task_inferred"] = self.task_inferred()
+            if out["task"] == "regression":
+                output = self.model_output()
+                out["output"] = output if isinstance(output, str) else output.model_dump(mode="json")
         model = self._cache.get("model")
         if model is not None and not isinstance(model, _Failed):
             out["model"] = dict(model.source)

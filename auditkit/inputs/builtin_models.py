@@ -145,6 +145,94 @@ class SmallCNN(nn.Module):
         return self.head(self.body(self.features(x)))
 
 
+def _output_affine(output: str, width: int, mean: float, std: float) -> tuple[list[float], list[float]]:
+    """(scale, shift) per output column that turn standardised outputs into label units.
+
+    point and quantile columns: z·std + mean; gaussian [mean, log_var]: the mean as above and
+    log_var + 2·log(std) (the variance scales with std²)."""
+    if output == "gaussian":
+        return [std, 1.0], [mean, float(2 * np.log(std))]
+    return [std] * width, [mean] * width
+
+
+class TabularMLPRegressor(TabularMLP):
+    """A TabularMLP whose outputs are in label units: the head predicts the standardised target
+    (train mean and sd, fitted by ``fit_target``) and ``forward`` undoes the standardisation."""
+
+    out_scale: torch.Tensor
+    out_shift: torch.Tensor
+
+    def __init__(
+        self,
+        n_features: int,
+        numeric_idx: list[int],
+        categorical: dict[int, int],
+        n_outputs: int,
+        hidden: list[int] | tuple[int, ...] = (64, 32),
+        dropout: float = 0.0,
+        output: str = "point",
+    ) -> None:
+        super().__init__(n_features, numeric_idx, categorical, n_outputs, hidden=hidden, dropout=dropout)
+        self.config.update({"task": "regression", "output": output})
+        self.register_buffer("out_scale", torch.ones(n_outputs))
+        self.register_buffer("out_shift", torch.zeros(n_outputs))
+
+    def fit_target(self, y: np.ndarray) -> TabularMLPRegressor:
+        scale, shift = _target_affine(str(self.config["output"]), int(self.out_scale.numel()), y)
+        self.out_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        self.out_shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.preprocess(x))) * self.out_scale + self.out_shift
+
+
+class SmallCNNRegressor(SmallCNN):
+    """A SmallCNN whose outputs are in label units (see TabularMLPRegressor)."""
+
+    out_scale: torch.Tensor
+    out_shift: torch.Tensor
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_outputs: int,
+        channels: list[int] | tuple[int, ...] = (16, 32),
+        hidden: int = 64,
+        dropout: float = 0.0,
+        output: str = "point",
+    ) -> None:
+        super().__init__(in_channels, n_outputs, channels=channels, hidden=hidden, dropout=dropout)
+        self.config.update({"task": "regression", "output": output})
+        self.register_buffer("out_scale", torch.ones(n_outputs))
+        self.register_buffer("out_shift", torch.zeros(n_outputs))
+
+    def fit_target(self, y: np.ndarray) -> SmallCNNRegressor:
+        scale, shift = _target_affine(str(self.config["output"]), int(self.out_scale.numel()), y)
+        self.out_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        self.out_shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nan_to_num((x - self.mean) / self.std)
+        return self.head(self.body(self.features(x))) * self.out_scale + self.out_shift
+
+
+def target_stats(y: np.ndarray) -> tuple[float, float]:
+    """(mean, sd) of a regression target's finite values; sd 1 for a constant target."""
+    v = np.asarray(y, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return 0.0, 1.0
+    sd = float(v.std())
+    return float(v.mean()), sd if sd > 1e-12 else 1.0
+
+
+def _target_affine(output: str, width: int, y: np.ndarray) -> tuple[list[float], list[float]]:
+    mean, std = target_stats(y)
+    return _output_affine(output, width, mean, std)
+
+
 def build(
     arch: str,
     *,
@@ -153,23 +241,43 @@ def build(
     numeric_idx: list[int] | None = None,
     categorical: dict[int, int] | None = None,
     args: dict[str, Any] | None = None,
+    task: str = "classification",
+    output: str = "point",
+    y_train: np.ndarray | None = None,
 ) -> nn.Module:
-    """A fresh built-in model with its preprocessing fitted on ``x_train`` (raw model input)."""
+    """A fresh built-in model with its preprocessing fitted on ``x_train`` (raw model input).
+
+    ``task: regression``: ``n_classes`` is the output width (1 point, 2 gaussian, q quantiles), and
+    the target standardisation is fitted on ``y_train`` inside the module (outputs in label units).
+    """
     args = dict(args or {})
+    regression = task == "regression"
     if arch == "cnn":
         if x_train.ndim != 4:
             raise ValueError(f"builtin cnn needs images shaped (n, C, H, W); got {x_train.shape}")
-        model: nn.Module = SmallCNN(int(x_train.shape[1]), n_classes, **args)
+        if regression:
+            model: nn.Module = SmallCNNRegressor(int(x_train.shape[1]), n_classes, output=output, **args)
+        else:
+            model = SmallCNN(int(x_train.shape[1]), n_classes, **args)
     elif arch == "mlp":
         n_features = int(np.prod(x_train.shape[1:]))
         if x_train.ndim > 2:
             numeric_idx, categorical = list(range(n_features)), {}
         elif numeric_idx is None:
             numeric_idx = list(range(n_features))
-        model = TabularMLP(n_features, list(numeric_idx), dict(categorical or {}), n_classes, **args)
+        if regression:
+            model = TabularMLPRegressor(
+                n_features, list(numeric_idx), dict(categorical or {}), n_classes, output=output, **args
+            )
+        else:
+            model = TabularMLP(n_features, list(numeric_idx), dict(categorical or {}), n_classes, **args)
     else:
         raise ValueError(f"unknown builtin model {arch!r} (mlp or cnn)")
     model.fit_preprocessing(x_train.reshape(len(x_train), -1) if arch == "mlp" else x_train)  # type: ignore[operator]
+    if regression:
+        if y_train is None:
+            raise ValueError("a regression model needs y_train to fit its target standardisation")
+        model.fit_target(y_train)  # type: ignore[operator]
     return model
 
 
@@ -177,10 +285,21 @@ def rebuild(config: dict[str, Any]) -> nn.Module:
     """An untrained module of the same architecture (load the state_dict into it)."""
     cfg = dict(config)
     arch = cfg.pop("arch")
+    regression = cfg.get("task") == "regression"
     if arch == "mlp":
+        if regression:
+            return TabularMLPRegressor(
+                cfg["n_features"], cfg["numeric_idx"], {int(k): v for k, v in cfg["categorical"].items()},
+                cfg["n_classes"], hidden=cfg["hidden"], dropout=cfg["dropout"], output=cfg["output"],
+            )  # fmt: skip
         return TabularMLP(
             cfg["n_features"], cfg["numeric_idx"], {int(k): v for k, v in cfg["categorical"].items()},
             cfg["n_classes"], hidden=cfg["hidden"], dropout=cfg["dropout"],
+        )  # fmt: skip
+    if regression:
+        return SmallCNNRegressor(
+            cfg["in_channels"], cfg["n_classes"], channels=cfg["channels"], hidden=cfg["hidden"],
+            dropout=cfg["dropout"], output=cfg["output"],
         )  # fmt: skip
     return SmallCNN(
         cfg["in_channels"],

@@ -65,6 +65,9 @@ class Dataset:
     categories: dict[str, list[Any]] = field(default_factory=dict)
     # Rows left out because their label was missing (data.drop_missing_labels: true).
     dropped_missing_labels: int = 0
+    # "classification" (labels coded by ``classes``) or "regression" (``y`` is the numeric target).
+    task: str = "classification"
+    task_inferred: bool = True
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -83,10 +86,14 @@ class Dataset:
 
     @cached_property
     def y(self) -> np.ndarray | None:
-        """Labels coded 0..k-1 by the shared class list; -1 for a label unseen in any class list."""
+        """Labels coded 0..k-1 by the shared class list; -1 for a label unseen in any class list.
+
+        For a regression task: the numeric target as float64, in label units (NaN where missing)."""
         if self.label is None or self.label not in self.frame:
             return None
         raw = self.frame[self.label]
+        if self.task == "regression":
+            return np.asarray(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
         classes = (
             self.classes if self.classes is not None else sorted(raw.dropna().unique().tolist(), key=_key)
         )
@@ -141,7 +148,7 @@ class Dataset:
         return self.frame[cols]
 
     def class_counts(self) -> dict[str, int]:
-        if self.y is None:
+        if self.y is None or self.task == "regression":
             return {}
         classes = self.classes or []
         counts = np.bincount(self.y[self.y >= 0], minlength=len(classes))
@@ -157,7 +164,21 @@ class Dataset:
             "features": len(self.features),
             "class_counts": self.class_counts(),
             "dropped_missing_labels": self.dropped_missing_labels,
+            **({"target": self.target_summary()} if self.task == "regression" else {}),
         }
+
+    def target_summary(self) -> dict[str, Any]:
+        """A regression target's count, mean, sd, min, median and max (None without labels)."""
+        y = self.y
+        if y is None:
+            return {"n": 0}
+        v = y[np.isfinite(y)]
+        if not len(v):
+            return {"n": 0}
+        return {
+            "n": int(len(v)), "mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "min": float(v.min()), "median": float(np.median(v)), "max": float(v.max()),
+        }  # fmt: skip
 
     def content_sha256(self) -> str:
         """A hash of the content (for in-memory data without a file)."""
@@ -234,12 +255,18 @@ def build_datasets(
     roles: Roles,
     *,
     where: Mapping[str, str] | None = None,
+    task: str | None = None,
+    max_classes: int = 50,
 ) -> dict[str, Dataset]:
     """Validate roles against every split and build Datasets sharing features, categories, classes.
 
     ``frames`` maps split name to (frame, array or None, path or None); train (or the first split)
     defines features, categorical columns, category lists and the class list (extended by labels
     that only appear in other splits, which the data checks then report).
+
+    ``task`` is the declared ``model.task``; None infers it: a numeric label with more than
+    ``max_classes`` distinct values (over the labelled splits) is a regression target. A regression
+    target has no class list and must be numeric in every labelled split.
     """
     where = dict(where or {})
     if not frames:
@@ -312,7 +339,11 @@ def build_datasets(
         _check_times(frames, roles.time, where)
     categories = {c: sorted(ref[c].dropna().unique().tolist(), key=_key) for c in categorical}
     classes = None
+    inferred = task is None
     if roles.label:
+        task = _task(frames, roles.label, ref_name, task, max_classes, where)
+    task = task or "classification"
+    if roles.label and task == "classification":
         labels: list[Any] = []
         seen: set[Any] = set()
         for name in [ref_name] + [n for n in frames if n != ref_name]:
@@ -338,8 +369,46 @@ def build_datasets(
             array=arr,
             categories=categories,
             dropped_missing_labels=dropped.get(name, 0),
+            task=task,
+            task_inferred=inferred,
         )
     return out
+
+
+def _task(
+    frames: Mapping[str, FrameTriple],
+    label: str,
+    ref_name: str,
+    declared: str | None,
+    max_classes: int,
+    where: Mapping[str, str],
+) -> str:
+    """The declared task, or the inferred one; a regression target must be numeric everywhere."""
+    labelled = {
+        n: f[label] for n, (f, _a, _p) in frames.items() if label in f and (n != "ood" or n == ref_name)
+    }
+    if declared is None:
+        values = [s for s in labelled.values() if s.notna().any()]  # an unlabelled split says nothing
+        numeric = all(pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) for s in values)
+        distinct = pd.concat([s.dropna() for s in values]).nunique() if values else 0
+        declared = "regression" if values and numeric and distinct > max_classes else "classification"
+    if declared == "regression":
+        for name, s in labelled.items():
+            converted = pd.to_numeric(s, errors="coerce")
+            bad = s[converted.isna() & s.notna()]
+            if len(bad) or not (
+                pd.api.types.is_numeric_dtype(converted) and not pd.api.types.is_bool_dtype(s)
+            ):
+                loc = where.get(name, f"data.splits.{name}")
+                example = f" (e.g. {str(bad.iloc[0])[:40]!r} in {len(bad)} rows)" if len(bad) else ""
+                raise InputError(
+                    f"{loc}: the regression target {label!r} has non-numeric values{example}; "
+                    "model.task: regression needs a numeric label"
+                )
+            if not np.isfinite(converted.dropna().to_numpy(dtype=np.float64)).all():
+                loc = where.get(name, f"data.splits.{name}")
+                raise InputError(f"{loc}: the regression target {label!r} has infinite values")
+    return declared
 
 
 # Splits whose labels are optional: OOD rows are outside the label space, and production data is

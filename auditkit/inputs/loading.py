@@ -66,6 +66,15 @@ def sniff(path: Path) -> str:
     return "unknown"
 
 
+def output_width(output: Any) -> int:
+    """Columns a regression model outputs for ``model.output``: point 1, gaussian 2, quantiles q."""
+    if output == "point":
+        return 1
+    if output == "gaussian":
+        return 2
+    return len(output.quantiles)
+
+
 @dataclass(frozen=True)
 class DataFacts:
     """What loading a model needs to know of the data, read by the caller (the artifact cache), so
@@ -79,12 +88,23 @@ class DataFacts:
     input_kind: str = "tabular"
     train_classes: int | None = None  # distinct labels in train
     unseen: tuple[str, Any, int, int] | None = None  # (split, class, its rows, further unseen classes)
+    task: str = "classification"
+    output: Any = "point"  # model.output of a regressor: point, gaussian or quantiles
 
     @classmethod
-    def of(cls, datasets: Mapping[str, Dataset], input_kind: str) -> DataFacts:
+    def of(
+        cls,
+        datasets: Mapping[str, Dataset],
+        input_kind: str,
+        task: str = "classification",
+        output: Any = "point",
+    ) -> DataFacts:
         example = next((ds.x[:2] for name in ("train", "test", *datasets)
                         if (ds := datasets.get(name)) is not None and len(ds)), None)  # fmt: skip
         n_classes = next((len(ds.classes) for ds in datasets.values() if ds.classes), None)
+        if task == "regression":  # output columns, and no class-count facts: a new label value is normal
+            return cls(example, output_width(output), tuple(next(iter(datasets.values())).features) if datasets
+                       else (), input_kind, task=task, output=output)  # fmt: skip
         first = next(iter(datasets.values()), None)
         train = datasets.get("train")
         train_classes, unseen = None, None
@@ -101,7 +121,7 @@ class DataFacts:
                     unseen = (name, c, int((values == c).sum()), int(new.nunique()) - 1)
                     break
         features = tuple(first.features) if first is not None else ()
-        return cls(example, n_classes, features, input_kind, train_classes, unseen)
+        return cls(example, n_classes, features, input_kind, train_classes, unseen, task, output)
 
 
 def _source(fmt: str, path: Path | None, *, safe: bool, pinned: str | None, **extra: Any) -> dict[str, Any]:
@@ -242,8 +262,24 @@ def _adapt(m: ModelSpec, data: DataFacts, module: Any, source: dict[str, Any], d
                 f"{model_error_text(err)[:300]}"
                 + (" — export with a dynamic batch dimension" if source["format"] == "export" else "")
             ) from None
+        regression = data.task == "regression"
         if (
-            isinstance(out, torch.Tensor)
+            regression
+            and isinstance(out, torch.Tensor)
+            and expected == 1
+            and tuple(out.shape) == (len(example),)
+        ):
+            module = _column_wrapper()(module)  # a regressor returning (batch,): audited as (batch, 1)
+            source = {**source, "output": "one value per row, audited as one column"}
+            out = out.reshape(len(example), 1)
+        if regression and isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[1] != expected:
+            raise InputError(
+                f"model: a regression model with model.output {_output_name(data.output)} must "
+                f"output {expected} column(s) per row; it outputs {int(out.shape[1])}"
+            )
+        if (
+            not regression
+            and isinstance(out, torch.Tensor)
             and expected == 2
             and tuple(out.shape) in ((len(example),), (len(example), 1))
         ):
@@ -269,6 +305,26 @@ def _adapt(m: ModelSpec, data: DataFacts, module: Any, source: dict[str, Any], d
     if embed_fn is not None:
         adapter.embedding_fn = embed_fn  # type: ignore[attr-defined]
     return adapter
+
+
+def _output_name(output: Any) -> str:
+    return output if isinstance(output, str) else f"quantiles {list(output.quantiles)}"
+
+
+def _column_wrapper() -> type:
+    """An nn.Module turning a regressor's (batch,) output into (batch, 1)."""
+    import torch
+    from torch import nn
+
+    class ColumnModule(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x).reshape(len(x), -1)
+
+    return ColumnModule
 
 
 def _single_logit_wrapper() -> type:

@@ -382,6 +382,104 @@ def _has_momentum(optimizer: Any) -> bool:
     return ("momentum" in d and bool(d.get("momentum"))) or "betas" in d
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What a training run minimises and reports per epoch.
+
+    Classification: cross-entropy, accuracy. Regression (``training.loss`` mse | huber | l1 for
+    point outputs; Gaussian NLL for ``[mean, log_var]``; pinball loss for quantiles), computed on the
+    target standardised with the train mean and sd (outputs stay in label units), and the epoch
+    metric ``r2`` = 1 − MSE of the point prediction / train variance of the target.
+    """
+
+    task: str = "classification"
+    loss: str = "cross_entropy"
+    output: str = "point"
+    levels: tuple[float, ...] = ()
+    mean: float = 0.0
+    std: float = 1.0
+
+    @property
+    def metric_name(self) -> str:
+        return "accuracy" if self.task == "classification" else "r2"
+
+    def target_dtype(self) -> Any:
+        return np.int64 if self.task == "classification" else np.float32
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
+        if self.task == "classification":
+            return F.cross_entropy(out, y, reduction=reduction)
+        yz = (y.float() - self.mean) / self.std
+        out = out.float().reshape(len(out), -1)
+        if self.output == "gaussian":
+            mz = (out[:, 0] - self.mean) / self.std
+            log_var = out[:, 1] - 2 * math.log(self.std)
+            per = 0.5 * (log_var + (yz - mz) ** 2 * torch.exp(-log_var))
+        elif self.output == "quantiles":
+            qz = (out - self.mean) / self.std
+            lv = torch.as_tensor(self.levels, dtype=qz.dtype, device=qz.device)
+            d = yz[:, None] - qz
+            per = torch.maximum(lv * d, (lv - 1) * d).mean(dim=1)
+        else:
+            z = (out[:, 0] - self.mean) / self.std
+            if self.loss == "huber":
+                per = F.huber_loss(z, yz, reduction="none")
+            elif self.loss == "l1":
+                per = (z - yz).abs()
+            else:
+                per = (z - yz) ** 2
+        return per.sum() if reduction == "sum" else per.mean()
+
+    def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        """Sum over the batch of the epoch metric's per-row term (correct rows; squared z-errors)."""
+        if self.task == "classification":
+            return float((out.argmax(1) == y).sum())
+        out = out.float().reshape(len(out), -1)
+        col = 0 if self.output != "quantiles" else out.shape[1] // 2
+        if self.output == "quantiles" and 0.5 in self.levels:
+            col = self.levels.index(0.5)
+        z = (out[:, col] - self.mean) / self.std
+        return float((((y.float() - self.mean) / self.std - z) ** 2).sum())
+
+    def metric(self, total: float, n: int) -> float:
+        if self.task == "classification":
+            return total / max(n, 1)
+        return 1.0 - total / max(n, 1)
+
+
+def objective_for(artifacts: Artifacts, y_train: np.ndarray | None = None) -> Objective:
+    """The training objective of this audit (from the task, ``model.output`` and ``training.loss``)."""
+    if artifacts.task() != "regression":
+        return Objective()
+    from auditkit.inputs.builtin_models import target_stats
+
+    output = artifacts.model_output()
+    spec = artifacts.spec.training
+    if y_train is None:
+        y_train = _data(artifacts)[2]
+    mean, std = target_stats(y_train)
+    if output == "point" or output == "gaussian":
+        return Objective(
+            task="regression", loss=(spec.loss if spec is not None and spec.loss else "mse") if output == "point"
+            else "gaussian_nll", output=str(output), mean=mean, std=std,
+        )  # fmt: skip
+    return Objective(
+        task="regression", loss="pinball", output="quantiles", levels=tuple(float(q) for q in output.quantiles),
+        mean=mean, std=std,
+    )  # fmt: skip
+
+
+def random_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train idx, validation idx): a seeded random ``fraction`` of the rows (regression targets)."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    k = min(max(int(round(fraction * n)), 1), n - 1)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train idx, validation idx): ``fraction`` of each class (at least one when it has ≥ 2 rows)."""
     rng = np.random.default_rng(seed)
@@ -403,8 +501,11 @@ def _arch(artifacts: Artifacts, x: np.ndarray) -> str:
     return "cnn" if x.ndim == 4 else "mlp"
 
 
-def build_module(artifacts: Artifacts, train: Dataset, x_fit: np.ndarray, n_classes: int) -> nn.Module:
-    """A fresh, untrained module: the factory's, or a built-in with preprocessing fitted on x_fit."""
+def build_module(
+    artifacts: Artifacts, train: Dataset, x_fit: np.ndarray, n_classes: int, y_fit: np.ndarray | None = None
+) -> nn.Module:
+    """A fresh, untrained module: the factory's, or a built-in with preprocessing fitted on x_fit
+    (and, for regression, the target standardisation on y_fit)."""
     m = artifacts.spec.model
     if m is not None and m.factory:
         from auditkit.inputs.loading import call_factory
@@ -423,6 +524,8 @@ def build_module(artifacts: Artifacts, train: Dataset, x_fit: np.ndarray, n_clas
         i: len(train.categories.get(f, [])) for i, f in enumerate(train.features) if f in train.categorical
     }
     args = dict(m.builtin_args) if m is not None else {}
+    regression = artifacts.task() == "regression"
+    output = artifacts.model_output()
     return build(
         _arch(artifacts, x_fit),
         x_train=x_fit,
@@ -430,6 +533,9 @@ def build_module(artifacts: Artifacts, train: Dataset, x_fit: np.ndarray, n_clas
         numeric_idx=numeric_idx,
         categorical=categorical,
         args=args,
+        task="regression" if regression else "classification",
+        output=output if isinstance(output, str) else "quantiles",
+        y_train=y_fit if regression else None,
     )
 
 
@@ -442,22 +548,37 @@ def _data(
         train = artifacts.dataset("train")
         if train.y is None:
             raise ValueError("training needs a label column in the train split")
-        keep = train.y >= 0
+        regression = artifacts.task() == "regression"
+        keep = np.isfinite(train.y) if regression else train.y >= 0
         x, y = train.x[keep], train.y[keep]
-        n_classes = len(train.classes or []) or int(y.max()) + 1
-        spec = artifacts.spec.training
+        if regression:
+            from auditkit.inputs.loading import output_width
+
+            n_classes = output_width(artifacts.model_output())
+        else:
+            n_classes = len(train.classes or []) or int(y.max()) + 1
+        spec = artifacts.spec.training or _default_training()
         if artifacts.has_split("validation"):
             val = artifacts.dataset("validation")
             if val.y is None:
                 raise ValueError("the validation split has no labels")
-            vk = val.y >= 0
+            vk = np.isfinite(val.y) if regression else val.y >= 0
             return train, x, y, val.x[vk], val.y[vk], n_classes
         if spec.validation_fraction > 0 and len(y) >= 10:
-            tr, va = stratified_split(y, spec.validation_fraction, artifacts.spec.seed)
+            if regression:
+                tr, va = random_split(len(y), spec.validation_fraction, artifacts.spec.seed)
+            else:
+                tr, va = stratified_split(y, spec.validation_fraction, artifacts.spec.seed)
             return train, x[tr], y[tr], x[va], y[va], n_classes
         return train, x, y, None, None, n_classes
 
     return artifacts.cached("training:data", make)  # type: ignore[return-value]
+
+
+def _default_training() -> Any:
+    from auditkit.spec.schema import TrainingSpec
+
+    return TrainingSpec()
 
 
 def _warm_dynamo() -> None:
@@ -469,9 +590,10 @@ def _warm_dynamo() -> None:
         torch.nn.functional.linear(torch.zeros(1, 1), torch.zeros(1, 1))
 
 
-def _flops(module: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> tuple[float | None, float | None]:
+def _flops(
+    module: nn.Module, xb: torch.Tensor, yb: torch.Tensor, objective: Objective | None = None
+) -> tuple[float | None, float | None]:
     """(forward+backward FLOPs per sample, forward FLOPs per sample) from torch's flop counter."""
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     try:
@@ -481,7 +603,7 @@ def _flops(module: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> tuple[float
         fwd = fc.get_total_flops()
         with FlopCounterMode(display=False) as fc2:
             out = probe(xb)
-            torch.nn.functional.cross_entropy(out, yb).backward()
+            (objective or Objective())(out, yb).backward()
         both = fc2.get_total_flops()
         return both / len(xb), fwd / len(xb)
     except Exception:  # a module the counter cannot trace: report unknown rather than fail training
@@ -527,8 +649,10 @@ def train_one(artifacts: Artifacts, opt_spec: dict[str, Any], seed: int, *, conf
     try:
         torch.manual_seed(seed)
         np.random.seed(seed % (2**32))
-        module = build_module(artifacts, train, x_tr, n_classes).to(device)
-        _fit(run, module, spec, sched_spec, opt_spec, x_tr, y_tr, x_va, y_va, device, seed)
+        objective = objective_for(artifacts, y_tr)
+        run.metric_name = objective.metric_name
+        module = build_module(artifacts, train, x_tr, n_classes, y_tr).to(device)
+        _fit(run, module, spec, sched_spec, opt_spec, x_tr, y_tr, x_va, y_va, device, seed, objective)
     finally:
         if toggle:
             torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
@@ -547,19 +671,21 @@ def _fit(
     y_va: np.ndarray | None,
     device: torch.device,
     seed: int,
+    objective: Objective | None = None,
 ) -> None:
     import torch
-    import torch.nn.functional as F
 
+    objective = objective or Objective()
+    ydt = objective.target_dtype()
     xt = torch.from_numpy(np.ascontiguousarray(x_tr, dtype=np.float32)).to(device)
-    yt = torch.from_numpy(np.asarray(y_tr, dtype=np.int64)).to(device)
+    yt = torch.from_numpy(np.asarray(y_tr, dtype=ydt)).to(device)
     xv = yv = None
     if x_va is not None and y_va is not None and len(y_va):
         xv = torch.from_numpy(np.ascontiguousarray(x_va, dtype=np.float32)).to(device)
-        yv = torch.from_numpy(np.asarray(y_va, dtype=np.int64)).to(device)
+        yv = torch.from_numpy(np.asarray(y_va, dtype=ydt)).to(device)
     n, bs, spe = len(yt), run.batch_size, run.steps_per_epoch
     run.params = sum(p.numel() for p in module.parameters())
-    run.flops_per_sample_train, run.flops_per_sample_forward = _flops(module, xt[:bs], yt[:bs])
+    run.flops_per_sample_train, run.flops_per_sample_forward = _flops(module, xt[:bs], yt[:bs], objective)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -591,7 +717,7 @@ def _fit(
     for epoch in range(spec.epochs):
         module.train()
         perm = torch.randperm(n, generator=gen).to(device)
-        ep_loss, ep_correct, ep_n = 0.0, 0, 0
+        ep_loss, ep_correct, ep_n = 0.0, 0.0, 0
         for b in range(spe):
             idx = perm[b * bs : (b + 1) * bs]
             xb, yb = xt[idx], yt[idx]
@@ -615,7 +741,7 @@ def _fit(
             ) -> torch.Tensor:
                 optimizer.zero_grad(set_to_none=True)
                 out = module(xb)
-                loss = F.cross_entropy(out, yb)
+                loss = objective(out, yb)
                 loss.backward()
                 gn = _clip(params, spec)
                 holder.setdefault("loss", loss.detach())
@@ -642,7 +768,7 @@ def _fit(
                 run.nonfinite_step = step
                 break
             ep_loss += loss_v * len(yb)
-            ep_correct += int((holder["out"].argmax(1) == yb).sum())
+            ep_correct += objective.score(holder["out"], yb)
             ep_n += len(yb)
             step += 1
             if scheduler is not None and mode == "batch" and step > warmup_steps:
@@ -654,14 +780,14 @@ def _fit(
         if run.nonfinite_step is not None or run.error is not None:
             if ep_n:
                 run.train_loss.append(ep_loss / ep_n)
-                run.train_metric.append(ep_correct / ep_n)
+                run.train_metric.append(objective.metric(ep_correct, ep_n))
             break
         run.train_loss.append(ep_loss / max(ep_n, 1))
-        run.train_metric.append(ep_correct / max(ep_n, 1))
+        run.train_metric.append(objective.metric(ep_correct, ep_n))
         run.epochs_run = epoch + 1
         vloss = None
         if xv is not None and yv is not None:
-            vloss, vacc = _evaluate(module, xv, yv, bs)
+            vloss, vacc = _evaluate(module, xv, yv, bs, objective)
             run.val_loss.append(vloss)
             run.val_metric.append(vacc)
         monitor = vloss if vloss is not None else run.train_loss[-1]
@@ -720,8 +846,9 @@ def fit_rows(artifacts: Artifacts, x: np.ndarray, y: np.ndarray, *, seed: int, n
         batch_size=bs, steps_per_epoch=math.ceil(n / bs), device=str(device), n_train=n, threads=threads,
     )  # fmt: skip
     torch.manual_seed(seed)
-    module = build_module(artifacts, artifacts.dataset("train"), x, n_classes).to(device)
-    _fit(run, module, spec, sched_spec, opt_spec, x, y, None, None, device, seed)
+    objective = objective_for(artifacts, y)
+    module = build_module(artifacts, artifacts.dataset("train"), x, n_classes, y).to(device)
+    _fit(run, module, spec, sched_spec, opt_spec, x, y, None, None, device, seed, objective)
     if run.error is not None or run.nonfinite_step is not None:
         raise RuntimeError(f"cross-fitting the architecture failed: {run.error or 'loss became NaN/inf'}")
     return module.eval()
@@ -751,19 +878,21 @@ def _clip(params: list[Any], spec: Any) -> float:
     return float(torch.nn.utils.clip_grad_norm_(grads, max_norm))
 
 
-def _evaluate(module: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int) -> tuple[float, float]:
+def _evaluate(
+    module: nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, objective: Objective | None = None
+) -> tuple[float, float]:
     import torch
-    import torch.nn.functional as F
 
+    objective = objective or Objective()
     module.eval()
-    total, correct = 0.0, 0
+    total, correct = 0.0, 0.0
     with torch.inference_mode():
         for s in range(0, len(y), max(bs, 1024)):
             out = module(x[s : s + max(bs, 1024)])
-            total += float(F.cross_entropy(out, y[s : s + max(bs, 1024)], reduction="sum"))
-            correct += int((out.argmax(1) == y[s : s + max(bs, 1024)]).sum())
+            total += float(objective(out, y[s : s + max(bs, 1024)], reduction="sum"))
+            correct += objective.score(out, y[s : s + max(bs, 1024)])
     module.train()
-    return total / len(y), correct / len(y)
+    return total / len(y), objective.metric(correct, len(y))
 
 
 def state_distance(a: nn.Module, b: nn.Module) -> float:

@@ -341,7 +341,7 @@ def criteria_view(records: list[dict[str, Any]], gate: dict[str, Any]) -> dict[s
             if (
                 isinstance(m, dict)
                 and m.get("threshold") is not None
-                and m.get("name") != "accuracy_over_majority"
+                and m.get("name") not in ("accuracy_over_majority", "rmse_minus_mean_baseline")
             ):
                 declared.append(f"{cut(m.get('name'), 60)} {_metric_view(m)['rule']}")
     return {

@@ -98,6 +98,13 @@ def _rows(
 def _task(results: dict[str, Any]) -> tuple[str, str]:
     spec = results.get("spec") or {}
     kind = ((spec.get("model") or {}).get("input") or {}).get("kind")
+    task = (results.get("subject") or {}).get("task") or "classification"
+    if task == "regression":  # Hugging Face task ids: tabular-regression; images have no regression id
+        return (
+            ("image-regression", "Image Regression")
+            if kind == "image"
+            else ("tabular-regression", "Tabular Regression")
+        )
     if kind == "image":
         return "image-classification", "Image Classification"
     return "tabular-classification", "Tabular Classification"

@@ -133,7 +133,8 @@ data:
 # model:                         # exactly one source; without a model only data checks run
 #   builtin: mlp                 # mlp | cnn, trained by auditkit from `training`
 #   # torchscript: model.pt
-#   task: classification
+#   task: classification         # or regression; inferred when absent (numeric label, > 50 values)
+#   # output: point              # regression: point | gaussian | {{quantiles: [0.05, 0.5, 0.95]}}
 # training:
 #   optimizer: {{name: AdamW, lr: 0.001, weight_decay: 0.01}}
 #   schedule: {{name: cosine, warmup_epochs: 1}}

@@ -69,6 +69,12 @@ class DataSpec(_Strict):
         description="Named user slices, e.g. {old: 'age > 60'}: columns, literals, comparisons, "
         "and/or/not, in [...], isna()/notna() and arithmetic (never Python code).",
     )
+    max_classes: int = Field(
+        50,
+        gt=1,
+        description="A numeric label with more distinct values than this is a regression target "
+        "(when model.task is not declared).",
+    )
 
 
 class InputSpec(_Strict):
@@ -80,6 +86,19 @@ class InputSpec(_Strict):
     shape: list[int] | None = Field(
         None, description="Per-sample input shape, e.g. [1, 8, 8]; default from data."
     )
+
+
+class QuantileOutput(_Strict):
+    """``model.output: {quantiles: [0.05, 0.5, 0.95]}``: one output column per quantile level."""
+
+    quantiles: list[Annotated[float, Field(gt=0, lt=1)]] = Field(..., min_length=1)
+
+    @field_validator("quantiles")
+    @classmethod
+    def _increasing(cls, v: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError("quantile levels must be strictly increasing")
+        return v
 
 
 class ModelSpec(_Strict):
@@ -101,7 +120,16 @@ class ModelSpec(_Strict):
         False, description="Load full pickles. Only for files you trust: unpickling runs code."
     )
     sha256: str | None = Field(None, description="Pinned sha256 of the model file (AK-GOV-003 checks it).")
-    task: Literal["classification"] = "classification"
+    task: Literal["classification", "regression"] | None = Field(
+        None,
+        description="classification | regression; default: inferred from the label (a numeric label "
+        "with more than data.max_classes distinct values is regression).",
+    )
+    output: Literal["point", "gaussian"] | QuantileOutput = Field(
+        "point",
+        description="Regression outputs: point (one value per row), gaussian ([mean, log_var]) or "
+        "{quantiles: [0.05, 0.5, 0.95]} (one column per level, in label units).",
+    )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     batch_size: int = Field(1024, gt=0)
     input: InputSpec = Field(default_factory=InputSpec)
@@ -167,6 +195,11 @@ class TrainingSpec(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0])
     deterministic: bool = True
     compare: list[OptimizerSpec] = Field(default_factory=list)
+    loss: Literal["mse", "huber", "l1"] | None = Field(
+        None,
+        description="Regression loss of the built-in models (default mse, on the standardised target); "
+        "classification always uses cross-entropy.",
+    )
 
 
 class ChecksSpec(_Strict):

@@ -8,6 +8,10 @@ cost (names resolve lazily on first use)::
 - statistics: ``wilson``, ``newcombe_diff``, ``mean_ci``, ``bootstrap_ci``, ``bootstrap_indices``,
   ``bootstrap_metrics``, ``classification_metrics``, ``calibration_bins``, ``reliability_diagram``,
   ``describe_method``, ``metric_direction``, ``auc``, ``weighted_auc``;
+- regression (``auditkit.toolkit.regression``): ``regression_metrics``, ``bootstrap_regression``,
+  ``bootstrap_stat``, ``interval_coverage``, ``gaussian_pit``, ``gaussian_interval``, ``quantile_pit``,
+  ``pinball_loss``, ``gaussian_crps``, ``pit_uniformity``, ``wasserstein``, ``wasserstein_ci``,
+  ``tail_summary``, ``percentile_interval``, ``REGRESSION_METRICS``;
 - confident learning: ``find_label_issues``, ``bootstrap_noise_rate``, ``PRUNE_METHODS``, ``RANKINGS``;
 - the NIST AI RMF Core: ``rmf_subcategories``, ``rmf_is_organisational``, ``rmf_normalise_id``,
   ``rmf_validate_ids``, ``RMF_CITATION``;
@@ -39,6 +43,23 @@ if TYPE_CHECKING:  # the names, typed, for mypy and editors; at run time they re
     from auditkit.spec.expr import ColumnError, unsafe_row_condition
     from auditkit.toolkit.confident import PRUNE_METHODS, RANKINGS, bootstrap_noise_rate, find_label_issues
     from auditkit.toolkit.imports import lazy
+    from auditkit.toolkit.regression import (
+        REGRESSION_METRICS,
+        bootstrap_regression,
+        bootstrap_stat,
+        gaussian_crps,
+        gaussian_interval,
+        gaussian_pit,
+        interval_coverage,
+        percentile_interval,
+        pinball_loss,
+        pit_uniformity,
+        quantile_pit,
+        regression_metrics,
+        tail_summary,
+        wasserstein,
+        wasserstein_ci,
+    )
     from auditkit.toolkit.seeds import derive_seed
     from auditkit.toolkit.stats import (
         CALIBRATION,
@@ -84,6 +105,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Roles": ("auditkit.inputs.artifacts", "Roles"),
     "TrainingRun": ("auditkit.inputs.training", "TrainingRun"),
     "Candidate": ("auditkit.inputs.deployment", "Candidate"),
+    **{name: ("auditkit.toolkit.regression", name) for name in (
+        'regression_metrics', 'bootstrap_regression', 'bootstrap_stat', 'interval_coverage', 'gaussian_pit', 'gaussian_interval', 'quantile_pit', 'pinball_loss', 'gaussian_crps', 'pit_uniformity', 'wasserstein', 'wasserstein_ci', 'tail_summary', 'REGRESSION_METRICS', 'percentile_interval'
+    )},
     "lazy": ("auditkit.toolkit.imports", "lazy"),
     "default_threads": ("auditkit.toolkit.threads", "default_threads"),
     "derive_seed": ("auditkit.toolkit.seeds", "derive_seed"),
@@ -129,6 +153,21 @@ __all__ = [
     "weighted_auc",
     "wilson",
     "state_distance",
+    "regression_metrics",
+    "bootstrap_regression",
+    "bootstrap_stat",
+    "interval_coverage",
+    "gaussian_pit",
+    "gaussian_interval",
+    "quantile_pit",
+    "pinball_loss",
+    "gaussian_crps",
+    "pit_uniformity",
+    "wasserstein",
+    "wasserstein_ci",
+    "tail_summary",
+    "REGRESSION_METRICS",
+    "percentile_interval",
 ]
 
 

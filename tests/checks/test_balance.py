@@ -103,6 +103,10 @@ def test_messy_labels_and_high_cardinality_sensitive() -> None:
     rec = run_check(B.representation, arts)
     assert len(rec["findings"]) == 51 and rec["findings"][-1]["severity"] == "info"
     cont = pd.DataFrame({"x": rng.normal(size=500), "y": rng.normal(size=500)})
-    assert (
-        run_check(B.class_imbalance, make_artifacts({"train": cont}, label="y"))["status"] == "not_applicable"
+    # a continuous label is a regression target (issue #22): the target's tail is judged, not class shares
+    rec = run_check(B.class_imbalance, make_artifacts({"train": cont}, label="y"))
+    assert rec["status"] == "passed" and "tail_ratio" in {m["name"] for m in rec["metrics"]}
+    declared = make_artifacts(
+        {"train": cont}, label="y", spec={"model": {"builtin": "mlp", "task": "classification"}}
     )
+    assert run_check(B.class_imbalance, declared)["status"] == "not_applicable"

@@ -84,3 +84,37 @@ def test_contract_on_tiny_tabular(info) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("info", CHECKS, ids=[c.id for c in CHECKS])
 def test_contract_on_tiny_images(info) -> None:  # type: ignore[no-untyped-def]
     check_contract(info.func, tiny_img)
+
+
+@lru_cache(maxsize=1)
+def _reg_model_state() -> dict:
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def tiny_reg() -> Artifacts:
+    """A tiny regression subject: numeric target inferred as regression, a one-output model."""
+    import torch
+
+    from auditkit.testing import tiny_regression
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    net.load_state_dict(_reg_model_state())
+    return make_artifacts(
+        tiny_regression(), label="y", id="uid", group="household", time="when", sensitive=["sex"],
+        model=net, spec={"card": CARD, "model": {"builtin": "mlp"}, "training": TRAINING},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("info", CHECKS, ids=[c.id for c in CHECKS])
+def test_contract_on_tiny_regression(info) -> None:  # type: ignore[no-untyped-def]
+    """Every check works on a regression subject or says not_applicable with a reason."""
+    from auditkit.testing import run_check
+
+    check_contract(info.func, tiny_reg)
+    rec = run_check(info.func, tiny_reg(), seed=7)
+    if rec["status"] == "not_applicable":
+        assert rec.get("skip_reason"), f"{info.id}: not_applicable without a reason"

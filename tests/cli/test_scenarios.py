@@ -273,14 +273,27 @@ def test_single_class_labels_with_a_model_are_refused(
     code, _out, err = _run(["run", str(spec), "-o", str(models / "out"), "-q"], capsys)
     assert code == 2
     assert "data.label: 'y' has a single class (1) in every split" in err
-    # A continuous (regression) target is refused for a classifier too.
+    # A continuous (regression) target is refused for a declared classifier.
     for name in ("train", "test"):
         df = pd.read_csv(models / f"{name}.csv")
         df.assign(y=df.a * 3.7).to_csv(models / f"{name}_reg.csv", index=False)
     reg = models / "reg.yaml"
-    reg.write_text(spec.read_text().replace("train.csv", "train_reg.csv").replace("test.csv", "test_reg.csv"))
+    reg_text = spec.read_text().replace("train.csv", "train_reg.csv").replace("test.csv", "test_reg.csv")
+    reg.write_text(reg_text.replace("builtin: mlp", "builtin: mlp\n  task: classification"))
     code, _out, err = _run(["run", str(reg), "-o", str(models / "out"), "-q"], capsys)
     assert code == 2 and "fractional" in err and "a regression target" in err, err
+    # Undeclared, the same numeric label (> data.max_classes values) is inferred as regression and audited.
+    reg.write_text(
+        reg_text.replace(
+            "report: {formats: [json]}", "report: {formats: [json]}\nchecks: {select: [AK-PERF-001]}"
+        )
+    )
+    code, _out, err = _run(["run", str(reg), "-o", str(models / "out_reg"), "-q"], capsys)
+    doc = json.loads((models / "out_reg" / "results.json").read_text())
+    assert doc["subject"]["task"] == "regression" and doc["subject"]["task_inferred"] is True
+    perf = next(c for c in doc["checks"] if c["id"] == "AK-PERF-001")
+    assert code in (0, 1, 4), err
+    assert "rmse" in {m["name"] for m in perf["metrics"]} or "too few rows" in perf["skip_reason"], perf
     # A data-only audit of the same files still runs (AK-BAL-001 reports the single class).
     data_only = models / "data.yaml"
     data_only.write_text("version: 1\nname: d\ndata:\n  label: y\n  splits: {train: train.csv}\n"

@@ -42,6 +42,31 @@ def test_panel_wages_naive_split_leaks_and_correct_split_passes(tmp_path: Path) 
     assert codes == {"naive": 1, "correct": 0}
 
 
+def test_house_prices_regression_passes_and_the_leaked_target_column_fails(tmp_path: Path) -> None:
+    ex = _copy("house_prices", tmp_path)
+    subprocess.run([sys.executable, str(ex / "prepare.py")], check=True, capture_output=True)
+    codes, docs = {}, {}
+    for variant in ("audit", "leaky"):
+        proc = subprocess.run([str(BIN / "auditkit"), "run", str(ex / f"{variant}.yaml"), "-o", str(ex / variant),
+                               "-q", "--format", "json"], capture_output=True, text=True)  # fmt: skip
+        codes[variant] = proc.returncode
+        docs[variant] = json.loads((ex / variant / "results.json").read_text())
+    assert codes == {"audit": 0, "leaky": 1}, codes
+    clean = {c["id"]: c for c in docs["audit"]["checks"]}
+    assert docs["audit"]["subject"]["task"] == "regression" and docs["audit"]["subject"]["task_inferred"]
+    assert clean["AK-LEAK-005"]["status"] == "passed" and clean["AK-PERF-001"]["status"] == "passed"
+    assert clean["AK-FAIR-001"]["status"] == "passed" and clean["AK-PERF-003"]["status"] == "not_applicable"
+    assert {m["name"] for m in clean["AK-PERF-001"]["metrics"]} >= {
+        "rmse",
+        "mae",
+        "r2",
+        "rmse_minus_mean_baseline",
+    }
+    leaky = {c["id"]: c for c in docs["leaky"]["checks"]}
+    assert leaky["AK-LEAK-005"]["status"] == "failed"
+    assert [f["key"] for f in leaky["AK-LEAK-005"]["findings"]] == ["lprice"]
+
+
 def test_release_gate_v2_fails_against_v1(tmp_path: Path) -> None:
     ex = _copy("release_gate", tmp_path)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHON": sys.executable}
