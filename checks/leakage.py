@@ -479,9 +479,11 @@ def target_leakage(
     scored by a target encoding learnt on the other folds: categories by level, numbers with at
     most ``max_levels`` distinct values (and about 20 rows per value) by value, other numbers by up
     to ``bins`` quantile bins of at least about 20 rows, missing values as a level of their own. The out-of-fold AUC (one-vs-rest macro for several classes)
-    or, for a numeric label with more than ``max_classes`` values, R² is reported per feature. A
-    feature is flagged only when the lower end of its 95% interval (Hanley–McNeil) exceeds
-    ``max_auc``, so a small sample does not flag by chance. Every training row is used (no
+    or, for a numeric label with more than ``max_classes`` values, R² is reported per feature
+    (the higher of R² on the label and on its ranks, so that a monotone copy of a long-tailed label,
+    such as its log, is seen). A feature is flagged only when the lower end of its 95% interval
+    (Hanley–McNeil for AUC, delta method for R²) exceeds ``max_auc`` / ``max_r2``, so a small sample
+    does not flag by chance. Every training row is used (no
     sampling); the cost is O(rows) per feature.
 
     Parameters
@@ -519,19 +521,20 @@ def target_leakage(
     score_name = "R²" if regression else "AUC"
     for f in train.features:
         codes = feature_codes(train.frame[f][keep], f in train.categorical, bins, max_levels)
+        scale = "label"
         if regression:
-            value = oof_feature_r2(codes, y, fold, folds)
-            lo = hi = value
-            flagged = bool(np.isfinite(value) and value > max_r2)
+            value, (lo, hi), scale = oof_feature_r2(codes, y, fold, folds)
+            flagged = bool(np.isfinite(lo) and lo > max_r2)
         else:
             value, (lo, hi) = oof_feature_auc(codes, y, fold, folds)
             flagged = bool(np.isfinite(lo) and lo > max_auc)
-        rows.append([f, value, lo, hi, int(codes.max()) + 1, flagged])
+        rows.append([f, value, lo, hi, int(codes.max()) + 1, flagged] + ([scale] if regression else []))
         if np.isfinite(value):
             top_value = max(top_value, value)
         if flagged:
             findings.append(Finding(
-                f"feature {f!r} alone predicts the label with out-of-fold {score_name} {value:.4f} "
+                f"feature {f!r} alone predicts the label{' ranks' if scale == 'rank' else ''} with out-of-fold "
+                f"{score_name} {value:.4f} "
                 f"(95% CI {lo:.4f}–{hi:.4f}), above {max_r2 if regression else max_auc}: check whether "
                 "it is derived from the label or only known after the outcome",
                 key=f, metric="leaking_features", evidence={"feature": f, score_name: value},
@@ -547,7 +550,8 @@ def target_leakage(
     ]  # fmt: skip
     evidence = {
         f"Single-feature out-of-fold {score_name}": {
-            "columns": ["feature", score_name, "95% low", "95% high", "levels/bins", "flagged"],
+            "columns": ["feature", score_name, "95% low", "95% high", "levels/bins", "flagged"]
+            + (["target scale"] if regression else []),
             "rows": rows[:MAX_ROWS], "total_rows": len(rows),
         },
         "plots": [{"type": "bar", "title": f"Single-feature out-of-fold {score_name} (highest 20)",

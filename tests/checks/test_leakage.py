@@ -322,6 +322,31 @@ def test_target_leakage_nonmonotone_multiclass_regression_single_class() -> None
     )
 
 
+def test_target_leakage_sees_the_log_of_a_long_tailed_label_and_its_r2_interval_is_honest() -> None:
+    from auditkit.checks._leakage_target import _oof_errors, _r2_interval
+
+    rng = np.random.default_rng(5)
+    n = 400
+    price = np.exp(rng.normal(11.5, 0.6, size=n))  # a long-tailed target, like house prices
+    df = pd.DataFrame({"lprice": np.log(price), "area": rng.normal(size=n) + 0.3 * np.log(price), "y": price})
+    rec = run_check(L.target_leakage, make_artifacts({"train": df}, label="y"))
+    table = rec["evidence"]["Single-feature out-of-fold R²"]
+    by = {r[0]: dict(zip(table["columns"], r, strict=True)) for r in table["rows"]}
+    assert [f["key"] for f in rec["findings"]] == ["lprice"] and by["lprice"]["target scale"] == "rank"
+    assert by["lprice"]["95% low"] > 0.95 and not by["area"]["flagged"]
+    assert by["lprice"]["95% low"] < by["lprice"]["R²"] < by["lprice"]["95% high"]
+    # the delta-method interval agrees with a bootstrap of the same rows (independent computation)
+    codes = pd.qcut(df["area"], 10, labels=False).to_numpy()
+    fold = np.arange(n) % 5
+    res, dev = _oof_errors(codes, price, fold, 5)
+    r2, (lo, hi) = _r2_interval(res, dev)
+    idx = rng.integers(0, n, size=(2000, n))
+    boot = 1 - res[idx].mean(axis=1) / dev[idx].mean(axis=1)
+    b_lo, b_hi = np.quantile(boot, [0.025, 0.975])
+    assert r2 == pytest.approx(1 - res.sum() / dev.sum())
+    assert hi - lo == pytest.approx(b_hi - b_lo, rel=0.2) and lo == pytest.approx(b_lo, abs=0.05)
+
+
 # ---------------------------------------------------------------- robustness
 def test_messy_real_world_input_does_not_crash(messy: dict[str, pd.DataFrame]) -> None:
     arts = make_artifacts(messy, label="y", id="uid", time="when", categorical=["mixed", "level", "txt"])
