@@ -191,3 +191,20 @@ def test_typed_param_domains_are_refused_before_the_run(
     assert info is not None
     with pytest.raises(SpecError, match=needle):
         validate_params(info, {name: value}, f"checks.params.{info.id}")
+
+
+def test_corruption_grid_tasks_identical_inline_two_workers_and_ray(ray_cluster: object) -> None:
+    """AK-ADV-003 runs one task per corruption × severity: the same record whatever ran them."""
+    from auditkit.engine import compute
+
+    params = {"max_samples": 150, "severities": [1, 3, 5]}
+
+    def record(executor: compute.Executor) -> dict:  # type: ignore[type-arg]
+        with compute.use(executor):
+            rec = run_check(natural_corruptions, digits_arts(), params=params)
+        return {k: v for k, v in rec.items() if k != "duration_s"}
+
+    inline = record(compute.InlineExecutor())
+    assert inline["status"] != "error", inline["error"]
+    assert record(compute.LocalPool(2)) == inline
+    assert record(compute.make_executor(compute.ComputeConfig(kind="ray"))) == inline
