@@ -176,6 +176,33 @@ def test_relative_mce_against_a_baseline_model() -> None:
         ("auditkit.checks.adversarial:white_box_evasion", "norms", ["l1"], "Input should be 'inf' or 'l2'"),
         ("auditkit.checks.adversarial:white_box_evasion", "steps", 0, "greater than or equal to 1"),
         ("auditkit.checks.deployment:inference_cost", "repeats", 4, "greater than or equal to 5"),
+        (
+            "auditkit.checks.adversarial:black_box_and_masking",
+            "losses",
+            ["hinge"],
+            "Input should be 'ce' or 'margin'",
+        ),
+        ("auditkit.checks.adversarial:black_box_and_masking", "losses", [], "at least 1 item"),
+        ("auditkit.checks.adversarial:black_box_and_masking", "n_blackbox", 0, "greater than or equal to 1"),
+        (
+            "auditkit.checks.adversarial:black_box_and_masking",
+            "unbounded_steps",
+            0,
+            "greater than or equal to 1",
+        ),
+        (
+            "auditkit.checks.adversarial:black_box_and_masking",
+            "max_unbounded_accuracy",
+            1.5,
+            "less than or equal to 1",
+        ),
+        (
+            "auditkit.checks.adversarial:black_box_and_masking",
+            "epsilons",
+            [0.1, -0.1],
+            "greater than or equal to 0",
+        ),
+        ("auditkit.checks.adversarial:black_box_and_masking", "step_ratio", 0, "greater than 0"),
     ],
 )
 def test_typed_param_domains_are_refused_before_the_run(
