@@ -358,9 +358,7 @@ def _ray_shared(box: list[Any]) -> Any:
     if key in _WORKER_SHARED:
         _WORKER_SHARED.move_to_end(key)
         return _WORKER_SHARED[key]
-    import ray
-
-    value = ray.get(ref)
+    value = sys.modules["ray"].get(ref)  # a Ray worker has ray loaded (no import here: ray is an extra)
     _WORKER_SHARED[key] = value
     while len(_WORKER_SHARED) > 4:
         _WORKER_SHARED.popitem(last=False)
