@@ -1,8 +1,8 @@
 """AK-ADV-001 (white-box shards) and AK-ADV-003 (corruption × severity tasks) on digits: in-process
 vs 2 local workers.
 
-Run: .venv/bin/python benchmarks/compute_shards.py [MAX_SAMPLES]. Worker start-up excluded (a
-warm-up run per engine); both engines compute with the audit's thread policy (1 torch thread per
+Run: .venv/bin/python benchmarks/compute_shards.py [MAX_SAMPLES]. Worker start-up excluded (each
+job runs once per engine before it is timed); both engines compute with the audit's thread policy (1 torch thread per
 task on 2 cores). Records must be equal. Prints the load average before and after.
 """
 
@@ -58,9 +58,9 @@ def main() -> None:
         "AK-ADV-003": (natural_corruptions, {"max_samples": n}),
     }
     print("load before:", load(), "| cores:", os.cpu_count(), "| task threads:", compute.task_threads())
-    for ex in engines.values():
-        timed(white_box_evasion, ex, {"max_samples": 40, "steps": 2, "restarts": 1})  # warm-up
     for name, (fn, params) in jobs.items():
+        for ex in engines.values():
+            timed(fn, ex, params)  # warm-up: workers start, import torch and ART, run each code path once
         out = {e: timed(fn, ex, params) for e, ex in engines.items()}
         assert out["local2"][1] == out["inline"][1], f"{name}: engines disagree"
         a, b = out["inline"][0], out["local2"][0]
