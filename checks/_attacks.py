@@ -5,7 +5,7 @@ Private helpers of the built-in checks; see checks/adversarial.py for the method
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -402,83 +402,151 @@ def run_pgd(
     return correct
 
 
+# Rows per white-box task: a fixed size (never from the worker count), so the shards and their seeds
+# are the same whatever ran them.
+WB_ROWS = 512
+
+Mapper = Callable[[Callable[[Any, Any, int], Any], Sequence[Any], Any], list[Any]]
+
+
+def inline_map(fn: Callable[[Any, Any, int], Any], items: Sequence[Any], shared: Any) -> list[Any]:
+    """Every task here, in order (white-box runs outside a check context, e.g. AK-DEPLOY-001's)."""
+    return [fn(shared, item, 0) for item in items]
+
+
+def shard_seed(seed: int, index: int) -> int:
+    """Shard ``index``'s seed from the white-box seed (the mapper's own seed is not used: any
+    mapper, a check's ``ctx.map`` or ``inline_map``, gives the same numbers)."""
+    return int(np.random.SeedSequence([int(seed) % 2**63, index]).generate_state(1)[0])
+
+
+def white_box_task(shared: tuple[Any, AttackSpace, dict[str, Any]], item: tuple[Any, ...], _seed: int) -> Any:
+    """One white-box shard (a compute task): rows ``lo:hi`` of the clean-correct rows, and either
+
+    - ``("radius", norm, [(i, eps)], lo, hi, members, seed)``: FGSM and/or PGD at one radius;
+    - ``("chain", norm, [(i, eps), ...], lo, hi, members, seed)``: the ensemble members over every
+      radius in order (each attacks only the rows it has not broken at the smaller radius; FAB-T,
+      minimum-norm, runs once for all radii);
+    - ``("unbounded", "inf", [], lo, hi, (), seed)``: PGD over the whole valid range (ε = 1).
+
+    Returns, per member, correct-after-attack of shape (radii, rows) (unbounded: (rows,))."""
+    import torch
+    from art.attacks.evasion import FastGradientMethod
+
+    adapter, space, cfg = shared
+    kind, name, radii, lo, hi, members, seed = item
+    np.random.seed(seed % 2**32)  # ART draws random starts from numpy's global generator
+    torch.manual_seed(seed)
+    rows = cfg["todo"][lo:hi]
+    z, y = space.z[rows], space.y[rows]
+    bs, device, losses = cfg["batch_size"], adapter.device, cfg["losses"]
+    model = scaled_module(adapter, space)
+    mask = space.mask if space.n_mutable < space.mask.size else None
+    with frozen_params(adapter.module):
+        clfs = {
+            loss: art_classifier(model, space, adapter.n_classes, loss, device)
+            for loss in set(losses) | {"ce"}
+        }
+        if kind == "unbounded":
+            return run_pgd(
+                model, clfs, space, z, y, norm=math.inf, eps=1.0, steps=cfg["unbounded_steps"], restarts=len(losses),
+                losses=losses, step_ratio=2.5, batch_size=bs, device=device,
+            )  # fmt: skip
+        norm = NORMS[name]
+        res = {a: np.zeros((len(radii), len(rows)), dtype=bool) for a in members}
+        fab = None
+        for k, (i, eps) in enumerate(radii):
+            if "fgsm" in res:
+                fgm = FastGradientMethod(clfs["ce"], norm=norm, eps=eps, eps_step=eps, batch_size=bs)
+                adv = fgm.generate(z, y, **({"mask": mask} if mask is not None else {}))
+                if mask is not None:  # ART clips to the box: put immutable values outside it back
+                    adv = np.where(mask > 0, adv, z).astype(np.float32)
+                res["fgsm"][k] = predict_z(model, adv, device, bs) == y
+            if "pgd" in res:
+                res["pgd"][k] = run_pgd(
+                    model, clfs, space, z, y, norm=norm, eps=eps, steps=cfg["steps"], restarts=cfg["restarts"],
+                    losses=losses, step_ratio=cfg["step_ratio"], batch_size=bs, device=device,
+                )  # fmt: skip
+            if "fab-t" in res:
+                if fab is None:  # minimum-norm: one run answers every radius
+                    fab = fab_distances(model, space, z, y, steps=cfg["apgd_steps"], n_targets=cfg["apgd_targets"],
+                                        batch_size=bs, device=device)  # fmt: skip
+                res["fab-t"][k] = ~(fab <= eps + 1e-6)
+            for a in (m for m in members if m not in ("fgsm", "pgd", "fab-t")):
+                # A perturbation that fools at a smaller radius lies in this ball too: ensemble members
+                # attack only the rows they have not broken yet (FGSM and PGD run on all rows, so that
+                # AK-ADV-002 can still see a PGD curve that rises with ε).
+                alive = res[a][k - 1] if k > 0 else np.ones(len(rows), dtype=bool)
+                got = np.zeros(len(rows), dtype=bool)
+                if alive.any():
+                    got[alive] = ensemble_attack(
+                        model, space, z[alive], y[alive], attack=a, norm=name, eps=eps, steps=cfg["apgd_steps"],
+                        n_targets=cfg["apgd_targets"], queries=cfg["square_queries"], batch_size=bs, device=device,
+                        seed=seed + i,
+                    )  # fmt: skip
+                res[a][k] = got
+    return res
+
+
 def white_box(
     adapter: ModelAdapter, space: AttackSpace, *, grid: Sequence[float], norms: Sequence[str], steps: int,
     restarts: int, losses: Sequence[str], step_ratio: float, l2_scale: float, batch_size: int, seed: int,
     unbounded_steps: int = 0, attacks: Sequence[str] = ("fgsm", "pgd"), apgd_steps: int = 100,
-    apgd_targets: int = 9, square_queries: int = 5000,
+    apgd_targets: int = 9, square_queries: int = 5000, mapper: Mapper | None = None,
 ) -> WhiteBox:  # fmt: skip
     """The attacks at every radius of the grid, for each norm, on the clean-correct samples (Square
-    is L∞ only: it is left out of the L2 evaluation)."""
+    is L∞ only: it is left out of the L2 evaluation).
+
+    The work is a list of shards (``white_box_task``): blocks of ``WB_ROWS`` clean-correct rows ×
+    (norm, radius) for FGSM/PGD, × norm for the ensemble members (which chain over the radii), and
+    row blocks of the unbounded PGD. Shard ``j`` is seeded by ``shard_seed(seed, j)``; ``mapper``
+    (a check's ``ctx.map``) runs them, by default here one after another, with the same numbers.
+    PGD's restarts stay inside a shard: later restarts attack only the rows the earlier ones left.
+    """
     import time
 
-    import torch
-    from art.attacks.evasion import FastGradientMethod
-
     t0 = time.perf_counter()
-    np.random.seed(seed % 2**32)  # ART draws random starts from numpy's global generator
-    torch.manual_seed(seed)
     model = scaled_module(adapter, space)
-    k = adapter.n_classes
-    with frozen_params(adapter.module):
-        clfs = {loss: art_classifier(model, space, k, loss, adapter.device) for loss in set(losses) | {"ce"}}
-        clean = predict_z(model, space.z, adapter.device, batch_size) == space.y
-        todo = np.flatnonzero(clean)
-        z, y = space.z[todo], space.y[todo]
-        mask = space.mask if space.n_mutable < space.mask.size else None
-        radii: dict[str, list[float]] = {}
-        correct: dict[str, dict[str, np.ndarray]] = {}
-        for name in norms:
-            norm = NORMS[name]
-            radii[name] = list(map(float, grid)) if name == "inf" else l2_radii(grid, space, l2_scale)
-            members = [a for a in attacks if not (a in LINF_ONLY and name != "inf")]
-            fab = None
-            res = {a: np.zeros((len(grid), len(space.y)), dtype=bool) for a in members}
-            for i, eps in enumerate(radii[name]):
-                if eps <= 0 or len(todo) == 0:
-                    for a in res:
-                        res[a][i] = clean
-                    continue
-                if "fgsm" in res:
-                    fgm = FastGradientMethod(
-                        clfs["ce"], norm=norm, eps=eps, eps_step=eps, batch_size=batch_size
-                    )
-                    adv = fgm.generate(z, y, **({"mask": mask} if mask is not None else {}))
-                    if mask is not None:  # ART clips to the box: put immutable values outside it back
-                        adv = np.where(mask > 0, adv, z).astype(np.float32)
-                    res["fgsm"][i, todo] = predict_z(model, adv, adapter.device, batch_size) == y
-                if "pgd" in res:
-                    res["pgd"][i, todo] = run_pgd(
-                        model, clfs, space, z, y, norm=norm, eps=eps, steps=steps, restarts=restarts, losses=losses,
-                        step_ratio=step_ratio, batch_size=batch_size, device=adapter.device,
-                    )  # fmt: skip
-                if "fab-t" in res:
-                    if fab is None:  # minimum-norm: one run answers every radius
-                        fab = fab_distances(model, space, z, y, steps=apgd_steps, n_targets=apgd_targets,
-                                            batch_size=batch_size, device=adapter.device)  # fmt: skip
-                    res["fab-t"][i, todo] = ~(fab <= eps + 1e-6)
-                for a in (m for m in members if m not in ("fgsm", "pgd", "fab-t")):
-                    # A perturbation that fools at a smaller radius lies in this ball too: ensemble members
-                    # attack only the rows they have not broken yet (FGSM and PGD run on all rows, so that
-                    # AK-ADV-002 can still see a PGD curve that rises with ε).
-                    alive = res[a][i - 1, todo] if i > 0 else np.ones(len(todo), dtype=bool)
-                    got = np.zeros(len(todo), dtype=bool)
-                    if alive.any():
-                        got[alive] = ensemble_attack(
-                            model, space, z[alive], y[alive], attack=a, norm=name, eps=eps, steps=apgd_steps,
-                            n_targets=apgd_targets, queries=square_queries, batch_size=batch_size,
-                            device=adapter.device, seed=seed + i,
-                        )  # fmt: skip
-                    res[a][i, todo] = got
-            correct[name] = res
-        unbounded = None
-        if unbounded_steps > 0:
-            unbounded = clean.copy()
-            if len(todo):
-                unbounded[todo] = run_pgd(
-                    model, clfs, space, z, y, norm=math.inf, eps=1.0, steps=unbounded_steps, restarts=len(losses),
-                    losses=losses, step_ratio=2.5, batch_size=batch_size, device=adapter.device,
-                )  # fmt: skip
+    clean = predict_z(model, space.z, adapter.device, batch_size) == space.y
+    todo = np.flatnonzero(clean)
+    blocks = [(lo, min(lo + WB_ROWS, len(todo))) for lo in range(0, len(todo), WB_ROWS)]
+    radii: dict[str, list[float]] = {}
+    plan: list[tuple[Any, ...]] = []
+    for name in norms:
+        radii[name] = list(map(float, grid)) if name == "inf" else l2_radii(grid, space, l2_scale)
+        members = [a for a in attacks if not (a in LINF_ONLY and name != "inf")]
+        positive = [(i, e) for i, e in enumerate(radii[name]) if e > 0]
+        fast = tuple(a for a in members if a in ("fgsm", "pgd"))
+        chained = tuple(a for a in members if a not in ("fgsm", "pgd"))
+        for lo, hi in blocks:
+            if fast:
+                plan += [("radius", name, [r], lo, hi, fast) for r in positive]
+            if chained and positive:
+                plan.append(("chain", name, positive, lo, hi, chained))
+    if unbounded_steps > 0:
+        plan += [("unbounded", "inf", [], lo, hi, ()) for lo, hi in blocks]
+    items = [(*p, shard_seed(seed, j)) for j, p in enumerate(plan)]
+    cfg = {
+        "todo": todo, "steps": steps, "restarts": restarts, "losses": list(losses), "step_ratio": step_ratio,
+        "batch_size": batch_size, "unbounded_steps": unbounded_steps, "apgd_steps": apgd_steps,
+        "apgd_targets": apgd_targets, "square_queries": square_queries,
+    }  # fmt: skip
+    results = (mapper or inline_map)(white_box_task, items, (adapter, space, cfg)) if items else []
+    correct: dict[str, dict[str, np.ndarray]] = {}
+    for name in norms:
+        members = [a for a in attacks if not (a in LINF_ONLY and name != "inf")]
+        # Radius 0 (and every radius when no row is clean-correct): correct = clean.
+        correct[name] = {a: np.tile(clean, (len(grid), 1)) for a in members}
+    unbounded = clean.copy() if unbounded_steps > 0 else None
+    for (kind, name, rs, lo, hi, _members, _seed), out in zip(items, results, strict=True):
+        rows = todo[lo:hi]
+        if kind == "unbounded":
+            assert unbounded is not None
+            unbounded[rows] = out
+            continue
+        for a, got in out.items():
+            for k, (i, _eps) in enumerate(rs):
+                correct[name][a][i, rows] = got[k]
     return WhiteBox(space, radii, list(map(float, grid)), clean, correct, time.perf_counter() - t0, unbounded)
 
 
@@ -862,6 +930,7 @@ def shared_white_box(
             batch_size=params["batch_size"], seed=seed, unbounded_steps=unbounded_steps,
             attacks=resolve_attacks(params.get("attacks", "fast")), apgd_steps=params.get("apgd_steps", 100),
             apgd_targets=params.get("apgd_targets", 9), square_queries=params.get("square_queries", 5000),
+            mapper=lambda fn, items, shared: ctx.map(fn, items, shared=shared),
         )  # fmt: skip
         return wb, gate
 

@@ -4,7 +4,7 @@ Private helpers of the built-in checks; see checks/corruption.py for the method.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +109,12 @@ def _tabular_corruption(
 
 @dataclass
 class CorruptionSetup:
-    """The rows to corrupt and how: shared by AK-ADV-003 and the deployment parity check."""
+    """The rows to corrupt and how: shared by AK-ADV-003 and the deployment parity check.
+
+    Plain data (no closure), so that it pickles: AK-ADV-003 sends it to compute workers once.
+    Images: ``z`` is ``x`` normalised to [0, 1] by the value range ``(lo, hi)``. Tabular: ``sd``,
+    ``noisy`` and ``fill`` are the train spread, the columns noise may touch and the dropout fill.
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -117,12 +122,36 @@ class CorruptionSetup:
     table: dict[str, list[float]]
     names: list[str]
     severities: list[int]
-    apply: Callable[[str, float, np.random.Generator], np.ndarray]
+    z: np.ndarray | None = None
+    lo: float = 0.0
+    hi: float = 1.0
+    sd: np.ndarray | None = None
+    noisy: np.ndarray | None = None
+    fill: np.ndarray | None = None
+
+    def apply(self, name: str, level: float, g: np.random.Generator) -> np.ndarray:
+        if self.kind == "image":
+            assert self.z is not None
+            out = _image_corruption(name, self.z, level, g)
+            return (self.lo + out * (self.hi - self.lo)).astype(np.float32)
+        assert self.sd is not None and self.noisy is not None and self.fill is not None
+        return _tabular_corruption(name, self.x, level, g, sd=self.sd, noisy=self.noisy, fill=self.fill)
 
     def corrupted(self, ci: int, si: int, seed: int) -> np.ndarray:
         """Corruption ``ci`` at severity index ``si``; deterministic per seed, corruption and severity."""
         name, sev = self.names[ci], self.severities[si]
         return self.apply(name, self.table[name][sev - 1], np.random.default_rng([seed, ci, sev]))
+
+
+def corruption_task(
+    shared: tuple[Any, CorruptionSetup, int], item: tuple[int, int], _seed: int
+) -> np.ndarray:
+    """AK-ADV-003's compute task (``ctx.map``): per row, correct under corruption ``ci`` at severity
+    index ``si``. The corruption's generator comes from (check seed, corruption, severity) as it did
+    before the grid ran as tasks, not from the task's seed: the numbers did not move."""
+    adapter, setup, seed = shared
+    ci, si = item
+    return np.asarray(adapter.predict(setup.corrupted(ci, si, seed)) == setup.y)
 
 
 def corruption_setup(
@@ -148,7 +177,6 @@ def corruption_setup(
     unknown = [c for c in names if c not in table]
     if unknown:
         raise SpecError(f"corruptions {unknown} are not known for {kind} inputs; known: {sorted(table)}")
-    apply: Callable[[str, float, np.random.Generator], np.ndarray]
     if kind == "image":
         if x.ndim < 3:
             raise NotApplicable("image corruptions need inputs shaped (n, ..., height, width)")
@@ -156,23 +184,15 @@ def corruption_setup(
 
         lo, hi = image_range(ctx, x)
         z = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-
-        def apply(name: str, level: float, g: np.random.Generator) -> np.ndarray:
-            return (lo + _image_corruption(name, z, level, g) * (hi - lo)).astype(np.float32)
-
-    else:
-        ref = ctx.dataset("train") if "train" in ctx.splits() else ds
-        xr = ref.x.astype(np.float64)
-        sd = np.nan_to_num(np.nanstd(xr, axis=0))
-        is_cat = np.array([f in ds.categorical for f in ds.features])
-        n_unique = np.array([len(np.unique(c[np.isfinite(c)])) for c in xr.T])
-        noisy = ~is_cat & (n_unique > 2) & (sd > 0)
-        fill = np.nan_to_num(np.nanmedian(xr, axis=0)).astype(np.float32)
-        for j in np.flatnonzero(is_cat):
-            codes, counts = np.unique(xr[:, j][xr[:, j] >= 0], return_counts=True)
-            fill[j] = codes[np.argmax(counts)] if len(codes) else -1
-
-        def apply(name: str, level: float, g: np.random.Generator) -> np.ndarray:
-            return _tabular_corruption(name, x, level, g, sd=sd, noisy=noisy, fill=fill)
-
-    return CorruptionSetup(x, y, kind, table, names, list(severities), apply)
+        return CorruptionSetup(x, y, kind, table, names, list(severities), z=z, lo=lo, hi=hi)
+    ref = ctx.dataset("train") if "train" in ctx.splits() else ds
+    xr = ref.x.astype(np.float64)
+    sd = np.nan_to_num(np.nanstd(xr, axis=0))
+    is_cat = np.array([f in ds.categorical for f in ds.features])
+    n_unique = np.array([len(np.unique(c[np.isfinite(c)])) for c in xr.T])
+    noisy = ~is_cat & (n_unique > 2) & (sd > 0)
+    fill = np.nan_to_num(np.nanmedian(xr, axis=0)).astype(np.float32)
+    for j in np.flatnonzero(is_cat):
+        codes, counts = np.unique(xr[:, j][xr[:, j] >= 0], return_counts=True)
+        fill[j] = codes[np.argmax(counts)] if len(codes) else -1
+    return CorruptionSetup(x, y, kind, table, names, list(severities), sd=sd, noisy=noisy, fill=fill)

@@ -38,6 +38,7 @@ from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, Outcome, SpecError, chec
 # Parameter domains, validated by the engine before anything runs (exit 2 on a bad value).
 Norm = Literal["inf", "l2"]
 AtLeast1 = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[float, Field(ge=0)]
 
 if TYPE_CHECKING:
     from auditkit import RunContext
@@ -158,11 +159,13 @@ def white_box_evasion(
     cost="slow",
 )
 def black_box_and_masking(
-    ctx: RunContext, /, *, split: str = "test", n_blackbox: int = 100, max_iter: int = 20, max_eval: int = 500,
-    init_eval: int = 50, tolerance: float = 0.02, max_unbounded_accuracy: float = 0.05, unbounded_steps: int = 50,
-    epsilons: list[float] | None = None, gate_epsilon: float | None = None, steps: int = 20, restarts: int = 3,
-    losses: list[str] = ["ce", "margin"], step_ratio: float = 2.5, max_samples: int = 1000,  # noqa: B006
-    perturb_binary: bool = False, batch_size: int = 2048, min_rows: int = DEFAULT_MIN_ROWS,
+    ctx: RunContext, /, *, split: str = "test", n_blackbox: AtLeast1 = 100, max_iter: AtLeast1 = 20,
+    max_eval: AtLeast1 = 500, init_eval: AtLeast1 = 50, tolerance: NonNegative = 0.02,
+    max_unbounded_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.05, unbounded_steps: AtLeast1 = 50,
+    epsilons: list[NonNegative] | None = None, gate_epsilon: NonNegative | None = None, steps: AtLeast1 = 20,
+    restarts: AtLeast1 = 3, losses: Annotated[list[Literal["ce", "margin"]], Field(min_length=1)] = ["ce", "margin"],  # noqa: B006
+    step_ratio: Annotated[float, Field(gt=0)] = 2.5, max_samples: AtLeast1 = 1000, perturb_binary: bool = False,
+    batch_size: AtLeast1 = 2048, min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Outcome:  # fmt: skip
     """Runs ART's decision-based HopSkipJump (L∞) on a subsample and tests the white-box invariants
     whose violation signals gradient masking (a white-box number that overstates robustness).
@@ -204,10 +207,10 @@ def black_box_and_masking(
     from auditkit.toolkit import wilson
 
     validate_attack_params(["inf"], losses, steps, restarts)
-    params = dict(
-        epsilons=epsilons, gate_epsilon=gate_epsilon, norms=["inf"], steps=steps, restarts=restarts,
-        losses=list(losses), step_ratio=step_ratio, l2_scale=0.25, max_samples=max_samples,
-        perturb_binary=perturb_binary, batch_size=batch_size,
+    params = dict(  # lists, as AK-ADV-001's: the white-box run is shared when the parameters agree
+        epsilons=list(epsilons) if epsilons is not None else None, gate_epsilon=gate_epsilon, norms=["inf"],
+        steps=steps, restarts=restarts, losses=list(losses), step_ratio=step_ratio, l2_scale=0.25,
+        max_samples=max_samples, perturb_binary=perturb_binary, batch_size=batch_size,
     )  # fmt: skip
     require_attack_rows(ctx, split, min_rows)
     wb, gate = shared_white_box(ctx, split, params, unbounded_steps=unbounded_steps)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from auditkit.checks._corruptions import corruption_setup
+from auditkit.checks._corruptions import corruption_setup, corruption_task
 from pydantic import Field
 
 from auditkit import DEFAULT_MIN_ROWS, Finding, Metric, Outcome, SpecError, check
@@ -94,10 +94,17 @@ def natural_corruptions(
     rows: list[list[Any]] = []
     correct = np.zeros((n, len(names), len(severities)), dtype=bool)
     series = []
+    # One compute task per corruption × severity (docs/compute.md), combined in grid order; each
+    # corruption's generator comes from (check seed, corruption, severity), so the numbers are the
+    # same whatever ran the tasks. The model and the rows travel once.
+    grid = [(ci, si) for ci in range(len(names)) for si in range(len(severities))]
+    for (ci, si), ok in zip(
+        grid, ctx.map(corruption_task, grid, shared=(adapter, setup, ctx.seed)), strict=True
+    ):
+        correct[:, ci, si] = ok
     for ci, name in enumerate(names):
         accs, los, his = [], [], []
         for si, sev in enumerate(severities):
-            correct[:, ci, si] = adapter.predict(setup.corrupted(ci, si, ctx.seed)) == y
             k = int(correct[:, ci, si].sum())
             lo_ci, hi_ci = wilson(k, n)
             accs.append(k / n)

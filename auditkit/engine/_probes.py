@@ -47,3 +47,8 @@ def sleep_then(shared: Any, item: float, seed: int) -> float:
 
     time.sleep(item)
     return item
+
+
+def payload_identity(shared: Any, item: int, seed: int) -> tuple[int, int]:
+    """(worker pid, id of the payload object it computed with): one payload object per worker per map."""
+    return os.getpid(), id(shared)

@@ -348,11 +348,28 @@ class LocalPool:
 # --------------------------------------------------------------------------------------------------
 
 
-def _ray_task(fn: Task, shared: Any, item: Any, seed: int, threads: int) -> Any:
+def _ray_shared(box: list[Any]) -> Any:
+    """The map's payload in this Ray worker: fetched and deserialised once per worker (a model's
+    tensors are unpickled, not zero-copy), then kept by its object id for the map's other tasks."""
+    ref = box[0]
+    if ref is None:
+        return None
+    key = "ray:" + ref.hex()
+    if key in _WORKER_SHARED:
+        _WORKER_SHARED.move_to_end(key)
+        return _WORKER_SHARED[key]
+    value = sys.modules["ray"].get(ref)  # a Ray worker has ray loaded (no import here: ray is an extra)
+    _WORKER_SHARED[key] = value
+    while len(_WORKER_SHARED) > 4:
+        _WORKER_SHARED.popitem(last=False)
+    return value
+
+
+def _ray_task(fn: Task, box: list[Any], item: Any, seed: int, threads: int) -> Any:
     os.environ["AUDITKIT_THREADS"] = str(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
-    return fn(shared, item, seed)
+    return fn(_ray_shared(box), item, seed)
 
 
 def _reachable(address: str, timeout: float = 5.0) -> str | None:
@@ -464,12 +481,11 @@ class RayExecutor:
             retry_exceptions=False,
             **options,
         )
-        shared_ref = ray.put(shared)  # once in the object store; every task reads the same copy
+        # Once in the object store; passed inside a list, so that Ray does not resolve (deserialise) it
+        # for every task: each worker fetches it once (_ray_shared).
+        box = [ray.put(shared) if shared is not None else None]
         threads = task_threads()
-        refs = [
-            remote.remote(fn, shared_ref, item, seed, threads)
-            for item, seed in zip(items, seeds, strict=True)
-        ]
+        refs = [remote.remote(fn, box, item, seed, threads) for item, seed in zip(items, seeds, strict=True)]
         out: list[Any] = []
         try:
             for i, ref in enumerate(refs):

@@ -539,3 +539,44 @@ def test_black_box_shards_identical_inline_two_workers_and_ray(ray_cluster: obje
     assert inline["status"] != "error", inline["error"]
     assert record(compute.LocalPool(2)) == inline
     assert record(compute.make_executor(compute.ComputeConfig(kind="ray"))) == inline
+
+
+# Both norms, random restarts (restart 3 starts at a random point), and a chained ensemble member
+# (Square, seeded per shard): every kind of white-box shard.
+WB_SHARDS = {"steps": 3, "restarts": 3, "norms": ["inf", "l2"], "max_samples": 100, "attacks": ["fgsm", "pgd", "square"],
+             "square_queries": 30}  # fmt: skip
+
+
+def test_white_box_shards_identical_inline_two_workers_and_ray(ray_cluster: object) -> None:
+    """AK-ADV-001 runs (norm × radius × row block) shards on the compute engine: the same record
+    whatever ran them, and the same as the white-box run without a check context (inline_map)."""
+    from auditkit.checks._attacks import WB_ROWS, attack_inputs, white_box
+
+    from auditkit.engine import compute
+    from auditkit.engine.context import RunContext
+    from auditkit.engine.registry import build_registry
+
+    def record(executor: compute.Executor) -> dict:  # type: ignore[type-arg]
+        with compute.use(executor):
+            rec = run_check(white_box_evasion, digits_arts(), params=WB_SHARDS)
+        return {k: v for k, v in rec.items() if k != "duration_s"}
+
+    inline = record(compute.InlineExecutor())
+    assert inline["status"] != "error", inline["error"]
+    assert record(compute.LocalPool(2)) == inline
+    assert record(compute.make_executor(compute.ComputeConfig(kind="ray"))) == inline
+    # Shards are a fixed partition: row blocks of WB_ROWS, whatever runs them.
+    arts = digits_arts()
+    ctx = RunContext(build_registry(autoload=False).checks["AK-ADV-001"], arts, run_seed=0)
+    adapter, space = attack_inputs(ctx, "test", 100, False, 5)
+    seen: list[tuple] = []  # type: ignore[type-arg]
+
+    def spy(fn, items, shared):  # type: ignore[no-untyped-def]
+        seen.extend(items)
+        return [fn(shared, it, 0) for it in items]
+
+    kw = dict(grid=[0.0, 2 / 255, 8 / 255], norms=["inf"], steps=2, restarts=1, losses=["ce"], step_ratio=2.5,
+              l2_scale=0.25, batch_size=64, seed=5)  # fmt: skip
+    a, b = white_box(adapter, space, **kw), white_box(adapter, space, **kw, mapper=spy)  # type: ignore[arg-type]
+    assert all((a.correct["inf"][k] == b.correct["inf"][k]).all() for k in ("fgsm", "pgd"))
+    assert [s[0] for s in seen] == ["radius", "radius"] and all(s[4] - s[3] <= WB_ROWS for s in seen)

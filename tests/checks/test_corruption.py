@@ -176,6 +176,33 @@ def test_relative_mce_against_a_baseline_model() -> None:
         ("auditkit.checks.adversarial:white_box_evasion", "norms", ["l1"], "Input should be 'inf' or 'l2'"),
         ("auditkit.checks.adversarial:white_box_evasion", "steps", 0, "greater than or equal to 1"),
         ("auditkit.checks.deployment:inference_cost", "repeats", 4, "greater than or equal to 5"),
+        (
+            "auditkit.checks.adversarial:black_box_and_masking",
+            "losses",
+            ["hinge"],
+            "Input should be 'ce' or 'margin'",
+        ),
+        ("auditkit.checks.adversarial:black_box_and_masking", "losses", [], "at least 1 item"),
+        ("auditkit.checks.adversarial:black_box_and_masking", "n_blackbox", 0, "greater than or equal to 1"),
+        (
+            "auditkit.checks.adversarial:black_box_and_masking",
+            "unbounded_steps",
+            0,
+            "greater than or equal to 1",
+        ),
+        (
+            "auditkit.checks.adversarial:black_box_and_masking",
+            "max_unbounded_accuracy",
+            1.5,
+            "less than or equal to 1",
+        ),
+        (
+            "auditkit.checks.adversarial:black_box_and_masking",
+            "epsilons",
+            [0.1, -0.1],
+            "greater than or equal to 0",
+        ),
+        ("auditkit.checks.adversarial:black_box_and_masking", "step_ratio", 0, "greater than 0"),
     ],
 )
 def test_typed_param_domains_are_refused_before_the_run(
@@ -191,3 +218,20 @@ def test_typed_param_domains_are_refused_before_the_run(
     assert info is not None
     with pytest.raises(SpecError, match=needle):
         validate_params(info, {name: value}, f"checks.params.{info.id}")
+
+
+def test_corruption_grid_tasks_identical_inline_two_workers_and_ray(ray_cluster: object) -> None:
+    """AK-ADV-003 runs one task per corruption × severity: the same record whatever ran them."""
+    from auditkit.engine import compute
+
+    params = {"max_samples": 150, "severities": [1, 3, 5]}
+
+    def record(executor: compute.Executor) -> dict:  # type: ignore[type-arg]
+        with compute.use(executor):
+            rec = run_check(natural_corruptions, digits_arts(), params=params)
+        return {k: v for k, v in rec.items() if k != "duration_s"}
+
+    inline = record(compute.InlineExecutor())
+    assert inline["status"] != "error", inline["error"]
+    assert record(compute.LocalPool(2)) == inline
+    assert record(compute.make_executor(compute.ComputeConfig(kind="ray"))) == inline

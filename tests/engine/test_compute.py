@@ -47,6 +47,23 @@ def test_ray_same_results(ray_cluster: object) -> None:
     assert ex.describe()["kind"] == "ray"
 
 
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_the_payload_is_deserialised_once_per_worker_per_map(
+    engine: str, request: pytest.FixtureRequest
+) -> None:
+    if engine == "ray":
+        request.getfixturevalue("ray_cluster")
+        ex: compute.Executor = compute.make_executor(ComputeConfig(kind="ray"))
+    else:
+        ex = LocalPool(2)
+    seen = ex.map(_probes.payload_identity, list(range(12)), seeds=list(range(12)), shared=SHARED)
+    per_worker: dict[int, set[int]] = {}
+    for pid, ident in seen:
+        per_worker.setdefault(pid, set()).add(ident)
+    assert os.getpid() not in per_worker
+    assert all(len(ids) == 1 for ids in per_worker.values()), per_worker
+
+
 def test_a_worker_killed_once_is_retried(tmp_path: Path) -> None:
     items = [(str(tmp_path / "marker"), 7), ("", 8), ("", 9)]
     assert LocalPool(2).map(_probes.die_once, items, seeds=[0, 1, 2]) == [7, 8, 9]
