@@ -19,11 +19,9 @@ import torch
 
 from auditkit.inputs.training import (
     SCHEDULE_ALIASES,
-    rerun_first_seed,
     resolve_optimizer,
     state_distance,
     stratified_split,
-    train_compare,
 )
 from auditkit.testing import make_artifacts
 
@@ -130,11 +128,11 @@ def test_divergence_is_recorded_not_raised() -> None:
 def test_gradient_clipping_by_norm_bounds_each_update() -> None:
     clip, lr = 1e-3, 1.0
     arts = cancer_artifacts({"optimizer": {"name": "SGD", "lr": lr}, "grad_clip": clip, "epochs": 1})
-    from auditkit.inputs.training import _data, build_module
+    from auditkit.inputs.training import build_module
 
-    train, x_tr, y_tr, *_ = _data(arts)
+    inputs = arts.training_inputs()
     torch.manual_seed(0)
-    fresh = build_module(arts, train, x_tr, 2)
+    fresh = build_module(inputs, inputs.rows().x_train, 2)
     run = arts.training_runs()[0]
     # plain SGD: total movement ≤ lr × clip × steps (triangle inequality), recorded norms are pre-clip
     with torch.no_grad():
@@ -172,7 +170,7 @@ def test_early_stopping_stops_and_restores_best() -> None:
 def test_same_seed_reproduces_and_seeds_differ() -> None:
     arts = cancer_artifacts({"optimizer": {"name": "AdamW", "lr": 0.01}, "seeds": [0, 1]})
     runs = arts.training_runs()
-    again = rerun_first_seed(arts)
+    again = arts.rerun()
     assert state_distance(runs[0].module, again.module) == 0.0
     assert state_distance(runs[0].module, runs[1].module) > 0.0
 
@@ -198,8 +196,8 @@ def test_compare_configs_are_lazy_and_cached() -> None:
     )
     arts.training_runs()
     assert "training_runs:compare" not in arts._cache
-    first = train_compare(arts)
-    assert train_compare(arts) is first
+    first = arts.compare_runs()
+    assert arts.compare_runs() is first
     assert first["compare:0"][0].optimizer["name"] == "SGD"
 
 
