@@ -190,6 +190,27 @@ def test_recorded_costs_and_curves() -> None:
     assert run.n_val == round(0.15 * (run.n_train + run.n_val)) or abs(run.n_val - 0.15 * 400) <= 2
 
 
+def test_training_inputs_are_a_small_pickle_that_trains_the_same_run() -> None:
+    """The payload of parallel training: arrays and specs (no DataFrames, no cache), and a run
+    trained from its unpickled copy is the audited run, bit for bit."""
+    import pickle
+
+    from auditkit.inputs.training import train_one
+
+    arts = cancer_artifacts({"optimizer": {"name": "AdamW", "lr": 0.01}})
+    inputs = arts.training_inputs()
+    assert arts.training_inputs() is inputs
+    blob = pickle.dumps(inputs, protocol=pickle.HIGHEST_PROTOCOL)
+    rows = inputs.rows()
+    arrays = sum(a.nbytes for a in (rows.x_train, rows.y_train, rows.x_val, rows.y_val) if a is not None)
+    assert len(blob) < arrays + 20_000
+    assert b"pandas" not in blob and b"Artifacts" not in blob
+    copy = pickle.loads(blob)
+    run = train_one(copy, inputs.training.optimizer.model_dump(), 0, config="main")
+    assert state_distance(run.module, arts.training_runs()[0].module) == 0.0
+    assert run.step_loss == arts.training_runs()[0].step_loss
+
+
 def test_compare_configs_are_lazy_and_cached() -> None:
     arts = cancer_artifacts(
         {"optimizer": {"name": "AdamW", "lr": 0.01}, "compare": [{"name": "SGD", "lr": 0.1}]}
