@@ -32,7 +32,6 @@ def main() -> None:
     from sklearn.model_selection import train_test_split
 
     from auditkit.inputs.model import set_thread_policy
-    from auditkit.inputs.training import train_compare
     from auditkit.testing import make_artifacts
 
     threads = set_thread_policy()
@@ -54,7 +53,7 @@ def main() -> None:
     t_setup = time.perf_counter() - t0
     t = time.perf_counter()
     main_runs = arts.training_runs()
-    compare = train_compare(arts)
+    compare = arts.compare_runs()
     total = time.perf_counter() - t
     runs = main_runs + [r for rs in compare.values() for r in rs]
     test_ds = arts.dataset("test")

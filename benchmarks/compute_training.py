@@ -32,12 +32,11 @@ def artifacts(epochs: int) -> object:
 
 def timed(executor: object, epochs: int) -> tuple[float, list[list[float]]]:
     from auditkit.engine import compute
-    from auditkit.inputs.training import train_compare
 
     arts = artifacts(epochs)
     start = time.perf_counter()
     with compute.use(executor):  # type: ignore[arg-type]
-        runs = [r for g in train_compare(arts).values() for r in g]  # type: ignore[arg-type]
+        runs = [r for g in arts.compare_runs().values() for r in g]
     return time.perf_counter() - start, [r.step_loss for r in runs]
 
 

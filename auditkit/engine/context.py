@@ -117,21 +117,15 @@ class RunContext:
 
     def compare_runs(self) -> dict[str, list[TrainingRun]]:
         """Each ``training.compare`` optimizer's runs over the seeds, keyed ``compare:<i>``."""
-        from auditkit.inputs.training import train_compare
-
-        return train_compare(self._artifacts)
+        return self._artifacts.compare_runs()
 
     def rerun(self) -> TrainingRun:
         """The main configuration's first seed trained a second time (same-seed reproducibility)."""
-        from auditkit.inputs.training import rerun_first_seed
-
-        return rerun_first_seed(self._artifacts)
+        return self._artifacts.rerun()
 
     def fit_rows(self, x: np.ndarray, y: np.ndarray, *, seed: int, n_classes: int) -> nn.Module:
         """A fresh module of the audited architecture trained on these rows (for cross-fitting)."""
-        from auditkit.inputs.training import fit_rows
-
-        return fit_rows(self._artifacts, x, y, seed=seed, n_classes=n_classes)
+        return self._artifacts.fit_rows(x, y, seed=seed, n_classes=n_classes)
 
     def roles(self) -> Roles:
         """The column roles the spec declares (label, features, id, group, time, sensitive...)."""

@@ -20,7 +20,10 @@ from auditkit.inputs.data import Dataset, Roles, build_datasets, read_table
 from auditkit.spec.schema import SPLIT_NAMES, LoadedSpec
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from auditkit.inputs.model import ModelAdapter
+    from auditkit.inputs.training import TrainingInputs, TrainingRun
 
 T = TypeVar("T")
 
@@ -215,16 +218,71 @@ class Artifacts:
             device, mlflow_tracking_uri=mlflow.tracking_uri if mlflow else None,
         )  # fmt: skip
 
-    def training_runs(self) -> list[Any]:
+    # -- training -----------------------------------------------------------------------------
+    # Training is a function of a TrainingInputs the cache builds here and passes down; the cache
+    # keeps the inputs and every group of runs under its own key.
+    def training_inputs(self) -> TrainingInputs:
+        """What the training runs read: the training and model specs, the spec's folder, task,
+        ``model.output``, the train split's feature layout and the prepared rows (cached)."""
+        return self.cached("training:data", lambda: self._training_inputs(with_rows=True))
+
+    def _training_inputs(self, *, with_rows: bool) -> TrainingInputs:
+        from auditkit.inputs.training import TrainingInputs, feature_layout, prepare_data
+        from auditkit.spec.schema import TrainingSpec
+
+        spec = self.spec
+        train = self.dataset("train")
+        task, output = self.task(), self.model_output()
+        rows = None
+        if with_rows:
+            rows = prepare_data(
+                train, self.datasets().get("validation"), task=task, output=output,
+                training=spec.training, seed=spec.seed,
+            )  # fmt: skip
+        numeric_idx, categorical = feature_layout(train)
+        return TrainingInputs(
+            training=spec.training or TrainingSpec(), model=spec.model,
+            base=self.loaded.base if self.loaded is not None else None, task=task, output=output,
+            numeric_idx=numeric_idx, categorical=categorical, data=rows,
+        )  # fmt: skip
+
+    def training_runs(self) -> list[TrainingRun]:
         if "training_runs" not in self._cache and not (self.spec and self.spec.training):
             raise NotApplicable("no training section in the spec")
 
-        def train() -> list[Any]:
-            from auditkit.inputs.training import train_all
+        def train() -> list[TrainingRun]:
+            from auditkit.inputs.training import require_seeds, train_all
 
-            return train_all(self)
+            require_seeds(self.spec.training)  # before the data: an empty seed list is named first
+            return train_all(self.training_inputs())
 
         return self.cached("training_runs", train)
+
+    def compare_runs(self) -> dict[str, list[TrainingRun]]:
+        """Each ``training.compare`` optimizer × seeds, keyed ``compare:<i>`` (trained on first ask)."""
+
+        def train() -> dict[str, list[TrainingRun]]:
+            from auditkit.inputs.training import train_compare
+
+            return train_compare(self.training_inputs())
+
+        return self.cached("training_runs:compare", train)
+
+    def rerun(self) -> TrainingRun:
+        """The main configuration's first seed trained again (same-seed reproducibility)."""
+
+        def train() -> TrainingRun:
+            from auditkit.inputs.training import rerun_first_seed
+
+            return rerun_first_seed(self.training_inputs())
+
+        return self.cached("training_runs:rerun", train)
+
+    def fit_rows(self, x: np.ndarray, y: np.ndarray, *, seed: int, n_classes: int) -> nn.Module:
+        """A fresh module of the audited architecture trained on these rows (cross-fitting; not cached)."""
+        from auditkit.inputs.training import fit_rows
+
+        return fit_rows(self._training_inputs(with_rows=False), x, y, seed=seed, n_classes=n_classes)
 
     def predictions(self, split: str) -> Predictions:
         def compute() -> Predictions:

@@ -1,9 +1,13 @@
 """Training with the specified optimizers and schedules, recorded for the AK-TRAIN checks.
 
-``train_all(artifacts)`` trains the main configuration once per seed; ``train_compare`` trains each
-``training.compare`` optimizer (× seeds) and ``rerun_first_seed`` repeats the first run (for the
-reproducibility check); both are cached under ``artifacts.cached`` keys so they only run when a
-check asks. Training never raises on NaN or divergence: the run stops and records it.
+Training is a function of what it needs: a frozen ``TrainingInputs`` (the training and model
+specs, the spec's folder, task, ``model.output``, the feature layout and the prepared rows as
+arrays) that the artifact cache builds and passes down; nothing here reads the cache. It pickles
+small, so the same object is the payload sent to training workers. ``train_all(inputs)`` trains the
+main configuration once per seed; ``train_compare`` trains each ``training.compare`` optimizer
+(× seeds) and ``rerun_first_seed`` repeats the first run (for the reproducibility check); the cache
+(``auditkit/inputs/artifacts.py``) keeps each under its own key, so they only run when a check
+asks. Training never raises on NaN or divergence: the run stops and records it.
 
 What is trained: the built-in architecture (``model.builtin``, or mlp/cnn by input kind when there
 is no model section), or a fresh module from ``model.factory`` (its weights are not used: training
@@ -50,12 +54,13 @@ import numpy as np
 from auditkit.errors import SpecError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
     from torch import nn
 
-    from auditkit.inputs.artifacts import Artifacts
     from auditkit.inputs.data import Dataset
-    from auditkit.spec.schema import LoadedSpec
+    from auditkit.spec.schema import LoadedSpec, ModelSpec, TrainingSpec
 
 SCHEDULE_ALIASES = {
     "step": "StepLR", "multistep": "MultiStepLR", "exponential": "ExponentialLR", "cosine": "CosineAnnealingLR",
@@ -152,48 +157,135 @@ class TrainingRun:
 
 
 # --------------------------------------------------------------------------------------------------
-# Entry points (called through Artifacts / checks)
+# What training reads
 # --------------------------------------------------------------------------------------------------
 
 
-def train_all(artifacts: Artifacts) -> list[TrainingRun]:
-    """The main configuration, once per seed (the first is the model under audit for builtin)."""
-    spec = artifacts.spec.training
-    if not spec.seeds:
+@dataclass(frozen=True)
+class TrainingData:
+    """The rows a run fits and validates on, as arrays: rows of unknown label dropped, and the
+    validation rows (the validation split, or a seeded share of train)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    n_classes: int  # classes, or the output width of a regressor
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """Everything training reads, built by the artifact cache and passed down (pickled, it is the
+    payload of parallel training: arrays, no DataFrames).
+
+    ``training``: the training section (its defaults for cross-fitting without one); ``model``: the
+    model section or None; ``base``: the spec's folder (a factory module there is importable);
+    ``numeric_idx``/``categorical``: the train split's feature layout for the built-in
+    preprocessing (categorical: (feature index, number of categories)); ``data``: the prepared
+    rows (None for cross-fitting, which brings its own rows)."""
+
+    training: TrainingSpec
+    model: ModelSpec | None
+    base: Path | None
+    task: str = "classification"
+    output: Any = "point"  # model.output: point, gaussian or a QuantileOutput
+    numeric_idx: tuple[int, ...] = ()
+    categorical: tuple[tuple[int, int], ...] = ()
+    data: TrainingData | None = None
+
+    @property
+    def device(self) -> str:
+        """The device policy (``model.device``; auto without a model section)."""
+        return str(self.model.device) if self.model is not None else "auto"
+
+    def rows(self) -> TrainingData:
+        if self.data is None:
+            raise ValueError("training: no prepared rows in these inputs")
+        return self.data
+
+
+def feature_layout(train: Dataset) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """(numeric feature indices, (categorical feature index, its number of categories)) of a split."""
+    numeric_idx = tuple(i for i, f in enumerate(train.features) if f not in train.categorical)
+    categorical = tuple(
+        (i, len(train.categories.get(f, []))) for i, f in enumerate(train.features) if f in train.categorical
+    )
+    return numeric_idx, categorical
+
+
+def prepare_data(
+    train: Dataset,
+    validation: Dataset | None,
+    *,
+    task: str,
+    output: Any,
+    training: TrainingSpec | None,
+    seed: int,
+) -> TrainingData:
+    """The rows training uses, with rows of unknown label dropped: the validation split when there
+    is one, else a seeded ``validation_fraction`` of train (stratified for classes)."""
+    if train.y is None:
+        raise ValueError("training needs a label column in the train split")
+    regression = task == "regression"
+    keep = np.isfinite(train.y) if regression else train.y >= 0
+    x, y = train.x[keep], train.y[keep]
+    if regression:
+        from auditkit.inputs.loading import output_width
+
+        n_classes = output_width(output)
+    else:
+        n_classes = len(train.classes or []) or int(y.max()) + 1
+    spec = training or _default_training()
+    if validation is not None:
+        if validation.y is None:
+            raise ValueError("the validation split has no labels")
+        vk = np.isfinite(validation.y) if regression else validation.y >= 0
+        return TrainingData(x, y, validation.x[vk], validation.y[vk], n_classes)
+    if spec.validation_fraction > 0 and len(y) >= 10:
+        if regression:
+            tr, va = random_split(len(y), spec.validation_fraction, seed)
+        else:
+            tr, va = stratified_split(y, spec.validation_fraction, seed)
+        return TrainingData(x[tr], y[tr], x[va], y[va], n_classes)
+    return TrainingData(x, y, None, None, n_classes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry points (called by the artifact cache, which keeps their results)
+# --------------------------------------------------------------------------------------------------
+
+
+def require_seeds(training: TrainingSpec) -> None:
+    if not training.seeds:
         raise ValueError("training.seeds is empty: list at least one seed")
+
+
+def train_all(inputs: TrainingInputs) -> list[TrainingRun]:
+    """The main configuration, once per seed (the first is the model under audit for builtin)."""
+    spec = inputs.training
+    require_seeds(spec)
     from auditkit.inputs.parallel_training import train_many
 
-    return train_many(artifacts, [(spec.optimizer.model_dump(), seed, "main") for seed in spec.seeds])
+    return train_many(inputs, [(spec.optimizer.model_dump(), seed, "main") for seed in spec.seeds])
 
 
-def train_compare(artifacts: Artifacts) -> dict[str, list[TrainingRun]]:
-    """Each ``training.compare`` optimizer × seeds, keyed ``compare:<i>`` (cached)."""
+def train_compare(inputs: TrainingInputs) -> dict[str, list[TrainingRun]]:
+    """Each ``training.compare`` optimizer × seeds, keyed ``compare:<i>``."""
+    from auditkit.inputs.parallel_training import train_many
 
-    def run() -> dict[str, list[TrainingRun]]:
-        from auditkit.inputs.parallel_training import train_many
-
-        spec = artifacts.spec.training
-        # Every optimizer x seed is one task: all of them run side by side on the compute engine.
-        jobs = [
-            (opt.model_dump(), seed, f"compare:{i}")
-            for i, opt in enumerate(spec.compare)
-            for seed in spec.seeds
-        ]
-        runs = train_many(artifacts, jobs)
-        return {
-            f"compare:{i}": [r for r in runs if r.config == f"compare:{i}"] for i in range(len(spec.compare))
-        }
-
-    return artifacts.cached("training_runs:compare", run)
+    spec = inputs.training
+    # Every optimizer x seed is one task: all of them run side by side on the compute engine.
+    jobs = [
+        (opt.model_dump(), seed, f"compare:{i}") for i, opt in enumerate(spec.compare) for seed in spec.seeds
+    ]
+    runs = train_many(inputs, jobs)
+    return {f"compare:{i}": [r for r in runs if r.config == f"compare:{i}"] for i in range(len(spec.compare))}
 
 
-def rerun_first_seed(artifacts: Artifacts) -> TrainingRun:
+def rerun_first_seed(inputs: TrainingInputs) -> TrainingRun:
     """The main configuration's first seed trained again (same-seed reproducibility)."""
-    spec = artifacts.spec.training
-    return artifacts.cached(
-        "training_runs:rerun",
-        lambda: train_one(artifacts, spec.optimizer.model_dump(), spec.seeds[0], config="rerun"),
-    )
+    spec = inputs.training
+    return train_one(inputs, spec.optimizer.model_dump(), spec.seeds[0], config="rerun")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -450,16 +542,16 @@ class Objective:
         return 1.0 - total / max(n, 1)
 
 
-def objective_for(artifacts: Artifacts, y_train: np.ndarray | None = None) -> Objective:
+def objective_for(inputs: TrainingInputs, y_train: np.ndarray | None = None) -> Objective:
     """The training objective of this audit (from the task, ``model.output`` and ``training.loss``)."""
-    if artifacts.task() != "regression":
+    if inputs.task != "regression":
         return Objective()
     from auditkit.inputs.builtin_models import target_stats
 
-    output = artifacts.model_output()
-    spec = artifacts.spec.training
+    output = inputs.output
+    spec = inputs.training
     if y_train is None:
-        y_train = _data(artifacts)[2]
+        y_train = inputs.rows().y_train
     mean, std = target_stats(y_train)
     if output == "point" or output == "gaussian":
         return Objective(
@@ -494,23 +586,22 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(np.concatenate(tr)), np.sort(np.concatenate(va))
 
 
-def _arch(artifacts: Artifacts, x: np.ndarray) -> str:
-    m = artifacts.spec.model
-    if m is not None and m.builtin:
-        return str(m.builtin)
+def _arch(model: ModelSpec | None, x: np.ndarray) -> str:
+    if model is not None and model.builtin:
+        return str(model.builtin)
     return "cnn" if x.ndim == 4 else "mlp"
 
 
 def build_module(
-    artifacts: Artifacts, train: Dataset, x_fit: np.ndarray, n_classes: int, y_fit: np.ndarray | None = None
+    inputs: TrainingInputs, x_fit: np.ndarray, n_classes: int, y_fit: np.ndarray | None = None
 ) -> nn.Module:
     """A fresh, untrained module: the factory's, or a built-in with preprocessing fitted on x_fit
     (and, for regression, the target standardisation on y_fit)."""
-    m = artifacts.spec.model
+    m = inputs.model
     if m is not None and m.factory:
         from auditkit.inputs.loading import call_factory
 
-        return call_factory(m, artifacts.loaded.base if artifacts.loaded is not None else None)
+        return call_factory(m, inputs.base)
     if m is not None and (m.torchscript or m.exported):
         from auditkit.errors import NotApplicable
 
@@ -519,60 +610,20 @@ def build_module(
         )
     from auditkit.inputs.builtin_models import build
 
-    numeric_idx = [i for i, f in enumerate(train.features) if f not in train.categorical]
-    categorical = {
-        i: len(train.categories.get(f, [])) for i, f in enumerate(train.features) if f in train.categorical
-    }
     args = dict(m.builtin_args) if m is not None else {}
-    regression = artifacts.task() == "regression"
-    output = artifacts.model_output()
+    regression = inputs.task == "regression"
+    output = inputs.output
     return build(
-        _arch(artifacts, x_fit),
+        _arch(m, x_fit),
         x_train=x_fit,
         n_classes=n_classes,
-        numeric_idx=numeric_idx,
-        categorical=categorical,
+        numeric_idx=list(inputs.numeric_idx),
+        categorical=dict(inputs.categorical),
         args=args,
         task="regression" if regression else "classification",
         output=output if isinstance(output, str) else "quantiles",
         y_train=y_fit if regression else None,
     )
-
-
-def _data(
-    artifacts: Artifacts,
-) -> tuple[Dataset, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, int]:
-    """(train dataset, x_tr, y_tr, x_val, y_val, n_classes) with rows of unknown label dropped."""
-
-    def make() -> tuple[Any, ...]:
-        train = artifacts.dataset("train")
-        if train.y is None:
-            raise ValueError("training needs a label column in the train split")
-        regression = artifacts.task() == "regression"
-        keep = np.isfinite(train.y) if regression else train.y >= 0
-        x, y = train.x[keep], train.y[keep]
-        if regression:
-            from auditkit.inputs.loading import output_width
-
-            n_classes = output_width(artifacts.model_output())
-        else:
-            n_classes = len(train.classes or []) or int(y.max()) + 1
-        spec = artifacts.spec.training or _default_training()
-        if artifacts.has_split("validation"):
-            val = artifacts.dataset("validation")
-            if val.y is None:
-                raise ValueError("the validation split has no labels")
-            vk = np.isfinite(val.y) if regression else val.y >= 0
-            return train, x, y, val.x[vk], val.y[vk], n_classes
-        if spec.validation_fraction > 0 and len(y) >= 10:
-            if regression:
-                tr, va = random_split(len(y), spec.validation_fraction, artifacts.spec.seed)
-            else:
-                tr, va = stratified_split(y, spec.validation_fraction, artifacts.spec.seed)
-            return train, x[tr], y[tr], x[va], y[va], n_classes
-        return train, x, y, None, None, n_classes
-
-    return artifacts.cached("training:data", make)  # type: ignore[return-value]
 
 
 def _default_training() -> Any:
@@ -610,7 +661,7 @@ def _flops(
         return None, None
 
 
-def train_one(artifacts: Artifacts, opt_spec: dict[str, Any], seed: int, *, config: str) -> TrainingRun:
+def train_one(inputs: TrainingInputs, opt_spec: dict[str, Any], seed: int, *, config: str) -> TrainingRun:
     """Train one configuration with one seed. Records everything; never raises on divergence."""
     import torch
 
@@ -619,11 +670,11 @@ def train_one(artifacts: Artifacts, opt_spec: dict[str, Any], seed: int, *, conf
     # Re-applied for every run: the engine sets it only if torch was imported before checks ran,
     # and other libraries sharing the OpenMP runtime (faiss.omp_set_num_threads) change it.
     threads = set_thread_policy()
-    spec = artifacts.spec.training
+    spec = inputs.training
     sched_spec = spec.schedule.model_dump()
-    train, x_tr, y_tr, x_va, y_va, n_classes = _data(artifacts)
-    mspec = artifacts.spec.model
-    device = resolve_device(mspec.device if mspec is not None else "auto")
+    rows = inputs.rows()
+    x_tr, y_tr, x_va, y_va, n_classes = rows.x_train, rows.y_train, rows.x_val, rows.y_val, rows.n_classes
+    device = resolve_device(inputs.device)
     n = len(y_tr)
     if n == 0:
         raise ValueError("training: the train split has no labelled rows")
@@ -649,9 +700,9 @@ def train_one(artifacts: Artifacts, opt_spec: dict[str, Any], seed: int, *, conf
     try:
         torch.manual_seed(seed)
         np.random.seed(seed % (2**32))
-        objective = objective_for(artifacts, y_tr)
+        objective = objective_for(inputs, y_tr)
         run.metric_name = objective.metric_name
-        module = build_module(artifacts, train, x_tr, n_classes, y_tr).to(device)
+        module = build_module(inputs, x_tr, n_classes, y_tr).to(device)
         _fit(run, module, spec, sched_spec, opt_spec, x_tr, y_tr, x_va, y_va, device, seed, objective)
     finally:
         if toggle:
@@ -822,22 +873,20 @@ def _fit(
     run.module = module.eval()
 
 
-def fit_rows(artifacts: Artifacts, x: np.ndarray, y: np.ndarray, *, seed: int, n_classes: int) -> nn.Module:
+def fit_rows(inputs: TrainingInputs, x: np.ndarray, y: np.ndarray, *, seed: int, n_classes: int) -> nn.Module:
     """A fresh module of the audited architecture (built-in or factory) trained on the given rows.
 
-    Uses the spec's ``training`` settings (their defaults without a training section) and the
-    main optimizer, with no held-out rows: for cross-fitting the architecture (AK-DQ-005), where
+    Uses ``inputs.training`` (the spec's training settings, their defaults without a training
+    section) and the main optimizer, with no held-out rows: for cross-fitting the architecture (AK-DQ-005), where
     every row must be predicted by a model that never saw it. Returns the module in eval mode.
     """
     import torch
 
     from auditkit.inputs.model import resolve_device, set_thread_policy
-    from auditkit.spec.schema import TrainingSpec
 
     threads = set_thread_policy()
-    spec = artifacts.spec.training or TrainingSpec()
-    mspec = artifacts.spec.model
-    device = resolve_device(mspec.device if mspec is not None else "auto")
+    spec = inputs.training
+    device = resolve_device(inputs.device)
     n = len(y)
     bs = min(spec.batch_size, n)
     opt_spec, sched_spec = spec.optimizer.model_dump(), spec.schedule.model_dump()
@@ -846,8 +895,8 @@ def fit_rows(artifacts: Artifacts, x: np.ndarray, y: np.ndarray, *, seed: int, n
         batch_size=bs, steps_per_epoch=math.ceil(n / bs), device=str(device), n_train=n, threads=threads,
     )  # fmt: skip
     torch.manual_seed(seed)
-    objective = objective_for(artifacts, y)
-    module = build_module(artifacts, artifacts.dataset("train"), x, n_classes, y).to(device)
+    objective = objective_for(inputs, y)
+    module = build_module(inputs, x, n_classes, y).to(device)
     _fit(run, module, spec, sched_spec, opt_spec, x, y, None, None, device, seed, objective)
     if run.error is not None or run.nonfinite_step is not None:
         raise RuntimeError(f"cross-fitting the architecture failed: {run.error or 'loss became NaN/inf'}")

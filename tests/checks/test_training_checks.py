@@ -158,11 +158,9 @@ def test_train003_good_choice_passes_and_difference_is_paired() -> None:
     # independent: accuracy of each config's single run on the test rows
     import torch
 
-    from auditkit.inputs.training import train_compare
-
     test = a.dataset("test")
     main = a.training_runs()[0].module
-    alt = train_compare(a)["compare:0"][0].module
+    alt = a.compare_runs()["compare:0"][0].module
     acc = [(m(torch.from_numpy(test.x)).argmax(1).numpy() == test.y).mean() for m in (main, alt)]
     assert diff["value"] == pytest.approx(acc[0] - acc[1])
     assert diff["ci"][0] > 0

@@ -274,11 +274,9 @@ CLOCK = ("wall_time_s", "samples_per_s", "peak_memory_bytes", "peak_memory_kind"
 def _runs_facts(executor: compute.Executor) -> list[tuple]:
     import torch
 
-    from auditkit.inputs.training import train_compare
-
     arts = _cancer_artifacts()
     with compute.use(executor):
-        runs = list(arts.training_runs()) + [r for g in train_compare(arts).values() for r in g]  # type: ignore[attr-defined]
+        runs = list(arts.training_runs()) + [r for g in arts.compare_runs().values() for r in g]
     facts = []
     for r in runs:
         summary = {k: v for k, v in r.summary().items() if k not in CLOCK}

@@ -266,3 +266,30 @@ def test_the_room_rule_catches_a_breach(tmp_path: Path, monkeypatch: pytest.Monk
         "render/probe.py:2: imports ['SEVERITIES'] from auditkit",
         "render/probe.py:3: imports auditkit.engine.check",
     ], msgs
+
+
+def test_training_does_not_import_the_artifact_cache() -> None:
+    """Training is a function of its ``TrainingInputs``: inputs/training*.py import nothing from
+    inputs/artifacts, not even type names (the cache builds the inputs and calls downward)."""
+    bad = []
+    inputs = AUDITKIT / "inputs"
+    for path in sorted({*inputs.glob("training*.py"), *inputs.glob("*_training.py")}):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                pkg = ".".join(path.relative_to(ROOT).with_suffix("").parts[: -node.level])
+                modules = [f"{pkg}.{node.module}" if node.module else pkg]
+                if node.module is None:  # from . import artifacts
+                    modules = [f"{pkg}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            else:
+                continue
+            if any(
+                m == "auditkit.inputs.artifacts" or m.startswith("auditkit.inputs.artifacts.")
+                for m in modules
+            ):
+                bad.append(f"{_rel(path)}:{node.lineno}: imports auditkit.inputs.artifacts")
+    assert not bad, "training must not import the artifact cache:\n" + "\n".join(bad)

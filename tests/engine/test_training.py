@@ -19,11 +19,9 @@ import torch
 
 from auditkit.inputs.training import (
     SCHEDULE_ALIASES,
-    rerun_first_seed,
     resolve_optimizer,
     state_distance,
     stratified_split,
-    train_compare,
 )
 from auditkit.testing import make_artifacts
 
@@ -130,11 +128,11 @@ def test_divergence_is_recorded_not_raised() -> None:
 def test_gradient_clipping_by_norm_bounds_each_update() -> None:
     clip, lr = 1e-3, 1.0
     arts = cancer_artifacts({"optimizer": {"name": "SGD", "lr": lr}, "grad_clip": clip, "epochs": 1})
-    from auditkit.inputs.training import _data, build_module
+    from auditkit.inputs.training import build_module
 
-    train, x_tr, y_tr, *_ = _data(arts)
+    inputs = arts.training_inputs()
     torch.manual_seed(0)
-    fresh = build_module(arts, train, x_tr, 2)
+    fresh = build_module(inputs, inputs.rows().x_train, 2)
     run = arts.training_runs()[0]
     # plain SGD: total movement ≤ lr × clip × steps (triangle inequality), recorded norms are pre-clip
     with torch.no_grad():
@@ -172,7 +170,7 @@ def test_early_stopping_stops_and_restores_best() -> None:
 def test_same_seed_reproduces_and_seeds_differ() -> None:
     arts = cancer_artifacts({"optimizer": {"name": "AdamW", "lr": 0.01}, "seeds": [0, 1]})
     runs = arts.training_runs()
-    again = rerun_first_seed(arts)
+    again = arts.rerun()
     assert state_distance(runs[0].module, again.module) == 0.0
     assert state_distance(runs[0].module, runs[1].module) > 0.0
 
@@ -192,14 +190,35 @@ def test_recorded_costs_and_curves() -> None:
     assert run.n_val == round(0.15 * (run.n_train + run.n_val)) or abs(run.n_val - 0.15 * 400) <= 2
 
 
+def test_training_inputs_are_a_small_pickle_that_trains_the_same_run() -> None:
+    """The payload of parallel training: arrays and specs (no DataFrames, no cache), and a run
+    trained from its unpickled copy is the audited run, bit for bit."""
+    import pickle
+
+    from auditkit.inputs.training import train_one
+
+    arts = cancer_artifacts({"optimizer": {"name": "AdamW", "lr": 0.01}})
+    inputs = arts.training_inputs()
+    assert arts.training_inputs() is inputs
+    blob = pickle.dumps(inputs, protocol=pickle.HIGHEST_PROTOCOL)
+    rows = inputs.rows()
+    arrays = sum(a.nbytes for a in (rows.x_train, rows.y_train, rows.x_val, rows.y_val) if a is not None)
+    assert len(blob) < arrays + 20_000
+    assert b"pandas" not in blob and b"Artifacts" not in blob
+    copy = pickle.loads(blob)
+    run = train_one(copy, inputs.training.optimizer.model_dump(), 0, config="main")
+    assert state_distance(run.module, arts.training_runs()[0].module) == 0.0
+    assert run.step_loss == arts.training_runs()[0].step_loss
+
+
 def test_compare_configs_are_lazy_and_cached() -> None:
     arts = cancer_artifacts(
         {"optimizer": {"name": "AdamW", "lr": 0.01}, "compare": [{"name": "SGD", "lr": 0.1}]}
     )
     arts.training_runs()
     assert "training_runs:compare" not in arts._cache
-    first = train_compare(arts)
-    assert train_compare(arts) is first
+    first = arts.compare_runs()
+    assert arts.compare_runs() is first
     assert first["compare:0"][0].optimizer["name"] == "SGD"
 
 
