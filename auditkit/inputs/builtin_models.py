@@ -15,6 +15,7 @@ buffers, so the safetensors file of the state_dict plus ``config`` rebuilds the 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -335,22 +336,57 @@ def serialise(model: nn.Module, example: torch.Tensor) -> dict[str, bytes]:
 
 
 def _without_debug_info(blob: bytes) -> bytes:
-    """The TorchScript archive without its ``*.debug_pkl`` source maps.
+    """The TorchScript archive without its ``*.debug_pkl`` source maps, and with a serialization id
+    computed from what is left.
 
-    They record the absolute path of the Python file each module was compiled from, so the same
-    model saved from two checkouts (or a venv and a site-packages install) had different bytes and
-    a different hash in the manifest. ``torch.jit.load`` does not need them; errors inside the
-    scripted model then name TorchScript code lines instead of the original source.
+    The code records list each module's constants (``name : Final[int] = 3``) in set order, which
+    changes with ``PYTHONHASHSEED``: two runs of the same audit wrote different bytes. Each run of
+    consecutive constant lines is sorted (declarations; their order means nothing to TorchScript).
+    The source maps record the absolute path and line numbers of the Python code each module was
+    compiled from, so the same model saved from two checkouts (or a venv and a site-packages
+    install) had different bytes and a different hash in the manifest; torch's
+    ``.data/serialization_id`` is a checksum over every record, source maps included, so it moved
+    with them. ``torch.jit.load`` needs neither; errors inside the scripted model then name
+    TorchScript code lines instead of the original source. The id is rewritten as a decimal digest
+    of the kept records (same width as torch's), so it still identifies the archive's content.
     """
+    import hashlib
     import io
     import zipfile
 
+    with zipfile.ZipFile(io.BytesIO(blob)) as src:
+        kept = [(i.filename, _sorted_constants(i.filename, src.read(i)))
+                for i in src.infolist() if not i.filename.endswith(".debug_pkl")]  # fmt: skip
+    digest = hashlib.sha256()
+    for name, data in kept:
+        if not name.endswith(".data/serialization_id"):
+            digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    ident = str(int.from_bytes(digest.digest()[:16], "big")).zfill(40).encode()
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(blob)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
-        for info in src.infolist():
-            if not info.filename.endswith(".debug_pkl"):
-                dst.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), src.read(info))
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for name, data in kept:
+            data = ident if name.endswith(".data/serialization_id") else data
+            dst.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
     return out.getvalue()
+
+
+_CONSTANT = re.compile(rb"^\s+\w+ : Final\[.*\] = .*$")
+
+
+def _sorted_constants(name: str, data: bytes) -> bytes:
+    """A TorchScript code record with each run of consecutive ``Final`` constant lines sorted."""
+    if "/code/" not in f"/{name}" or not name.endswith(".py"):
+        return data
+    lines, out, run = data.split(b"\n"), [], []
+    for line in lines:
+        if _CONSTANT.match(line):
+            run.append(line)
+            continue
+        out.extend(sorted(run))
+        run = []
+        out.append(line)
+    out.extend(sorted(run))
+    return b"\n".join(out)
 
 
 def _sorted_metadata(blob: bytes) -> bytes:
