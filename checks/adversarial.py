@@ -16,19 +16,23 @@ plain: correct after attack / all evaluated (not ART's ``adversarial_accuracy``)
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from auditkit.checks._attacks import (
     fmt_eps,
-    hop_skip_jump_task,
     report_white_box,
     require_attack_rows,
     resolve_attacks,
     shared_white_box,
     validate_attack_params,
-    wilson_row,
+)
+from auditkit.checks._masking import (
+    compare_black_box,
+    hop_skip_jump_sizes,
+    masking_evidence,
+    unbounded_verdict,
+    white_box_invariants,
 )
 from auditkit.checks._robust_preflight import immutable_features_preflight
 from pydantic import Field
@@ -42,11 +46,6 @@ NonNegative = Annotated[float, Field(ge=0)]
 
 if TYPE_CHECKING:
     from auditkit import RunContext
-
-
-# Samples per HopSkipJump task: a fixed size (never from the worker count) that amortises building the
-# ART classifier in each task.
-HSJ_SHARD = 5
 
 
 @check(
@@ -204,7 +203,7 @@ def black_box_and_masking(
 
         raise NotApplicable("the gradient-masking verdict compares decision-based attacks on class labels: "
                             "regression models are covered by AK-ADV-001's prediction-sensitivity PGD")  # fmt: skip
-    from auditkit.toolkit import wilson
+    from auditkit.toolkit import wilson  # scipy, lazily: `auditkit checks` stays light
 
     validate_attack_params(["inf"], losses, steps, restarts)
     params = dict(  # lists, as AK-ADV-001's: the white-box run is shared when the parameters agree
@@ -214,92 +213,38 @@ def black_box_and_masking(
     )  # fmt: skip
     require_attack_rows(ctx, split, min_rows)
     wb, gate = shared_white_box(ctx, split, params, unbounded_steps=unbounded_steps)
-    space, n = wb.space, len(wb.space.y)
-    adapter = ctx.model()
-    findings: list[Finding] = []
-    pgd, fgsm = wb.correct["inf"]["pgd"].mean(axis=1), wb.correct["inf"]["fgsm"].mean(axis=1)
-    rises = [(wb.grid[i], wb.grid[i + 1]) for i in range(len(wb.grid) - 1) if pgd[i + 1] > pgd[i] + tolerance]
-    if rises:
+    # compute: white-box invariants, then HopSkipJump on a seeded subsample of the same rows
+    findings, rises, fgsm_stronger = white_box_invariants(wb, tolerance)
+    unbounded, unbounded_finding, u_acc = unbounded_verdict(wb, max_unbounded_accuracy)
+    findings += [unbounded_finding] if unbounded_finding else []
+    n = len(wb.space.y)
+    sub = np.sort(ctx.rng().choice(n, size=min(n_blackbox, n), replace=False))
+    hsj: dict[str, int | str] = {"norm": "inf", "max_iter": max_iter, "max_eval": max_eval, "init_eval": init_eval,
+                                 "batch_size": batch_size}  # fmt: skip
+    sizes = hop_skip_jump_sizes(ctx, wb, sub, hsj)
+    bb = compare_black_box(wb, sub, sizes)
+    # judge
+    if bb.beats:
         findings.append(Finding(
-            f"PGD robust accuracy rises with epsilon ({', '.join(f'{a:.4g}→{b:.4g}' for a, b in rises)}): "
-            "the attack is not converging, a sign of gradient masking", key="monotone",
-            evidence={"epsilon": wb.grid, "pgd": pgd.tolist()},
-        ))  # fmt: skip
-    fgsm_stronger = [wb.grid[i] for i in range(len(wb.grid)) if fgsm[i] + tolerance < pgd[i]]
-    if fgsm_stronger:
-        findings.append(Finding(
-            f"single-step FGSM beats PGD at ε = {', '.join(f'{e:.4g}' for e in fgsm_stronger)}: "
-            "the loss surface misleads iterative attacks (gradient masking)", key="fgsm_ge_pgd",
-        ))  # fmt: skip
-    assert wb.unbounded is not None
-    u_acc, u_ci, _ = wilson_row(wb.unbounded)
-    all_mutable = space.n_mutable == space.mask.size
-    metrics = [Metric("unbounded_accuracy", u_acc, ci=u_ci, n=n,
-                      description="accuracy under L∞ PGD over the whole valid range (ε = 1)")]  # fmt: skip
-    if u_acc > max_unbounded_accuracy:
-        msg = (f"an unbounded attack leaves accuracy at {u_acc:.3f} (> {max_unbounded_accuracy}): gradients do not "
-               "lead the attack to the decision boundary (gradient masking)")  # fmt: skip
-        findings.append(Finding(msg if all_mutable else msg + "; some inputs are frozen, so this may be legitimate",
-                                severity=None if all_mutable else "info", key="unbounded"))  # fmt: skip
-    # Black-box on a subsample of the same rows.
-    rng = ctx.rng()
-    sub = np.sort(rng.choice(n, size=min(n_blackbox, n), replace=False))
-    worst = wb.worst("inf")[:, sub]
-    bb_correct = np.zeros((len(wb.grid), len(sub)), dtype=bool)
-    clean_sub = wb.clean[sub]
-    todo = np.flatnonzero(clean_sub)
-    sizes = np.full(len(sub), 0.0)
-    if len(todo):
-        # Compute tasks of HSJ_SHARD samples (docs/compute.md): each with its own seed, combined in
-        # order, so the sizes do not depend on how many workers attacked them. The model travels once.
-        z_bb, y_bb = space.z[sub][todo], space.y[sub][todo]
-        hsj: dict[str, int | str] = {"norm": "inf", "max_iter": max_iter, "max_eval": max_eval, "init_eval": init_eval,
-                  "batch_size": batch_size}  # fmt: skip
-        light = dataclasses.replace(space, z=space.z[:0], y=space.y[:0], rows=space.rows[:0])
-        shards = [(z_bb[j : j + HSJ_SHARD], y_bb[j : j + HSJ_SHARD]) for j in range(0, len(todo), HSJ_SHARD)]
-        sizes[todo] = np.concatenate(ctx.map(hop_skip_jump_task, shards, shared=(adapter, light, hsj)))
-    for i, e in enumerate(wb.grid):
-        bb_correct[i] = clean_sub & (sizes > e + 1e-6)
-    rows, beats = [], []
-    m = len(sub)
-    for i, e in enumerate(wb.grid):
-        kb, kw = int(bb_correct[i].sum()), int(worst[i].sum())
-        lo, hi = wilson(kb, m)
-        only_bb = int((~bb_correct[i] & worst[i]).sum())
-        rows.append([fmt_eps(e, space.kind, "inf"), float(kw / m), float(kb / m), float(lo), float(hi),
-                     only_bb, m])  # fmt: skip
-        if hi < kw / m:
-            beats.append(e)
-    if beats:
-        findings.append(Finding(
-            f"the black-box attack beats the white-box attacks at ε = {', '.join(f'{e:.4g}' for e in beats)} "
+            f"the black-box attack beats the white-box attacks at ε = {', '.join(f'{e:.4g}' for e in bb.beats)} "
             "beyond its 95% interval: white-box robustness is overstated (gradient masking)", key="blackbox_le_whitebox",
         ))  # fmt: skip
-    gi = wb.grid.index(gate)
-    kb = int(bb_correct[gi].sum())
-    metrics.insert(0, Metric(
-        "blackbox_robust_accuracy", kb / m, ci=wilson(kb, m), n=m, details={"epsilon": gate, "attack": "HopSkipJump L∞"},
-        description=f"accuracy after HopSkipJump at ε = {fmt_eps(gate, space.kind, 'inf')}",
-    ))  # fmt: skip
+    m, kb = len(sub), int(bb.correct[wb.grid.index(gate)].sum())
+    eps_text = fmt_eps(gate, wb.space.kind, "inf")
     n_signs = sum(1 for f in findings if f.severity != "info")
-    metrics.append(Metric("gradient_masking_signs", n_signs, n=4, description="violated invariants (of 4)"))
-    finite = sizes[np.isfinite(sizes) & (sizes > 0)]
-    evidence = {
-        "black-box vs white-box robust accuracy (same rows)": {
-            "columns": ["epsilon", "white_box_worst", "black_box", "bb_ci_low", "bb_ci_high", "only_black_box_broke", "n"],
-            "rows": rows},
-        "invariants": {"columns": ["invariant", "holds"], "rows": [
-            ["accuracy never rises with epsilon", not rises], ["FGSM ≥ PGD", not fgsm_stronger],
-            [f"unbounded attack ≤ {max_unbounded_accuracy}", u_acc <= max_unbounded_accuracy],
-            ["black-box ≥ white-box", not beats]]},
-        "plots": [{"type": "line", "title": "White-box vs black-box robust accuracy (L∞)", "x_label": "epsilon",
-                   "y_label": "robust accuracy", "series": [
-                       {"name": "white-box worst case", "x": wb.grid, "y": worst.mean(axis=1).tolist()},
-                       {"name": "HopSkipJump", "x": wb.grid, "y": bb_correct.mean(axis=1).tolist()}]}],
-        "hopskipjump": {"samples": m, "median_perturbation_linf": float(np.median(finite)) if len(finite) else None,
-                        "not_broken": int(np.isinf(sizes).sum())},
-    }  # fmt: skip
+    metrics = [
+        Metric("blackbox_robust_accuracy", kb / m, ci=wilson(kb, m), n=m,
+               details={"epsilon": gate, "attack": "HopSkipJump L∞"},
+               description=f"accuracy after HopSkipJump at ε = {eps_text}"),
+        unbounded,
+        Metric("gradient_masking_signs", n_signs, n=4, description="violated invariants (of 4)"),
+    ]  # fmt: skip
+    # evidence
+    holds = [("accuracy never rises with epsilon", not rises), ("FGSM ≥ PGD", not fgsm_stronger),
+             (f"unbounded attack ≤ {max_unbounded_accuracy}", u_acc <= max_unbounded_accuracy),
+             ("black-box ≥ white-box", not bb.beats)]  # fmt: skip
+    evidence = masking_evidence(wb, sub, sizes, bb, holds)
     verdict = "signs of gradient masking" if n_signs else "no sign of gradient masking"
     summary = (f"{verdict} ({n_signs} of 4 invariants violated); HopSkipJump robust accuracy {kb / m:.3f} at "
-               f"ε = {fmt_eps(gate, space.kind, 'inf')} (n={m}); unbounded PGD accuracy {u_acc:.3f}.")  # fmt: skip
+               f"ε = {eps_text} (n={m}); unbounded PGD accuracy {u_acc:.3f}.")  # fmt: skip
     return Outcome.from_metrics(metrics, summary=summary, findings=findings, evidence=evidence)
