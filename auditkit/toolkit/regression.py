@@ -314,6 +314,26 @@ def wasserstein_ci(
     bias back: there the lower bound exceeded 0.1 sd in 7.5% of draws, and a 0.5 sd shift was found
     in 80% (100% with 330/112 rows). Its coverage of the true distance was 0.68–0.88 in that
     simulation: read it as a shift screen, not an exact interval."""
+    est = wasserstein_shift(a, b, n_boot=n_boot, confidence=confidence, rng=rng, max_rows=max_rows)
+    return est["ci"]
+
+
+def wasserstein_shift(
+    a: Any,
+    b: Any,
+    *,
+    n_boot: int = 500,
+    confidence: float = 0.95,
+    rng: np.random.Generator | None = None,
+    max_rows: int = 20_000,
+) -> dict[str, Any]:
+    """The 1-Wasserstein distance between two samples as a shift estimate: ``plugin`` (scipy's
+    distance on the samples, each subsampled to ``max_rows`` when larger), ``estimate`` the
+    bootstrap bias-corrected distance 2·W − mean(replicates), clipped at 0, and ``ci`` the basic
+    interval of :func:`wasserstein_ci`. Report ``estimate`` with ``ci``: the plug-in is biased
+    upwards (two samples of one distribution are never at distance 0) and on such samples often lies
+    above the basic interval's upper bound (0.060 with an interval 0.000–0.052 for 833 and 358 rows
+    of one distribution); the bias-corrected estimate lies inside it."""
     rng = rng or np.random.default_rng(0)
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -321,9 +341,16 @@ def wasserstein_ci(
         a = rng.choice(a, size=max_rows, replace=False)
     if len(b) > max_rows:
         b = rng.choice(b, size=max_rows, replace=False)
+    from auditkit.toolkit.stats import _percentile
+
     w = _w1_sorted(a, b)
-    lo, hi = bootstrap_stat([a, b], _w1_sorted, n_boot=n_boot, confidence=confidence, rng=rng)
-    return (max(0.0, 2 * w - hi), max(0.0, 2 * w - lo))
+    reps = np.empty(n_boot)
+    for i in range(n_boot):  # one replicate at a time: memory O(n)
+        reps[i] = _w1_sorted(a[rng.integers(0, len(a), len(a))], b[rng.integers(0, len(b), len(b))])
+    lo, hi = _percentile(reps, confidence)
+    ok = reps[np.isfinite(reps)]
+    estimate = max(0.0, 2 * w - float(np.mean(ok))) if len(ok) else w
+    return {"plugin": w, "estimate": estimate, "ci": (max(0.0, 2 * w - hi), max(0.0, 2 * w - lo))}
 
 
 def tail_summary(y: Any) -> dict[str, float]:
