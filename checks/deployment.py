@@ -352,6 +352,7 @@ def _deployment_preflight(pf: Preflight) -> None:
     nist_ai_rmf=("MEASURE 2.5", "MANAGE 2.4", "MEASURE 2.7"),
     tags=("deployment", "parity", "robustness"),
     cost="moderate",
+    regression_description="Compares every ``deployment.artifacts`` entry with the audited regressor on the same rows: |artifact − audited| prediction in train label sd (99th percentile, maximum) and the relative RMSE increase (paired bootstrap).",
 )
 def deployment_parity(
     ctx: RunContext, /, *, splits: list[str] = ["test", "production"], min_agreement: float = 0.99,  # noqa: B006
