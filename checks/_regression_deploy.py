@@ -38,6 +38,11 @@ def _predict(ctx: RunContext, cand: Candidate, split: str) -> np.ndarray:
     return ctx.cached(f"deployment:regression:{cand.name}:{split}", compute)
 
 
+def point_predictions(ctx: RunContext, cand: Candidate, split: str) -> np.ndarray:
+    """The point prediction of ``cand`` (the audited model or an artifact) on ``split``."""
+    return _predict(ctx, cand, split)
+
+
 def parity_regression(
     ctx: RunContext, *, splits: Sequence[str], max_rmse_increase: float, max_prediction_diff_sd: float,
     conservative: bool, n_boot: int,

@@ -527,9 +527,18 @@ def _pareto(points: list[tuple[str, float | None, float, int | None]]) -> list[b
 
 
 def _accuracy(ctx: RunContext, cand: Candidate, split: str) -> float | None:
+    """Test accuracy of a classifier; for a regressor −RMSE (higher is better, as the Pareto front
+    compares it; shown as RMSE)."""
     y = ctx.dataset(split).y
-    if y is None or ctx.task == "regression":
-        return None  # regression: no accuracy (the Pareto table then ranks on latency and size)
+    if y is None:
+        return None
+    if ctx.task == "regression":
+        from auditkit.checks._regression_deploy import point_predictions
+
+        yy = np.asarray(y, dtype=np.float64)
+        pred = point_predictions(ctx, cand, split)
+        ok = np.isfinite(yy) & np.isfinite(pred)
+        return -float(np.sqrt(np.mean((pred[ok] - yy[ok]) ** 2))) if ok.any() else None
     logits = _logits(ctx, cand, split)
     lab = (y >= 0) & (y < logits.shape[1])
     return float((logits[lab].argmax(1) == y[lab]).mean()) if lab.any() else None
@@ -626,23 +635,29 @@ def inference_cost(
         cand_rows.append([cand.name, cand.kind, cand.device, cand.runtime, cand.threads, cand.size_bytes,
                           cand.size_kind, cand.stored_values, _finite(acc)])  # fmt: skip
     front = _pareto(points)
+    regression = ctx.task == "regression"
+    if regression:  # shown as RMSE (lower is better); the front compared −RMSE
+        points = [(n, -a if a is not None else None, lat, sz) for n, a, lat, sz in points]
+        cand_rows = [[*r[:-1], -r[-1] if isinstance(r[-1], float) else r[-1]] for r in cand_rows]
+    quality = f"RMSE ({split}, label units)" if regression else f"accuracy ({split})"
     pareto_rows = [
         [n, _finite(a), _finite(lat), s, "yes" if f else "no"]
         for (n, a, lat, s), f in zip(points, front, strict=True)
     ]
     evidence: dict[str, Any] = {
         "what was timed": {"columns": ["name", "kind", "device", "runtime", "threads", "size bytes", "size is", "stored values",
-                                   f"accuracy ({split})"], "rows": cand_rows},
+                                   quality], "rows": cand_rows},
         "timings": {
             "latency (ms) and throughput": {"columns": ["candidate", "batch", "threads", "p50", "p50 lo", "p50 hi", "p95",
                                                         "p95 lo", "p95 hi", "p99", "p99 lo", "p99 hi", "rows/s"],
                                             "rows": lat_rows},
-            "accuracy vs p95 latency vs size (Pareto)": {"columns": ["candidate", f"accuracy ({split})", f"p95 ms (batch {ref_b})", "size bytes",
+            f"{quality.split(' (')[0]} vs p95 latency vs size (Pareto)": {"columns": ["candidate", quality, f"p95 ms (batch {ref_b})", "size bytes",
                                    "Pareto-optimal"], "rows": pareto_rows},
         },
         "plots": [
-            {"type": "scatter", "timing": True, "point_radius": 5, "title": f"Accuracy vs p95 latency (batch {ref_b})",
-             "x_label": "p95 latency (ms)", "y_label": f"accuracy ({split})",
+            {"type": "scatter", "timing": True, "point_radius": 5,
+             "title": f"{'RMSE' if regression else 'Accuracy'} vs p95 latency (batch {ref_b})",
+             "x_label": "p95 latency (ms)", "y_label": quality,
              "series": [{"name": n, "x": [lat], "y": [a]} for n, a, lat, _ in points if a is not None]},
             {"type": "bar", "timing": True, "title": "p95 latency per batch size", "x_label": "candidate",
              "y_label": "ms", "categories": [c.name for c in ready],

@@ -149,3 +149,56 @@ def test_a_text_label_with_many_values_and_no_task_is_one_line_and_exit_2(
     )
     assert Artifacts(load_spec(tmp_path / "c.yaml")).task() == "classification"
     json.dumps(message)
+
+
+def test_a_flat_output_torchscript_artifact_is_compared_and_cost_ranks_on_rmse(tmp_path: Path) -> None:
+    """A regressor returning one value per row as (batch,) — accepted for the audited model — was
+    refused as a deployment artifact ('output of a batch of 2 has shape [2], expected [2, 1]'), and
+    AK-DEPLOY-002's Pareto table had no quality column for a regressor (every candidate 'optimal')."""
+    import torch
+
+    _data(tmp_path, n=300)
+    (tmp_path / "flatreg.py").write_text(
+        "import torch\n\nclass Flat(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.lin = torch.nn.Linear(2, 1)\n"
+        "    def forward(self, x):\n        return self.lin(x).squeeze(1)\n\n"
+        "def make():\n    return Flat()\n"
+    )
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from flatreg import make  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(tmp_path))
+    model = make()
+    with torch.no_grad():
+        model.lin.weight.copy_(torch.tensor([[0.5, 0.01]]))
+        model.lin.bias.fill_(-1.0)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    torch.jit.save(torch.jit.script(model), tmp_path / "same.pt")
+    with torch.no_grad():
+        model.lin.bias.fill_(2.0)
+    torch.jit.save(torch.jit.script(model), tmp_path / "off.pt")
+    spec = _spec(
+        tmp_path, "[AK-DEPLOY]",
+        extra="deployment:\n  artifacts:\n    - {name: same, torchscript: same.pt}\n    - {name: shifted, torchscript: off.pt}\n"
+        "  batch_sizes: [1]\n",
+        model="{factory: 'flatreg:make', weights: w.pt, task: regression}",
+    )  # fmt: skip
+    spec.write_text(spec.read_text().replace("  sensitive: [female]\n", "  features: [educ, exper]\n"))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        res = auditkit.run_audit(spec).doc
+    finally:
+        sys.path.remove(str(tmp_path))
+    recs = {r["id"]: r for r in res["checks"]}
+    parity = {m["name"]: m for m in recs["AK-DEPLOY-001"]["metrics"]}
+    assert parity["prediction_diff_p99_sd[same, test]"]["value"] == pytest.approx(0.0, abs=1e-6)
+    assert parity["prediction_diff_p99_sd[shifted, test]"]["value"] > 0.5
+    cost = recs["AK-DEPLOY-002"]
+    assert cost["status"] == "passed", cost["summary"]
+    table = cost["evidence"]["timings"]["RMSE vs p95 latency vs size (Pareto)"]
+    assert table["columns"][1] == "RMSE (test, label units)"
+    rmse = {r[0]: r[1] for r in table["rows"]}
+    assert rmse["same"] == pytest.approx(rmse["audited model"], rel=1e-5) and rmse["shifted"] > rmse["same"]
