@@ -202,7 +202,13 @@ def heldout_regression(
         metrics,
         findings=findings,
         evidence={
-            "method": {**describe_method(len(y)), "n_boot": n_boot, "bound": bound, "task": "regression"},
+            "method": {
+                **describe_method(len(y)),
+                "n_boot": n_boot,
+                "bound": bound,
+                "task": "regression",
+                "rmse_interval": "bootstrap-t on log MSE (the same replicates); the others percentile",
+            },
             "metrics": {
                 "columns": ["metric", "value", "ci low", "ci high", "minimum/maximum"],
                 "rows": [

@@ -40,3 +40,29 @@ def test_bal002_value_lies_inside_its_interval_when_there_is_no_shift(seed: int)
     assert w["details"]["w1_plugin"] == pytest.approx(plugin, rel=1e-12)
     assert w["value"] <= plugin  # the bias-corrected estimate is below the plug-in
     assert rec["status"] == "passed"
+
+
+# ------------------------------------------------------------------------------------------------
+# AK-PERF-001's RMSE interval: bootstrap-t on log MSE (the percentile interval was narrow)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_studentized_rmse_interval_covers_better_than_the_percentile_one_on_heavy_tailed_errors() -> None:
+    """t₅ errors, n = 200 (a real target's residuals are rarely normal): the percentile interval
+    of RMSE covered ≈ 90%, the bootstrap-t on log MSE ≈ 92%; normal errors ≈ 94% (both methods:
+    test_bootstrap_intervals_cover_the_true_rmse_and_mae_about_95_percent)."""
+    from auditkit.toolkit import regression as R
+
+    n, sims = 200, 400
+    truth = 2.0 * np.sqrt(5 / 3)
+    hits = {"percentile": 0, "studentized": 0}
+    for method in hits:
+        rng = np.random.default_rng(11)
+        for _ in range(sims):
+            y = rng.normal(size=n)
+            pred = y + 2.0 * rng.standard_t(5, size=n)
+            lo, hi = R.bootstrap_regression(y, pred, ("rmse",), n_boot=400, rng=rng, interval=method)["rmse"]
+            hits[method] += lo <= truth <= hi
+    cover = {m: k / sims for m, k in hits.items()}
+    assert cover["studentized"] >= cover["percentile"] + 0.01, cover
+    assert 0.9 <= cover["studentized"] <= 0.975, cover
