@@ -66,3 +66,41 @@ def test_studentized_rmse_interval_covers_better_than_the_percentile_one_on_heav
     cover = {m: k / sims for m, k in hits.items()}
     assert cover["studentized"] >= cover["percentile"] + 0.01, cover
     assert 0.9 <= cover["studentized"] <= 0.975, cover
+
+
+# ------------------------------------------------------------------------------------------------
+# auditkit diff / gate.baseline: every regression metric that has a better side says which
+# ------------------------------------------------------------------------------------------------
+
+
+def test_regression_metrics_with_a_better_side_carry_a_direction() -> None:
+    """`auditkit diff` on two real bwght audits called a rise of the seed-averaged test RMSE (CIs
+    apart), the mean-prediction gap and the p95 prediction change 'changed' instead of 'worse'."""
+    import torch
+    from auditkit.checks import adversarial, fairness, performance
+
+    from auditkit.toolkit.regression import REGRESSION_METRICS  # noqa: F401 - the module is importable
+
+    rng = np.random.default_rng(3)
+    n = 400
+    x = rng.normal(size=(n, 2))
+    g = rng.choice(["a", "b"], n)
+    y = x @ np.array([3.0, -2.0]) + rng.normal(scale=0.5, size=n) + (g == "a") * 1.0
+    frame = pd.DataFrame({"x0": x[:, 0], "x1": x[:, 1], "g": g, "y": y})
+    lin = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[3.0, -2.0]]))
+        lin.bias.fill_(0.5)
+    arts = make_artifacts({"train": frame.iloc[:240], "test": frame.iloc[240:]}, label="y",
+                          features=["x0", "x1"], sensitive=["g"], model=lin)  # fmt: skip
+    lower = {
+        performance.generalisation_gap: ["rmse_gap", "test_rmse"],
+        performance.slice_performance: ["worst_slice_rmse_difference", "worst_slice_rmse"],
+        fairness.group_fairness: ["mean_prediction_gap", "rmse_ratio", "mae_difference"],
+        adversarial.white_box_evasion: ["p95_max_deviation", "mean_max_deviation_sd"],
+    }
+    for fn, names in lower.items():
+        rec = run_check(fn, arts)
+        got = {m["name"]: m.get("direction") for m in rec["metrics"]}
+        for name in names:
+            assert got.get(name) == "lower", (rec["id"], name, got)
