@@ -385,7 +385,7 @@ def deployment_parity(
     max_slice_disagreement: largest acceptable disagreement in any slice with ``min_slice_rows`` rows.
     min_slice_rows: slices with fewer rows are listed but not judged.
     robustness: also compare adversarial and corruption robustness (costs attacks per artifact).
-    max_robust_accuracy_drop: largest acceptable robust-accuracy drop at the gate epsilon; None reports it ungated.
+    max_robust_accuracy_drop: largest acceptable robust-accuracy drop at the gate epsilon; None reports it ungated (regression: the drop of AK-ADV-001's robust share).
     max_corruption_error_increase: largest acceptable increase of the mean relative corruption error; None reports it ungated.
     n_boot: bootstrap resamples for the accuracy-drop interval.
     max_rmse_increase: regression: largest acceptable artifact RMSE / audited RMSE − 1 (upper bound when ``conservative``).
@@ -396,7 +396,8 @@ def deployment_parity(
 
         return parity_regression(
             ctx, splits=splits, max_rmse_increase=max_rmse_increase, max_prediction_diff_sd=max_prediction_diff_sd,
-            conservative=conservative, n_boot=n_boot,
+            conservative=conservative, n_boot=n_boot, robustness=robustness,
+            max_robust_share_drop=max_robust_accuracy_drop,
         )  # fmt: skip
     from auditkit.checks._deploy import is_audited
 

@@ -151,7 +151,9 @@ def test_a_text_label_with_many_values_and_no_task_is_one_line_and_exit_2(
     json.dumps(message)
 
 
-def test_a_flat_output_torchscript_artifact_is_compared_and_cost_ranks_on_rmse(tmp_path: Path) -> None:
+def test_a_flat_output_torchscript_artifact_is_compared_for_parity_and_robustness_and_cost_ranks_on_rmse(
+    tmp_path: Path,
+) -> None:
     """A regressor returning one value per row as (batch,) — accepted for the audited model — was
     refused as a deployment artifact ('output of a batch of 2 has shape [2], expected [2, 1]'), and
     AK-DEPLOY-002's Pareto table had no quality column for a regressor (every candidate 'optimal')."""
@@ -180,9 +182,14 @@ def test_a_flat_output_torchscript_artifact_is_compared_and_cost_ranks_on_rmse(t
     with torch.no_grad():
         model.lin.bias.fill_(2.0)
     torch.jit.save(torch.jit.script(model), tmp_path / "off.pt")
+    with torch.no_grad():  # three times as sensitive to its inputs: less robust within AK-ADV-001's ε
+        model.lin.weight.mul_(3.0)
+        model.lin.bias.fill_(-1.0)
+    torch.jit.save(torch.jit.script(model), tmp_path / "steep.pt")
     spec = _spec(
         tmp_path, "[AK-DEPLOY]",
         extra="deployment:\n  artifacts:\n    - {name: same, torchscript: same.pt}\n    - {name: shifted, torchscript: off.pt}\n"
+        "    - {name: steep, torchscript: steep.pt}\n"
         "  batch_sizes: [1]\n",
         model="{factory: 'flatreg:make', weights: w.pt, task: regression}",
     )  # fmt: skip
@@ -196,6 +203,11 @@ def test_a_flat_output_torchscript_artifact_is_compared_and_cost_ranks_on_rmse(t
     parity = {m["name"]: m for m in recs["AK-DEPLOY-001"]["metrics"]}
     assert parity["prediction_diff_p99_sd[same, test]"]["value"] == pytest.approx(0.0, abs=1e-6)
     assert parity["prediction_diff_p99_sd[shifted, test]"]["value"] > 0.5
+    # robustness parity (was an info note "not compared for regressors yet")
+    assert parity["robust_share_drop[same]"]["value"] == 0.0
+    steep = parity["robust_share_drop[steep]"]
+    assert steep["value"] > 0.05 and steep["details"]["artifact"] < steep["details"]["audited"]
+    assert any(f["metric"] == "robust_share_drop[steep]" for f in recs["AK-DEPLOY-001"]["findings"])
     cost = recs["AK-DEPLOY-002"]
     assert cost["status"] == "passed", cost["summary"]
     table = cost["evidence"]["timings"]["RMSE vs p95 latency vs size (Pareto)"]
