@@ -269,6 +269,11 @@ def _print_summary(doc: dict[str, Any], out: Path) -> None:
             _shown(summary),
         )
     console.print(table)
+    from auditkit.render.common import task_text
+
+    task = task_text(doc)
+    if task:
+        console.print(f"task: {_shown(task)}")
     gate = doc["gate"]
     colour = "green" if gate["decision"] == "pass" else "red"
     console.print(

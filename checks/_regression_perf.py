@@ -202,7 +202,13 @@ def heldout_regression(
         metrics,
         findings=findings,
         evidence={
-            "method": {**describe_method(len(y)), "n_boot": n_boot, "bound": bound, "task": "regression"},
+            "method": {
+                **describe_method(len(y)),
+                "n_boot": n_boot,
+                "bound": bound,
+                "task": "regression",
+                "rmse_interval": "bootstrap-t on log MSE (the same replicates); the others percentile",
+            },
             "metrics": {
                 "columns": ["metric", "value", "ci low", "ci high", "minimum/maximum"],
                 "rows": [
@@ -285,7 +291,7 @@ def gap_regression(
         Metric("rmse_ratio", rmse_e / rmse_t if rmse_t > 0 else None, ci=ci_ratio, n=len(yt) + len(ye),
                threshold=max_rmse_ratio, direction="lower", bound=bound,  # type: ignore[arg-type]
                description="test RMSE / train RMSE"),
-        Metric("rmse_gap", rmse_e - rmse_t, ci=ci_diff, n=len(yt) + len(ye), unit=unit,
+        Metric("rmse_gap", rmse_e - rmse_t, ci=ci_diff, n=len(yt) + len(ye), unit=unit, direction="lower",
                description="test RMSE − train RMSE"),
         Metric("train_rmse", rmse_t, n=len(yt), unit=unit),
         Metric("test_rmse", rmse_e, n=len(ye), unit=unit, direction="lower"),
@@ -379,7 +385,8 @@ def calibration_regression(
         pit = gaussian_pit(y, pred, sd)
         crps = gaussian_crps(y, pred, sd)
         extra.append(Metric("crps", float(crps.mean()), ci=bootstrap_stat([crps], np.mean, n_boot=n_boot, rng=ctx.rng()),
-                            n=len(y), unit=_unit(ctx), description="mean CRPS of N(mean, exp(log_var))"))  # fmt: skip
+                            n=len(y), unit=_unit(ctx), direction="lower",
+                            description="mean CRPS of N(mean, exp(log_var))"))  # fmt: skip
         interval_name = f"central {nominal:.0%} interval mean ± z·sd"
     else:
         assert p.quantiles is not None
@@ -391,7 +398,7 @@ def calibration_regression(
         lo, hi = q[:, 0], q[:, -1]
         losses = pinball_loss(y, q, levels)
         extra.append(Metric("mean_pinball_loss", float(np.mean(list(losses.values()))), n=len(y), unit=_unit(ctx),
-                            description="mean pinball loss over the quantile levels",
+                            direction="lower", description="mean pinball loss over the quantile levels",
                             details={"per_level": {str(k): v for k, v in losses.items()}}))  # fmt: skip
         interval_name = f"[q{levels[0]:g}, q{levels[-1]:g}] ({nominal:.0%} nominal)"
     levels_q: tuple[float, ...] = ()
@@ -578,7 +585,8 @@ def slices_regression(
                threshold=max_rmse_ratio, direction="lower", bound=bound,  # type: ignore[arg-type]
                description=f"RMSE of {name} / overall RMSE (CI: slice and rest resampled independently)",
                details={"slice": name, "mae_ratio": mae_ratio}),
-        Metric("worst_slice_rmse_difference", rmse_w - overall, n=ns, unit=unit, details={"slice": name}),
+        Metric("worst_slice_rmse_difference", rmse_w - overall, n=ns, unit=unit, direction="lower",
+               details={"slice": name}),
     ]  # fmt: skip
     rows.sort(key=lambda r: (r[9] == "too small", -float(r[3] or 0)))  # type: ignore[arg-type]
     judged = [r for r in rows if r[9] == ""]
@@ -744,7 +752,7 @@ def fairness_regression(
     for kind, (value, ci, attr, n) in worst.items():
         threshold = limits[kind][0]
         metrics.append(
-            Metric(kind, value, ci=ci, n=n, threshold=threshold, direction="lower" if threshold is not None else None,
+            Metric(kind, value, ci=ci, n=n, threshold=threshold, direction="lower",
                    bound=bound, description=limits[kind][1], details={"attribute": attr})  # type: ignore[arg-type]
         )  # fmt: skip
     gap = worst["mean_prediction_gap"]

@@ -265,9 +265,9 @@ def evasion_regression(
                details={"epsilon": gate, "norm": gate_norm, "tolerance": tol}),
         Metric("mean_max_deviation", float(np.mean(g)), n=len(g), unit=unit, direction="lower",
                description=f"mean over rows of the largest |f(x+δ) − f(x)| within ε={gate:g}"),
-        Metric("p95_max_deviation", float(np.quantile(g, 0.95)), n=len(g), unit=unit),
+        Metric("p95_max_deviation", float(np.quantile(g, 0.95)), n=len(g), unit=unit, direction="lower"),
         Metric("mean_max_deviation_sd", float(np.mean(g)) / label_sd if label_sd > 0 else None, n=len(g),
-               description="mean largest prediction change / train label sd"),
+               direction="lower", description="mean largest prediction change / train label sd"),
     ]  # fmt: skip
     findings = []
     if space.frozen:

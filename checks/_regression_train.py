@@ -91,10 +91,10 @@ def seed_variance_regression(
         metrics += [
             Metric("seed_cv_rmse", std / mean if mean > 0 else None, ci=ci, n=len(good), threshold=max_seed_rmse_cv,
                    direction="lower", description="sd of test RMSE across seeds / mean test RMSE"),
-            Metric("seed_std_rmse", std, n=len(good), description="sd of test RMSE across training seeds (label units)"),
-            Metric("seed_range_rmse", float(good.max() - good.min()), n=len(good),
+            Metric("seed_std_rmse", std, n=len(good), direction="lower", description="sd of test RMSE across training seeds (label units)"),
+            Metric("seed_range_rmse", float(good.max() - good.min()), n=len(good), direction="lower",
                    description="worst minus best seed's test RMSE"),
-            Metric("mean_rmse", mean, ci=mean_ci(good, rng=ctx.rng()), n=len(good)),
+            Metric("mean_rmse", mean, ci=mean_ci(good, rng=ctx.rng()), n=len(good), direction="lower"),
         ]  # fmt: skip
     else:
         findings.append(

@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     nist_ai_rmf=("MEASURE 2.7", "MEASURE 2.5", "MEASURE 2.6"),
     tags=("adversarial", "robustness", "security", "art"),
     cost="moderate",
+    regression_title="Prediction sensitivity of a regressor: the largest change of the prediction within ε (PGD on |f(x+δ) − f(x)|) over an epsilon grid",
+    regression_description="PGD (plain torch) maximising the change of the prediction |f(x + δ) − f(x)| within an L∞ or L2 ball of each ε, in label units and label sd; the robust share is the share of rows whose prediction moves by at most the tolerance (Wilson interval).",
 )
 def white_box_evasion(
     ctx: RunContext, /, *, split: str = "test", epsilons: list[float] | None = None, gate_epsilon: float | None = None,

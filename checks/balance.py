@@ -45,6 +45,8 @@ def _classes(ds: Dataset, max_classes: int) -> list[Any]:
     severity="medium",
     nist_ai_rmf=("MAP 2.3", "MEASURE 2.11"),
     tags=("data", "balance"),
+    regression_title="Heavy-tailed regression target in the training set",
+    regression_description="Measures how heavy the tails of the training target are: the tail ratio max(q99 − median, median − q01) / IQR with a bootstrap interval (a normal gives 1.72), skewness, excess kurtosis and the share beyond Tukey's far fences.",
 )
 def class_imbalance(
     ctx: RunContext,
@@ -135,6 +137,8 @@ def _tvd(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     severity="medium",
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.11", "MAP 2.3"),
     tags=("data", "balance", "shift"),
+    regression_title="Target distribution shift between train and the other splits (1-Wasserstein)",
+    regression_description="Measures the 1-Wasserstein distance, in train sd, between the target of train and that of each labelled split (basic bootstrap interval), with the mean shift and a KS test.",
 )
 def label_shift(
     ctx: RunContext, /, *, max_distance: float = 0.1, n_boot: int = 1000, max_classes: int = 100,

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.6", "MEASURE 2.7"),
     tags=("robustness", "corruption", "noise"),
     cost="moderate",
+    regression_title="RMSE under natural corruptions and noise (5 severities), relative to clean",
+    regression_description="Test RMSE under natural corruptions at five deterministic severities, and the relative RMSE increase over clean (RMSE / clean − 1, paired bootstrap over the same rows).",
 )
 def natural_corruptions(
     ctx: RunContext, /, *, split: str = "test", corruptions: list[str] | None = None,

@@ -352,6 +352,7 @@ def _deployment_preflight(pf: Preflight) -> None:
     nist_ai_rmf=("MEASURE 2.5", "MANAGE 2.4", "MEASURE 2.7"),
     tags=("deployment", "parity", "robustness"),
     cost="moderate",
+    regression_description="Compares every ``deployment.artifacts`` entry with the audited regressor on the same rows: |artifact − audited| prediction in train label sd (99th percentile, maximum) and the relative RMSE increase (paired bootstrap).",
 )
 def deployment_parity(
     ctx: RunContext, /, *, splits: list[str] = ["test", "production"], min_agreement: float = 0.99,  # noqa: B006
@@ -384,7 +385,7 @@ def deployment_parity(
     max_slice_disagreement: largest acceptable disagreement in any slice with ``min_slice_rows`` rows.
     min_slice_rows: slices with fewer rows are listed but not judged.
     robustness: also compare adversarial and corruption robustness (costs attacks per artifact).
-    max_robust_accuracy_drop: largest acceptable robust-accuracy drop at the gate epsilon; None reports it ungated.
+    max_robust_accuracy_drop: largest acceptable robust-accuracy drop at the gate epsilon; None reports it ungated (regression: the drop of AK-ADV-001's robust share).
     max_corruption_error_increase: largest acceptable increase of the mean relative corruption error; None reports it ungated.
     n_boot: bootstrap resamples for the accuracy-drop interval.
     max_rmse_increase: regression: largest acceptable artifact RMSE / audited RMSE − 1 (upper bound when ``conservative``).
@@ -395,7 +396,8 @@ def deployment_parity(
 
         return parity_regression(
             ctx, splits=splits, max_rmse_increase=max_rmse_increase, max_prediction_diff_sd=max_prediction_diff_sd,
-            conservative=conservative, n_boot=n_boot,
+            conservative=conservative, n_boot=n_boot, robustness=robustness,
+            max_robust_share_drop=max_robust_accuracy_drop,
         )  # fmt: skip
     from auditkit.checks._deploy import is_audited
 
@@ -526,9 +528,18 @@ def _pareto(points: list[tuple[str, float | None, float, int | None]]) -> list[b
 
 
 def _accuracy(ctx: RunContext, cand: Candidate, split: str) -> float | None:
+    """Test accuracy of a classifier; for a regressor −RMSE (higher is better, as the Pareto front
+    compares it; shown as RMSE)."""
     y = ctx.dataset(split).y
-    if y is None or ctx.task == "regression":
-        return None  # regression: no accuracy (the Pareto table then ranks on latency and size)
+    if y is None:
+        return None
+    if ctx.task == "regression":
+        from auditkit.checks._regression_deploy import point_predictions
+
+        yy = np.asarray(y, dtype=np.float64)
+        pred = point_predictions(ctx, cand, split)
+        ok = np.isfinite(yy) & np.isfinite(pred)
+        return -float(np.sqrt(np.mean((pred[ok] - yy[ok]) ** 2))) if ok.any() else None
     logits = _logits(ctx, cand, split)
     lab = (y >= 0) & (y < logits.shape[1])
     return float((logits[lab].argmax(1) == y[lab]).mean()) if lab.any() else None
@@ -625,23 +636,29 @@ def inference_cost(
         cand_rows.append([cand.name, cand.kind, cand.device, cand.runtime, cand.threads, cand.size_bytes,
                           cand.size_kind, cand.stored_values, _finite(acc)])  # fmt: skip
     front = _pareto(points)
+    regression = ctx.task == "regression"
+    if regression:  # shown as RMSE (lower is better); the front compared −RMSE
+        points = [(n, -a if a is not None else None, lat, sz) for n, a, lat, sz in points]
+        cand_rows = [[*r[:-1], -r[-1] if isinstance(r[-1], float) else r[-1]] for r in cand_rows]
+    quality = f"RMSE ({split}, label units)" if regression else f"accuracy ({split})"
     pareto_rows = [
         [n, _finite(a), _finite(lat), s, "yes" if f else "no"]
         for (n, a, lat, s), f in zip(points, front, strict=True)
     ]
     evidence: dict[str, Any] = {
         "what was timed": {"columns": ["name", "kind", "device", "runtime", "threads", "size bytes", "size is", "stored values",
-                                   f"accuracy ({split})"], "rows": cand_rows},
+                                   quality], "rows": cand_rows},
         "timings": {
             "latency (ms) and throughput": {"columns": ["candidate", "batch", "threads", "p50", "p50 lo", "p50 hi", "p95",
                                                         "p95 lo", "p95 hi", "p99", "p99 lo", "p99 hi", "rows/s"],
                                             "rows": lat_rows},
-            "accuracy vs p95 latency vs size (Pareto)": {"columns": ["candidate", f"accuracy ({split})", f"p95 ms (batch {ref_b})", "size bytes",
+            f"{quality.split(' (')[0]} vs p95 latency vs size (Pareto)": {"columns": ["candidate", quality, f"p95 ms (batch {ref_b})", "size bytes",
                                    "Pareto-optimal"], "rows": pareto_rows},
         },
         "plots": [
-            {"type": "scatter", "timing": True, "point_radius": 5, "title": f"Accuracy vs p95 latency (batch {ref_b})",
-             "x_label": "p95 latency (ms)", "y_label": f"accuracy ({split})",
+            {"type": "scatter", "timing": True, "point_radius": 5,
+             "title": f"{'RMSE' if regression else 'Accuracy'} vs p95 latency (batch {ref_b})",
+             "x_label": "p95 latency (ms)", "y_label": quality,
              "series": [{"name": n, "x": [lat], "y": [a]} for n, a, lat, _ in points if a is not None]},
             {"type": "bar", "timing": True, "title": "p95 latency per batch size", "x_label": "candidate",
              "y_label": "ms", "categories": [c.name for c in ready],

@@ -52,6 +52,8 @@ def _summaries(counts: np.ndarray) -> dict[str, np.ndarray]:
     severity="high",
     nist_ai_rmf=("MEASURE 2.11", "MAP 2.3", "MANAGE 1.3"),
     tags=("fairness", "bias"),
+    regression_title="Group fairness of a regressor: mean-prediction gap and error parity (RMSE ratio, MAE difference)",
+    regression_description="Compares the model's mean prediction (in test label sd: the analogue of demographic parity), RMSE and MAE across the groups of each sensitive column (and of pairs of them), each with a bootstrap interval.",
 )
 def group_fairness(
     ctx: RunContext,

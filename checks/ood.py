@@ -60,6 +60,8 @@ Detectors = Annotated[tuple[Detector, ...], Field(min_length=1)]
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.6", "MAP 2.3", "MANAGE 2.3"),
     tags=("ood", "robustness", "model"),
     cost="moderate",
+    regression_title="Out-of-distribution detection for a regressor: feature-space detectors (Mahalanobis, kNN)",
+    regression_description="How well distances in feature space (Mahalanobis to one Gaussian, distance to the k-th nearest train row, on embeddings or z-scored inputs) separate in-distribution test inputs from out-of-distribution ones; logit-based detectors need classes.",
 )
 def ood_detection(
     ctx: RunContext,
@@ -215,6 +217,8 @@ def ood_detection(
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.6", "MEASURE 2.4", "MANAGE 2.3"),
     tags=("ood", "shift", "calibration", "robustness", "model"),
     cost="moderate",
+    regression_title="RMSE under distribution shift (synthetic covariate shifts or a labelled production split)",
+    regression_description="Test RMSE when inputs shift (synthetic shifts at five severities, or a labelled production split), and the relative RMSE increase over clean with a bootstrap interval.",
 )
 def shift_behaviour(
     ctx: RunContext,

@@ -52,6 +52,8 @@ _LABELS = {
     severity="high",
     nist_ai_rmf=("MEASURE 2.3", "MEASURE 2.5", "MEASURE 1.1"),
     tags=("performance", "evaluation"),
+    regression_title="Held-out RMSE, MAE, median absolute error, R² and MAPE with confidence intervals against declared limits",
+    regression_description="RMSE, MAE, median absolute error, R² and (for a positive label) MAPE on the test split, each with a bootstrap 95% interval, gated on the conservative bound against declared limits; the model must beat always predicting the train mean.",
 )
 def heldout_performance(
     ctx: RunContext,
@@ -253,6 +255,8 @@ def heldout_performance(
     severity="medium",
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.3"),
     tags=("performance", "overfitting"),
+    regression_title="Generalisation gap between train and test (R², RMSE)",
+    regression_description="Train R² minus test R², the test/train RMSE ratio and the RMSE difference, with intervals from independent bootstraps of the train and test rows.",
 )
 def generalisation_gap(
     ctx: RunContext,
@@ -361,6 +365,8 @@ def generalisation_gap(
     severity="medium",
     nist_ai_rmf=("MEASURE 2.5", "MEASURE 2.3"),
     tags=("performance", "calibration"),
+    regression_title="Calibration of predictive intervals: coverage, PIT uniformity, sharpness (gaussian or quantile outputs)",
+    regression_description="For a regressor with a predictive distribution (model.output gaussian or quantiles): coverage of the central interval against its nominal level (Wilson interval), uniformity of the PIT (KS distance), sharpness (mean interval width) and CRPS or pinball loss.",
 )
 def calibration(
     ctx: RunContext,
@@ -486,6 +492,8 @@ def calibration(
     severity="medium",
     nist_ai_rmf=("MEASURE 2.11", "MEASURE 2.5", "MAP 2.3"),
     tags=("performance", "slices", "fairness"),
+    regression_title="Worst slice vs overall RMSE",
+    regression_description="RMSE and MAE per slice of the test split (sensitive columns, categorical features, numeric sensitive columns in train quartiles, and the user's `data.slices` queries); the worst slice's RMSE / overall RMSE with a bootstrap interval.",
 )
 def slice_performance(
     ctx: RunContext,

@@ -319,6 +319,7 @@ def _test_correct(ctx: RunContext, runs: list[Any]) -> tuple[np.ndarray, np.ndar
     nist_ai_rmf=("MEASURE 2.1", "MEASURE 2.5", "MEASURE 2.9"),
     tags=("training", "reproducibility"),
     cost="moderate",
+    regression_description="Measures how much the test RMSE moves between training seeds (sd relative to the mean), and retrains the first seed to see whether the same seed reproduces the same weights.",
 )
 def seed_variance(
     ctx: RunContext, /, *, max_seed_std: float = 0.02, max_weight_diff: float = 0.0, rerun: bool = True,
@@ -474,6 +475,7 @@ def _steps_to_95(run: Any) -> int | None:
     nist_ai_rmf=("MEASURE 2.1", "MEASURE 2.5", "MANAGE 2.1"),
     tags=("training", "optimizer"),
     cost="slow",
+    regression_description="Trains every `training.compare` optimizer with the same seeds, data, schedule and epochs, and tabulates seed-averaged test RMSE (with a bootstrap interval over test rows), diverged runs and wall time; the chosen optimizer's RMSE relative to each other one with a paired bootstrap.",
 )
 def optimizer_comparison(
     ctx: RunContext, /, *, min_difference: float = 0.0, n_boot: int = 2000, min_rows: int = DEFAULT_MIN_ROWS

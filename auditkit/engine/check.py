@@ -249,6 +249,15 @@ class CheckInfo:
     area: Area = "other"
     preflight: Callable[[Preflight], None] | None = None
     source: str = "builtin"
+    regression_title: str | None = None
+    regression_description: str | None = None
+
+    def text_for(self, task: str | None) -> tuple[str, str]:
+        """(title, description) for an audit of ``task``: a regressor's own wording where the check
+        declares one (a classifier's "accuracy" and "ECE" would misdescribe what it measured)."""
+        if task == "regression":
+            return (self.regression_title or self.title, self.regression_description or self.description)
+        return (self.title, self.description)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -317,6 +326,8 @@ def check(
     cost: str = "fast",
     area: Area = "other",
     preflight: Callable[[Preflight], None] | None = None,
+    regression_title: str | None = None,
+    regression_description: str | None = None,
 ) -> Callable[[Callable[..., Outcome]], Callable[..., Outcome]]:
     """Mark a function as an auditkit check (validates and annotates; does not register).
 
@@ -335,6 +346,9 @@ def check(
     area: the report section it belongs to (one of ``AREAS``); recorded in results.json.
     preflight: an optional hook ``fn(Preflight) -> None`` the engine runs, for a selected check,
         before the first check of the audit: it refuses a spec the check would only fail on later.
+    regression_title, regression_description: what the check measures when the audited model is a
+        regressor (``model.task: regression``), where that differs from the classifier's title and
+        the docstring's first paragraph; results.json and every report use them for such audits.
     """
 
     def decorate(fn: Callable[..., Outcome]) -> Callable[..., Outcome]:
@@ -396,6 +410,8 @@ def check(
             cost=cost,
             area=area,
             preflight=preflight,
+            regression_title=regression_title,
+            regression_description=regression_description,
         )
         return fn
 

@@ -218,8 +218,27 @@ def run_one(
     """Run one planned check in isolation and return its results record.
 
     With ``timeout`` (seconds) a check that runs longer is stopped and recorded as ``error``
-    ("timed out after N s"); the run goes on with the next check.
+    ("timed out after N s"); the run goes on with the next check. The record's title and
+    description are the check's wording for the audit's task (a regressor's where it has one).
     """
+    rec = _run_one(p, artifacts, run_seed=run_seed, workdir=workdir, timeout=timeout)
+    if p.info.regression_title or p.info.regression_description:
+        try:
+            task = artifacts.task()
+        except Exception:  # noqa: BLE001 - unreadable data is reported by the checks; keep the wording
+            task = None
+        rec["title"], rec["description"] = p.info.text_for(task)
+    return rec
+
+
+def _run_one(
+    p: Planned,
+    artifacts: Artifacts,
+    *,
+    run_seed: int,
+    workdir: Path | None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
     info = p.info
     if not p.selected:
         return _record(p, "skipped", skip_reason=p.skip_reason)

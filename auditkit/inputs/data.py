@@ -392,6 +392,8 @@ def _task(
         numeric = all(pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) for s in values)
         distinct = pd.concat([s.dropna() for s in values]).nunique() if values else 0
         declared = "regression" if values and numeric and distinct > max_classes else "classification"
+        if values and not numeric and distinct > max_classes:
+            _refuse_text_label(values, label, distinct, max_classes)
     if declared == "regression":
         for name, s in labelled.items():
             converted = pd.to_numeric(s, errors="coerce")
@@ -409,6 +411,27 @@ def _task(
                 loc = where.get(name, f"data.splits.{name}")
                 raise InputError(f"{loc}: the regression target {label!r} has infinite values")
     return declared
+
+
+def _refuse_text_label(values: list[pd.Series], label: str, distinct: int, max_classes: int) -> None:
+    """A text label with more distinct values than ``max_classes`` and no declared task is neither
+    a classification auditkit would infer nor a regression target: refuse it with what to do. Often
+    it is a number stored as text ('$5.23', '1,250'), which would otherwise be audited as a
+    classifier with hundreds of one-row classes."""
+    text = pd.concat([s.dropna().astype(str) for s in values])
+    cleaned = pd.to_numeric(text.str.replace(r"[\s,$€£%]", "", regex=True), errors="coerce")
+    example = str(text.iloc[0])[:40]
+    if cleaned.notna().mean() >= 0.95:
+        raise InputError(
+            f"data.label: {label!r} holds numbers stored as text (e.g. {example!r}), {distinct} distinct values: "
+            "write them as plain numbers to audit a regression (model.task: regression), or declare "
+            "model.task: classification to treat each value as a class"
+        )
+    raise InputError(
+        f"data.label: {label!r} is text with {distinct} distinct values (more than data.max_classes "
+        f"{max_classes}), e.g. {example!r}: declare model.task: classification (or raise data.max_classes) "
+        "to audit it as classes; a regression target must be numeric"
+    )
 
 
 # Splits whose labels are optional: OOD rows are outside the label space, and production data is

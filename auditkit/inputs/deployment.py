@@ -120,6 +120,8 @@ def _load_all(artifacts: Artifacts) -> list[Candidate]:
         where = f"deployment.artifacts.{i}"
         cand = _load_one(art, where, artifacts, adapter)
         if cand.forward is not None:
+            if adapter.n_classes == 1 and artifacts.task() == "regression":
+                cand.forward = _one_column(cand.forward)  # a (batch,) regressor output is one column
             _check_signature(cand, reference, shape, adapter.n_classes, spec.deployment.batch_sizes)
         out.append(cand)
     return out
@@ -361,6 +363,17 @@ def _state_dict_bytes(module: Any) -> int:
     return buf.tell()
 
 
+def _one_column(forward: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A regressor's artifact that returns one value per row as a ``(batch,)`` array, as the
+    audited model may (docs/regression.md), seen as the ``(batch, 1)`` column the checks compare."""
+
+    def run(x: np.ndarray) -> np.ndarray:
+        out = forward(x)
+        return out.reshape(len(out), 1) if getattr(out, "ndim", 2) == 1 else out
+
+    return run
+
+
 def _check_signature(
     cand: Candidate, reference: Signature, shape: tuple[int, ...], k: int, batch_sizes: list[int]
 ) -> None:
@@ -382,8 +395,9 @@ def _check_signature(
                 problems.append(f"input type {sig.inputs[0][1]}")
         if not sig.outputs:
             problems.append("no output")
-        elif len(sig.outputs[0][2]) != 2 or (
-            isinstance(sig.outputs[0][2][1], int) and sig.outputs[0][2][1] != k
+        elif not (k == 1 and len(sig.outputs[0][2]) == 1) and (
+            len(sig.outputs[0][2]) != 2
+            or (isinstance(sig.outputs[0][2][1], int) and sig.outputs[0][2][1] != k)
         ):
             problems.append("output shape differs")
     if not problems:

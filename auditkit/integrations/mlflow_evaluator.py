@@ -6,6 +6,9 @@ when auditkit is installed::
     mlflow.evaluate(model_uri, data, targets="y", model_type="classifier", evaluators=["auditkit"],
                     evaluator_config={"spec": {"checks": {"select": ["AK-PERF", "AK-GOV-003"]}}})
 
+``model_type="regressor"`` audits the model as a regressor (``model.task: regression``: RMSE, R²,
+error parity; the model outputs one value per row in label units).
+
 The evaluation data is the audit's test split; the model is the MLflow model itself (loaded by
 auditkit from its URI, as ``model.mlflow``: it must be an ``mlflow.pytorch`` model). evaluator_config
 keys: ``spec`` (audit.yaml keys merged into the generated spec: checks, gate, card, data roles...),
@@ -64,9 +67,11 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_spec(
-    folder: Path, dataset: Any, model_uri: str, config: dict[str, Any], run_id: str
+    folder: Path, dataset: Any, model_uri: str, config: dict[str, Any], run_id: str, model_type: Any = None
 ) -> dict[str, Any]:
-    """The audit.yaml (as a mapping) for this evaluation; data files are written into ``folder``."""
+    """The audit.yaml (as a mapping) for this evaluation; data files are written into ``folder``.
+    ``model_type="regressor"`` declares ``model.task: regression`` (a count target with few values
+    would otherwise be inferred as classes); a ``spec`` in the config still wins."""
     unknown = sorted(set(config) - set(CONFIG_KEYS))
     if unknown:
         raise InputError(f"auditkit evaluator: unknown evaluator_config key {unknown[0]!r} "
@@ -80,7 +85,7 @@ def build_spec(
         pd.DataFrame(train).to_csv(splits["train"], index=False)
     spec = {
         "version": 1, "name": f"mlflow-evaluate-{run_id[:8]}", "data": {"label": label, "splits": splits},
-        "model": {"mlflow": model_uri}, "report": {"formats": ["json", "html", "model_card", "junit"]},
+        "model": {"mlflow": model_uri, **({"task": "regression"} if model_type == "regressor" else {})}, "report": {"formats": ["json", "html", "model_card", "junit"]},
     }  # fmt: skip
     return _merge(spec, dict(config.get("spec") or {}))
 
@@ -90,7 +95,7 @@ class AuditkitEvaluator(ModelEvaluator):  # type: ignore[misc]
 
     @classmethod
     def can_evaluate(cls, *, model_type: Any, evaluator_config: Any, **kwargs: Any) -> bool:
-        return model_type in (None, "classifier")
+        return model_type in (None, "classifier", "regressor")
 
     def evaluate(self, *, model_type: Any, dataset: Any, run_id: str, evaluator_config: Any, model: Any = None,
                  **kwargs: Any) -> EvaluationResult:  # fmt: skip
@@ -104,7 +109,7 @@ class AuditkitEvaluator(ModelEvaluator):  # type: ignore[misc]
             )
         with tempfile.TemporaryDirectory(prefix="auditkit-evaluate-") as tmp:
             folder = Path(tmp)
-            spec = build_spec(folder, dataset, _model_uri(model, config), config, run_id)
+            spec = build_spec(folder, dataset, _model_uri(model, config), config, run_id, model_type)
             bundle = Path(config["output"]) if config.get("output") else folder / "bundle"
             results = run_audit(spec, output=bundle, argv=["mlflow.evaluate", "evaluators=auditkit"])
             log_to_run(

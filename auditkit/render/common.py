@@ -329,10 +329,12 @@ def scope_view(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def criteria_view(records: list[dict[str, Any]], gate: dict[str, Any]) -> dict[str, Any]:
+def criteria_view(
+    records: list[dict[str, Any]], gate: dict[str, Any], task: str | None = None
+) -> dict[str, Any]:
     """The pass/fail criteria the audit was judged by: ``fail_on``, and the performance minimums
     declared for the headline performance check (``is_headline_performance``; none declared means
-    accuracy was reported, not gated)."""
+    accuracy — for a regressor RMSE, MAE, R² — was reported, not gated)."""
     headline = next((r for r in records if is_headline_performance(r)), None)
     perf = headline if headline is not None and not deselected(headline) else None
     declared = []
@@ -351,7 +353,47 @@ def criteria_view(records: list[dict[str, Any]], gate: dict[str, Any]) -> dict[s
         # Named in the cover's text; a results.json without the check says so in words.
         "perf_id": cut(headline.get("id"), 80) if headline else "the headline performance check",
         "performance": declared,
+        "regression": task == "regression",
     }
+
+
+def task_text(results: dict[str, Any]) -> str:
+    """One sentence saying what task the model was audited as and how that was decided — inferred
+    from the label or declared — with the way to change it when an inferred classification has a
+    numeric label (a count with ≤ ``data.max_classes`` values is audited as classes unless declared)."""
+    subject = results.get("subject") or {}
+    task = subject.get("task")
+    if task not in ("classification", "regression"):
+        return ""
+    data = (results.get("spec") or {}).get("data") or {}
+    label = cut(data.get("label") or "the label", 80)
+    max_classes = data.get("max_classes") or 50
+    out = subject.get("output")
+    kind = task
+    if task == "regression" and out not in (None, "point"):
+        kind += f" (model.output: {out if isinstance(out, str) else 'quantiles ' + str((out or {}).get('quantiles'))})"
+    if not subject.get("task_inferred"):
+        return f"{kind}, declared (model.task)"
+    if task == "regression":
+        return (
+            f"{kind}, inferred: {label!r} is numeric with more than data.max_classes ({max_classes}) distinct "
+            "values (declare model.task to say so explicitly)"
+        )
+    classes: set[str] = set()
+    for ds in (subject.get("datasets") or {}).values():
+        if isinstance(ds, dict) and isinstance(ds.get("class_counts"), dict):
+            classes.update(str(k) for k in ds["class_counts"])
+    numeric = bool(classes) and all(re.fullmatch(r"-?\d+(\.0+)?", c) for c in classes)
+    text = (
+        f"{kind}, inferred: {label!r} has {len(classes)} distinct values, at most data.max_classes "
+        f"({max_classes})"
+    )
+    if numeric and len(classes) > 2:
+        text += (
+            f"; its values are numbers: if {label!r} is a count, score or measurement, declare "
+            "model.task: regression to audit it as a number (RMSE, R², error parity) rather than as classes"
+        )
+    return text
 
 
 def below_gate(records: list[dict[str, Any]], gate: dict[str, Any]) -> list[str]:
@@ -624,7 +666,8 @@ def build_view(
         },
         "status_counts": {s: status_counts.get(s, 0) for s in STATUS_ORDER},
         "scope": scope_view(records),
-        "criteria": criteria_view(records, gate),
+        "criteria": criteria_view(records, gate, str(subject.get("task") or "")),
+        "task": cut(task_text(results), 600),
         "below_gate": below_gate(records, gate),
         "by_severity": [
             (s, (gate.get("findings_by_severity") or {}).get(s, 0)) for s in reversed(SEVERITIES)

@@ -20,7 +20,7 @@ import yaml
 from markupsafe import Markup
 
 from auditkit.numbers import cut, fmt_ci, fmt_num
-from auditkit.render.common import area_of, document_date, has_tags
+from auditkit.render.common import area_of, document_date, has_tags, task_text
 from auditkit.results.document import deselected
 from auditkit.safetext import inert, markdown_text
 
@@ -88,6 +88,7 @@ def _rows(
             rows.append({
                 # numbers formatted here are shown as written (Markup): "[0.91, 0.98]" is an interval, not a link
                 "check": str(rec.get("id")), "metric": str(m.get("name")), "raw": m,
+                "unit": _one_line(m.get("unit"), 60) if m.get("unit") else "",
                 "value": _numbers(fmt_num, m.get("value")), "ci": _numbers(fmt_ci, m.get("ci")),
                 "n": _numbers(fmt_num, m.get("n")) if m.get("n") is not None else "",
                 "rule": rule, "status": rec.get("status"), "title": str(rec.get("title") or ""),
@@ -218,6 +219,7 @@ def markdown(results: dict[str, Any]) -> str:
         "version": _one_line(card.get("version") or "not stated"),
         "owners": owners or ["not stated"],
         "license": _one_line(card.get("license") or "not stated"),
+        "task": _one_line(task_text(results), 600),
         "model_sha": _one_line(model.get("sha256") or "not recorded", 80) if isinstance(model, dict) else "not recorded",
         "datasets": [{"name": _one_line(k, 60), "rows": fmt_num(v.get("rows")), "sha256": _one_line(v.get("sha256"), 80)}
                      for k, v in sorted((subject.get("datasets") or {}).items()) if isinstance(v, dict)],

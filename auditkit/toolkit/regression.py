@@ -97,8 +97,15 @@ def bootstrap_regression(
     rng: np.random.Generator | None = None,
     exact_max: int = 20_000,
     chunk_cells: int = 10_000_000,
+    interval: str = "studentized",
 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap intervals of each metric in ``which`` (see the module docstring)."""
+    """Bootstrap intervals of each metric in ``which`` (see the module docstring). RMSE and MSE:
+    bootstrap-t on log MSE (``interval="studentized"``, the default; the same replicates give each
+    one's standard error in closed form); the other metrics, and all with
+    ``interval="percentile"``: the percentile interval. Coverage of the true RMSE, n = 200, 1,000
+    data sets (2026-12-04): normal errors 93.6% percentile → 94.3% studentized; t₅ errors 89.9% →
+    91.7%; centred log-normal errors 71.6% → 86.6% (heavy tails: no bootstrap is exact there). BCa
+    was tried and moved the normal case by 0.2 points only."""
     from auditkit.toolkit.stats import _percentile
 
     y, pred = _arrays(y, pred)
@@ -109,6 +116,9 @@ def bootstrap_regression(
     e = pred - y
     e2, ae = e * e, np.abs(e)
     ape = ae / y if (y > 0).all() else None
+    studentize = interval == "studentized" and n >= 3 and ("rmse" in which or "mse" in which)
+    tstats: list[np.ndarray] = []
+    log_mse = float(np.log(np.mean(e2))) if studentize and np.mean(e2) > 0 else 0.0
     order = np.argsort(ae, kind="stable")
     ae_sorted = ae[order]
     vals: dict[str, list[np.ndarray]] = {m: [] for m in which}
@@ -116,6 +126,11 @@ def bootstrap_regression(
         s = w.sum(axis=1)
         s = np.where(s > 0, s, 1.0)
         sse = w @ e2
+        if studentize:
+            m_b = sse / s
+            v_b = np.maximum((w @ (e2 * e2)) / s - m_b * m_b, 0.0) / max(n - 1, 1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tstats.append((np.log(m_b) - log_mse) / (np.sqrt(v_b) / m_b))
         for m in which:
             if m == "mse":
                 v = sse / s
@@ -135,7 +150,31 @@ def bootstrap_regression(
             else:
                 raise ValueError(f"unknown regression metric {m!r}")
             vals[m].append(np.asarray(v, dtype=np.float64))
-    return {m: _percentile(np.concatenate(v), confidence) for m, v in vals.items()}
+    out = {m: _percentile(np.concatenate(v), confidence) for m, v in vals.items()}
+    if interval == "studentized" and n >= 3:
+        for m in which:
+            if m in ("rmse", "mse"):
+                lo, hi = _log_mse_t(e2, tstats, confidence)
+                out[m] = (float(np.sqrt(lo)), float(np.sqrt(hi))) if m == "rmse" else (lo, hi)
+    return out
+
+
+def _log_mse_t(e2: np.ndarray, tstats: list[np.ndarray], confidence: float) -> tuple[float, float]:
+    """Bootstrap-t interval of the MSE on the log scale: the pivot (log MSE* − log MSE) / se*, with
+    se = sd(e²) / (√n · MSE) (delta method), computed per replicate from the same weights."""
+    from auditkit.toolkit.stats import _percentile
+
+    n = len(e2)
+    mse = float(e2.mean())
+    if not mse > 0:
+        return (mse, mse)
+    se = float(np.sqrt(e2.var(ddof=1) / n)) / mse
+    t = np.concatenate(tstats)
+    t = t[np.isfinite(t)]
+    if not se > 0 or len(t) < 10:
+        return (mse, mse)
+    t_lo, t_hi = _percentile(t, confidence)
+    return (float(np.exp(np.log(mse) - t_hi * se)), float(np.exp(np.log(mse) - t_lo * se)))
 
 
 def bootstrap_stat(
@@ -314,6 +353,26 @@ def wasserstein_ci(
     bias back: there the lower bound exceeded 0.1 sd in 7.5% of draws, and a 0.5 sd shift was found
     in 80% (100% with 330/112 rows). Its coverage of the true distance was 0.68–0.88 in that
     simulation: read it as a shift screen, not an exact interval."""
+    est = wasserstein_shift(a, b, n_boot=n_boot, confidence=confidence, rng=rng, max_rows=max_rows)
+    return est["ci"]
+
+
+def wasserstein_shift(
+    a: Any,
+    b: Any,
+    *,
+    n_boot: int = 500,
+    confidence: float = 0.95,
+    rng: np.random.Generator | None = None,
+    max_rows: int = 20_000,
+) -> dict[str, Any]:
+    """The 1-Wasserstein distance between two samples as a shift estimate: ``plugin`` (scipy's
+    distance on the samples, each subsampled to ``max_rows`` when larger), ``estimate`` the
+    bootstrap bias-corrected distance 2·W − mean(replicates), clipped at 0, and ``ci`` the basic
+    interval of :func:`wasserstein_ci`. Report ``estimate`` with ``ci``: the plug-in is biased
+    upwards (two samples of one distribution are never at distance 0) and on such samples often lies
+    above the basic interval's upper bound (0.060 with an interval 0.000–0.052 for 833 and 358 rows
+    of one distribution); the bias-corrected estimate lies inside it."""
     rng = rng or np.random.default_rng(0)
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -321,9 +380,16 @@ def wasserstein_ci(
         a = rng.choice(a, size=max_rows, replace=False)
     if len(b) > max_rows:
         b = rng.choice(b, size=max_rows, replace=False)
+    from auditkit.toolkit.stats import _percentile
+
     w = _w1_sorted(a, b)
-    lo, hi = bootstrap_stat([a, b], _w1_sorted, n_boot=n_boot, confidence=confidence, rng=rng)
-    return (max(0.0, 2 * w - hi), max(0.0, 2 * w - lo))
+    reps = np.empty(n_boot)
+    for i in range(n_boot):  # one replicate at a time: memory O(n)
+        reps[i] = _w1_sorted(a[rng.integers(0, len(a), len(a))], b[rng.integers(0, len(b), len(b))])
+    lo, hi = _percentile(reps, confidence)
+    ok = reps[np.isfinite(reps)]
+    estimate = max(0.0, 2 * w - float(np.mean(ok))) if len(ok) else w
+    return {"plugin": w, "estimate": estimate, "ci": (max(0.0, 2 * w - hi), max(0.0, 2 * w - lo))}
 
 
 def tail_summary(y: Any) -> dict[str, float]:

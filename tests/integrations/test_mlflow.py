@@ -167,6 +167,22 @@ def test_the_evaluator_names_an_unknown_config_key(tmp_path: Path) -> None:
         build_spec(tmp_path, None, "models:/clf/1", {"sepc": {}}, "0" * 32)
 
 
+def test_the_evaluator_takes_a_regressor_and_declares_the_task(tmp_path: Path) -> None:
+    """model_type="regressor" was refused by can_evaluate (the evaluator had no regressor mode)."""
+    from types import SimpleNamespace
+
+    from auditkit.integrations.mlflow_evaluator import AuditkitEvaluator, build_spec
+
+    assert AuditkitEvaluator.can_evaluate(model_type="regressor", evaluator_config={})
+    assert not AuditkitEvaluator.can_evaluate(model_type="question-answering", evaluator_config={})
+    data = SimpleNamespace(features_data=pd.DataFrame({"a": [1.0, 2.0, 3.0]}), feature_names=["a"],
+                           labels_data=[1.5, 2.5, 3.5], targets_name="price")  # fmt: skip
+    spec = build_spec(tmp_path, data, "models:/reg/1", {}, "0" * 32, "regressor")
+    assert spec["model"] == {"mlflow": "models:/reg/1", "task": "regression"}
+    assert pd.read_csv(spec["data"]["splits"]["test"])["price"].tolist() == [1.5, 2.5, 3.5]
+    assert "task" not in build_spec(tmp_path, data, "models:/clf/1", {}, "0" * 32, "classifier")["model"]
+
+
 def test_an_audit_of_a_registered_model_is_logged_and_reads_back(
     store: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
