@@ -258,10 +258,11 @@ def evasion_regression(
     k = int((g <= tol).sum())
     lo, hi = wilson(k, len(g))
     unit = f"{ctx.roles().label} units" if ctx.roles().label else None
+    units = f" {unit}" if unit else ""
     metrics = [
         Metric("robust_share", k / len(g), ci=(lo, hi), n=len(g), threshold=min_robust_share, direction="higher",
                bound="conservative" if conservative else "value",
-               description=f"share of rows whose prediction moves by at most {tol:.6g} within ε={gate:g} ({gate_norm})",
+               description=f"share of rows whose prediction moves by at most {tol:.6g}{units} within ε={gate:g} ({gate_norm})",
                details={"epsilon": gate, "norm": gate_norm, "tolerance": tol}),
         Metric("mean_max_deviation", float(np.mean(g)), n=len(g), unit=unit, direction="lower",
                description=f"mean over rows of the largest |f(x+δ) − f(x)| within ε={gate:g}"),
@@ -278,7 +279,7 @@ def evasion_regression(
         findings=findings,
         summary=(
             f"within ε={gate:g} ({gate_norm}) {k / len(g):.3f} of {len(g)} rows keep their prediction within "
-            f"±{tol:.6g} (95% CI {lo:.3f}–{hi:.3f}); mean largest change {float(np.mean(g)):.6g}"
+            f"±{tol:.6g}{units} (95% CI {lo:.3f}–{hi:.3f}); mean largest change {float(np.mean(g)):.6g}{units}"
         ),
         evidence={
             "epsilon grid": {

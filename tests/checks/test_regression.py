@@ -384,6 +384,7 @@ def test_adv001_sensitive_regressor_fails_and_a_flat_one_passes() -> None:
         adversarial.white_box_evasion, _arts(Linear(w=W * 0.01), train, test), params={"norms": ["inf"]}
     )
     assert flat["status"] == "passed" and _metric(flat, "robust_share")["value"] == 1.0
+    assert " y units" in flat["summary"] and " y units" in _metric(flat, "robust_share")["description"]
 
 
 def test_adv003_rmse_under_corruptions() -> None:
