@@ -75,7 +75,47 @@ def image_range(ctx: RunContext, x: np.ndarray) -> tuple[float, float]:
         return 0.0, 1.0
     if lo >= 0 and hi <= 255:
         return 0.0, 255.0
-    return lo, hi
+    return lo, (hi if hi > lo else lo + 1.0)  # a constant image set still gets a non-empty box
+
+
+def tabular_box(
+    ctx: RunContext, ds: Any, x: np.ndarray, perturb_binary: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """The box of tabular inputs (declared ``model.input.range``, else train's min/max per feature)
+    as offset and scale, and the mask of features an attack may move: immutable, categorical,
+    constant and (unless ``perturb_binary``) binary/one-hot features are frozen, each listed with
+    the reason."""
+    frozen: list[str] = []
+    ref = ctx.dataset("train") if "train" in ctx.splits() else ds
+    xr = ref.x.astype(np.float64)
+    declared = getattr(ctx.model_input, "range", None)
+    if declared is not None:
+        lo_f = np.full(x.shape[1], float(declared[0]))
+        hi_f = np.full(x.shape[1], float(declared[1]))
+    else:
+        lo_f, hi_f = np.nanmin(xr, axis=0), np.nanmax(xr, axis=0)
+    features = list(ds.features)
+    immutable = list(getattr(ctx.model_input, "immutable", []) or [])
+    unknown = [f for f in immutable if f not in features]
+    if unknown:
+        raise SpecError(f"model.input.immutable: {unknown} are not features (known: {features[:10]}...)")
+    mask = np.ones(x.shape[1], dtype=np.float32)
+    for j, f in enumerate(features):
+        why = None
+        if f in immutable:
+            why = "immutable"
+        elif f in ds.categorical:
+            why = "categorical"
+        elif not hi_f[j] > lo_f[j]:
+            why = "constant in train"
+        elif not perturb_binary and len(np.unique(xr[:, j][np.isfinite(xr[:, j])])) <= 2:
+            why = "binary / one-hot"
+        if why:
+            mask[j] = 0.0
+            frozen.append(f"{f} ({why})")
+    offset = lo_f.astype(np.float32)
+    scale = np.where(hi_f > lo_f, hi_f - lo_f, 1.0).astype(np.float32)
+    return offset, scale, mask, frozen
 
 
 def build_space(
@@ -104,35 +144,7 @@ def build_space(
         scale: np.ndarray = np.full(x.shape[1:], hi - lo, dtype=np.float32)
         mask: np.ndarray = np.ones(x.shape[1:], dtype=np.float32)
     else:
-        ref = ctx.dataset("train") if "train" in ctx.splits() else ds
-        xr = ref.x.astype(np.float64)
-        declared = getattr(ctx.model_input, "range", None)
-        if declared is not None:
-            lo_f = np.full(x.shape[1], float(declared[0]))
-            hi_f = np.full(x.shape[1], float(declared[1]))
-        else:
-            lo_f, hi_f = np.nanmin(xr, axis=0), np.nanmax(xr, axis=0)
-        features = list(ds.features)
-        immutable = list(getattr(ctx.model_input, "immutable", []) or [])
-        unknown = [f for f in immutable if f not in features]
-        if unknown:
-            raise SpecError(f"model.input.immutable: {unknown} are not features (known: {features[:10]}...)")
-        mask = np.ones(x.shape[1], dtype=np.float32)
-        for j, f in enumerate(features):
-            why = None
-            if f in immutable:
-                why = "immutable"
-            elif f in ds.categorical:
-                why = "categorical"
-            elif not hi_f[j] > lo_f[j]:
-                why = "constant in train"
-            elif not perturb_binary and len(np.unique(xr[:, j][np.isfinite(xr[:, j])])) <= 2:
-                why = "binary / one-hot"
-            if why:
-                mask[j] = 0.0
-                frozen.append(f"{f} ({why})")
-        offset = lo_f.astype(np.float32)
-        scale = np.where(hi_f > lo_f, hi_f - lo_f, 1.0).astype(np.float32)
+        offset, scale, mask, frozen = tabular_box(ctx, ds, x, perturb_binary)
     z = (x - offset) / scale
     outside = ((z < -1e-6) | (z > 1 + 1e-6)).reshape(len(z), -1)
     # Only mutable coordinates are clipped; a frozen coordinate outside the box keeps its value.

@@ -154,6 +154,38 @@ def corruption_task(
     return np.asarray(adapter.predict(setup.corrupted(ci, si, seed)) == setup.y)
 
 
+def corruption_plan(
+    kind: str, severities: Sequence[int], corruptions: Sequence[str] | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The severity table of the input kind and the corruptions to run (default: all of it);
+    severities outside 1..5 and corruptions the kind does not know are the user's mistake."""
+    if not severities or any(s not in (1, 2, 3, 4, 5) for s in severities):
+        raise SpecError(f"severities must be among 1..5, got {list(severities)}")
+    table = IMAGE_SEVERITIES if kind == "image" else TABULAR_SEVERITIES
+    names = list(corruptions) if corruptions is not None else list(table)
+    unknown = [c for c in names if c not in table]
+    if unknown:
+        raise SpecError(f"corruptions {unknown} are not known for {kind} inputs; known: {sorted(table)}")
+    return table, names
+
+
+def tabular_corruption_stats(ctx: RunContext, ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From train (else the split itself): each feature's sd, which features take noise (numeric,
+    more than two values, sd > 0), and the value a dropped cell is filled with (median; mode of a
+    categorical code)."""
+    ref = ctx.dataset("train") if "train" in ctx.splits() else ds
+    xr = ref.x.astype(np.float64)
+    sd = np.nan_to_num(np.nanstd(xr, axis=0))
+    is_cat = np.array([f in ds.categorical for f in ds.features])
+    n_unique = np.array([len(np.unique(c[np.isfinite(c)])) for c in xr.T])
+    noisy = ~is_cat & (n_unique > 2) & (sd > 0)
+    fill = np.nan_to_num(np.nanmedian(xr, axis=0)).astype(np.float32)
+    for j in np.flatnonzero(is_cat):
+        codes, counts = np.unique(xr[:, j][xr[:, j] >= 0], return_counts=True)
+        fill[j] = codes[np.argmax(counts)] if len(codes) else -1
+    return sd, noisy, fill
+
+
 def corruption_setup(
     ctx: RunContext, split: str, corruptions: list[str] | None, severities: Sequence[int], max_samples: int,
     rng: np.random.Generator, *, min_rows: int = 0,
@@ -168,15 +200,8 @@ def corruption_setup(
     if len(keep) > max_samples:
         keep = np.sort(rng.choice(keep, size=max_samples, replace=False))
     x, y = ds.x[keep].astype(np.float32), y[keep]
-    bad = [s for s in severities if s not in (1, 2, 3, 4, 5)]
-    if bad or not severities:
-        raise SpecError(f"severities must be among 1..5, got {severities}")
     kind = "image" if (ds.kind == "image" or x.ndim > 2) else "tabular"
-    table = IMAGE_SEVERITIES if kind == "image" else TABULAR_SEVERITIES
-    names = list(corruptions) if corruptions is not None else list(table)
-    unknown = [c for c in names if c not in table]
-    if unknown:
-        raise SpecError(f"corruptions {unknown} are not known for {kind} inputs; known: {sorted(table)}")
+    table, names = corruption_plan(kind, severities, corruptions)
     if kind == "image":
         if x.ndim < 3:
             raise NotApplicable("image corruptions need inputs shaped (n, ..., height, width)")
@@ -185,14 +210,5 @@ def corruption_setup(
         lo, hi = image_range(ctx, x)
         z = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
         return CorruptionSetup(x, y, kind, table, names, list(severities), z=z, lo=lo, hi=hi)
-    ref = ctx.dataset("train") if "train" in ctx.splits() else ds
-    xr = ref.x.astype(np.float64)
-    sd = np.nan_to_num(np.nanstd(xr, axis=0))
-    is_cat = np.array([f in ds.categorical for f in ds.features])
-    n_unique = np.array([len(np.unique(c[np.isfinite(c)])) for c in xr.T])
-    noisy = ~is_cat & (n_unique > 2) & (sd > 0)
-    fill = np.nan_to_num(np.nanmedian(xr, axis=0)).astype(np.float32)
-    for j in np.flatnonzero(is_cat):
-        codes, counts = np.unique(xr[:, j][xr[:, j] >= 0], return_counts=True)
-        fill[j] = codes[np.argmax(counts)] if len(codes) else -1
+    sd, noisy, fill = tabular_corruption_stats(ctx, ds)
     return CorruptionSetup(x, y, kind, table, names, list(severities), sd=sd, noisy=noisy, fill=fill)

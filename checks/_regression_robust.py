@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from auditkit.checks._attacks import image_range, tabular_box
 
 from auditkit import Finding, Metric, NotApplicable, Outcome, SpecError, require_rows
 
@@ -45,14 +46,6 @@ class RegressionSpace:
         return (self.offset + z * self.scale).astype(np.float32)
 
 
-def _image_range(ctx: RunContext, x: np.ndarray) -> tuple[float, float]:
-    declared = getattr(ctx.model_input, "range", None)
-    if declared is not None:
-        return float(declared[0]), float(declared[1])
-    lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
-    return (0.0, 1.0) if lo >= 0 and hi <= 1 else (lo, hi if hi > lo else lo + 1.0)
-
-
 def regression_space(
     ctx: RunContext, split: str, *, max_samples: int | None, perturb_binary: bool, rng: np.random.Generator
 ) -> RegressionSpace:
@@ -70,38 +63,12 @@ def regression_space(
     frozen: list[str] = []
     kind = "image" if (ds.kind == "image" or x.ndim > 2) else "tabular"
     if kind == "image":
-        lo, hi = _image_range(ctx, x)
+        lo, hi = image_range(ctx, x)
         offset: np.ndarray = np.full(x.shape[1:], lo, dtype=np.float32)
         scale: np.ndarray = np.full(x.shape[1:], hi - lo, dtype=np.float32)
         mask: np.ndarray = np.ones(x.shape[1:], dtype=np.float32)
     else:
-        ref = ctx.dataset("train") if "train" in ctx.splits() else ds
-        xr = ref.x.astype(np.float64)
-        declared = getattr(ctx.model_input, "range", None)
-        if declared is not None:
-            lo_f, hi_f = np.full(x.shape[1], float(declared[0])), np.full(x.shape[1], float(declared[1]))
-        else:
-            lo_f, hi_f = np.nanmin(xr, axis=0), np.nanmax(xr, axis=0)
-        immutable = list(getattr(ctx.model_input, "immutable", []) or [])
-        unknown = [f for f in immutable if f not in ds.features]
-        if unknown:
-            raise SpecError(f"model.input.immutable: {unknown} are not features")
-        mask = np.ones(x.shape[1], dtype=np.float32)
-        for j, f in enumerate(ds.features):
-            why = None
-            if f in immutable:
-                why = "immutable"
-            elif f in ds.categorical:
-                why = "categorical"
-            elif not hi_f[j] > lo_f[j]:
-                why = "constant in train"
-            elif not perturb_binary and len(np.unique(xr[:, j][np.isfinite(xr[:, j])])) <= 2:
-                why = "binary / one-hot"
-            if why:
-                mask[j] = 0.0
-                frozen.append(f"{f} ({why})")
-        offset = lo_f.astype(np.float32)
-        scale = np.where(hi_f > lo_f, hi_f - lo_f, 1.0).astype(np.float32)
+        offset, scale, mask, frozen = tabular_box(ctx, ds, x, perturb_binary)
     z = (x - offset) / scale
     z = np.where(mask > 0, np.clip(z, 0.0, 1.0), z).astype(np.float32)
     return RegressionSpace(kind, z, y, keep, offset, scale, mask, frozen)
@@ -325,10 +292,10 @@ def corruptions_regression(
     """RMSE under each corruption × severity, relative to clean RMSE on the same rows (paired
     bootstrap interval); gate on the mean relative RMSE increase."""
     from auditkit.checks._corruptions import (
-        IMAGE_SEVERITIES,
-        TABULAR_SEVERITIES,
         _image_corruption,
         _tabular_corruption,
+        corruption_plan,
+        tabular_corruption_stats,
     )
 
     ds = ctx.dataset(split)
@@ -341,32 +308,17 @@ def corruptions_regression(
     if len(keep) > max_samples:
         keep = np.sort(rng.choice(keep, size=max_samples, replace=False))
     x, y = ds.x[keep].astype(np.float32), y_all[keep]
-    if any(s not in (1, 2, 3, 4, 5) for s in severities) or not severities:
-        raise SpecError(f"severities must be among 1..5, got {list(severities)}")
     kind = "image" if (ds.kind == "image" or x.ndim > 2) else "tabular"
-    table = IMAGE_SEVERITIES if kind == "image" else TABULAR_SEVERITIES
-    names = list(corruptions) if corruptions is not None else list(table)
-    unknown = [c for c in names if c not in table]
-    if unknown:
-        raise SpecError(f"corruptions {unknown} are not known for {kind} inputs; known: {sorted(table)}")
+    table, names = corruption_plan(kind, severities, corruptions)
     if kind == "image":
-        lo_v, hi_v = _image_range(ctx, x)
+        lo_v, hi_v = image_range(ctx, x)
         z = np.clip((x - lo_v) / (hi_v - lo_v), 0.0, 1.0)
 
         def apply(name: str, level: float, g: np.random.Generator) -> np.ndarray:
             return (lo_v + _image_corruption(name, z, level, g) * (hi_v - lo_v)).astype(np.float32)
 
     else:
-        ref = ctx.dataset("train") if "train" in ctx.splits() else ds
-        xr = ref.x.astype(np.float64)
-        sd = np.nan_to_num(np.nanstd(xr, axis=0))
-        is_cat = np.array([f in ds.categorical for f in ds.features])
-        n_unique = np.array([len(np.unique(c[np.isfinite(c)])) for c in xr.T])
-        noisy = ~is_cat & (n_unique > 2) & (sd > 0)
-        fill = np.nan_to_num(np.nanmedian(xr, axis=0)).astype(np.float32)
-        for j in np.flatnonzero(is_cat):
-            codes, counts = np.unique(xr[:, j][xr[:, j] >= 0], return_counts=True)
-            fill[j] = codes[np.argmax(counts)] if len(codes) else -1
+        sd, noisy, fill = tabular_corruption_stats(ctx, ds)
 
         def apply(name: str, level: float, g: np.random.Generator) -> np.ndarray:
             return np.asarray(_tabular_corruption(name, x, level, g, sd=sd, noisy=noisy, fill=fill))
